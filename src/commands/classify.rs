@@ -1,0 +1,242 @@
+//! `kotae classify`: JSON Lines in, one verdict line out per input line, in order.
+//!
+//! Threads: a reader cuts stdin into batches of lines; workers (one [`Analyzer`] each) run the
+//! stateless stages on whole batches; the calling thread puts batches back in order, runs each
+//! stream's stateful stage and writes the verdicts. Channels are bounded (`2 × workers` batches),
+//! so a slow writer blocks the reader instead of buffering without limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use crossbeam_channel::bounded;
+
+use crate::message::{InMessage, OutError, OutVerdict};
+use crate::pipeline::{Analysis, Analyzer, Engine, Meta, StreamState};
+
+/// Lines per batch handed to a worker.
+const BATCH: usize = 256;
+
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub lines: usize,
+    pub verdicts: usize,
+    pub errors: usize,
+}
+
+struct Batch {
+    seq: u64,
+    first_line: usize,
+    lines: Vec<Result<Vec<u8>, usize>>,
+}
+
+enum Item {
+    Error { id: String, error: String },
+    Done { id: String, msg: InMessage, analysis: Analysis },
+}
+
+/// Reads one line of at most `limit` bytes into `buf`; longer lines are consumed to their end
+/// and reported as `Err(length)`. `Ok(None)` at end of input.
+fn read_line_bounded(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<Option<Result<(), usize>>> {
+    buf.clear();
+    let mut total = 0usize;
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(if total == 0 {
+                None
+            } else if total > limit {
+                Some(Err(total))
+            } else {
+                Some(Ok(()))
+            });
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let content = if done { &chunk[..take - 1] } else { &chunk[..take] };
+        if total + content.len() <= limit {
+            buf.extend_from_slice(content);
+        }
+        total += content.len();
+        input.consume(take);
+        if done {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(if total > limit { Err(total) } else { Ok(()) }));
+        }
+    }
+}
+
+fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<Vec<u8>, usize>, limit: usize) -> Item {
+    let fallback = || line_no.to_string();
+    let bytes = match line {
+        Ok(b) => b,
+        Err(len) => {
+            return Item::Error {
+                id: fallback(),
+                error: format!("line is {len} bytes, over the size limit of {limit}"),
+            };
+        }
+    };
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => return Item::Error { id: fallback(), error: format!("invalid utf-8 at byte {}", e.valid_up_to()) },
+    };
+    if text.trim().is_empty() {
+        return Item::Error { id: fallback(), error: "empty line".into() };
+    }
+    let msg: InMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) if e.to_string().contains("missing field `text`") => {
+            return Item::Error { id: fallback(), error: "missing field `text`".into() };
+        }
+        Err(e) => return Item::Error { id: fallback(), error: format!("invalid json: {e}") },
+    };
+    let id = msg.id_or(fallback);
+    match analyzer.analyze(&msg.text) {
+        Ok(analysis) => Item::Done { id, msg, analysis },
+        Err(reject) => Item::Error { id, error: reject.to_string() },
+    }
+}
+
+/// Classifies every line of `input` onto `output`. Fails only when reading or writing fails.
+pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write, workers: usize) -> io::Result<Stats> {
+    let workers = workers.max(1);
+    let limit = engine.config.max_message_bytes;
+    // Raw lines carry JSON around the text; escapes can triple it.
+    let line_limit = (limit * 8).max(64 * 1024);
+    let (batch_tx, batch_rx) = bounded::<Batch>(workers * 2);
+    let (done_tx, done_rx) = bounded::<(u64, usize, Vec<Item>)>(workers * 2);
+    let mut stats = Stats::default();
+    let mut output = io::BufWriter::with_capacity(1 << 16, output);
+
+    std::thread::scope(|scope| -> io::Result<()> {
+        let reader = scope.spawn(move || -> io::Result<()> {
+            let mut input = input;
+            let (mut seq, mut line_no) = (0u64, 0usize);
+            let mut buf = Vec::new();
+            loop {
+                let mut lines = Vec::with_capacity(BATCH);
+                let first_line = line_no + 1;
+                while lines.len() < BATCH {
+                    match read_line_bounded(&mut input, &mut buf, line_limit)? {
+                        None => break,
+                        Some(r) => {
+                            line_no += 1;
+                            lines.push(r.map(|()| buf.clone()));
+                        }
+                    }
+                }
+                if lines.is_empty() {
+                    return Ok(());
+                }
+                let last = lines.len() < BATCH;
+                if batch_tx.send(Batch { seq, first_line, lines }).is_err() || last {
+                    return Ok(());
+                }
+                seq += 1;
+            }
+        });
+        for _ in 0..workers {
+            let rx = batch_rx.clone();
+            let tx = done_tx.clone();
+            let mut analyzer = engine.analyzer();
+            scope.spawn(move || {
+                for batch in rx {
+                    let n = batch.lines.len();
+                    let items = batch
+                        .lines
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, l)| analyze_line(&mut analyzer, batch.first_line + i, l, limit))
+                        .collect();
+                    if tx.send((batch.seq, n, items)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(batch_rx);
+
+        let mut pending: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut streams: HashMap<Option<String>, (StreamState, u64)> = HashMap::new();
+        let mut write_err = None;
+        for (seq, _n, items) in done_rx {
+            if write_err.is_some() {
+                continue;
+            }
+            pending.insert(seq, items);
+            while let Some(items) = pending.remove(&next) {
+                next += 1;
+                for item in items {
+                    stats.lines += 1;
+                    let res = match item {
+                        Item::Error { id, error } => {
+                            stats.errors += 1;
+                            serde_json::to_writer(&mut output, &OutError { id, error })
+                        }
+                        Item::Done { id, msg, analysis } => {
+                            stats.verdicts += 1;
+                            let (state, last_ts) =
+                                streams.entry(msg.stream.clone()).or_insert_with(|| (engine.stream_state(), 0));
+                            let ts = msg.ts.unwrap_or(*last_ts);
+                            *last_ts = ts;
+                            let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, analysis);
+                            serde_json::to_writer(
+                                &mut output,
+                                &OutVerdict::new(id, msg.text.len(), msg.stream.as_deref(), &verdict),
+                            )
+                        }
+                    };
+                    if let Err(e) = res.map_err(io::Error::from).and_then(|()| output.write_all(b"\n")) {
+                        write_err = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = write_err {
+            return Err(e);
+        }
+        reader.join().map_err(|_| io::Error::other("reader thread panicked"))??;
+        Ok(())
+    })?;
+    output.flush()?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_consumed_and_reported() {
+        let data = format!("{}\nok\n", "x".repeat(100));
+        let mut input = io::Cursor::new(data.into_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Err(100)));
+        assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
+        assert_eq!(buf, b"ok");
+        assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), None);
+    }
+
+    #[test]
+    fn last_line_without_newline_is_read() {
+        let mut input = io::Cursor::new(b"a\r\nb".to_vec());
+        let mut buf = Vec::new();
+        assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
+        assert_eq!(buf, b"a");
+        assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
+        assert_eq!(buf, b"b");
+    }
+}

@@ -1,0 +1,22 @@
+//! The CLI commands. Each takes parsed arguments and does its work; `main` maps errors to exit codes.
+
+pub mod classify;
+pub mod demo;
+pub mod eval;
+pub mod train;
+
+use std::path::Path;
+
+use crate::config::Config;
+
+/// Loads the configuration (or the defaults) and applies a `--dict` override.
+pub fn load_config(config: Option<&Path>, dict: Option<&Path>) -> Result<Config, crate::config::ConfigError> {
+    let mut cfg = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = dict {
+        cfg.pipeline.dictionaries = dir.to_path_buf();
+    }
+    Ok(cfg)
+}

@@ -1,0 +1,102 @@
+//! `kotae.toml`: typed configuration, every field documented, all problems reported at once.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::label::Label;
+use crate::pipeline::PipelineConfig;
+use crate::rank::RankConfig;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The message pipeline: dictionaries, limits and per-stage settings.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Question urgency weights.
+    #[serde(default)]
+    pub rank: RankConfig,
+}
+
+/// The configuration could not be used; every problem is listed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{} problem(s) in configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: origin.into(), message: e.to_string() })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot, reporting all problems together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let p = &self.pipeline;
+        if p.max_message_bytes == 0 {
+            problems.push("pipeline.max_message_bytes must be at least 1".to_string());
+        }
+        for (label, t) in Label::SCORED.iter().zip(p.classify.thresholds) {
+            if !(0.0..=1.0).contains(&t) {
+                problems.push(format!("pipeline.classify.thresholds: {label} threshold {t} is not within 0–1"));
+            }
+        }
+        if !(0.0..=1.0).contains(&p.classify.block_at) {
+            problems.push(format!("pipeline.classify.block_at {} is not within 0–1", p.classify.block_at));
+        }
+        if !(0.0..=1.0).contains(&p.dedupe.cluster_threshold) {
+            problems
+                .push(format!("pipeline.dedupe.cluster_threshold {} is not within 0–1", p.dedupe.cluster_threshold));
+        }
+        if p.dedupe.max_clusters == 0 {
+            problems.push("pipeline.dedupe.max_clusters must be at least 1".to_string());
+        }
+        if p.dedupe.repeat_flood < 2 {
+            problems.push("pipeline.dedupe.repeat_flood must be at least 2".to_string());
+        }
+        problems.extend(self.rank.problems());
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = "[pipeline]\nmax_message_bytes = 0\n[pipeline.classify]\nblock_at = 2.0\n[pipeline.dedupe]\ncluster_threshold = -1.0\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("3 problem(s)"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let err = Config::parse("[pipeline]\nmax_bytes = 3\n", Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config, Config::default(), "the example documents the defaults");
+    }
+}

@@ -1,0 +1,448 @@
+//! Keyword dictionaries: plain, commented, reviewable files compiled into one automaton.
+//!
+//! A dictionary directory holds `*.txt` lists (see `dictionaries/README.md`). Each list is split
+//! into `[section]`s; a section is a rule with the id `ja.<list>.<section>`, and every entry under
+//! it is a term that fires the rule. Terms go through the same [`Normalizer`] key view as messages,
+//! so `ﾗｲﾝ`, `ライン` and `ら い ん` are one entry. Entry flags follow a `|`:
+//!
+//! * `bounded` — the neighbours of the match must not be letters of the same script as its edge
+//!   (stops `しね` inside `ですしね` and `line` inside `online`);
+//! * `end` — the match must end the message (only symbols, emoji or laughter after it);
+//! * `start` — the match must start the message;
+//! * `whole` — the match must be the whole message, symbols aside.
+//!
+//! A section header may name the label its rule supports, `[line_id => spam]`: such a rule
+//! always counts toward that label with the prior [`DEFAULT_RULE_WEIGHT`], plus whatever residual
+//! the model learned for it, so a moderator's new section has an effect at once. Entries of the `allow` list suppress
+//! every other match they contain (`イエロー` hides `エロ`). The `synonyms` and `topics` lists
+//! name concepts for clustering and urgency.
+//!
+//! Loading reports every problem with its file and line; the caller keeps the previous
+//! dictionaries when loading fails.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::label::Label;
+use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+
+/// Prior weight toward its declared label that a rule always has; the model adds a learned residual.
+pub const DEFAULT_RULE_WEIGHT: f32 = 4.0;
+
+/// What a list means to the pipeline beyond being classifier features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Ordinary feature list.
+    Feature,
+    /// Matches of this list hide the matches of other lists inside them.
+    Allow,
+    /// Concept names for question clustering.
+    Synonym,
+    /// Purchase-blocking topics for urgency (also clustering concepts).
+    Topic,
+}
+
+/// One rule: a section of a list.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `ja.<list>.<section>`.
+    pub id: String,
+    /// The section name alone (the concept name for synonyms and topics).
+    pub section: String,
+    pub kind: ListKind,
+    /// Label the header declares (`[x => spam]`).
+    pub declared: Option<Label>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags {
+    bounded: bool,
+    end: bool,
+    start: bool,
+    whole: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    rule: u16,
+    flags: Flags,
+}
+
+/// A match of a dictionary entry in a message's key view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Index into [`Dictionaries::rules`].
+    pub rule: u16,
+    /// Byte range in the key view.
+    pub start: u32,
+    pub end: u32,
+}
+
+/// One problem found while loading, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// Dictionary loading failed; every problem found is listed.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in dictionaries:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct DictionaryError(pub Vec<Problem>);
+
+/// Compiled keyword dictionaries. Immutable; swapped whole on reload.
+pub struct Dictionaries {
+    rules: Vec<Rule>,
+    entries: Vec<Entry>,
+    /// Normalized terms, parallel to `entries` (for listing and dry runs).
+    terms: Vec<String>,
+    automaton: AhoCorasick,
+    source: PathBuf,
+}
+
+impl fmt::Debug for Dictionaries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dictionaries")
+            .field("source", &self.source)
+            .field("rules", &self.rules.len())
+            .field("entries", &self.entries.len())
+            .finish()
+    }
+}
+
+impl Dictionaries {
+    /// Loads every `*.txt` file of `dir` (sorted by name).
+    pub fn load(dir: &Path, normalize: &NormalizeConfig) -> Result<Self, DictionaryError> {
+        let mut files = Vec::new();
+        let read = std::fs::read_dir(dir).map_err(|e| {
+            DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("cannot read directory: {e}") }])
+        })?;
+        for entry in read.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "txt") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        let mut sources = Vec::new();
+        let mut problems = Vec::new();
+        for path in files {
+            match std::fs::read(&path) {
+                Ok(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => sources.push((path, text)),
+                    Err(e) => problems.push(Problem { file: path, line: 0, message: format!("not UTF-8 ({e})") }),
+                },
+                Err(e) => problems.push(Problem { file: path, line: 0, message: format!("cannot read: {e}") }),
+            }
+        }
+        if sources.is_empty() && problems.is_empty() {
+            problems.push(Problem { file: dir.into(), line: 0, message: "no *.txt dictionary files".into() });
+        }
+        if !problems.is_empty() {
+            return Err(DictionaryError(problems));
+        }
+        Self::compile(dir, &sources, normalize)
+    }
+
+    /// Compiles dictionaries from in-memory `(path, text)` sources (used for dry runs of edits).
+    pub fn compile(
+        dir: &Path,
+        sources: &[(PathBuf, String)],
+        normalize: &NormalizeConfig,
+    ) -> Result<Self, DictionaryError> {
+        let mut normalizer = Normalizer::new(normalize);
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut rule_index: HashMap<String, u16> = HashMap::new();
+        let mut entries = Vec::new();
+        let mut terms = Vec::new();
+        let mut seen: HashMap<(u16, String), (PathBuf, usize)> = HashMap::new();
+        let mut problems = Vec::new();
+
+        for (path, text) in sources {
+            let list = path.file_stem().and_then(|s| s.to_str()).unwrap_or("list").to_string();
+            let kind = match list.as_str() {
+                "allow" => ListKind::Allow,
+                "synonyms" => ListKind::Synonym,
+                "topics" => ListKind::Topic,
+                _ => ListKind::Feature,
+            };
+            let mut current: Option<u16> = None;
+            for (n, raw) in text.lines().enumerate() {
+                let line_no = n + 1;
+                let problem = |message: String| Problem { file: path.clone(), line: line_no, message };
+                let line = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if let Some(header) = line.strip_prefix('[') {
+                    let Some(header) = header.strip_suffix(']') else {
+                        problems.push(problem("section header must end with ']'".into()));
+                        continue;
+                    };
+                    let (name, declared) = match header.split_once("=>") {
+                        Some((name, label)) => match label.trim().parse::<Label>() {
+                            Ok(l) if l != Label::Other => (name.trim(), Some(l)),
+                            _ => {
+                                problems.push(problem(format!(
+                                    "unknown label '{}' (question, purchase_intent, spam, abuse)",
+                                    label.trim()
+                                )));
+                                continue;
+                            }
+                        },
+                        None => (header.trim(), None),
+                    };
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        problems.push(problem(format!("section name '{name}' must be ASCII letters, digits or '_'")));
+                        continue;
+                    }
+                    let id = format!("ja.{list}.{name}");
+                    if rule_index.contains_key(&id) {
+                        problems.push(problem(format!("section [{name}] appears twice")));
+                        current = None;
+                        continue;
+                    }
+                    let idx = rules.len() as u16;
+                    rules.push(Rule { id: id.clone(), section: name.to_string(), kind, declared });
+                    rule_index.insert(id, idx);
+                    current = Some(idx);
+                    continue;
+                }
+                let Some(rule) = current else {
+                    problems.push(problem("entry before any [section] header".into()));
+                    continue;
+                };
+                let mut parts = line.split('|');
+                let term = parts.next().unwrap_or("").trim();
+                let mut flags = Flags::default();
+                let mut bad_flag = false;
+                for flag in parts {
+                    match flag.trim() {
+                        "bounded" => flags.bounded = true,
+                        "end" => flags.end = true,
+                        "start" => flags.start = true,
+                        "whole" => flags.whole = true,
+                        other => {
+                            problems.push(problem(format!("unknown flag '{other}' (bounded, end, start, whole)")));
+                            bad_flag = true;
+                        }
+                    }
+                }
+                if bad_flag {
+                    continue;
+                }
+                let key = normalizer.key_of(term);
+                if key.is_empty() {
+                    problems.push(problem(format!("entry '{term}' normalizes to nothing")));
+                    continue;
+                }
+                if let Some((file, line)) = seen.get(&(rule, key.clone())) {
+                    problems
+                        .push(problem(format!("duplicate of {}:{line} (both normalize to '{key}')", file.display())));
+                    continue;
+                }
+                seen.insert((rule, key.clone()), (path.clone(), line_no));
+                entries.push(Entry { rule, flags });
+                terms.push(key);
+            }
+        }
+        if rules.len() > u16::MAX as usize {
+            problems.push(Problem { file: dir.into(), line: 0, message: "too many sections".into() });
+        }
+        if !problems.is_empty() {
+            return Err(DictionaryError(problems));
+        }
+        let automaton = AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&terms).map_err(|e| {
+            DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("automaton: {e}") }])
+        })?;
+        Ok(Self { rules, entries, terms, automaton, source: dir.into() })
+    }
+
+    /// All rules, indexed by [`Hit::rule`].
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Number of entries (terms).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The directory these were loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Every `(rule id, normalized term)` pair, in file order.
+    pub fn terms(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().zip(&self.terms).map(|(e, t)| (self.rules[e.rule as usize].id.as_str(), t.as_str()))
+    }
+
+    /// Finds the hits in a key view, applying flags and allow-list suppression. `out` is reused.
+    pub fn find(&self, key: &str, out: &mut Vec<Hit>) {
+        out.clear();
+        let content = content_bounds(key);
+        let mut allow: Option<(u32, u32)> = None;
+        for m in self.automaton.find_overlapping_iter(key) {
+            let entry = &self.entries[m.pattern().as_usize()];
+            let (s, e) = (m.start(), m.end());
+            if !flags_hold(entry.flags, key, s, e, content) {
+                continue;
+            }
+            let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32 };
+            if self.rules[entry.rule as usize].kind == ListKind::Allow {
+                allow = Some(match allow {
+                    Some((a, b)) if (s as u32) <= b => (a, b.max(e as u32)),
+                    _ => (s as u32, e as u32),
+                });
+            }
+            out.push(hit);
+        }
+        if allow.is_some() {
+            let spans: Vec<(u32, u32)> = out
+                .iter()
+                .filter(|h| self.rules[h.rule as usize].kind == ListKind::Allow)
+                .map(|h| (h.start, h.end))
+                .collect();
+            out.retain(|h| {
+                self.rules[h.rule as usize].kind == ListKind::Allow
+                    || !spans.iter().any(|&(a, b)| a <= h.start && h.end <= b)
+            });
+        }
+    }
+}
+
+/// The byte range of a key view without leading and trailing symbols, emoji and laughter.
+fn content_bounds(key: &str) -> (usize, usize) {
+    let trailing = |c: char| !c.is_alphanumeric() || c == 'w' || c == '笑' || c == '草' || c == 'ー';
+    let start = key.char_indices().find(|&(_, c)| c.is_alphanumeric()).map_or(key.len(), |(i, _)| i);
+    let mut end = key.len();
+    for (i, c) in key.char_indices().rev() {
+        if trailing(c) {
+            end = i;
+        } else {
+            break;
+        }
+    }
+    (start, end.max(start))
+}
+
+#[derive(PartialEq)]
+enum Script {
+    Latin,
+    Kana,
+    Kanji,
+    Other,
+}
+
+fn script(c: char) -> Script {
+    match c {
+        'a'..='z' | 'A'..='Z' | '0'..='9' => Script::Latin,
+        'ぁ'..='ゖ' | 'ァ'..='ヺ' | 'ー' => Script::Kana,
+        '一'..='鿿' | '々' => Script::Kanji,
+        _ => Script::Other,
+    }
+}
+
+fn flags_hold(flags: Flags, key: &str, s: usize, e: usize, (cs, ce): (usize, usize)) -> bool {
+    if flags.bounded {
+        let first = key[s..e].chars().next();
+        let last = key[s..e].chars().next_back();
+        let before = key[..s].chars().next_back();
+        let after = key[e..].chars().next();
+        let clash = |edge: Option<char>, n: Option<char>| match (edge, n) {
+            (Some(a), Some(b)) => {
+                let sa = script(a);
+                sa != Script::Other && sa == script(b)
+            }
+            _ => false,
+        };
+        if clash(first, before) || clash(last, after) {
+            return false;
+        }
+    }
+    if (flags.end || flags.whole) && e < ce {
+        return false;
+    }
+    if (flags.start || flags.whole) && s > cs {
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Dictionaries, DictionaryError> {
+        Dictionaries::compile(
+            Path::new("d"),
+            &[(PathBuf::from("d/abuse.txt"), text.to_string())],
+            &NormalizeConfig::default(),
+        )
+    }
+
+    fn rules_hit(d: &Dictionaries, text: &str) -> Vec<String> {
+        let key = Normalizer::new(&NormalizeConfig::default()).key_of(text);
+        let mut hits = Vec::new();
+        d.find(&key, &mut hits);
+        hits.iter().map(|h| d.rules()[h.rule as usize].id.clone()).collect()
+    }
+
+    #[test]
+    fn width_and_kana_variants_meet() {
+        let d = compile("[insult => abuse]\nバカ\n").unwrap();
+        for text in ["ﾊﾞｶ", "ばか", "バ カ", "ﾊﾞ・ｶ"] {
+            assert_eq!(rules_hit(&d, text), ["ja.abuse.insult"], "{text}");
+        }
+    }
+
+    #[test]
+    fn bounded_entries_respect_script_neighbours() {
+        let d = compile("[die]\nしね | bounded\n").unwrap();
+        assert_eq!(rules_hit(&d, "し ね"), ["ja.abuse.die"]);
+        assert_eq!(rules_hit(&d, "お前しね"), ["ja.abuse.die"]);
+        assert!(rules_hit(&d, "安いですしね").is_empty());
+    }
+
+    #[test]
+    fn end_flag_allows_trailing_symbols() {
+        let d = compile("[q]\nある | end\n").unwrap();
+        assert_eq!(rules_hit(&d, "Mまだある？ｗｗ"), ["ja.abuse.q"]);
+        assert!(rules_hit(&d, "あるけど高い").is_empty());
+    }
+
+    #[test]
+    fn allow_entries_hide_contained_matches() {
+        let sources = [
+            (PathBuf::from("d/abuse.txt"), "[ero]\nエロ\n".to_string()),
+            (PathBuf::from("d/allow.txt"), "[colour]\nイエロー\n".to_string()),
+        ];
+        let d = Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap();
+        assert_eq!(rules_hit(&d, "イエローある？"), ["ja.allow.colour"]);
+        assert_eq!(rules_hit(&d, "エロい"), ["ja.abuse.ero"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let err = compile("orphan\n[ok]\nバカ\nﾊﾞｶ\n・・・\nx | loud\n[bad name]\n[z => nope]\n").unwrap_err();
+        let lines: Vec<usize> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [1, 4, 5, 6, 7, 8], "{err}");
+        assert!(err.to_string().contains("d/abuse.txt:4: duplicate of d/abuse.txt:3"), "{err}");
+    }
+}

@@ -1,0 +1,21 @@
+//! kotae: a real-time comment and Q&A moderation engine for Japanese live commerce.
+//!
+//! # Layout
+//! - [`pipeline`]: the message pipeline — [`pipeline::normalize`], [`pipeline::tokenize`],
+//!   [`pipeline::classify`] (stateless, fused per worker) and [`pipeline::dedupe`] (stateful).
+//! - [`rank`]: question urgency and the host's ranked queue.
+//! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton.
+//! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
+//! - [`label`]: labels, label sets and actions.
+//! - [`message`]: the JSON message and verdict shapes of the contracts.
+//! - [`config`]: `kotae.toml`, typed and validated.
+//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `dict`).
+
+pub mod commands;
+pub mod config;
+pub mod dictionary;
+pub mod ipadic;
+pub mod label;
+pub mod message;
+pub mod pipeline;
+pub mod rank;

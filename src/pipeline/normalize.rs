@@ -1,0 +1,396 @@
+//! Text normalization with origin tracking.
+//!
+//! The original message is never modified. Normalization produces two views, each a string plus a
+//! byte-level map back into the original:
+//!
+//! * the **surface** view (invisible characters removed, NFKC) is what the tokenizer reads;
+//! * the **key** view (surface plus lowercase, kana folding, small-kana and long-vowel folding,
+//!   repeat squashing and separator removal) is what keyword dictionaries match against.
+//!
+//! Dictionary entries go through the same [`Normalizer`], so `ﾊﾞｶ`, `バカ` and `ば か` meet.
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::canonical_combining_class;
+
+/// One declared normalization step of the key view, applied in the configured order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// ASCII and other cased letters to lowercase (`LINE` → `line`).
+    Lowercase,
+    /// Katakana to hiragana (`サイズ` → `さいず`).
+    KanaFold,
+    /// Small vowels to their full size (`かわいぃ` → `かわいい`).
+    SmallKana,
+    /// Wave dashes and half-width prolonged marks become `ー` (`すご〜い` → `すごーい`).
+    LongVowel,
+    /// Runs of one character are cut to two, `ー` runs to one (`ｗｗｗｗ` → `ww`).
+    SquashRepeats,
+    /// Whitespace and separator symbols are removed, so split spellings join (`L I N E` → `line`).
+    JoinSplit,
+}
+
+/// Configuration of the normalize stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    /// Ordered steps that build the key view on top of the surface view (NFKC, invisibles removed).
+    #[serde(default = "NormalizeConfig::default_steps")]
+    pub key_steps: Vec<Step>,
+}
+
+impl NormalizeConfig {
+    fn default_steps() -> Vec<Step> {
+        vec![Step::Lowercase, Step::KanaFold, Step::SmallKana, Step::LongVowel, Step::SquashRepeats, Step::JoinSplit]
+    }
+}
+
+impl Default for NormalizeConfig {
+    fn default() -> Self {
+        Self { key_steps: Self::default_steps() }
+    }
+}
+
+/// A normalized string with, for every byte, the byte range of the original text it came from.
+#[derive(Debug, Default, Clone)]
+pub struct Mapped {
+    text: String,
+    /// `origin[i]` is the original byte range of the character that byte `i` belongs to.
+    origin: Vec<(u32, u32)>,
+}
+
+impl Mapped {
+    /// The normalized text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Maps a byte range of the normalized text to a byte range of the original text.
+    /// Both ends of the result lie on character boundaries of the original.
+    pub fn original_span(&self, start: usize, end: usize) -> (usize, usize) {
+        if self.origin.is_empty() || start >= end {
+            let at = self.origin.get(start).map_or(0, |o| o.0 as usize);
+            return (at, at);
+        }
+        let last = end.min(self.origin.len()) - 1;
+        let s = self.origin[start.min(last)].0 as usize;
+        let e = self.origin[last].1 as usize;
+        (s, e.max(s))
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.origin.clear();
+    }
+
+    fn push(&mut self, c: char, from: (u32, u32)) {
+        self.text.push(c);
+        for _ in 0..c.len_utf8() {
+            self.origin.push(from);
+        }
+    }
+}
+
+/// Both normalized views of one message.
+#[derive(Debug, Default, Clone)]
+pub struct Normalized {
+    /// NFKC with invisible characters removed: the tokenizer's input.
+    pub surface: Mapped,
+    /// The folded matching key: what dictionaries match against.
+    pub key: Mapped,
+}
+
+/// The normalize stage. Cheap to clone; owns no per-message state except scratch buffers.
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    steps: Vec<Step>,
+    units: Vec<Unit>,
+    next: Vec<Unit>,
+    cluster: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    c: char,
+    from: (u32, u32),
+}
+
+impl Normalizer {
+    /// Builds the stage from its configuration.
+    pub fn new(config: &NormalizeConfig) -> Self {
+        Self { steps: config.key_steps.clone(), units: Vec::new(), next: Vec::new(), cluster: String::new() }
+    }
+
+    /// Normalizes `text` into `out`, reusing its buffers.
+    pub fn process(&mut self, text: &str, out: &mut Normalized) {
+        out.surface.clear();
+        out.key.clear();
+        self.surface_units(text);
+        for u in &self.units {
+            out.surface.push(u.c, u.from);
+        }
+        for i in 0..self.steps.len() {
+            let step = self.steps[i];
+            self.apply(step);
+        }
+        for u in &self.units {
+            out.key.push(u.c, u.from);
+        }
+    }
+
+    /// Convenience for dictionary entries and tests: the key view as an owned string.
+    pub fn key_of(&mut self, text: &str) -> String {
+        let mut n = Normalized::default();
+        self.process(text, &mut n);
+        n.key.text
+    }
+
+    /// Invisible removal and NFKC, per cluster (a starter and the marks that follow it), so that
+    /// every output character maps to the original cluster it came from.
+    fn surface_units(&mut self, text: &str) {
+        self.units.clear();
+        let mut chars = text.char_indices().peekable();
+        while let Some((start, c)) = chars.next() {
+            if is_invisible(c) {
+                continue;
+            }
+            let mut end = start + c.len_utf8();
+            self.cluster.clear();
+            self.cluster.push(c);
+            while let Some(&(i, m)) = chars.peek() {
+                if is_invisible(m) {
+                    chars.next();
+                    end = i + m.len_utf8();
+                    continue;
+                }
+                let mark = match m {
+                    // Spacing voiced marks act as combining marks after kana.
+                    '\u{309B}' => '\u{3099}',
+                    '\u{309C}' => '\u{309A}',
+                    _ => m,
+                };
+                if canonical_combining_class(mark) != 0 || matches!(mark, '\u{FF9E}' | '\u{FF9F}') {
+                    self.cluster.push(mark);
+                    chars.next();
+                    end = i + m.len_utf8();
+                } else {
+                    break;
+                }
+            }
+            let from = (start as u32, end as u32);
+            if self.cluster.len() == c.len_utf8() && is_nfkc_stable(c) {
+                self.units.push(Unit { c, from });
+            } else {
+                for n in self.cluster.nfkc() {
+                    if !is_invisible(n) {
+                        self.units.push(Unit { c: n, from });
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, step: Step) {
+        let mut out = std::mem::take(&mut self.next);
+        out.clear();
+        match step {
+            Step::Lowercase => {
+                for u in &self.units {
+                    if u.c.is_ascii() {
+                        out.push(Unit { c: u.c.to_ascii_lowercase(), ..*u });
+                    } else {
+                        for l in u.c.to_lowercase() {
+                            out.push(Unit { c: l, ..*u });
+                        }
+                    }
+                }
+            }
+            Step::KanaFold => out.extend(self.units.iter().map(|u| Unit { c: kata_to_hira(u.c), ..*u })),
+            Step::SmallKana => out.extend(self.units.iter().map(|u| Unit { c: small_to_full(u.c), ..*u })),
+            Step::LongVowel => out.extend(self.units.iter().map(|u| {
+                let c = match u.c {
+                    '〜' | '～' | '~' | 'ｰ' | '−' | '―' | '‐' => 'ー',
+                    c => c,
+                };
+                Unit { c, ..*u }
+            })),
+            Step::SquashRepeats => {
+                let mut run = 0usize;
+                let mut prev: Option<char> = None;
+                for u in &self.units {
+                    if Some(u.c) == prev {
+                        run += 1;
+                    } else {
+                        run = 1;
+                        prev = Some(u.c);
+                    }
+                    let keep = if u.c == 'ー' { 1 } else { 2 };
+                    if run <= keep {
+                        out.push(*u);
+                    } else if let Some(last) = out.last_mut() {
+                        // The kept character now stands for the whole run.
+                        last.from.1 = u.from.1;
+                    }
+                }
+            }
+            Step::JoinSplit => out.extend(self.units.iter().filter(|u| !is_separator(u.c)).copied()),
+        }
+        self.next = std::mem::replace(&mut self.units, out);
+    }
+}
+
+/// Characters that render as nothing: zero-width spaces and joiners, direction marks, BOM,
+/// variation selectors, soft hyphen.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Separators that evasive spellings put between characters (`L.I.N.E`, `し・ね`, `ら　い　ん`).
+pub fn is_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '.' | '・'
+                | '･'
+                | '_'
+                | '-'
+                | '*'
+                | '/'
+                | '|'
+                | ','
+                | '、'
+                | '。'
+                | '\''
+                | '"'
+                | '`'
+                | '^'
+                | '+'
+                | '='
+                | '·'
+                | '•'
+        )
+}
+
+/// Characters whose NFKC form is themselves when they stand alone (the common fast path).
+fn is_nfkc_stable(c: char) -> bool {
+    let u = c as u32;
+    (u < 0xA0)
+        || (0x3041..=0x3096).contains(&u)
+        || (0x30A1..=0x30FA).contains(&u)
+        || u == 0x30FC
+        || (0x4E00..=0x9FFF).contains(&u)
+}
+
+fn kata_to_hira(c: char) -> char {
+    match c as u32 {
+        u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
+        _ => c,
+    }
+}
+
+fn small_to_full(c: char) -> char {
+    match c {
+        'ぁ' => 'あ',
+        'ぃ' => 'い',
+        'ぅ' => 'う',
+        'ぇ' => 'え',
+        'ぉ' => 'お',
+        'ゎ' => 'わ',
+        'ゕ' => 'か',
+        'ゖ' => 'け',
+        c => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(text: &str) -> String {
+        Normalizer::new(&NormalizeConfig::default()).key_of(text)
+    }
+
+    fn surface(text: &str) -> String {
+        let mut n = Normalized::default();
+        Normalizer::new(&NormalizeConfig::default()).process(text, &mut n);
+        n.surface.text
+    }
+
+    macro_rules! t {
+        ($name:ident, $f:ident, $input:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!($f($input), $expected);
+            }
+        };
+    }
+
+    t!(half_width_katakana_meets_full_width, key, "ﾊﾞｶ", key("バカ"));
+    t!(katakana_folds_to_hiragana, key, "サイズ", "さいず");
+    t!(full_width_latin_folds, key, "ＬＩＮＥ", "line");
+    t!(spaced_latin_joins, key, "L I N E", "line");
+    t!(ideographic_spaces_join, key, "ら　い　ん", "らいん");
+    t!(spaced_kana_joins, key, "し ね", "しね");
+    t!(dotted_letters_join, key, "h.t.t.p", "http");
+    t!(laughter_squashes, key, "ｗｗｗｗｗｗ", "ww");
+    t!(long_vowels_squash, key, "すごーーーい", "すごーい");
+    t!(wave_dash_is_long_vowel, key, "かわいい〜〜", "かわいいー");
+    t!(small_vowels_fold, key, "かわいぃ", "かわいい");
+    t!(sokuon_is_kept, key, "ポチった", "ぽちった");
+    t!(zero_width_is_removed, surface, "L\u{200B}INE", "LINE");
+    t!(variation_selector_is_removed, surface, "❤\u{FE0F}", "❤");
+    t!(half_width_voiced_mark_composes, surface, "ﾌﾞｽ", "ブス");
+    t!(spacing_voiced_mark_composes, surface, "か゛", "が");
+    t!(full_width_question_mark_folds, surface, "ありますか？", "ありますか?");
+    t!(circled_digits_fold, surface, "①", "1");
+
+    #[test]
+    fn spans_point_into_the_original() {
+        let original = "ＬＩＮＥ交換しよ";
+        let mut n = Normalized::default();
+        Normalizer::new(&NormalizeConfig::default()).process(original, &mut n);
+        let at = n.key.as_str().find("line").unwrap();
+        let (s, e) = n.key.original_span(at, at + 4);
+        assert_eq!(&original[s..e], "ＬＩＮＥ");
+    }
+
+    #[test]
+    fn squashed_run_maps_to_the_whole_run() {
+        let original = "ｗｗｗｗ";
+        let mut n = Normalized::default();
+        Normalizer::new(&NormalizeConfig::default()).process(original, &mut n);
+        assert_eq!(n.key.as_str(), "ww");
+        assert_eq!(n.key.original_span(0, 2), (0, original.len()));
+    }
+
+    proptest! {
+        #[test]
+        fn key_is_idempotent(s in "\\PC{0,40}") {
+            let once = key(&s);
+            prop_assert_eq!(key(&once), once.clone());
+        }
+
+        #[test]
+        fn key_is_idempotent_on_japanese(s in "[ぁ-ゖァ-ヺｦ-ﾟ一-龠ー〜ｗw !？?　・0-9０-９A-Za-zＡ-Ｚ\u{200B}\u{FE0F}゛゜]{0,30}") {
+            let once = key(&s);
+            prop_assert_eq!(key(&once), once.clone());
+        }
+
+        #[test]
+        fn spans_stay_on_char_boundaries(s in "\\PC{0,40}", a in 0usize..64, b in 0usize..64) {
+            let mut n = Normalized::default();
+            Normalizer::new(&NormalizeConfig::default()).process(&s, &mut n);
+            for view in [&n.surface, &n.key] {
+                let len = view.as_str().len();
+                let (lo, hi) = (a.min(b).min(len), a.max(b).min(len));
+                let (os, oe) = view.original_span(lo, hi);
+                prop_assert!(os <= oe && oe <= s.len());
+                prop_assert!(s.is_char_boundary(os) && s.is_char_boundary(oe));
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Japanese segmentation with Lindera and the IPADIC dictionary.
+//!
+//! The dictionary and segmenter are built once ([`TokenizerShared::new`]) and shared; each worker
+//! thread owns one [`Tokenizer`] (a Lindera `SegmentWorker` plus scratch buffers) and reuses it for
+//! every message. Part-of-speech fields are read without allocating, straight from the
+//! dictionary's bytes.
+
+use std::path::{Path, PathBuf};
+
+use lindera::dictionary::{Dictionary, load_user_dictionary};
+use lindera::mode::Mode;
+use lindera::segmenter::Segmenter;
+use lindera::worker::SegmentWorker;
+use serde::{Deserialize, Serialize};
+
+use crate::ipadic;
+
+/// Configuration of the tokenize stage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeConfig {
+    /// Cache directory for the built IPADIC dictionary (built there on first use, ≈2 s, 46 MB).
+    #[serde(default = "TokenizeConfig::default_cache")]
+    pub cache_dir: PathBuf,
+    /// Optional Lindera user dictionary (13-column IPADIC CSV) for chat slang such as ポチる.
+    #[serde(default)]
+    pub user_dictionary: Option<PathBuf>,
+}
+
+impl TokenizeConfig {
+    fn default_cache() -> PathBuf {
+        std::env::var_os("KOTAE_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".kotae"))
+    }
+}
+
+impl Default for TokenizeConfig {
+    fn default() -> Self {
+        Self { cache_dir: Self::default_cache(), user_dictionary: None }
+    }
+}
+
+/// Start-up failure of the tokenize stage.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizeError {
+    #[error(transparent)]
+    Ipadic(#[from] ipadic::IpadicError),
+    #[error("user dictionary {path}: {reason}")]
+    UserDictionary { path: PathBuf, reason: String },
+}
+
+/// Coarse part of speech (IPADIC 品詞).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pos {
+    Noun,
+    Verb,
+    Adjective,
+    Adverb,
+    Particle,
+    AuxVerb,
+    Symbol,
+    Interjection,
+    Adnominal,
+    Conjunction,
+    Prefix,
+    Filler,
+    Other,
+}
+
+impl Pos {
+    fn parse(s: &str) -> Self {
+        match s {
+            "名詞" => Pos::Noun,
+            "動詞" => Pos::Verb,
+            "形容詞" => Pos::Adjective,
+            "副詞" => Pos::Adverb,
+            "助詞" => Pos::Particle,
+            "助動詞" => Pos::AuxVerb,
+            "記号" => Pos::Symbol,
+            "感動詞" => Pos::Interjection,
+            "連体詞" => Pos::Adnominal,
+            "接続詞" => Pos::Conjunction,
+            "接頭詞" => Pos::Prefix,
+            "フィラー" => Pos::Filler,
+            _ => Pos::Other,
+        }
+    }
+
+    /// Short stable name used in feature ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pos::Noun => "noun",
+            Pos::Verb => "verb",
+            Pos::Adjective => "adj",
+            Pos::Adverb => "adv",
+            Pos::Particle => "prt",
+            Pos::AuxVerb => "aux",
+            Pos::Symbol => "sym",
+            Pos::Interjection => "intj",
+            Pos::Adnominal => "adn",
+            Pos::Conjunction => "conj",
+            Pos::Prefix => "pre",
+            Pos::Filler => "fill",
+            Pos::Other => "other",
+        }
+    }
+
+    /// Whether a token of this part of speech carries content (used for clustering keys).
+    pub fn is_content(self) -> bool {
+        matches!(self, Pos::Noun | Pos::Verb | Pos::Adjective | Pos::Adverb)
+    }
+}
+
+/// IPADIC subcategories (品詞細分類1) that the classifier reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sub {
+    /// 終助詞 (か, ね, よ, の as sentence-final)
+    Final,
+    /// 副助詞／並立助詞／終助詞 (か)
+    AdverbialFinal,
+    /// 接続助詞 (て, けど, し)
+    Conjunctive,
+    /// 格助詞
+    Case,
+    /// 係助詞 (は, も)
+    Binding,
+    /// 代名詞
+    Pronoun,
+    /// 非自立 (dependent words: ください's くださる is 動詞,非自立? no — みる, ない, の)
+    Dependent,
+    /// 数 (numbers)
+    Number,
+    /// サ変接続 (unknown symbols, 在庫, 購入)
+    Sahen,
+    /// 固有名詞
+    Proper,
+    /// anything else
+    Other,
+}
+
+impl Sub {
+    fn parse(s: &str) -> Self {
+        match s {
+            "終助詞" => Sub::Final,
+            "副助詞／並立助詞／終助詞" => Sub::AdverbialFinal,
+            "接続助詞" => Sub::Conjunctive,
+            "格助詞" => Sub::Case,
+            "係助詞" => Sub::Binding,
+            "代名詞" => Sub::Pronoun,
+            "非自立" => Sub::Dependent,
+            "数" => Sub::Number,
+            "サ変接続" => Sub::Sahen,
+            "固有名詞" => Sub::Proper,
+            _ => Sub::Other,
+        }
+    }
+}
+
+/// Conjugation form (活用形) of verbs, adjectives and auxiliaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conj {
+    /// 基本形
+    Base,
+    /// 連用形 (and 連用タ接続, 連用テ接続)
+    Continuative,
+    /// 命令形
+    Imperative,
+    /// 未然形
+    Irrealis,
+    /// 仮定形
+    Conditional,
+    /// 体言接続 and others, or none
+    Other,
+}
+
+impl Conj {
+    fn parse(s: &str) -> Self {
+        match s {
+            "基本形" => Conj::Base,
+            "命令ｅ" | "命令ｉ" | "命令ｒｏ" | "命令ｙｏ" => Conj::Imperative,
+            s if s.starts_with("連用") => Conj::Continuative,
+            s if s.starts_with("未然") => Conj::Irrealis,
+            s if s.starts_with("仮定") => Conj::Conditional,
+            _ => Conj::Other,
+        }
+    }
+}
+
+/// One token: a byte range of the surface view plus the dictionary fields the classifier reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Token {
+    /// Byte range in the normalized surface view.
+    pub start: u32,
+    pub end: u32,
+    pub pos: Pos,
+    pub sub: Sub,
+    pub conj: Conj,
+    /// Byte range of the base form (原形) in [`Tokens::arena`]; the surface when unknown.
+    base: (u32, u32),
+    /// Whether the word was not in the dictionary.
+    pub unknown: bool,
+}
+
+/// The tokens of one message; buffers are reused across messages.
+#[derive(Debug, Default, Clone)]
+pub struct Tokens {
+    pub list: Vec<Token>,
+    arena: String,
+}
+
+impl Tokens {
+    /// The base form (原形) of a token.
+    pub fn base(&self, t: &Token) -> &str {
+        &self.arena[t.base.0 as usize..t.base.1 as usize]
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.arena.clear();
+    }
+}
+
+/// The dictionary and segmenter, built once at start-up and shared by every worker.
+#[derive(Clone)]
+pub struct TokenizerShared {
+    segmenter: Segmenter,
+}
+
+impl TokenizerShared {
+    /// Loads (building on first use) the IPADIC dictionary and the optional user dictionary.
+    pub fn new(config: &TokenizeConfig) -> Result<Self, TokenizeError> {
+        let dictionary: Dictionary = ipadic::load(&config.cache_dir)?;
+        let user = match &config.user_dictionary {
+            Some(path) => Some(load_user(path, &dictionary)?),
+            None => None,
+        };
+        let segmenter = Segmenter::new(Mode::Normal, dictionary, user);
+        Ok(Self { segmenter })
+    }
+
+    /// A per-thread tokenizer.
+    pub fn tokenizer(&self) -> Tokenizer {
+        Tokenizer { worker: self.segmenter.new_worker() }
+    }
+}
+
+fn load_user(path: &Path, dictionary: &Dictionary) -> Result<lindera::dictionary::UserDictionary, TokenizeError> {
+    let err = |reason: String| TokenizeError::UserDictionary { path: path.into(), reason };
+    if !path.exists() {
+        return Err(err("file not found".into()));
+    }
+    load_user_dictionary(&path.to_string_lossy(), &dictionary.metadata).map_err(|e| err(e.to_string()))
+}
+
+/// The tokenize stage of one worker thread.
+pub struct Tokenizer {
+    worker: SegmentWorker,
+}
+
+impl Tokenizer {
+    /// Segments the surface view `text` into `out`.
+    pub fn process(&mut self, text: &str, out: &mut Tokens) {
+        out.clear();
+        if text.is_empty() {
+            return;
+        }
+        // Lindera fails only on inputs past its sentence limit, which the size limit excludes;
+        // a failure leaves the message without tokens rather than failing it.
+        let Ok(tokens) = self.worker.segment(text) else {
+            return;
+        };
+        for tok in &tokens {
+            let id = tok.word_id.id() as usize;
+            let mut fields = if tok.word_id.is_unknown() {
+                tok.dictionary.unknown_word_details_iter(id)
+            } else if tok.word_id.is_system() {
+                tok.dictionary.word_details_iter(id)
+            } else if let Some(user) = tok.user_dictionary {
+                user.word_details_iter(id)
+            } else {
+                tok.dictionary.unknown_word_details_iter(id)
+            };
+            let pos = Pos::parse(fields.next().unwrap_or(""));
+            let sub = Sub::parse(fields.next().unwrap_or(""));
+            let _sub2 = fields.next();
+            let _sub3 = fields.next();
+            let _conj_type = fields.next();
+            let conj = Conj::parse(fields.next().unwrap_or(""));
+            let base = match fields.next() {
+                Some(b) if b != "*" && !b.is_empty() => b,
+                _ => tok.surface.as_ref(),
+            };
+            let from = out.arena.len() as u32;
+            out.arena.push_str(base);
+            out.list.push(Token {
+                start: tok.byte_start as u32,
+                end: tok.byte_end as u32,
+                pos,
+                sub,
+                conj,
+                base: (from, out.arena.len() as u32),
+                unknown: tok.word_id.is_unknown(),
+            });
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! Question urgency and the host's queue.
+//!
+//! A question cluster's urgency is an explicit sum, each term configurable and each shown to the
+//! host in a short "why" (`×7 asked · size · on screen · waiting 2m`):
+//! more distinct askers; a purchase-blocking topic (skin, size, stock, price, shipping, payment);
+//! the product on screen now; minutes waited; paid messages; purchase intent in the same line.
+//! Answered or dismissed questions leave the queue; an answered cluster asked again shows as
+//! answered instead of coming back as new. Stale clusters sink.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Urgency weights.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RankConfig {
+    /// Points per distinct asker beyond the first.
+    #[serde(default = "RankConfig::d_asker")]
+    pub per_asker: f32,
+    /// Points for each purchase-blocking topic, by `topics.txt` section name; others score 0.
+    #[serde(default = "RankConfig::d_topics")]
+    pub topics: HashMap<String, f32>,
+    /// Points when the question is about the product on screen now.
+    #[serde(default = "RankConfig::d_on_screen")]
+    pub on_screen: f32,
+    /// Points per minute waited, up to `wait_cap_minutes`.
+    #[serde(default = "RankConfig::d_wait")]
+    pub per_minute_waiting: f32,
+    /// Waiting stops adding points after this many minutes.
+    #[serde(default = "RankConfig::d_wait_cap")]
+    pub wait_cap_minutes: f32,
+    /// Points per 100 (yen) paid in the cluster, up to `paid_cap`.
+    #[serde(default = "RankConfig::d_paid")]
+    pub per_100_paid: f32,
+    /// Upper bound of the paid term.
+    #[serde(default = "RankConfig::d_paid_cap")]
+    pub paid_cap: f32,
+    /// Points when an asker also showed purchase intent in the same line.
+    #[serde(default = "RankConfig::d_intent")]
+    pub purchase_intent: f32,
+    /// A cluster nobody asked for this many minutes is stale: its score is multiplied by `stale_factor`.
+    #[serde(default = "RankConfig::d_stale_after")]
+    pub stale_after_minutes: f32,
+    /// Multiplier for stale clusters (0–1).
+    #[serde(default = "RankConfig::d_stale_factor")]
+    pub stale_factor: f32,
+}
+
+impl RankConfig {
+    fn d_asker() -> f32 {
+        2.0
+    }
+    fn d_topics() -> HashMap<String, f32> {
+        [
+            ("skin", 4.0),
+            ("size", 3.0),
+            ("stock", 3.0),
+            ("price", 2.5),
+            ("shipping", 2.5),
+            ("delivery", 2.5),
+            ("payment", 2.5),
+            ("material", 1.0),
+            ("care", 1.0),
+            ("color", 1.5),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+    fn d_on_screen() -> f32 {
+        3.0
+    }
+    fn d_wait() -> f32 {
+        0.5
+    }
+    fn d_wait_cap() -> f32 {
+        10.0
+    }
+    fn d_paid() -> f32 {
+        0.5
+    }
+    fn d_paid_cap() -> f32 {
+        10.0
+    }
+    fn d_intent() -> f32 {
+        2.0
+    }
+    fn d_stale_after() -> f32 {
+        10.0
+    }
+    fn d_stale_factor() -> f32 {
+        0.3
+    }
+
+    /// Values the types cannot reject.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(0.0..=1.0).contains(&self.stale_factor) {
+            p.push(format!("rank.stale_factor {} is not within 0–1", self.stale_factor));
+        }
+        for (name, v) in [
+            ("per_asker", self.per_asker),
+            ("on_screen", self.on_screen),
+            ("per_minute_waiting", self.per_minute_waiting),
+            ("per_100_paid", self.per_100_paid),
+        ] {
+            if v < 0.0 || !v.is_finite() {
+                p.push(format!("rank.{name} {v} must be a non-negative number"));
+            }
+        }
+        p
+    }
+}
+
+impl Default for RankConfig {
+    fn default() -> Self {
+        Self {
+            per_asker: Self::d_asker(),
+            topics: Self::d_topics(),
+            on_screen: Self::d_on_screen(),
+            per_minute_waiting: Self::d_wait(),
+            wait_cap_minutes: Self::d_wait_cap(),
+            per_100_paid: Self::d_paid(),
+            paid_cap: Self::d_paid_cap(),
+            purchase_intent: Self::d_intent(),
+            stale_after_minutes: Self::d_stale_after(),
+            stale_factor: Self::d_stale_factor(),
+        }
+    }
+}
+
+/// Where a question stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "at")]
+pub enum QuestionState {
+    Open,
+    Pinned,
+    /// Answered at this time (ms).
+    Answered(u64),
+    Dismissed(u64),
+}
+
+/// One asker's wording of a question.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Wording {
+    pub user: Option<String>,
+    pub text: String,
+    pub ts: u64,
+}
+
+/// A question cluster as the host sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Question {
+    pub cluster: u32,
+    pub state: QuestionState,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub askers: u32,
+    /// First few wordings (at most [`MAX_WORDINGS`]).
+    pub wordings: Vec<Wording>,
+    pub topics: Vec<String>,
+    pub product: Option<String>,
+    pub paid: u64,
+    pub intent: bool,
+    /// Times asked again after being answered.
+    pub asked_after_answer: u32,
+}
+
+/// Wordings kept per question.
+pub const MAX_WORDINGS: usize = 5;
+
+/// A question with its urgency, as listed to the host.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ranked {
+    pub id: String,
+    pub score: f32,
+    pub why: String,
+    #[serde(flatten)]
+    pub question: Question,
+}
+
+/// A question asked, as the queue observes it.
+#[derive(Debug, Clone)]
+pub struct Asked<'a> {
+    pub cluster: u32,
+    pub askers: u32,
+    pub user: Option<&'a str>,
+    pub text: &'a str,
+    pub ts: u64,
+    pub topics: &'a [String],
+    pub product: Option<&'a str>,
+    pub paid: u64,
+    pub intent: bool,
+}
+
+/// The ranked question queue of one stream.
+#[derive(Debug, Default)]
+pub struct Queue {
+    config: RankConfig,
+    questions: HashMap<u32, Question>,
+    /// The product on screen now.
+    pub current_product: Option<String>,
+}
+
+impl Queue {
+    pub fn new(config: &RankConfig) -> Self {
+        Self { config: config.clone(), questions: HashMap::new(), current_product: None }
+    }
+
+    /// Records a question; returns the question's state after it.
+    pub fn observe(&mut self, a: &Asked<'_>) -> &Question {
+        let q = self.questions.entry(a.cluster).or_insert_with(|| Question {
+            cluster: a.cluster,
+            state: QuestionState::Open,
+            first_ts: a.ts,
+            last_ts: a.ts,
+            askers: 0,
+            wordings: Vec::new(),
+            topics: Vec::new(),
+            product: a.product.map(str::to_string),
+            paid: 0,
+            intent: false,
+            asked_after_answer: 0,
+        });
+        q.askers = q.askers.max(a.askers);
+        q.last_ts = q.last_ts.max(a.ts);
+        q.paid += a.paid;
+        q.intent |= a.intent;
+        if q.product.is_none() {
+            q.product = a.product.map(str::to_string);
+        }
+        for t in a.topics {
+            if !q.topics.contains(t) {
+                q.topics.push(t.clone());
+            }
+        }
+        if q.wordings.len() < MAX_WORDINGS && !q.wordings.iter().any(|w| w.text == a.text) {
+            q.wordings.push(Wording { user: a.user.map(str::to_string), text: a.text.to_string(), ts: a.ts });
+        }
+        if matches!(q.state, QuestionState::Answered(_)) {
+            q.asked_after_answer += 1;
+        }
+        q
+    }
+
+    /// Sets a question's state; `false` when the cluster is unknown.
+    pub fn set_state(&mut self, cluster: u32, state: QuestionState) -> bool {
+        match self.questions.get_mut(&cluster) {
+            Some(q) => {
+                q.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A question by cluster.
+    pub fn get(&self, cluster: u32) -> Option<&Question> {
+        self.questions.get(&cluster)
+    }
+
+    /// Inserts a question as restored from a journal.
+    pub fn restore(&mut self, q: Question) {
+        self.questions.insert(q.cluster, q);
+    }
+
+    /// Urgency of a question at time `now` (ms), with its "why".
+    pub fn score(&self, q: &Question, now: u64) -> (f32, String) {
+        let c = &self.config;
+        let mut score = 0.0;
+        let mut why = Vec::new();
+        if q.askers > 1 {
+            score += c.per_asker * (q.askers - 1) as f32;
+        }
+        why.push(format!("×{} asked", q.askers));
+        let mut topic_best: Option<(&str, f32)> = None;
+        for t in &q.topics {
+            let w = c.topics.get(t).copied().unwrap_or(0.0);
+            if topic_best.is_none_or(|(_, b)| w > b) {
+                topic_best = Some((t, w));
+            }
+        }
+        if let Some((t, w)) = topic_best {
+            score += w;
+            why.push(t.to_string());
+        }
+        if q.product.is_some() && q.product == self.current_product {
+            score += c.on_screen;
+            why.push("on screen".into());
+        }
+        if q.intent {
+            score += c.purchase_intent;
+            why.push("buying".into());
+        }
+        if q.paid > 0 {
+            score += (c.per_100_paid * q.paid as f32 / 100.0).min(c.paid_cap);
+            why.push(format!("paid ¥{}", q.paid));
+        }
+        let waited = now.saturating_sub(q.first_ts) as f32 / 60_000.0;
+        score += c.per_minute_waiting * waited.min(c.wait_cap_minutes);
+        why.push(if waited < 1.0 {
+            format!("waiting {}s", (waited * 60.0) as u32)
+        } else {
+            format!("waiting {}m", waited as u32)
+        });
+        let idle = now.saturating_sub(q.last_ts) as f32 / 60_000.0;
+        if idle >= c.stale_after_minutes {
+            score *= c.stale_factor;
+            why.push("stale".into());
+        }
+        if q.state == QuestionState::Pinned {
+            why.insert(0, "pinned".into());
+        }
+        (score, why.join(" · "))
+    }
+
+    /// Open and pinned questions, pinned first, then by urgency (ties: older first).
+    pub fn ranked(&self, now: u64) -> Vec<Ranked> {
+        let mut out: Vec<Ranked> = self
+            .questions
+            .values()
+            .filter(|q| matches!(q.state, QuestionState::Open | QuestionState::Pinned))
+            .map(|q| {
+                let (score, why) = self.score(q, now);
+                Ranked {
+                    id: format!("q{}", q.cluster),
+                    score: (score * 100.0).round() / 100.0,
+                    why,
+                    question: q.clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            let pa = a.question.state == QuestionState::Pinned;
+            let pb = b.question.state == QuestionState::Pinned;
+            pb.cmp(&pa).then(b.score.total_cmp(&a.score)).then(a.question.first_ts.cmp(&b.question.first_ts))
+        });
+        out
+    }
+
+    /// Every question, in cluster order (for journals and tests).
+    pub fn all(&self) -> impl Iterator<Item = &Question> {
+        let mut v: Vec<&Question> = self.questions.values().collect();
+        v.sort_by_key(|q| q.cluster);
+        v.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(q: &mut Queue, cluster: u32, askers: u32, topics: &[String], ts: u64) {
+        q.observe(&Asked { cluster, askers, user: None, text: "?", ts, topics, product: None, paid: 0, intent: false });
+    }
+
+    #[test]
+    fn more_askers_and_blocking_topics_rank_higher() {
+        let mut q = Queue::new(&RankConfig::default());
+        ask(&mut q, 1, 1, &[], 0);
+        ask(&mut q, 2, 5, &[], 0);
+        ask(&mut q, 3, 1, &["size".to_string()], 0);
+        let ids: Vec<String> = q.ranked(0).into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["q2", "q3", "q1"]);
+    }
+
+    #[test]
+    fn answered_questions_leave_and_are_noticed_when_asked_again() {
+        let mut q = Queue::new(&RankConfig::default());
+        ask(&mut q, 1, 1, &[], 0);
+        assert!(q.set_state(1, QuestionState::Answered(10)));
+        assert!(q.ranked(20).is_empty());
+        ask(&mut q, 1, 2, &[], 30);
+        assert_eq!(q.get(1).unwrap().asked_after_answer, 1);
+        assert!(q.ranked(40).is_empty());
+    }
+
+    #[test]
+    fn why_names_the_terms() {
+        let mut q = Queue::new(&RankConfig::default());
+        ask(&mut q, 1, 7, &["size".to_string()], 0);
+        let r = &q.ranked(120_000)[0];
+        assert_eq!(r.why, "×7 asked · size · waiting 2m");
+    }
+}
