@@ -169,8 +169,8 @@ fn main() -> ExitCode {
 fn run_demo(
     engine: &Arc<Engine>,
     rank: &kotae::rank::RankConfig,
-    stream: &PathBuf,
-    products: &PathBuf,
+    stream: &std::path::Path,
+    products: &std::path::Path,
     top: usize,
 ) -> anyhow::Result<()> {
     let schedule = demo::Schedule::load(products).map_err(anyhow::Error::msg)?;

@@ -33,7 +33,7 @@ struct Batch {
 
 enum Item {
     Error { id: String, error: String },
-    Done { id: String, msg: InMessage, analysis: Analysis },
+    Done { id: String, msg: InMessage, analysis: Box<Analysis> },
 }
 
 /// Reads one line of at most `limit` bytes into `buf`; longer lines are consumed to their end
@@ -96,13 +96,26 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<Vec<u8>, u
     let msg: InMessage = match serde_json::from_str(text) {
         Ok(m) => m,
         Err(e) if e.to_string().contains("missing field `text`") => {
-            return Item::Error { id: fallback(), error: "missing field `text`".into() };
+            // Rare path: parse again loosely, to echo the line's own id.
+            let id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .map(|id| InMessage {
+                    text: String::new(),
+                    id: Some(id),
+                    stream: None,
+                    user: None,
+                    ts: None,
+                    paid: None,
+                })
+                .map_or_else(fallback, |m| m.id_or(fallback));
+            return Item::Error { id, error: "missing field `text`".into() };
         }
         Err(e) => return Item::Error { id: fallback(), error: format!("invalid json: {e}") },
     };
     let id = msg.id_or(fallback);
     match analyzer.analyze(&msg.text) {
-        Ok(analysis) => Item::Done { id, msg, analysis },
+        Ok(analysis) => Item::Done { id, msg, analysis: Box::new(analysis) },
         Err(reject) => Item::Error { id, error: reject.to_string() },
     }
 }
@@ -191,7 +204,7 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                                 streams.entry(msg.stream.clone()).or_insert_with(|| (engine.stream_state(), 0));
                             let ts = msg.ts.unwrap_or(*last_ts);
                             *last_ts = ts;
-                            let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, analysis);
+                            let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, *analysis);
                             serde_json::to_writer(
                                 &mut output,
                                 &OutVerdict::new(id, msg.text.len(), msg.stream.as_deref(), &verdict),

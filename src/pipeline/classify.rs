@@ -398,12 +398,9 @@ impl Classifier {
                 let _ = write!(scratch, "ja.tok.final.{base}");
                 emit(Feature { name: scratch, rule: None, span });
             }
-            if last.pos == Pos::Particle && last.sub == Sub::Conjunctive && (base == "て" || base == "で") {
-                if let Some(prev) = words.len().checked_sub(2).map(|i| words[i]) {
-                    if prev.pos == Pos::Verb {
-                        emit(Feature { name: "ja.tok.te_end", rule: None, span: (span_of(prev).0, span.1) });
-                    }
-                }
+            let te = last.pos == Pos::Particle && last.sub == Sub::Conjunctive && (base == "て" || base == "で");
+            if te && let Some(prev) = words.len().checked_sub(2).map(|i| words[i]).filter(|p| p.pos == Pos::Verb) {
+                emit(Feature { name: "ja.tok.te_end", rule: None, span: (span_of(prev).0, span.1) });
             }
             if last.pos == Pos::Verb && last.conj == Conj::Imperative {
                 emit(Feature { name: "ja.tok.imperative", rule: None, span });

@@ -81,8 +81,10 @@ impl Default for DedupeConfig {
 /// What a question is about, for clustering.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Signature {
-    /// Concept hashes (synonym and topic sections), sorted and unique.
+    /// Fine concept hashes (`synonyms` sections), sorted and unique.
     pub concepts: Vec<u64>,
+    /// Coarse topic hashes (`topics` sections), sorted and unique.
+    pub topics: Vec<u64>,
     /// Slot `(family, value)` hashes: values of one family exclude each other.
     pub slots: Vec<(u64, u64)>,
     /// Content-word hashes not covered by a concept, sorted and unique.
@@ -92,13 +94,14 @@ pub struct Signature {
 impl Signature {
     pub fn clear(&mut self) {
         self.concepts.clear();
+        self.topics.clear();
         self.slots.clear();
         self.words.clear();
     }
 
     /// Sorts and deduplicates after filling.
     pub fn finish(&mut self) {
-        for v in [&mut self.concepts, &mut self.words] {
+        for v in [&mut self.concepts, &mut self.topics, &mut self.words] {
             v.sort_unstable();
             v.dedup();
         }
@@ -107,16 +110,19 @@ impl Signature {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.concepts.is_empty() && self.slots.is_empty() && self.words.is_empty()
+        self.concepts.is_empty() && self.topics.is_empty() && self.slots.is_empty() && self.words.is_empty()
     }
 
     /// Weighted overlap in 0–1; 0 when a slot disagrees.
     pub fn similarity(&self, other: &Signature) -> f32 {
-        for &(fam, val) in &self.slots {
-            let theirs: Vec<u64> = other.slots.iter().filter(|s| s.0 == fam).map(|s| s.1).collect();
-            if !theirs.is_empty() && !theirs.contains(&val) {
-                return 0.0;
-            }
+        let disagree = |a: &Signature, b: &Signature| {
+            a.slots.iter().any(|&(fam, val)| {
+                let mut theirs = b.slots.iter().filter(|s| s.0 == fam).peekable();
+                theirs.peek().is_some() && !theirs.any(|s| s.1 == val)
+            })
+        };
+        if disagree(self, other) || disagree(other, self) {
+            return 0.0;
         }
         const CONCEPT: f32 = 2.0;
         const SLOT: f32 = 1.5;
@@ -201,9 +207,13 @@ pub struct ClusterRef {
     pub askers: u32,
 }
 
+/// Member signatures kept per cluster for matching (a new question is compared to each).
+const MEMBERS: usize = 8;
+
 struct Cluster {
     id: u32,
-    signature: Signature,
+    /// Signatures of the first [`MEMBERS`] distinct wordings.
+    members: Vec<Signature>,
     askers: Vec<u64>,
     last_ts: u64,
 }
@@ -290,7 +300,7 @@ impl Dedupe {
             if c.last_ts + ttl < ts {
                 continue;
             }
-            let s = c.signature.similarity(sig);
+            let s = c.members.iter().map(|m| m.similarity(sig)).fold(0.0, f32::max);
             if s >= self.config.cluster_threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
             }
@@ -302,7 +312,17 @@ impl Dedupe {
                 c.askers.push(asker);
             }
             c.last_ts = ts;
-            return ClusterRef { id, opened: false, askers: c.askers.len() as u32 };
+            let askers = c.askers.len() as u32;
+            if c.members.len() < MEMBERS && !c.members.contains(sig) {
+                c.members.push(sig.clone());
+                for key in sig.keys() {
+                    let ids = self.index.entry(key).or_default();
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+            }
+            return ClusterRef { id, opened: false, askers };
         }
         if self.clusters.len() >= self.config.max_clusters {
             self.evict_oldest();
@@ -312,7 +332,7 @@ impl Dedupe {
         for key in sig.keys() {
             self.index.entry(key).or_default().push(id);
         }
-        self.clusters.insert(id, Cluster { id, signature: sig.clone(), askers: vec![asker], last_ts: ts });
+        self.clusters.insert(id, Cluster { id, members: vec![sig.clone()], askers: vec![asker], last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }
     }
 
@@ -324,7 +344,7 @@ impl Dedupe {
 
     fn remove_cluster(&mut self, id: u32) {
         if let Some(c) = self.clusters.remove(&id) {
-            for key in c.signature.keys() {
+            for key in c.members.iter().flat_map(|m| m.keys()) {
                 if let Some(ids) = self.index.get_mut(&key) {
                     ids.retain(|x| *x != id);
                     if ids.is_empty() {
@@ -356,6 +376,7 @@ mod tests {
     fn sig(concepts: &[&str], slots: &[(&str, &str)], words: &[&str]) -> Signature {
         let mut s = Signature {
             concepts: concepts.iter().map(|c| hash_str(c)).collect(),
+            topics: Vec::new(),
             slots: slots.iter().map(|(f, v)| (hash_str(f), hash_str(v))).collect(),
             words: words.iter().map(|w| hash_str(w)).collect(),
         };

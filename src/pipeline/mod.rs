@@ -318,22 +318,27 @@ impl Analyzer {
     fn signature(&self, classifier: &Classifier, sig: &mut Signature) {
         sig.clear();
         let rules = classifier.dictionaries.rules();
+        // Words inside a fine concept are that concept; words inside a coarse topic still count.
         let mut covered: Vec<(usize, usize)> = Vec::new();
         for h in &self.hits {
             let r = &rules[h.rule as usize];
-            if !matches!(r.kind, ListKind::Synonym | ListKind::Topic) {
-                continue;
-            }
-            covered.push(self.norm.key.original_span(h.start as usize, h.end as usize));
-            match classifier.slot_family(h.rule) {
-                Some(family) => sig.slots.push((family, hash_str(&r.section))),
-                None => sig.concepts.push(hash_str(&r.section)),
+            match r.kind {
+                ListKind::Synonym => {
+                    covered.push(self.norm.key.original_span(h.start as usize, h.end as usize));
+                    match classifier.slot_family(h.rule) {
+                        Some(family) => sig.slots.push((family, hash_str(&r.section))),
+                        None => sig.concepts.push(hash_str(&r.section)),
+                    }
+                }
+                ListKind::Topic => sig.topics.push(hash_str(&r.section)),
+                _ => {}
             }
         }
+        // Numbers (product numbers, heights, models, counts) are exclusive values.
         let surface = self.norm.surface.as_str();
-        for (start, digits) in product_numbers(surface) {
-            let _ = start;
-            sig.slots.push((hash_str("num"), hash_str(digits)));
+        let num = hash_str("num");
+        for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
+            sig.slots.push((num, hash_str(digits)));
         }
         for t in &self.tokens.list {
             if !t.pos.is_content()
@@ -356,29 +361,6 @@ impl Analyzer {
         }
         sig.finish();
     }
-}
-
-/// Product numbers: `3番`, `12号`, `No.5` (the digits).
-fn product_numbers(surface: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let b = surface.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let s = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let after = &surface[i..];
-            let before = surface[..s].trim_end_matches([' ', '.']).to_ascii_lowercase();
-            if after.starts_with('番') || after.starts_with('号') || before.ends_with("no") || before.ends_with('#') {
-                out.push((s, &surface[s..i]));
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
 }
 
 /// Hash of a word with katakana folded to hiragana and ASCII lowercased, without allocating.

@@ -42,7 +42,8 @@ pub struct NormalizeConfig {
 
 impl NormalizeConfig {
     fn default_steps() -> Vec<Step> {
-        vec![Step::Lowercase, Step::KanaFold, Step::SmallKana, Step::LongVowel, Step::SquashRepeats, Step::JoinSplit]
+        // Separators go before squashing, so `〜 〜` and `ｗ ｗ ｗ` squash too (idempotence).
+        vec![Step::Lowercase, Step::KanaFold, Step::SmallKana, Step::LongVowel, Step::JoinSplit, Step::SquashRepeats]
     }
 }
 
@@ -181,6 +182,12 @@ impl Normalizer {
             let from = (start as u32, end as u32);
             if self.cluster.len() == c.len_utf8() && is_nfkc_stable(c) {
                 self.units.push(Unit { c, from });
+            } else if self.cluster.nfkc().next() == Some(' ')
+                && self.cluster.nfkc().any(|n| canonical_combining_class(n) != 0)
+            {
+                // Spacing diacritics (´, ゛ alone) would become a space plus a combining mark that
+                // re-composes with whatever precedes it once the space is removed; keep them as is.
+                self.units.extend(self.cluster.chars().map(|c| Unit { c, from }));
             } else {
                 for n in self.cluster.nfkc() {
                     if !is_invisible(n) {
@@ -206,7 +213,13 @@ impl Normalizer {
                     }
                 }
             }
-            Step::KanaFold => out.extend(self.units.iter().map(|u| Unit { c: kata_to_hira(u.c), ..*u })),
+            // Voiced marks left uncomposed (ぅ゛) are dropped: no precomposed form exists to match.
+            Step::KanaFold => out.extend(
+                self.units
+                    .iter()
+                    .filter(|u| !matches!(u.c, '\u{3099}' | '\u{309A}'))
+                    .map(|u| Unit { c: kata_to_hira(u.c), ..*u }),
+            ),
             Step::SmallKana => out.extend(self.units.iter().map(|u| Unit { c: small_to_full(u.c), ..*u })),
             Step::LongVowel => out.extend(self.units.iter().map(|u| {
                 let c = match u.c {
