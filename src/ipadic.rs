@@ -115,11 +115,21 @@ fn find_sources(cache: &Path) -> Result<PathBuf, IpadicError> {
 fn fetch_debian_package(cache: &Path) -> Result<(), IpadicError> {
     let no_sources = |why: String| IpadicError::NoSources(why, cache.into());
     tracing::info!("fetching ipadic sources: apt-get download mecab-ipadic");
-    let out = Command::new("apt-get")
-        .args(["download", "-q", "mecab-ipadic"])
-        .current_dir(cache)
-        .output()
-        .map_err(|e| no_sources(format!("apt-get: {e}")))?;
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", "-q", "mecab-ipadic"])
+            .current_dir(cache)
+            .output()
+            .map_err(|e| no_sources(format!("apt-get: {e}")))
+    };
+    let mut out = download()?;
+    // A fresh machine has no package lists yet; as root, fetch them once and try again.
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !out.status.success() && is_root {
+        eprintln!("kotae: package lists missing; running apt-get update once to fetch mecab-ipadic");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        out = download()?;
+    }
     if !out.status.success() {
         return Err(no_sources(format!("apt-get download failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }

@@ -217,7 +217,7 @@ impl Normalizer {
             Step::KanaFold => out.extend(
                 self.units
                     .iter()
-                    .filter(|u| !matches!(u.c, '\u{3099}' | '\u{309A}'))
+                    .filter(|u| !matches!(u.c, '\u{3099}' | '\u{309A}' | '\u{FF9E}' | '\u{FF9F}'))
                     .map(|u| Unit { c: kata_to_hira(u.c), ..*u }),
             ),
             Step::SmallKana => out.extend(self.units.iter().map(|u| Unit { c: small_to_full(u.c), ..*u })),
@@ -247,7 +247,19 @@ impl Normalizer {
                     }
                 }
             }
-            Step::JoinSplit => out.extend(self.units.iter().filter(|u| !is_separator(u.c)).copied()),
+            Step::JoinSplit => {
+                // A mark whose base was a removed separator has no base any more: drop it too,
+                // or it would combine with (or reorder against) whatever comes before.
+                let mut after_separator = false;
+                for u in &self.units {
+                    if is_separator(u.c) {
+                        after_separator = true;
+                    } else if !(after_separator && is_mark(u.c)) {
+                        after_separator = false;
+                        out.push(*u);
+                    }
+                }
+            }
         }
         self.next = std::mem::replace(&mut self.units, out);
     }
@@ -285,6 +297,10 @@ pub fn is_separator(c: char) -> bool {
                 | '·'
                 | '•'
         )
+}
+
+fn is_mark(c: char) -> bool {
+    canonical_combining_class(c) != 0 || matches!(c, '\u{FF9E}' | '\u{FF9F}')
 }
 
 /// Characters whose NFKC form is themselves when they stand alone (the common fast path).
