@@ -1,0 +1,289 @@
+//! Ingest: the sidecar protocol's frames and the worker pool running the stateless stages.
+//!
+//! A text frame is one message object or an array of them ([`parse_frame`]). Its messages go
+//! to the [`Workers`] as one job through a bounded crossbeam channel; each worker owns an
+//! [`Analyzer`] (normalize → tokenize → classify, fused). Admission is a semaphore with as many
+//! permits as the channel has slots, so an async sender never blocks a runtime thread: it waits
+//! for a permit (policy `block`, counted in `kotae_backpressure_total{channel="workers"}`) until
+//! the frame's latency budget runs out, then answers with the budget verdict instead.
+
+pub mod rate;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::message::InMessage;
+use crate::metrics::{Channel, Metrics, RejectReason, Stage};
+use crate::pipeline::{Analysis, Engine, Reject};
+
+/// One message of a frame on its way through the pipeline.
+#[derive(Debug)]
+pub enum Item {
+    /// Parsed; waiting for analysis.
+    Parsed(InMessage),
+    /// Analyzed; waiting for its stream's stateful stage.
+    Analyzed(InMessage, Box<Analysis>),
+    /// Not analyzed within the latency budget: gets the fail-open or fail-closed verdict.
+    OverBudget(InMessage),
+    /// Gets an error frame.
+    Rejected { id: String, error: String, reason: RejectReason },
+}
+
+impl Item {
+    fn reject(id: String, error: impl Into<String>, reason: RejectReason) -> Self {
+        Item::Rejected { id, error: error.into(), reason }
+    }
+}
+
+/// The id of a message: the given one, else its 1-based position in the connection.
+fn fallback_id(seq: u64) -> String {
+    seq.to_string()
+}
+
+/// Splits a text frame into items. `first_seq` numbers messages without an id (1-based per
+/// connection). Returns the items; a frame that is not a message or an array of them is one
+/// rejected item.
+pub fn parse_frame(text: &str, first_seq: u64, max_batch: usize, max_message_bytes: usize) -> Vec<Item> {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![Item::reject(fallback_id(first_seq), format!("invalid json: {e}"), RejectReason::Malformed)];
+        }
+    };
+    match value {
+        Value::Array(values) => {
+            if values.len() > max_batch {
+                return vec![Item::reject(
+                    fallback_id(first_seq),
+                    format!("batch of {} messages is over the limit of {max_batch}", values.len()),
+                    RejectReason::TooLarge,
+                )];
+            }
+            if values.is_empty() {
+                return vec![Item::reject(fallback_id(first_seq), "empty batch", RejectReason::Malformed)];
+            }
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| parse_message(v, first_seq + i as u64, max_message_bytes))
+                .collect()
+        }
+        v => vec![parse_message(v, first_seq, max_message_bytes)],
+    }
+}
+
+fn parse_message(v: Value, seq: u64, max_message_bytes: usize) -> Item {
+    let id_of = |v: &Value| match v.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => fallback_id(seq),
+        Some(other) => other.to_string(),
+    };
+    if !v.is_object() {
+        return Item::reject(fallback_id(seq), "a message must be a JSON object", RejectReason::Malformed);
+    }
+    if !v.get("text").is_some_and(Value::is_string) {
+        return Item::reject(id_of(&v), "missing field `text`", RejectReason::Malformed);
+    }
+    let id = id_of(&v);
+    match serde_json::from_value::<InMessage>(v) {
+        Ok(mut m) => {
+            if m.text.len() > max_message_bytes {
+                let e = Reject::TooLarge(m.text.len(), max_message_bytes);
+                return Item::reject(id, e.to_string(), RejectReason::TooLarge);
+            }
+            m.id = Some(Value::String(id));
+            Item::Parsed(m)
+        }
+        Err(e) => Item::reject(id, format!("invalid message: {e}"), RejectReason::Malformed),
+    }
+}
+
+/// The id a parsed message carries (set by [`parse_frame`]).
+pub fn message_id(m: &InMessage) -> String {
+    match &m.id {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A frame's messages for the workers.
+struct Job {
+    items: Vec<Item>,
+    deadline: Instant,
+    arrived: Instant,
+    reply: oneshot::Sender<Vec<Item>>,
+    /// Frees the channel slot once a worker has taken the job.
+    _permit: OwnedSemaphorePermit,
+}
+
+enum Task {
+    Work(Job),
+    Stop,
+}
+
+/// The stateless worker pool.
+pub struct Workers {
+    /// Bounded by `worker_queue`; closed by [`Workers::stop`] sending one `Stop` per worker.
+    tx: Sender<Task>,
+    slots: Arc<Semaphore>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Workers {
+    /// Starts `n` workers with a queue of `queue` frames.
+    pub fn start(engine: &Arc<Engine>, n: usize, queue: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let (tx, rx) = bounded::<Task>(queue);
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n.max(1) {
+            let rx: Receiver<Task> = rx.clone();
+            let mut analyzer = engine.analyzer();
+            let metrics = metrics.clone();
+            threads.push(std::thread::Builder::new().name(format!("kotae-worker-{i}")).spawn(move || {
+                for task in rx {
+                    let Task::Work(job) = task else { return };
+                    let Job { items, deadline, arrived, reply, _permit } = job;
+                    drop(_permit);
+                    let now = Instant::now();
+                    metrics.observe(Stage::Queue, now.duration_since(arrived).as_secs_f64());
+                    let late = now > deadline;
+                    let out = items
+                        .into_iter()
+                        .map(|item| match item {
+                            Item::Parsed(m) if late => Item::OverBudget(m),
+                            Item::Parsed(m) => {
+                                let started = Instant::now();
+                                let r = analyzer.analyze(&m.text);
+                                metrics.observe(Stage::Analyze, started.elapsed().as_secs_f64());
+                                match r {
+                                    Ok(a) => Item::Analyzed(m, Box::new(a)),
+                                    Err(e) => {
+                                        let reason = match e {
+                                            Reject::TooLarge(..) => RejectReason::TooLarge,
+                                            Reject::Empty => RejectReason::Empty,
+                                        };
+                                        Item::reject(message_id(&m), e.to_string(), reason)
+                                    }
+                                }
+                            }
+                            other => other,
+                        })
+                        .collect();
+                    // The connection drains its frames before going away, so a closed reply is
+                    // only possible when its task panicked; nothing is left to answer then.
+                    let _ = reply.send(out);
+                }
+            })?);
+        }
+        Ok(Self { tx, slots: Arc::new(Semaphore::new(queue)), threads: std::sync::Mutex::new(threads), metrics })
+    }
+
+    /// Analyzes a frame's items, waiting for a slot at most until `deadline`; items not taken
+    /// by then come back as [`Item::OverBudget`].
+    pub async fn analyze(&self, items: Vec<Item>, arrived: Instant, deadline: Instant) -> Vec<Item> {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                self.metrics.backpressure(Channel::Workers);
+                match tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(_)) => return shutting_down(items),
+                    Err(_) => return over_budget(items),
+                }
+            }
+        };
+        let (reply, rx) = oneshot::channel();
+        // A permit guarantees a free slot, so try_send only fails once the pool has stopped.
+        if let Err(e) = self.tx.try_send(Task::Work(Job { items, deadline, arrived, reply, _permit: permit })) {
+            return match e.into_inner() {
+                Task::Work(job) => shutting_down(job.items),
+                Task::Stop => Vec::new(),
+            };
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Frames waiting for a worker.
+    pub fn depth(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Lets queued frames finish, then stops and joins every worker.
+    pub fn stop(&self) {
+        self.slots.close();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for _ in 0..threads.len() {
+            let _ = self.tx.send(Task::Stop);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn over_budget(items: Vec<Item>) -> Vec<Item> {
+    items.into_iter().map(|i| if let Item::Parsed(m) = i { Item::OverBudget(m) } else { i }).collect()
+}
+
+fn shutting_down(items: Vec<Item>) -> Vec<Item> {
+    items
+        .into_iter()
+        .map(|i| match i {
+            Item::Parsed(m) => Item::reject(message_id(&m), "server is shutting down", RejectReason::ShuttingDown),
+            other => other,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(items: &[Item]) -> Vec<&'static str> {
+        items
+            .iter()
+            .map(|i| match i {
+                Item::Parsed(_) => "ok",
+                Item::Rejected { reason, .. } => reason.as_str(),
+                _ => "?",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_single_object_and_an_array_are_both_frames() {
+        assert_eq!(kinds(&parse_frame(r#"{"text":"a"}"#, 1, 10, 100)), ["ok"]);
+        assert_eq!(kinds(&parse_frame(r#"[{"text":"a"},{"text":"b","id":3}]"#, 1, 10, 100)), ["ok", "ok"]);
+    }
+
+    #[test]
+    fn bad_elements_are_rejected_one_by_one() {
+        let items = parse_frame(r#"[{"text":"a"},{"id":"x"},7,{"text":"long text"}]"#, 5, 10, 4);
+        assert_eq!(kinds(&items), ["ok", "malformed", "malformed", "too_large"]);
+        let Item::Rejected { id, .. } = &items[1] else { panic!() };
+        assert_eq!(id, "x");
+        let Item::Rejected { id, .. } = &items[2] else { panic!() };
+        assert_eq!(id, "7", "messages without an id are numbered by position");
+    }
+
+    #[test]
+    fn ids_without_one_are_numbered_by_position() {
+        let items = parse_frame(r#"[{"text":"a"},{"text":"b","id":42}]"#, 10, 10, 100);
+        let ids: Vec<String> =
+            items.iter().map(|i| if let Item::Parsed(m) = i { message_id(m) } else { String::new() }).collect();
+        assert_eq!(ids, ["10", "42"]);
+    }
+
+    #[test]
+    fn not_json_and_oversize_batches_are_one_error() {
+        assert_eq!(kinds(&parse_frame("{nope", 1, 10, 100)), ["malformed"]);
+        assert_eq!(kinds(&parse_frame(r#"[{"text":"a"},{"text":"b"}]"#, 1, 1, 100)), ["too_large"]);
+        assert_eq!(kinds(&parse_frame("[]", 1, 1, 100)), ["malformed"]);
+    }
+}
