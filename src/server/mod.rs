@@ -130,7 +130,7 @@ impl Server {
         let ctx = Arc::new(Ctx {
             conn_slots: Arc::new(Semaphore::new(sc.max_connections.get())),
             journal: journal.sender(),
-            max_message_bytes: engine.config.max_message_bytes,
+            max_message_bytes: config.pipeline.max_message_bytes,
             config: sc,
             metrics,
             workers,
