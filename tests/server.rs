@@ -261,9 +261,9 @@ async fn a_missing_or_wrong_token_is_refused() {
     })
     .await;
     let url = server.ingest("auth");
-    let err = connect(&url, None).await.err().expect("refused without a token").to_string();
+    let err = connect(&url, None).await.expect_err("refused without a token").to_string();
     assert!(err.contains("401"), "{err}");
-    let err = connect(&url, Some("wrong-token-0123456789")).await.err().expect("refused").to_string();
+    let err = connect(&url, Some("wrong-token-0123456789")).await.expect_err("refused").to_string();
     assert!(err.contains("401"), "{err}");
     assert!(connect(&url, Some("host-secret-0123456789")).await.is_err(), "a host token is not an ingest token");
     let mut ws = connect(&url, Some("ingest-secret-0123456789")).await.expect("accepted");

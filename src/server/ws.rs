@@ -44,7 +44,7 @@ pub(crate) async fn ingest(
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, &headers, &query) {
-        return r;
+        return r.into_response();
     }
     let Some(stream) = query.get("stream").filter(|s| super::valid_stream(s)) else {
         return error(StatusCode::BAD_REQUEST, "query parameter `stream` (1–128 characters) is required");
