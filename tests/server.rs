@@ -42,12 +42,16 @@ struct TestServer {
 
 impl TestServer {
     async fn start(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(engine(), tune).await
+    }
+
+    async fn start_with(engine: Arc<Engine>, tune: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = base_config();
         config.server.journal.path = dir.path().join("journal.db");
         tune(&mut config);
         config.validate().expect("valid test config");
-        let server = Server::bind(&config, engine()).await.expect("bind");
+        let server = Server::bind(&config, engine).await.expect("bind");
         let addr = server.local_addr().to_string();
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async {
@@ -493,5 +497,61 @@ async fn health_readiness_and_metrics_are_served() {
     let (status, body) = http(&server.addr, "GET", "/", None, None).await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("/host"));
+    server.shutdown().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn wait_for_reloads(server: &TestServer, result: &str, n: f64) {
+    let started = Instant::now();
+    let key = m("kotae_dictionary_reloads_total", &format!("result=\"{result}\""));
+    while metric(&server.metrics().await, &key) < Some(n) {
+        assert!(started.elapsed() < Duration::from_secs(15), "no {result} reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dictionaries_reload_on_change_and_a_broken_edit_keeps_the_old_ones() {
+    let dicts = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("dictionaries/ja"), dicts.path());
+    let mut config = base_config();
+    config.pipeline.dictionaries = dicts.path().to_path_buf();
+    let engine = Engine::new(config.pipeline.clone()).unwrap();
+    let server = TestServer::start_with(engine, |c| {
+        c.pipeline.dictionaries = dicts.path().to_path_buf();
+        c.server.reload_dictionaries = true;
+    })
+    .await;
+    let mut ws = server.ws("reload").await;
+    let probe = json!({"id": "p", "text": "ほげぴよ会に参加しよう"});
+    send(&mut ws, &probe).await;
+    assert_eq!(recv(&mut ws).await["action"], "allow");
+
+    let spam = dicts.path().join("spam.txt");
+    let mut text = std::fs::read_to_string(&spam).unwrap();
+    text += "\n[reload_test => spam]\nほげぴよ会\n";
+    std::fs::write(&spam, &text).unwrap();
+    wait_for_reloads(&server, "ok", 1.0).await;
+    send(&mut ws, &probe).await;
+    let v = recv(&mut ws).await;
+    assert_eq!(v["labels"], json!(["spam"]), "{v}");
+
+    text += "\n[broken section\n";
+    std::fs::write(&spam, &text).unwrap();
+    wait_for_reloads(&server, "error", 1.0).await;
+    send(&mut ws, &probe).await;
+    assert_eq!(recv(&mut ws).await["labels"], json!(["spam"]), "the previous dictionaries stay in force");
     server.shutdown().await;
 }
