@@ -17,6 +17,9 @@
 //! every other match they contain (`イエロー` hides `エロ`). The `synonyms` and `topics` lists
 //! name concepts for clustering and urgency.
 //!
+//! A `| weak` section flag (`[price | weak]`) marks a generic clustering concept that gives way
+//! to any more specific concept in the same question.
+//!
 //! Loading reports every problem with its file and line; the caller keeps the previous
 //! dictionaries when loading fails.
 
@@ -55,6 +58,9 @@ pub struct Rule {
     pub kind: ListKind,
     /// Label the header declares (`[x => spam]`).
     pub declared: Option<Label>,
+    /// A generic concept (`[price | weak]`): for clustering it gives way to any more specific
+    /// concept in the same question (送料いくら is about shipping, not price).
+    pub weak: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,6 +195,14 @@ impl Dictionaries {
                         problems.push(problem("section header must end with ']'".into()));
                         continue;
                     };
+                    let (header, weak) = match header.split_once('|') {
+                        Some((h, flag)) if flag.trim() == "weak" => (h, true),
+                        Some((_, flag)) => {
+                            problems.push(problem(format!("unknown section flag '{}' (weak)", flag.trim())));
+                            continue;
+                        }
+                        None => (header, false),
+                    };
                     let (name, declared) = match header.split_once("=>") {
                         Some((name, label)) => match label.trim().parse::<Label>() {
                             Ok(l) if l != Label::Other => (name.trim(), Some(l)),
@@ -213,7 +227,7 @@ impl Dictionaries {
                         continue;
                     }
                     let idx = rules.len() as u16;
-                    rules.push(Rule { id: id.clone(), section: name.to_string(), kind, declared });
+                    rules.push(Rule { id: id.clone(), section: name.to_string(), kind, declared, weak });
                     rule_index.insert(id, idx);
                     current = Some(idx);
                     continue;

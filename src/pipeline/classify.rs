@@ -183,6 +183,11 @@ impl Model {
         self.names.is_empty()
     }
 
+    /// The weights of a feature, if the model has it.
+    pub fn weights_of(&self, name: &str) -> Option<[f32; 4]> {
+        self.feature(name).map(|id| self.weights[id as usize])
+    }
+
     fn feature(&self, name: &str) -> Option<u32> {
         self.index.get(name).copied()
     }
@@ -308,6 +313,12 @@ impl Classifier {
             })
             .collect();
         Self { dictionaries, model, config, rule_feature, host_rule, slot_family }
+    }
+
+    /// Whether a slot family describes the product itself (size, colour, number), so that asking
+    /// whether it exists is asking about stock.
+    pub fn is_attribute_family(&self, family: u64) -> bool {
+        ["size", "color", "num"].iter().any(|f| crate::pipeline::dedupe::hash_str(f) == family)
     }
 
     /// The slot family of a synonym rule, if its values exclude each other.
