@@ -51,8 +51,8 @@ pub enum ListKind {
 /// One rule: a section of a list.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// `ja.<list>.<section>`.
-    pub id: String,
+    /// `ja.<list>.<section>` (shared: verdict reasons carry it without copying).
+    pub id: std::sync::Arc<str>,
     /// The section name alone (the concept name for synonyms and topics).
     pub section: String,
     pub kind: ListKind,
@@ -227,7 +227,7 @@ impl Dictionaries {
                         continue;
                     }
                     let idx = rules.len() as u16;
-                    rules.push(Rule { id: id.clone(), section: name.to_string(), kind, declared, weak });
+                    rules.push(Rule { id: id.as_str().into(), section: name.to_string(), kind, declared, weak });
                     rule_index.insert(id, idx);
                     current = Some(idx);
                     continue;
@@ -304,7 +304,7 @@ impl Dictionaries {
 
     /// Every `(rule id, normalized term)` pair, in file order.
     pub fn terms(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().zip(&self.terms).map(|(e, t)| (self.rules[e.rule as usize].id.as_str(), t.as_str()))
+        self.entries.iter().zip(&self.terms).map(|(e, t)| (&*self.rules[e.rule as usize].id, t.as_str()))
     }
 
     /// Finds the hits in a key view, applying flags and allow-list suppression. `out` is reused.
@@ -415,7 +415,7 @@ mod tests {
         let key = Normalizer::new(&NormalizeConfig::default()).key_of(text);
         let mut hits = Vec::new();
         d.find(&key, &mut hits);
-        hits.iter().map(|h| d.rules()[h.rule as usize].id.clone()).collect()
+        hits.iter().map(|h| d.rules()[h.rule as usize].id.to_string()).collect()
     }
 
     #[test]

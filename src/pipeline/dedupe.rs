@@ -171,6 +171,20 @@ impl Signature {
     }
 }
 
+/// Candidate clusters compared per question (those sharing the most keys).
+const MAX_COMPARED: usize = 16;
+
+/// Clusters remembered per index key: a common key (a topic every question shares) would
+/// otherwise make each question compare against every cluster. The oldest are dropped.
+const INDEX_CAP: usize = 16;
+
+fn push_capped(ids: &mut Vec<u32>, id: u32) {
+    if ids.len() >= INDEX_CAP {
+        ids.remove(0);
+    }
+    ids.push(id);
+}
+
 fn overlap(a: &[u64], b: &[u64]) -> (usize, usize) {
     let (mut i, mut j, mut inter) = (0, 0, 0);
     while i < a.len() && j < b.len() {
@@ -257,6 +271,8 @@ pub struct Dedupe {
     next_id: u32,
     last_purge: u64,
     candidates: Vec<u32>,
+    /// Candidates with the number of keys they share, best first.
+    ranked: Vec<(u32, u32)>,
 }
 
 impl Dedupe {
@@ -270,6 +286,7 @@ impl Dedupe {
             next_id: 1,
             last_purge: 0,
             candidates: Vec::new(),
+            ranked: Vec::new(),
         }
     }
 
@@ -317,11 +334,18 @@ impl Dedupe {
                 self.candidates.extend(ids.iter().copied());
             }
         }
+        // Rank candidates by how many keys they share and compare only the best few: a cluster
+        // sharing one common topic with this question is rarely the one it belongs to.
         self.candidates.sort_unstable();
-        self.candidates.dedup();
+        self.ranked.clear();
+        for run in self.candidates.chunk_by(|a, b| a == b) {
+            self.ranked.push((run.len() as u32, run[0]));
+        }
+        self.ranked.sort_unstable_by(|a, b| b.cmp(a));
+        self.ranked.truncate(MAX_COMPARED);
         let ttl = self.config.cluster_ttl_ms;
         let mut best: Option<(f32, u32)> = None;
-        for id in &self.candidates {
+        for (_, id) in &self.ranked {
             let Some(c) = self.clusters.get(id) else { continue };
             if c.last_ts + ttl < ts {
                 continue;
@@ -344,7 +368,7 @@ impl Dedupe {
                 for key in sig.keys() {
                     let ids = self.index.entry(key).or_default();
                     if !ids.contains(&id) {
-                        ids.push(id);
+                        push_capped(ids, id);
                     }
                 }
             }
@@ -356,7 +380,7 @@ impl Dedupe {
         let id = self.next_id;
         self.next_id += 1;
         for key in sig.keys() {
-            self.index.entry(key).or_default().push(id);
+            push_capped(self.index.entry(key).or_default(), id);
         }
         self.clusters.insert(id, Cluster { id, members: vec![sig.clone()], askers: vec![asker], last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }

@@ -329,7 +329,7 @@ impl Analyzer {
             .map(|h| {
                 let (s, e) = self.norm.key.original_span(h.start as usize, h.end as usize);
                 ExplainedHit {
-                    rule: rules[h.rule as usize].id.clone(),
+                    rule: rules[h.rule as usize].id.to_string(),
                     span: [s as u32, e as u32],
                     original: text[s..e].to_string(),
                 }
@@ -403,7 +403,7 @@ impl Analyzer {
                     }
                 }
                 ListKind::Topic => sig.topics.push(hash_str(&r.section)),
-                _ if r.id == "ja.question.exists" => asks_existence = true,
+                _ if &*r.id == "ja.question.exists" => asks_existence = true,
                 _ => {}
             }
         }
