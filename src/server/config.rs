@@ -113,7 +113,7 @@ impl Default for ServerConfig {
             shard_queue: nz(256),
             budget_ms: ms(250),
             on_budget_exceeded: FailPolicy::Open,
-            max_questions_per_stream: nz(1000),
+            max_questions_per_stream: nz(300),
             host_push_interval_ms: ms(250),
             utc_offset_minutes: 540,
             shutdown_deadline_ms: ms(10_000),
