@@ -473,7 +473,7 @@ impl Shard {
                         }
                         journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
                         if ctx.queue.len() > settings.max_questions
-                            && let Some(victim) = ctx.queue.trim_candidate(ts)
+                            && let Some(victim) = ctx.queue.trim_candidate(ts, c.id)
                         {
                             ctx.queue.remove(victim);
                             metrics.questions_trimmed.inc();
