@@ -297,21 +297,33 @@ impl Queue {
     /// asked longest ago, else the lowest-ranked open one; pinned questions and `keep` (the
     /// question just asked, which would otherwise always rank lowest) are never dropped.
     pub fn trim_candidate(&self, now: u64, keep: u32) -> Option<u32> {
-        let closed = self
+        self.trim_candidates(now, keep, 1).first().copied()
+    }
+
+    /// The `n` questions to drop, in the order of [`Queue::trim_candidate`]. Trimming several at
+    /// once keeps a full queue from scoring every question on every new one.
+    pub fn trim_candidates(&self, now: u64, keep: u32, n: usize) -> Vec<u32> {
+        let mut closed: Vec<&Question> = self
             .questions
             .values()
             .filter(|q| q.cluster != keep)
             .filter(|q| matches!(q.state, QuestionState::Answered(_) | QuestionState::Dismissed(_)))
-            .min_by_key(|q| (q.last_ts, q.cluster));
-        if let Some(q) = closed {
-            return Some(q.cluster);
+            .collect();
+        closed.sort_by_key(|q| (q.last_ts, q.cluster));
+        let mut out: Vec<u32> = closed.iter().take(n).map(|q| q.cluster).collect();
+        if out.len() < n {
+            let mut open: Vec<(f32, &Question)> = self
+                .questions
+                .values()
+                .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
+                .map(|q| (self.score(q, now).0, q))
+                .collect();
+            open.sort_by(|a, b| {
+                a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)).then(a.1.cluster.cmp(&b.1.cluster))
+            });
+            out.extend(open.iter().take(n - out.len()).map(|(_, q)| q.cluster));
         }
-        self.questions
-            .values()
-            .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
-            .map(|q| (self.score(q, now).0, q))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)))
-            .map(|(_, q)| q.cluster)
+        out
     }
 
     /// Inserts a question as restored from a journal.
@@ -447,6 +459,9 @@ mod tests {
         q.set_state(1, QuestionState::Pinned);
         q.set_state(3, QuestionState::Pinned);
         assert_eq!(q.trim_candidate(0, 0), None, "pinned questions stay");
+        q.set_state(1, QuestionState::Open);
+        q.set_state(3, QuestionState::Dismissed(1));
+        assert_eq!(q.trim_candidates(0, 0, 5), [3, 1], "closed first, then open, never pinned");
     }
 
     #[test]
