@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::AdaptersConfig;
 use crate::label::Label;
 use crate::pipeline::PipelineConfig;
 use crate::rank::RankConfig;
@@ -18,6 +19,9 @@ pub struct Config {
     /// Question urgency weights.
     #[serde(default)]
     pub rank: RankConfig,
+    /// Platform adapters: which platforms feed which stream (`kotae adapt`).
+    #[serde(default)]
+    pub adapters: AdaptersConfig,
 }
 
 /// The configuration could not be used; every problem is listed.
@@ -72,6 +76,7 @@ impl Config {
             problems.push("pipeline.dedupe.repeat_flood must be at least 2".to_string());
         }
         problems.extend(self.rank.problems());
+        problems.extend(self.adapters.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 }

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`pipeline`]: the message pipeline — [`pipeline::normalize`], [`pipeline::tokenize`],
 //!   [`pipeline::classify`] (stateless, fused per worker) and [`pipeline::dedupe`] (stateful).
+//! - [`ingest`]: platform adapters (Twitch IRC, YouTube live chat, Niconico NDGR) producing
+//!   normalized chat messages and carrying moderation actions back.
 //! - [`rank`]: question urgency and the host's ranked queue.
 //! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton.
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
@@ -14,6 +16,7 @@
 pub mod commands;
 pub mod config;
 pub mod dictionary;
+pub mod ingest;
 pub mod ipadic;
 pub mod label;
 pub mod message;
