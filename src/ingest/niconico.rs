@@ -142,14 +142,7 @@ impl NiconicoAdapter {
     /// Fetches the view stream at `at`: all its entries, in order.
     async fn view(&self, at: &str, shutdown: &mut watch::Receiver<bool>) -> Result<Vec<Entry>, Broken> {
         let mut entries = Vec::new();
-        let response = self
-            .http
-            .get(&self.config.view_uri)
-            .query(&[("at", at)])
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| Broken::Retry(e.to_string()))?;
+        let response = send(self.http.get(&self.config.view_uri).query(&[("at", at)]), shutdown).await?;
         self.read_frames(response, shutdown, |frame| {
             match ChunkedEntry::decode(frame) {
                 Ok(ChunkedEntry { entry: Some(e) }) => entries.push(e),
@@ -181,12 +174,13 @@ impl NiconicoAdapter {
                 }
                 self.metrics.set_state(ConnState::Connected);
             }
-            let response = match self.http.get(uri).send().await.and_then(|r| r.error_for_status()) {
+            let response = match send(self.http.get(uri), shutdown).await {
                 Ok(r) => r,
-                Err(e) => {
+                Err(Broken::Retry(e)) => {
                     tracing::info!(%uri, error = %e, "niconico segment request failed");
                     continue;
                 }
+                Err(other) => return Err(other),
             };
             let result = self
                 .read_frames(response, shutdown, |frame| {
@@ -265,6 +259,17 @@ impl NiconicoAdapter {
                 }
             }
         }
+    }
+}
+
+/// Sends a request unless shutdown comes first; non-2xx answers are failures to retry.
+async fn send(
+    request: reqwest::RequestBuilder,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<reqwest::Response, Broken> {
+    tokio::select! {
+        r = request.send() => r.and_then(|r| r.error_for_status()).map_err(|e| Broken::Retry(e.to_string())),
+        _ = shutdown.changed() => Err(Broken::Shutdown),
     }
 }
 
