@@ -947,3 +947,43 @@ fn write_niconico_fixtures() {
         ],
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `kotae adapt`: configured from TOML, printing InMessage JSON Lines.
+
+#[tokio::test]
+async fn adapt_prints_classify_input_lines_from_a_configured_stream() {
+    use kotae::commands::adapt::{self, Output};
+    use kotae::message::InMessage;
+    let (api, _fake) =
+        FakeHttp::start(|r, _| streamed(youtube_page(r.param("pageToken").as_deref(), 20), 4096, None)).await;
+    let toml = format!(
+        "[adapters]\nreconnect_min_ms = 10\n[[adapters.streams]]\nstream = \"shop-1\"\n[adapters.streams.youtube]\nlive_chat_id = \"chat-1\"\napi_url = \"http://{api}/youtube/v3\"\nmin_poll_ms = 0\n"
+    );
+    let config = kotae::config::Config::parse(&toml, Path::new("test.toml")).unwrap();
+    let mut out = Vec::new();
+    let reports = adapt::run(&config.adapters, &mut out, Output::InMessage, std::future::pending()).await.unwrap();
+    let lines: Vec<InMessage> =
+        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 9, "chat messages only");
+    let yen = lines.iter().find(|m| m.text == "敏感肌でも使えますか？").unwrap();
+    assert_eq!(yen.id, Some(serde_json::json!("LCC.jp0003")));
+    assert_eq!(yen.stream.as_deref(), Some("shop-1"));
+    assert_eq!(yen.user.as_deref(), Some("yt:UChanakohanakohanako00D"));
+    assert_eq!(yen.paid, Some(1000));
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].metrics.messages, 9);
+}
+
+#[tokio::test]
+async fn adapt_without_configured_streams_is_a_configuration_error() {
+    let err = kotae::commands::adapt::run(
+        &AdaptersConfig::default(),
+        Vec::new(),
+        kotae::commands::adapt::Output::Full,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_config(), "{err}");
+}

@@ -257,3 +257,63 @@ pub struct NiconicoConfig {
     /// (`https://mpn.live.nicovideo.jp/api/view/v4/…`).
     pub view_uri: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    /// The example config with its commented `[[adapters.streams]]` sample switched on.
+    fn example_with_streams() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out = String::new();
+        let mut sample = false;
+        for line in text.lines() {
+            if line == "# [[adapters.streams]]" {
+                sample = true;
+            }
+            if line == "streams = []" {
+                sample = false;
+                continue;
+            }
+            let line = if sample { line.strip_prefix("# ").unwrap_or(line.trim_start_matches('#')) } else { line };
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn the_commented_adapter_sample_in_the_example_config_is_valid() {
+        let config = Config::parse(&example_with_streams(), Path::new("example")).unwrap();
+        let s = &config.adapters.streams[0];
+        assert_eq!(s.stream, "shop-1");
+        assert_eq!(s.twitch.as_ref().map(|t| t.channel.as_str()), Some("pajlada"));
+        assert_eq!(s.youtube.as_ref().map(|y| y.max_results), Some(500));
+        assert_eq!(s.niconico.as_ref().map(|n| n.live_id.as_str()), Some("lv345479988"));
+    }
+
+    #[test]
+    fn bad_adapter_settings_are_all_reported_with_their_fields() {
+        let text = "[adapters]\nchannel_capacity = 0\n[[adapters.streams]]\nstream = \"a\"\n[adapters.streams.twitch]\nchannel = \"#pajlada\"\nirc_url = \"http://x\"\n[[adapters.streams]]\nstream = \"a\"\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        for needle in [
+            "adapters.channel_capacity",
+            "adapters.streams[0].twitch.channel",
+            "adapters.streams[0].twitch.irc_url",
+            "adapters.streams[1].stream 'a' is listed twice",
+            "adapters.streams[1] names no platform",
+        ] {
+            assert!(err.contains(needle), "{needle} missing in: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_adapter_fields_are_rejected() {
+        let text = "[[adapters.streams]]\nstream = \"a\"\n[adapters.streams.youtube]\nlive_chat_id = \"c\"\napi_key = \"secret\"\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}
