@@ -299,6 +299,7 @@ pub struct ModerationNotice {
 }
 
 /// What an adapter puts on the ingest channel.
+#[allow(clippy::large_enum_variant, reason = "chat is nearly every item; boxing it would allocate per message")]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "item", rename_all = "snake_case")]
 pub enum Ingested {
