@@ -229,7 +229,7 @@ impl ActionSender {
 pub struct AdapterIo {
     pub sink: IngestSink,
     pub actions: mpsc::Receiver<ActionRequest>,
-    /// Becomes `true` when the adapter should stop.
+    /// Becomes `true`, or its sender is dropped, when the adapter should stop.
     pub shutdown: watch::Receiver<bool>,
 }
 
@@ -282,6 +282,8 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> RunningAdapter {
     let metrics = adapter.metrics();
+    // The adapter's action channel: bounded, policy `Reject` (see `ActionSender`). It closes when
+    // the returned `ActionSender` and all its clones are dropped.
     let (atx, arx) = mpsc::channel(action_capacity.max(1));
     let platform = adapter.platform();
     let stream = adapter.stream().to_string();

@@ -22,6 +22,8 @@ use super::{
     IngestSink, RecentIds, TwitchConfig, now_ms, sleep_or_shutdown,
 };
 
+/// How long the TCP, TLS and WebSocket handshakes may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an own PING may go unanswered.
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,9 +143,15 @@ impl TwitchAdapter {
         room_id: &OnceLock<String>,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Ended, IngestError> {
-        let (mut ws, _) = match tokio_tungstenite::connect_async(self.config.irc_url.as_str()).await {
-            Ok(c) => c,
-            Err(e) => return Ok(Ended::Lost(format!("connect: {e}"))),
+        let connect =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(self.config.irc_url.as_str()));
+        let (mut ws, _) = tokio::select! {
+            c = connect => match c {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return Ok(Ended::Lost(format!("connect: {e}"))),
+                Err(_) => return Ok(Ended::Lost("connect timed out".into())),
+            },
+            _ = shutdown.changed() => return Ok(Ended::Shutdown),
         };
         let nick = match (&self.config.nick, &self.token) {
             (Some(n), Some(_)) => n.to_lowercase(),
