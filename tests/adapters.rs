@@ -987,3 +987,14 @@ async fn adapt_without_configured_streams_is_a_configuration_error() {
     .unwrap_err();
     assert!(err.is_config(), "{err}");
 }
+
+#[test]
+fn the_adapt_command_exits_64_when_no_stream_is_configured() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kotae"))
+        .arg("adapt")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no adapters configured"));
+}
