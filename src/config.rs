@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::AdaptersConfig;
+use crate::ingest::adapters::AdaptersConfig;
 use crate::label::Label;
 use crate::pipeline::PipelineConfig;
 use crate::rank::RankConfig;
+use crate::server::config::ServerConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -19,6 +20,9 @@ pub struct Config {
     /// Question urgency weights.
     #[serde(default)]
     pub rank: RankConfig,
+    /// `kotae serve`: listen address, auth, limits, pipeline sizes, latency policy, journal.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Platform adapters: which platforms feed which stream (`kotae adapt`).
     #[serde(default)]
     pub adapters: AdaptersConfig,
@@ -76,6 +80,7 @@ impl Config {
             problems.push("pipeline.dedupe.repeat_flood must be at least 2".to_string());
         }
         problems.extend(self.rank.problems());
+        problems.extend(self.server.problems());
         problems.extend(self.adapters.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
@@ -96,6 +101,20 @@ mod tests {
     fn unknown_fields_are_rejected() {
         let err = Config::parse("[pipeline]\nmax_bytes = 3\n", Path::new("k.toml")).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn server_problems_are_reported_with_the_others() {
+        let text = "[pipeline]\nmax_message_bytes = 0\n[server]\nlisten = \"0.0.0.0:7878\"\nmax_batch = 100\nrate_burst = 10\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("3 problem(s)"), "{err}");
+        assert!(err.contains("server.auth"), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_by_type() {
+        let err = Config::parse("[server]\nmax_connections = 0\n", Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.contains("max_connections"), "{err}");
     }
 
     #[test]

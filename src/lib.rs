@@ -3,15 +3,21 @@
 //! # Layout
 //! - [`pipeline`]: the message pipeline — [`pipeline::normalize`], [`pipeline::tokenize`],
 //!   [`pipeline::classify`] (stateless, fused per worker) and [`pipeline::dedupe`] (stateful).
-//! - [`ingest`]: platform adapters (Twitch IRC, YouTube live chat, Niconico NDGR) producing
-//!   normalized chat messages and carrying moderation actions back.
 //! - [`rank`]: question urgency and the host's ranked queue.
+//! - [`ingest`]: the sidecar protocol's frames, per-connection rate limits, the worker pool; and
+//!   [`ingest::adapters`], platform adapters (Twitch IRC, YouTube live chat, Niconico NDGR)
+//!   producing normalized chat messages and carrying moderation actions back.
+//! - [`queue`]: stream shards owning dedupe, clusters and host queues; host actions.
+//! - [`store`]: the SQLite journal that restores open questions after a restart.
+//! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth, hot reload, shutdown.
+//! - [`metrics`]: Prometheus metrics as typed handles.
 //! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton.
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.
 //! - [`config`]: `kotae.toml`, typed and validated.
-//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `dict`).
+//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`,
+//!   `adapt`).
 
 pub mod commands;
 pub mod config;
@@ -20,5 +26,9 @@ pub mod ingest;
 pub mod ipadic;
 pub mod label;
 pub mod message;
+pub mod metrics;
 pub mod pipeline;
+pub mod queue;
 pub mod rank;
+pub mod server;
+pub mod store;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use kotae::commands::{self, adapt, demo, eval, train};
+use kotae::commands::{self, adapt, bench_load, demo, eval, replay, serve, train};
 use kotae::message::InMessage;
 use kotae::pipeline::Engine;
 
@@ -65,7 +65,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         confusions: usize,
     },
-    /// Replay the bundled live stream and print the ranked questions.
+    /// Start a real server, replay the bundled live stream over a websocket, print the ranked
+    /// questions, and keep serving the host screen.
     Demo {
         #[arg(long, default_value = "fixtures/streams/demo.jsonl")]
         stream: PathBuf,
@@ -74,6 +75,79 @@ enum Command {
         /// How many questions to show.
         #[arg(long, default_value_t = 10)]
         top: usize,
+        /// Messages per second of the replay.
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        /// Follow the recorded timestamps this many times faster than real time (instead of --rate).
+        #[arg(long)]
+        speed: Option<f64>,
+        /// Address to serve on (default: a free port on 127.0.0.1).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Stop the server once the replay is done.
+        #[arg(long)]
+        exit_after_replay: bool,
+    },
+    /// Run the websocket sidecar until SIGTERM or SIGINT.
+    Serve {
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Ingest bearer tokens, comma-separated (added to server.ingest_tokens).
+        #[arg(long, env = "KOTAE_INGEST_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        ingest_token: Vec<String>,
+        /// Host bearer tokens, comma-separated (added to server.host_tokens).
+        #[arg(long, env = "KOTAE_HOST_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        host_token: Vec<String>,
+    },
+    /// Replay a recorded JSON Lines stream over a websocket and tally the verdicts.
+    Replay {
+        file: PathBuf,
+        /// Ingest URL, e.g. ws://127.0.0.1:7878/v1/ingest?stream=live1
+        #[arg(long)]
+        to: String,
+        /// Messages per second (default: follow the recorded timestamps).
+        #[arg(long)]
+        rate: Option<f64>,
+        /// With timestamps: this many times faster than real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Most messages per frame.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Bearer token.
+        #[arg(long, env = "KOTAE_TOKEN")]
+        token: Option<String>,
+    },
+    /// Load a running server: N websocket connections at a target rate; reports msgs/s and
+    /// client-side verdict latency (p50/p99/p999).
+    BenchLoad {
+        /// Server, e.g. ws://127.0.0.1:7878
+        #[arg(long, default_value = "ws://127.0.0.1:7878")]
+        to: String,
+        #[arg(long, default_value_t = 10)]
+        connections: usize,
+        /// Streams the connections are spread over.
+        #[arg(long, default_value_t = 10)]
+        streams: usize,
+        /// Total messages per second; 0 = as fast as the server answers.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Messages per frame.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+        /// Unanswered frames allowed per connection.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Stop after this many messages (0 = run for --seconds).
+        #[arg(long, default_value_t = 0)]
+        messages: u64,
+        /// Bearer token.
+        #[arg(long, env = "KOTAE_TOKEN")]
+        token: Option<String>,
     },
     /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
     Explain { text: String },
@@ -170,7 +244,69 @@ fn main() -> ExitCode {
             let output = if full { adapt::Output::Full } else { adapt::Output::InMessage };
             Ok(adapt::run_blocking(&config.adapters, output)?)
         }
-        Command::Demo { stream, products, top } => run_demo(&engine()?, &config.rank, &stream, &products, top),
+        Command::Demo { stream, products, top, rate, speed, listen, exit_after_replay } => {
+            let mut config = config.clone();
+            config.server.listen = listen;
+            let opts = demo::LiveOptions { stream, products, top, rate, speed, exit_after_replay };
+            let engine = engine()?;
+            runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
+            Ok(())
+        }
+        Command::Serve { listen, ingest_token, host_token } => {
+            let mut config = config.clone();
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
+            config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
+            config.validate()?;
+            let engine = engine()?;
+            let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;
+            if !report.in_time() {
+                anyhow::bail!("shutdown did not finish within the deadline");
+            }
+            Ok(())
+        }
+        Command::Replay { file, to, rate, speed, batch, token } => {
+            let messages = replay::read_stream(&file).map_err(anyhow::Error::msg)?;
+            let pace = match rate {
+                Some(r) => replay::Pace::Rate(r),
+                None => replay::Pace::Timestamps { speed },
+            };
+            let report = runtime()?.block_on(replay::replay(&to, token.as_deref(), &messages, pace, batch.max(1)))?;
+            println!(
+                "replayed {} messages in {:.1?}: {} verdicts ({} degraded), {} errors",
+                report.sent, report.elapsed, report.verdicts, report.degraded, report.errors
+            );
+            println!("actions: {:?}", report.by_action);
+            println!("labels:  {:?}", report.by_label);
+            Ok(())
+        }
+        Command::BenchLoad { to, connections, streams, rate, batch, window, seconds, messages, token } => {
+            let texts = bench_texts()?;
+            let spec = bench_load::LoadSpec {
+                server: to,
+                token,
+                connections: connections.max(1),
+                streams: streams.max(1),
+                rate,
+                batch: batch.max(1),
+                window,
+                duration: std::time::Duration::from_secs_f64(seconds),
+                max_messages: messages,
+                texts: Arc::new(texts),
+            };
+            println!(
+                "bench-load: {} connections over {} streams, {} msgs/s offered, {} per frame",
+                spec.connections,
+                spec.streams,
+                if rate == 0 { "max".to_string() } else { rate.to_string() },
+                spec.batch
+            );
+            let report = runtime()?.block_on(bench_load::run(spec))?;
+            println!("{}", report.summary());
+            Ok(())
+        }
     })();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,29 +314,26 @@ fn main() -> ExitCode {
             eprintln!("kotae: {e:#}");
             let config_error = e.downcast_ref::<kotae::pipeline::PipelineError>().is_some()
                 || e.downcast_ref::<kotae::dictionary::DictionaryError>().is_some()
+                || e.downcast_ref::<kotae::config::ConfigError>().is_some()
                 || e.downcast_ref::<adapt::AdaptError>().is_some_and(adapt::AdaptError::is_config);
             ExitCode::from(if config_error { EXIT_CONFIG } else { 1 })
         }
     }
 }
 
-fn run_demo(
-    engine: &Arc<Engine>,
-    rank: &kotae::rank::RankConfig,
-    stream: &std::path::Path,
-    products: &std::path::Path,
-    top: usize,
-) -> anyhow::Result<()> {
-    let schedule = demo::Schedule::load(products).map_err(anyhow::Error::msg)?;
-    let text = std::fs::read_to_string(stream).with_context(|| format!("reading {}", stream.display()))?;
-    let messages: Vec<InMessage> =
-        text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
-    let started = std::time::Instant::now();
-    let (queue, summary, now) = demo::replay(engine, rank, &messages, &schedule);
-    println!("replayed {} messages of stream '{}' in {:.1?}", summary.messages, schedule.stream, started.elapsed());
-    println!("actions: {:?}", summary.by_action);
-    println!("labels:  {:?}\n", summary.by_label);
-    println!("top questions at the end of the stream:");
-    print!("{}", demo::format_top(&queue.ranked(now), &schedule, top));
-    Ok(())
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Chat texts for `bench-load`: the labelled fixtures and the demo stream.
+fn bench_texts() -> anyhow::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for path in ["fixtures/labelled/dev.jsonl", "fixtures/labelled/test.jsonl", "fixtures/streams/demo.jsonl"] {
+        let body = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            let m: InMessage = serde_json::from_str(line).with_context(|| format!("{path}: bad line"))?;
+            texts.push(m.text);
+        }
+    }
+    Ok(texts)
 }

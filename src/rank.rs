@@ -153,6 +153,8 @@ pub struct Wording {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Question {
     pub cluster: u32,
+    /// Serialized inline: `"state": "answered", "at": 1732230000000`.
+    #[serde(flatten)]
     pub state: QuestionState,
     pub first_ts: u64,
     pub last_ts: u64,
@@ -171,7 +173,7 @@ pub struct Question {
 pub const MAX_WORDINGS: usize = 5;
 
 /// A question with its urgency, as listed to the host.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ranked {
     pub id: String,
     pub score: f32,
@@ -258,6 +260,45 @@ impl Queue {
     /// A question by cluster.
     pub fn get(&self, cluster: u32) -> Option<&Question> {
         self.questions.get(&cluster)
+    }
+
+    /// A question by cluster, for host actions that change more than its state.
+    pub fn get_mut(&mut self, cluster: u32) -> Option<&mut Question> {
+        self.questions.get_mut(&cluster)
+    }
+
+    /// Removes a question (a full queue trims its least useful one).
+    pub fn remove(&mut self, cluster: u32) -> Option<Question> {
+        self.questions.remove(&cluster)
+    }
+
+    /// Questions held, in any state.
+    pub fn len(&self) -> usize {
+        self.questions.len()
+    }
+
+    /// Whether the queue holds no question.
+    pub fn is_empty(&self) -> bool {
+        self.questions.is_empty()
+    }
+
+    /// The question to drop when the queue is full: the closed (answered or dismissed) one
+    /// asked longest ago, else the lowest-ranked open one; pinned questions are never dropped.
+    pub fn trim_candidate(&self, now: u64) -> Option<u32> {
+        let closed = self
+            .questions
+            .values()
+            .filter(|q| matches!(q.state, QuestionState::Answered(_) | QuestionState::Dismissed(_)))
+            .min_by_key(|q| (q.last_ts, q.cluster));
+        if let Some(q) = closed {
+            return Some(q.cluster);
+        }
+        self.questions
+            .values()
+            .filter(|q| q.state == QuestionState::Open)
+            .map(|q| (self.score(q, now).0, q))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)))
+            .map(|(_, q)| q.cluster)
     }
 
     /// Inserts a question as restored from a journal.
@@ -374,6 +415,21 @@ mod tests {
         ask(&mut q, 1, 2, &[], 30);
         assert_eq!(q.get(1).unwrap().asked_after_answer, 1);
         assert!(q.ranked(40).is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_drops_closed_questions_before_open_ones() {
+        let mut q = Queue::new(&RankConfig::default());
+        ask(&mut q, 1, 1, &[], 0);
+        ask(&mut q, 2, 5, &[], 0);
+        ask(&mut q, 3, 1, &["size".to_string()], 0);
+        assert_eq!(q.trim_candidate(0), Some(1), "lowest-ranked open question");
+        q.set_state(2, QuestionState::Answered(5));
+        assert_eq!(q.trim_candidate(0), Some(2), "closed questions go first");
+        q.set_state(2, QuestionState::Pinned);
+        q.set_state(1, QuestionState::Pinned);
+        q.set_state(3, QuestionState::Pinned);
+        assert_eq!(q.trim_candidate(0), None, "pinned questions stay");
     }
 
     #[test]

@@ -12,12 +12,12 @@ use axum::body::{Body, Bytes};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use kotae::ingest::chat::Fragment;
-use kotae::ingest::ndgr::{self, ChunkedEntry, ChunkedMessage, MessageSegment, ReadyForNext, Timestamp};
-use kotae::ingest::niconico::NiconicoAdapter;
-use kotae::ingest::twitch::TwitchAdapter;
-use kotae::ingest::youtube::YoutubeAdapter;
-use kotae::ingest::{
+use kotae::ingest::adapters::chat::Fragment;
+use kotae::ingest::adapters::ndgr::{self, ChunkedEntry, ChunkedMessage, MessageSegment, ReadyForNext, Timestamp};
+use kotae::ingest::adapters::niconico::NiconicoAdapter;
+use kotae::ingest::adapters::twitch::TwitchAdapter;
+use kotae::ingest::adapters::youtube::YoutubeAdapter;
+use kotae::ingest::adapters::{
     ActionError, ActionOutcome, Adapter, AdaptersConfig, ChatMessage, ConnState, IdScope, Ingested, MessageKind,
     ModerationAction, ModerationEvent, NiconicoConfig, Platform, RunningAdapter, TwitchConfig, YoutubeConfig,
 };
@@ -48,7 +48,7 @@ struct Harness {
 fn start(adapter: Box<dyn Adapter>) -> Harness {
     let (tx, rx) = mpsc::channel(64);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let running = kotae::ingest::spawn(adapter, tx, 8, shutdown_rx);
+    let running = kotae::ingest::adapters::spawn(adapter, tx, 8, shutdown_rx);
     Harness { rx, running, shutdown }
 }
 
@@ -797,7 +797,7 @@ fn write_niconico_fixtures() {
     let write = |name: &str, header: &str, frames: Vec<(String, Vec<u8>)>| {
         let mut out = String::from(header);
         for (comment, bytes) in frames {
-            out.push_str(&format!("# {comment}\n{}\n", kotae::ingest::chat::hex(&bytes)));
+            out.push_str(&format!("# {comment}\n{}\n", kotae::ingest::adapters::chat::hex(&bytes)));
         }
         std::fs::write(dir.join(name), out).unwrap();
     };

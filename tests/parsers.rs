@@ -1,9 +1,9 @@
 //! Property tests of the wire parsers the adapters run on untrusted bytes: they never panic,
 //! and what they produce keeps its invariants. The same entry points are fuzzed in `fuzz/`.
 
-use kotae::ingest::chat::Fragment;
-use kotae::ingest::irc::{self, Context};
-use kotae::ingest::ndgr::{self, FrameReader};
+use kotae::ingest::adapters::chat::Fragment;
+use kotae::ingest::adapters::irc::{self, Context};
+use kotae::ingest::adapters::ndgr::{self, FrameReader};
 use proptest::prelude::*;
 
 const CX: Context<'static> = Context { stream: "s", received_at_ms: 0, seq: 0 };

@@ -1,7 +1,7 @@
 //! Twitch IRC lines: splitting, IRCv3 tag parsing and unescaping, emote ranges, normalization.
 #![no_main]
 
-use kotae::ingest::irc;
+use kotae::ingest::adapters::irc;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

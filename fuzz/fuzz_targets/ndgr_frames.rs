@@ -2,7 +2,7 @@
 //! decoding of each frame as a segment message and as a view entry.
 #![no_main]
 
-use kotae::ingest::ndgr::{self, ChunkedEntry, FrameReader};
+use kotae::ingest::adapters::ndgr::{self, ChunkedEntry, FrameReader};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::ingest::{self, AdaptersConfig, IngestError, Ingested, MetricsSnapshot, Platform};
+use crate::ingest::adapters::{self, AdaptersConfig, IngestError, Ingested, MetricsSnapshot, Platform};
 
 /// How long adapters get to stop after shutdown.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -56,7 +56,7 @@ pub async fn run(
     output: Output,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Vec<AdapterReport>, AdaptError> {
-    let adapters = ingest::build(config)?;
+    let adapters = adapters::build(config)?;
     if adapters.is_empty() {
         return Err(AdaptError::NoAdapters);
     }
@@ -64,7 +64,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel(config.channel_capacity.max(1));
     let (stop, stop_rx) = watch::channel(false);
     let running: Vec<_> =
-        adapters.into_iter().map(|a| ingest::spawn(a, tx.clone(), config.action_capacity, stop_rx.clone())).collect();
+        adapters.into_iter().map(|a| adapters::spawn(a, tx.clone(), config.action_capacity, stop_rx.clone())).collect();
     drop(tx);
     tokio::pin!(shutdown);
     let mut stopping = false;

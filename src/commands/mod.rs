@@ -1,9 +1,13 @@
 //! The CLI commands. Each takes parsed arguments and does its work; `main` maps errors to exit codes.
 
 pub mod adapt;
+pub mod bench_load;
 pub mod classify;
+pub mod client;
 pub mod demo;
 pub mod eval;
+pub mod replay;
+pub mod serve;
 pub mod train;
 
 use std::path::Path;

@@ -1,0 +1,389 @@
+//! Prometheus metrics: typed handles registered once, labels from bounded enums only (never
+//! stream or user ids).
+//!
+//! The outcome counters prove the accounting: every message received ends in exactly one of
+//! `kotae_messages_total{outcome}`, so at rest
+//! `kotae_messages_received_total == sum(kotae_messages_total)`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::label::{Action, Label};
+
+/// The single outcome of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Held,
+    Blocked,
+    Rejected,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Allowed, Outcome::Held, Outcome::Blocked, Outcome::Rejected];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Held => "held",
+            Outcome::Blocked => "blocked",
+            Outcome::Rejected => "rejected",
+        }
+    }
+    pub fn of(action: Action) -> Self {
+        match action {
+            Action::Allow => Outcome::Allowed,
+            Action::Hold => Outcome::Held,
+            Action::Block => Outcome::Blocked,
+        }
+    }
+}
+
+/// Why a message got an error instead of a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not JSON, not an object, or no `text`.
+    Malformed,
+    /// Frame or message over its size limit, or an array over `max_batch`.
+    TooLarge,
+    /// Empty text.
+    Empty,
+    /// Over the connection's message rate.
+    RateLimited,
+    /// The server is shutting down and the pipeline is gone.
+    ShuttingDown,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 5] = [
+        RejectReason::Malformed,
+        RejectReason::TooLarge,
+        RejectReason::Empty,
+        RejectReason::RateLimited,
+        RejectReason::ShuttingDown,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::Empty => "empty",
+            RejectReason::RateLimited => "rate_limited",
+            RejectReason::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+/// Timed stages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Frame arrival until a worker takes it (admission wait plus queueing).
+    Queue,
+    /// normalize → tokenize → classify for one message.
+    Analyze,
+    /// dedupe, cluster and rank for one frame.
+    Stateful,
+    /// Frame arrival until its verdicts are written to the socket.
+    Frame,
+    /// One journal transaction.
+    Journal,
+}
+
+impl Stage {
+    const ALL: [Stage; 5] = [Stage::Queue, Stage::Analyze, Stage::Stateful, Stage::Frame, Stage::Journal];
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queue => "queue",
+            Stage::Analyze => "analyze",
+            Stage::Stateful => "stateful",
+            Stage::Frame => "frame",
+            Stage::Journal => "journal",
+        }
+    }
+}
+
+/// The bounded channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Workers,
+    Shards,
+    Journal,
+}
+
+impl Channel {
+    const ALL: [Channel; 3] = [Channel::Workers, Channel::Shards, Channel::Journal];
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Workers => "workers",
+            Channel::Shards => "shards",
+            Channel::Journal => "journal",
+        }
+    }
+}
+
+/// Websocket endpoint kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Ingest,
+    Host,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 2] = [Endpoint::Ingest, Endpoint::Host];
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Ingest => "ingest",
+            Endpoint::Host => "host",
+        }
+    }
+}
+
+/// Why a connection was refused or closed by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// Missing or wrong bearer token.
+    Unauthorized,
+    /// `max_connections` reached.
+    Full,
+    /// Closed after `idle_timeout_ms` without a frame.
+    Idle,
+    /// Closed because it did not take its verdicts within `send_timeout_ms`.
+    SlowClient,
+    /// Closed by graceful shutdown.
+    Shutdown,
+}
+
+impl ConnEvent {
+    const ALL: [ConnEvent; 5] =
+        [ConnEvent::Unauthorized, ConnEvent::Full, ConnEvent::Idle, ConnEvent::SlowClient, ConnEvent::Shutdown];
+    fn as_str(self) -> &'static str {
+        match self {
+            ConnEvent::Unauthorized => "unauthorized",
+            ConnEvent::Full => "full",
+            ConnEvent::Idle => "idle",
+            ConnEvent::SlowClient => "slow_client",
+            ConnEvent::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Every metric of the server, registered once.
+pub struct Metrics {
+    registry: Registry,
+    received: IntCounter,
+    outcomes: [IntCounter; 4],
+    rejected: [IntCounter; 5],
+    labels: [IntCounter; 5],
+    over_budget: [IntCounter; 2],
+    backpressure: [IntCounter; 3],
+    stages: [Histogram; 5],
+    depth: [IntGauge; 3],
+    connections: [IntGauge; 2],
+    conn_events: [IntCounter; 5],
+    frames_error: IntCounter,
+    /// Journal records accepted but not yet committed.
+    pub journal_lag: IntGauge,
+    /// Journal records committed.
+    pub journal_written: IntCounter,
+    /// Failed journal transactions (records of a failed batch are retried once, then counted lost).
+    pub journal_failures: IntCounter,
+    /// Dictionary reloads by result (`ok`, `error`).
+    reloads: [IntCounter; 2],
+    /// Questions dropped from a full host queue.
+    pub questions_trimmed: IntCounter,
+    /// Updates pushed to host websockets.
+    pub host_pushes: IntCounter,
+    /// Streams with state in memory.
+    pub streams: IntGauge,
+    /// Open and pinned questions over all streams.
+    pub open_questions: IntGauge,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn counters<const N: usize>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [&str; N],
+) -> [IntCounter; N] {
+    let v = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(v.clone())).expect("registered once");
+    values.map(|x| v.with_label_values(&[x]))
+}
+
+fn gauges<const N: usize>(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: [&str; N],
+) -> [IntGauge; N] {
+    let v = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(v.clone())).expect("registered once");
+    values.map(|x| v.with_label_values(&[x]))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric. Start-up only: the names are constants, so a failure here is a bug.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let hist = HistogramVec::new(
+            HistogramOpts::new("kotae_stage_seconds", "Time spent per stage").buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+            &["stage"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(hist.clone())).expect("registered once");
+        Self {
+            received: counter(
+                &r,
+                "kotae_messages_received_total",
+                "Messages received (a malformed frame counts as one)",
+            ),
+            outcomes: counters(
+                &r,
+                "kotae_messages_total",
+                "Messages by final outcome; the sum equals kotae_messages_received_total",
+                "outcome",
+                Outcome::ALL.map(Outcome::as_str),
+            ),
+            rejected: counters(
+                &r,
+                "kotae_rejected_total",
+                "Rejected messages by reason",
+                "reason",
+                RejectReason::ALL.map(RejectReason::as_str),
+            ),
+            labels: counters(&r, "kotae_labels_total", "Labels given", "label", Label::ALL.map(Label::as_str)),
+            over_budget: counters(
+                &r,
+                "kotae_over_budget_total",
+                "Messages answered with the fail-open or fail-closed verdict after the latency budget",
+                "policy",
+                ["open", "closed"],
+            ),
+            backpressure: counters(
+                &r,
+                "kotae_backpressure_total",
+                "Times a sender found a bounded channel full and waited",
+                "channel",
+                Channel::ALL.map(Channel::as_str),
+            ),
+            stages: Stage::ALL.map(|s| hist.with_label_values(&[s.as_str()])),
+            depth: gauges(
+                &r,
+                "kotae_queue_depth",
+                "Items waiting in a bounded channel",
+                "channel",
+                Channel::ALL.map(Channel::as_str),
+            ),
+            connections: gauges(
+                &r,
+                "kotae_connections",
+                "Open websocket connections",
+                "endpoint",
+                Endpoint::ALL.map(Endpoint::as_str),
+            ),
+            conn_events: counters(
+                &r,
+                "kotae_connection_events_total",
+                "Connections refused or closed by the server, by reason",
+                "reason",
+                ConnEvent::ALL.map(ConnEvent::as_str),
+            ),
+            frames_error: counter(&r, "kotae_error_frames_total", "Error frames sent for malformed or oversize frames"),
+            journal_lag: gauge(&r, "kotae_journal_lag_records", "Journal records accepted but not yet committed"),
+            journal_written: counter(&r, "kotae_journal_written_total", "Journal records committed"),
+            journal_failures: counter(&r, "kotae_journal_failures_total", "Failed journal transactions"),
+            reloads: counters(
+                &r,
+                "kotae_dictionary_reloads_total",
+                "Dictionary reloads by result",
+                "result",
+                ["ok", "error"],
+            ),
+            questions_trimmed: counter(&r, "kotae_questions_trimmed_total", "Questions dropped from a full host queue"),
+            host_pushes: counter(&r, "kotae_host_pushes_total", "Updates pushed to host websockets"),
+            streams: gauge(&r, "kotae_streams", "Streams with state in memory"),
+            open_questions: gauge(&r, "kotae_open_questions", "Open and pinned questions over all streams"),
+            registry: r,
+        }
+    }
+
+    /// `n` messages arrived.
+    pub fn received(&self, n: usize) {
+        self.received.inc_by(n as u64);
+    }
+    /// One message reached its outcome.
+    pub fn outcome(&self, o: Outcome) {
+        self.outcomes[o as usize].inc();
+    }
+    /// One message was rejected.
+    pub fn rejected(&self, reason: RejectReason) {
+        self.outcome(Outcome::Rejected);
+        self.rejected[reason as usize].inc();
+    }
+    pub fn label(&self, l: Label) {
+        self.labels[l.index()].inc();
+    }
+    pub fn over_budget(&self, closed: bool) {
+        self.over_budget[closed as usize].inc();
+    }
+    pub fn backpressure(&self, c: Channel) {
+        self.backpressure[c as usize].inc();
+    }
+    pub fn observe(&self, s: Stage, seconds: f64) {
+        self.stages[s as usize].observe(seconds);
+    }
+    pub fn depth(&self, c: Channel) -> &IntGauge {
+        &self.depth[c as usize]
+    }
+    pub fn connections(&self, e: Endpoint) -> &IntGauge {
+        &self.connections[e as usize]
+    }
+    pub fn conn_event(&self, e: ConnEvent) {
+        self.conn_events[e as usize].inc();
+    }
+    pub fn error_frame(&self) {
+        self.frames_error.inc();
+    }
+    pub fn reload(&self, ok: bool) {
+        self.reloads[!ok as usize].inc();
+    }
+
+    /// Messages received so far.
+    pub fn received_total(&self) -> u64 {
+        self.received.get()
+    }
+    /// Messages that reached each outcome so far.
+    pub fn outcome_total(&self, o: Outcome) -> u64 {
+        self.outcomes[o as usize].get()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

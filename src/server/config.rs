@@ -1,0 +1,217 @@
+//! `[server]` and `[server.journal]`: the sidecar's limits, pipeline sizes, latency policy and
+//! journal, every field documented. Durations are in milliseconds.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// When bearer tokens are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Required unless the server listens on a loopback address only.
+    Auto,
+    Always,
+    Never,
+}
+
+/// What a message gets when the pipeline cannot answer within the latency budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailPolicy {
+    /// `allow`, flagged `"degraded":"over_budget"`: chat keeps flowing.
+    Open,
+    /// `hold`, flagged: nothing unchecked is shown.
+    Closed,
+}
+
+/// The websocket sidecar.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on (`--listen` overrides).
+    pub listen: SocketAddr,
+    /// When bearer tokens are required: `auto` (unless listening on loopback), `always`, `never`.
+    pub auth: AuthMode,
+    /// Tokens accepted on `/v1/ingest` (`Authorization: Bearer …` or `?access_token=`).
+    pub ingest_tokens: Vec<String>,
+    /// Tokens accepted on the host endpoints (`/v1/streams/…`, `/moderator`).
+    pub host_tokens: Vec<String>,
+    /// Open websocket connections (ingest and host together); more are refused with 503.
+    pub max_connections: NonZeroUsize,
+    /// Largest text frame answered normally; bigger frames get an error frame. Frames over 16× this
+    /// close the connection (1009), since they must be buffered before they can be refused.
+    pub max_frame_bytes: NonZeroUsize,
+    /// Most messages in one array frame; a longer array gets one error frame.
+    pub max_batch: NonZeroUsize,
+    /// Messages per second one ingest connection may send (token bucket); the excess is
+    /// rejected with `"error":"rate limited"`.
+    pub max_messages_per_second: NonZeroU32,
+    /// Token bucket size: messages a connection may send at once above its rate.
+    pub rate_burst: NonZeroU32,
+    /// Time a client has to send its HTTP upgrade request after connecting.
+    pub handshake_timeout_ms: NonZeroU64,
+    /// An ingest connection that sends nothing for this long is closed (1001).
+    pub idle_timeout_ms: NonZeroU64,
+    /// A connection that does not take its verdicts for this long is closed: a slow client
+    /// must not hold pipeline capacity.
+    pub send_timeout_ms: NonZeroU64,
+    /// Frames one connection may have in the pipeline; beyond it the server stops reading the
+    /// socket, so TCP pushes back on the platform.
+    pub max_frames_in_flight: NonZeroUsize,
+    /// Worker threads for the stateless stages; 0 means one per CPU.
+    pub workers: usize,
+    /// Frames waiting for a worker (bounded channel, policy: block, then the budget verdict).
+    pub worker_queue: NonZeroUsize,
+    /// Stream shards: threads owning dedupe, clusters and the host queue of their streams.
+    pub shards: NonZeroUsize,
+    /// Frames waiting per shard (bounded channel, policy: block).
+    pub shard_queue: NonZeroUsize,
+    /// Latency budget per frame, from arrival to the start of its analysis.
+    pub budget_ms: NonZeroU64,
+    /// Verdict when the budget is exceeded: `open` (allow, flagged) or `closed` (hold, flagged).
+    pub on_budget_exceeded: FailPolicy,
+    /// Questions kept per stream in the host queue (policy when full: drop closed questions
+    /// first, then the lowest-ranked open one; counted).
+    pub max_questions_per_stream: NonZeroUsize,
+    /// Host websockets get at most one update per this interval.
+    pub host_push_interval_ms: NonZeroU64,
+    /// Offset of the host's local time from UTC, for "answered at 12:03" (540 is JST).
+    pub utc_offset_minutes: i32,
+    /// Graceful shutdown must finish (drain, flush the journal) within this time.
+    pub shutdown_deadline_ms: NonZeroU64,
+    /// Watch the dictionary directory and reload on change (a broken edit keeps the old ones).
+    pub reload_dictionaries: bool,
+    /// The durable journal.
+    pub journal: JournalConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        let nz = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        let ms = |n: u64| NonZeroU64::new(n).unwrap_or(NonZeroU64::MIN);
+        let n32 = |n: u32| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
+            auth: AuthMode::Auto,
+            ingest_tokens: Vec::new(),
+            host_tokens: Vec::new(),
+            max_connections: nz(1024),
+            max_frame_bytes: nz(1 << 20),
+            max_batch: nz(1000),
+            max_messages_per_second: n32(50_000),
+            rate_burst: n32(10_000),
+            handshake_timeout_ms: ms(5_000),
+            idle_timeout_ms: ms(300_000),
+            send_timeout_ms: ms(10_000),
+            max_frames_in_flight: nz(64),
+            workers: 0,
+            worker_queue: nz(256),
+            shards: nz(2),
+            shard_queue: nz(256),
+            budget_ms: ms(250),
+            on_budget_exceeded: FailPolicy::Open,
+            max_questions_per_stream: nz(1000),
+            host_push_interval_ms: ms(250),
+            utc_offset_minutes: 540,
+            shutdown_deadline_ms: ms(10_000),
+            reload_dictionaries: true,
+            journal: JournalConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Whether bearer tokens are required on this listen address.
+    pub fn auth_required(&self) -> bool {
+        match self.auth {
+            AuthMode::Always => true,
+            AuthMode::Never => false,
+            AuthMode::Auto => !self.listen.ip().is_loopback(),
+        }
+    }
+
+    /// Worker threads to start.
+    pub fn worker_threads(&self) -> usize {
+        if self.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { self.workers }
+    }
+
+    /// Values the types cannot reject.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.auth_required() && (self.ingest_tokens.is_empty() || self.host_tokens.is_empty()) {
+            p.push(format!(
+                "server.auth: tokens are required on {} but server.ingest_tokens or server.host_tokens is empty \
+                 (set them or KOTAE_INGEST_TOKENS and KOTAE_HOST_TOKENS, or auth = \"never\" behind a trusted proxy)",
+                self.listen
+            ));
+        }
+        for (name, tokens) in [("ingest_tokens", &self.ingest_tokens), ("host_tokens", &self.host_tokens)] {
+            if tokens.iter().any(|t| t.len() < 16) {
+                p.push(format!("server.{name}: every token must be at least 16 characters"));
+            }
+        }
+        if self.rate_burst.get() < self.max_batch.get() as u32 {
+            p.push(format!(
+                "server.rate_burst {} is below server.max_batch {}: a full batch could never pass",
+                self.rate_burst, self.max_batch
+            ));
+        }
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            p.push(format!("server.utc_offset_minutes {} is not within -720–840", self.utc_offset_minutes));
+        }
+        p.extend(self.journal.problems());
+        p
+    }
+}
+
+/// The SQLite journal of messages, verdicts, questions and host actions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Database file; an empty path disables the journal (nothing survives a restart).
+    pub path: PathBuf,
+    /// Also journal every message with its verdict (questions and host actions are always kept).
+    pub record_messages: bool,
+    /// Records waiting to be written (bounded channel, policy: block the shard, counted).
+    pub queue: NonZeroUsize,
+    /// Most records per write transaction.
+    pub batch_max: NonZeroUsize,
+    /// A partial batch is written after at most this long.
+    pub flush_interval_ms: NonZeroU64,
+    /// Messages, host actions and closed questions older than this are deleted; open questions stay.
+    pub retention_hours: NonZeroU64,
+    /// At most this many message rows are kept; older ones are deleted first.
+    pub max_messages: NonZeroU64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("kotae.db"),
+            record_messages: true,
+            queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            batch_max: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            flush_interval_ms: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
+            retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
+            max_messages: NonZeroU64::new(5_000_000).unwrap_or(NonZeroU64::MIN),
+        }
+    }
+}
+
+impl JournalConfig {
+    /// Whether a journal is kept.
+    pub fn enabled(&self) -> bool {
+        !self.path.as_os_str().is_empty()
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.batch_max > self.queue {
+            p.push("server.journal.batch_max must not exceed server.journal.queue".to_string());
+        }
+        p
+    }
+}

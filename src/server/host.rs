@@ -1,0 +1,194 @@
+//! The host's endpoints: the ranked questions as JSON, actions on them, the product on screen,
+//! and `GET /v1/streams/ID/host`, a websocket that pushes the list whenever it changes (at most
+//! once per `host_push_interval_ms`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Ctx;
+use super::auth::{self, Scope};
+use crate::metrics::{ConnEvent, Endpoint};
+use crate::queue::{HostAction, QuestionList};
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Why a host request is refused before it reaches a shard.
+enum Refused {
+    Unauthorized(auth::Unauthorized),
+    BadStream,
+    Closing,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Unauthorized(u) => u.into_response(),
+            Refused::BadStream => error(StatusCode::BAD_REQUEST, "invalid stream id"),
+            Refused::Closing => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+        }
+    }
+}
+
+fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>, stream: &str) -> Result<(), Refused> {
+    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query).map_err(Refused::Unauthorized)?;
+    if !super::valid_stream(stream) {
+        return Err(Refused::BadStream);
+    }
+    if ctx.is_closing() {
+        return Err(Refused::Closing);
+    }
+    Ok(())
+}
+
+pub(crate) async fn list(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    match ctx.shards.list(Arc::from(stream)).await {
+        Some(list) => axum::Json(list).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+    }
+}
+
+pub(crate) async fn act(
+    State(ctx): State<Arc<Ctx>>,
+    Path((stream, qid, action)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    let Some(action) = HostAction::parse(&action) else {
+        return error(StatusCode::NOT_FOUND, "unknown action; use answered, pin, unpin, dismiss or reopen");
+    };
+    let Some(cluster) = qid.strip_prefix('q').and_then(|n| n.parse::<u32>().ok()) else {
+        return error(StatusCode::NOT_FOUND, "question ids look like q12");
+    };
+    match ctx.shards.act(Arc::from(stream), cluster, action).await {
+        Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such question"),
+    }
+}
+
+/// Body of `PUT /v1/streams/ID/product`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProductBody {
+    /// The product id on screen now; `null` when none is.
+    product: Option<String>,
+}
+
+pub(crate) async fn set_product(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    let body: ProductBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("expected {{\"product\": \"id\" | null}}: {e}")),
+    };
+    if body.product.as_ref().is_some_and(|p| p.len() > 128) {
+        return error(StatusCode::BAD_REQUEST, "product ids are at most 128 bytes");
+    }
+    if ctx.shards.set_product(Arc::from(stream), body.product.clone()).await {
+        axum::Json(serde_json::json!({ "current_product": body.product })).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+    }
+}
+
+pub(crate) async fn host_ws(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    let Ok(permit) = ctx.conn_slots.clone().try_acquire_owned() else {
+        ctx.metrics.conn_event(ConnEvent::Full);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+    };
+    let tracker = ctx.tracker.clone();
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| tracker.track_future(host_session(socket, Arc::from(stream), ctx, permit)))
+}
+
+fn frame(kind: &str, list: &QuestionList) -> Message {
+    let mut v = serde_json::to_value(list).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("type".into(), kind.into());
+    }
+    Message::Text(v.to_string().into())
+}
+
+async fn host_session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
+    let metrics = ctx.metrics.clone();
+    metrics.connections(Endpoint::Host).inc();
+    let send_timeout = Duration::from_millis(ctx.config.send_timeout_ms.get());
+    let interval = Duration::from_millis(ctx.config.host_push_interval_ms.get());
+    let (mut sink, mut source) = socket.split();
+    let mut closing = ctx.closing.clone();
+    if let Some(mut version) = ctx.shards.subscribe(stream.clone()).await {
+        version.borrow_and_update();
+        let mut kind = "snapshot";
+        loop {
+            let Some(list) = ctx.shards.list(stream.clone()).await else { break };
+            match tokio::time::timeout(send_timeout, sink.send(frame(kind, &list))).await {
+                Ok(Ok(())) => metrics.host_pushes.inc(),
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    metrics.conn_event(ConnEvent::SlowClient);
+                    break;
+                }
+            }
+            kind = "update";
+            tokio::select! {
+                changed = version.changed() => if changed.is_err() { break },
+                msg = source.next() => match msg {
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    // The host screen sends nothing but pings; other frames are ignored.
+                    Some(Ok(_)) => continue,
+                },
+                () = super::closed(&mut closing) => {
+                    metrics.conn_event(ConnEvent::Shutdown);
+                    break;
+                }
+            }
+            // Coalesce bursts: one push per interval at most.
+            tokio::time::sleep(interval).await;
+            version.borrow_and_update();
+        }
+    }
+    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
+    metrics.connections(Endpoint::Host).dec();
+}
+
+/// `GET /`: the host screen.
+pub(crate) async fn screen() -> Html<&'static str> {
+    Html(include_str!("../../web/host.html"))
+}

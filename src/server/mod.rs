@@ -1,0 +1,266 @@
+//! `kotae serve`: the websocket sidecar (contract: DESIGN.md §2.3, protocol: docs/protocol.md).
+//!
+//! ```text
+//! platform ──ws──► session ──► Workers (bounded, N threads: normalize→tokenize→classify)
+//!    ▲              │  ▲                         │
+//!    └── verdicts ──┘  └──── Shards (bounded, one thread per shard: dedupe, cluster, rank) ──► Journal (SQLite)
+//!                                     │ watch
+//! host screen ◄──ws── host session ◄──┘
+//! ```
+//! A session keeps its frames in order with two ordered queues (analysis, then stateful), so
+//! frames are pipelined yet answered in order. Shutdown: stop accepting, close sessions after
+//! their in-flight frames are answered, stop workers and shards, flush the journal; all within
+//! `shutdown_deadline_ms`.
+
+pub mod auth;
+pub mod config;
+mod host;
+pub mod reload;
+mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::ingest::Workers;
+use crate::metrics::{Channel, Metrics};
+use crate::pipeline::Engine;
+use crate::queue::Shards;
+use crate::store::{Journal, JournalSender, StoreError};
+use config::ServerConfig;
+
+/// Start-up failures of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] StoreError),
+    #[error("cannot start threads: {0}")]
+    Threads(std::io::Error),
+    #[error("cannot watch dictionaries: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+/// Shared by every request handler.
+pub(crate) struct Ctx {
+    pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    pub workers: Workers,
+    pub shards: Shards,
+    pub journal: JournalSender,
+    /// One permit per allowed websocket connection.
+    pub conn_slots: Arc<Semaphore>,
+    /// Becomes `true` when shutdown starts; sessions stop reading and drain.
+    pub closing: watch::Receiver<bool>,
+    /// Every websocket session, so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    pub ready: AtomicBool,
+    pub max_message_bytes: usize,
+}
+
+impl Ctx {
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy)]
+pub struct ShutdownReport {
+    /// Every session answered its in-flight frames and closed in time.
+    pub drained: bool,
+    /// Workers, shards and the journal stopped and flushed in time.
+    pub flushed: bool,
+    pub elapsed: Duration,
+}
+
+impl ShutdownReport {
+    pub fn in_time(&self) -> bool {
+        self.drained && self.flushed
+    }
+}
+
+/// A bound, not yet serving server.
+pub struct Server {
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    closing_tx: watch::Sender<bool>,
+    journal: Journal,
+    _reloader: Option<reload::Reloader>,
+}
+
+impl Server {
+    /// Opens the journal (restoring open questions), starts workers and shards, binds.
+    pub async fn bind(config: &Config, engine: Arc<Engine>) -> Result<Self, ServerError> {
+        let sc = config.server.clone();
+        let metrics = Arc::new(Metrics::new());
+        let (journal, restored) = Journal::open(&sc.journal, metrics.clone())?;
+        let restored_questions: usize = restored.streams.values().map(|s| s.questions.len()).sum();
+        let workers = Workers::start(&engine, sc.worker_threads(), sc.worker_queue.get(), metrics.clone())
+            .map_err(ServerError::Threads)?;
+        let shards = Shards::start(&engine, &config.rank, &sc, restored, journal.sender(), metrics.clone())
+            .map_err(ServerError::Threads)?;
+        let listener = TcpListener::bind(sc.listen).await.map_err(|e| ServerError::Bind(sc.listen, e))?;
+        let reloader =
+            if sc.reload_dictionaries { Some(reload::watch(engine.clone(), metrics.clone())?) } else { None };
+        let (closing_tx, closing) = watch::channel(false);
+        tracing::info!(
+            listen = %listener.local_addr().map_err(|e| ServerError::Bind(sc.listen, e))?,
+            workers = sc.worker_threads(),
+            shards = sc.shards.get(),
+            restored_questions,
+            auth = sc.auth_required(),
+            "kotae serve ready"
+        );
+        let ctx = Arc::new(Ctx {
+            conn_slots: Arc::new(Semaphore::new(sc.max_connections.get())),
+            journal: journal.sender(),
+            max_message_bytes: config.pipeline.max_message_bytes,
+            config: sc,
+            metrics,
+            workers,
+            shards,
+            closing,
+            tracker: TaskTracker::new(),
+            ready: AtomicBool::new(true),
+        });
+        Ok(Self { listener, ctx, closing_tx, journal, _reloader: reloader })
+    }
+
+    /// The address actually bound (port 0 picks a free one).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.ctx.config.listen)
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down in order under the deadline.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> ShutdownReport {
+        let Server { listener, ctx, closing_tx, journal, _reloader } = self;
+        let app = router(ctx.clone());
+        let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(ctx.config.handshake_timeout_ms.get()));
+        let http = Arc::new(http.http1_only());
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, _) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(app.clone());
+            let http = http.clone();
+            let mut closing = ctx.closing.clone();
+            tokio::spawn(async move {
+                let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = closed(&mut closing) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+        }
+        drop(listener);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(ctx.config.shutdown_deadline_ms.get());
+        tracing::info!("shutting down: no new connections, draining sessions");
+        ctx.ready.store(false, Ordering::SeqCst);
+        closing_tx.send_replace(true);
+        ctx.tracker.close();
+        let drained = tokio::time::timeout_at(deadline.into(), ctx.tracker.wait()).await.is_ok();
+        let stopper = ctx.clone();
+        let flushed = tokio::time::timeout_at(
+            deadline.into(),
+            tokio::task::spawn_blocking(move || {
+                stopper.workers.stop();
+                stopper.shards.stop();
+                journal.close();
+            }),
+        )
+        .await
+        .is_ok();
+        let report = ShutdownReport { drained, flushed, elapsed: started.elapsed() };
+        if report.in_time() {
+            tracing::info!(elapsed_ms = report.elapsed.as_millis() as u64, "shutdown complete");
+        } else {
+            tracing::warn!(
+                drained,
+                flushed,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "shutdown deadline passed"
+            );
+        }
+        report
+    }
+}
+
+fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/v1/ingest", get(ws::ingest))
+        .route("/v1/streams/{stream}/questions", get(host::list))
+        .route("/v1/streams/{stream}/questions/{qid}/{action}", post(host::act))
+        .route("/v1/streams/{stream}/product", post(host::set_product).put(host::set_product))
+        .route("/v1/streams/{stream}/host", get(host::host_ws))
+        .route("/", get(host::screen))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(ctx)
+}
+
+async fn metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    let m = &ctx.metrics;
+    m.depth(Channel::Workers).set(ctx.workers.depth() as i64);
+    m.depth(Channel::Shards).set(ctx.shards.depth() as i64);
+    m.depth(Channel::Journal).set(ctx.journal.depth() as i64);
+    if !ctx.is_closing() {
+        let stats = ctx.shards.stats().await;
+        m.streams.set(stats.streams as i64);
+        m.open_questions.set(stats.open_questions as i64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+}
+
+async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
+    if ctx.ready.load(Ordering::SeqCst) && !ctx.is_closing() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// Resolves once shutdown has started.
+pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|c| *c).await;
+}
+
+/// A stream id from a URL: 1–128 characters, no control characters.
+pub(crate) fn valid_stream(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control)
+}

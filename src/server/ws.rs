@@ -1,0 +1,292 @@
+//! `GET /v1/ingest?stream=ID`: the platform's websocket.
+//!
+//! One task per connection reads frames, hands them to the workers and then, strictly in
+//! arrival order, to the stream's shard, and writes one verdict (or error) frame per message in
+//! the order received. Up to `max_frames_in_flight` frames are in the pipeline at once; beyond
+//! that the socket is not read, so TCP pushes back on the sender. When the connection ends,
+//! frames already taken are still processed and counted, so every message received reaches one
+//! outcome.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::Ctx;
+use super::auth::{self, Scope};
+use crate::ingest::rate::TokenBucket;
+use crate::ingest::{Item, message_id, parse_frame};
+use crate::message::OutError;
+use crate::metrics::{ConnEvent, Endpoint, Outcome, RejectReason, Stage};
+use crate::queue::Out;
+use crate::server::config::FailPolicy;
+
+/// Frames over this many times `max_frame_bytes` close the connection: they must be buffered
+/// whole before they can be refused.
+pub(crate) const HARD_FRAME_FACTOR: usize = 16;
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+pub(crate) async fn ingest(
+    State(ctx): State<Arc<Ctx>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, &headers, &query) {
+        return r.into_response();
+    }
+    let Some(stream) = query.get("stream").filter(|s| super::valid_stream(s)) else {
+        return error(StatusCode::BAD_REQUEST, "query parameter `stream` (1–128 characters) is required");
+    };
+    if ctx.is_closing() {
+        ctx.metrics.conn_event(ConnEvent::Shutdown);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    let Ok(permit) = ctx.conn_slots.clone().try_acquire_owned() else {
+        ctx.metrics.conn_event(ConnEvent::Full);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
+    };
+    let hard = ctx.config.max_frame_bytes.get().saturating_mul(HARD_FRAME_FACTOR);
+    let stream: Arc<str> = Arc::from(stream.as_str());
+    let tracker = ctx.tracker.clone();
+    // Small socket buffers: the default 128 KiB each way adds up over thousands of connections,
+    // and frames are flushed explicitly after each batch of verdicts.
+    ws.max_message_size(hard)
+        .max_frame_size(hard)
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| tracker.track_future(session(socket, stream, ctx, permit)))
+}
+
+type Analyzing = BoxFuture<'static, (Instant, Vec<Item>)>;
+type Answering = BoxFuture<'static, (Instant, Vec<Out>)>;
+
+struct Session {
+    ctx: Arc<Ctx>,
+    stream: Arc<str>,
+    /// Position of the next message on this connection (ids for messages without one).
+    seq: u64,
+    bucket: TokenBucket,
+}
+
+impl Session {
+    /// Turns a text frame into items, counting every message as received and applying the
+    /// frame-size and rate limits.
+    fn items(&mut self, text: &str, now: Instant) -> Vec<Item> {
+        let c = &self.ctx.config;
+        let mut items = if text.len() > c.max_frame_bytes.get() {
+            vec![Item::Rejected {
+                id: self.seq.to_string(),
+                error: format!("frame of {} bytes is over the limit of {}", text.len(), c.max_frame_bytes),
+                reason: RejectReason::TooLarge,
+            }]
+        } else {
+            parse_frame(text, self.seq, c.max_batch.get(), self.ctx.max_message_bytes)
+        };
+        self.seq += items.len() as u64;
+        self.ctx.metrics.received(items.len());
+        let wanted = items.iter().filter(|i| matches!(i, Item::Parsed(_))).count();
+        let mut refused = wanted - self.bucket.take(wanted, now);
+        if refused > 0 {
+            for item in items.iter_mut().rev() {
+                if refused == 0 {
+                    break;
+                }
+                if let Item::Parsed(m) = item {
+                    *item = Item::Rejected {
+                        id: message_id(m),
+                        error: "rate limited".into(),
+                        reason: RejectReason::RateLimited,
+                    };
+                    refused -= 1;
+                }
+            }
+        }
+        items
+    }
+
+    fn analyze(&self, items: Vec<Item>, arrived: Instant) -> Analyzing {
+        if !items.iter().any(|i| matches!(i, Item::Parsed(_))) {
+            return futures_util::future::ready((arrived, items)).boxed();
+        }
+        let ctx = self.ctx.clone();
+        let deadline = arrived + Duration::from_millis(ctx.config.budget_ms.get());
+        async move { (arrived, ctx.workers.analyze(items, arrived, deadline).await) }.boxed()
+    }
+
+    /// Submits analyzed items to the shard now (so frames keep their order) and returns the
+    /// future of their outcomes.
+    async fn answer(&self, items: Vec<Item>, arrived: Instant) -> Answering {
+        if !items.iter().any(|i| matches!(i, Item::Analyzed(..) | Item::OverBudget(_))) {
+            let outs = items
+                .into_iter()
+                .map(|i| match i {
+                    Item::Rejected { id, error, reason } => Out::Error(OutError { id, error }, reason),
+                    other => {
+                        let id = match &other {
+                            Item::Parsed(m) | Item::Analyzed(m, _) | Item::OverBudget(m) => message_id(m),
+                            Item::Rejected { id, .. } => id.clone(),
+                        };
+                        Out::Error(OutError { id, error: "server is shutting down".into() }, RejectReason::ShuttingDown)
+                    }
+                })
+                .collect();
+            return futures_util::future::ready((arrived, outs)).boxed();
+        }
+        let pending = self.ctx.shards.submit(self.stream.clone(), items).await;
+        async move { (arrived, pending.wait().await) }.boxed()
+    }
+
+    /// Counts each outcome exactly once.
+    fn count(&self, outs: &[Out]) {
+        let m = &self.ctx.metrics;
+        for o in outs {
+            match o {
+                Out::Verdict(v) => {
+                    m.outcome(Outcome::of(v.verdict.action));
+                    for l in &v.verdict.labels {
+                        m.label(*l);
+                    }
+                    if v.degraded.is_some() {
+                        m.over_budget(self.ctx.config.on_budget_exceeded == FailPolicy::Closed);
+                    }
+                }
+                Out::Error(_, reason) => m.rejected(*reason),
+            }
+        }
+    }
+}
+
+fn encode(out: &Out) -> String {
+    let r = match out {
+        Out::Verdict(v) => serde_json::to_string(v),
+        Out::Error(e, _) => serde_json::to_string(e),
+    };
+    r.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode verdict: {e}\"}}"))
+}
+
+async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
+    let metrics = ctx.metrics.clone();
+    metrics.connections(Endpoint::Ingest).inc();
+    let config = &ctx.config;
+    let max_in_flight = config.max_frames_in_flight.get();
+    let idle = Duration::from_millis(config.idle_timeout_ms.get());
+    let send_timeout = Duration::from_millis(config.send_timeout_ms.get());
+    let mut s = Session {
+        ctx: ctx.clone(),
+        stream,
+        seq: 1,
+        bucket: TokenBucket::new(config.max_messages_per_second.get(), config.rate_burst.get()),
+    };
+    let (mut sink, mut source) = socket.split();
+    let mut analyzing: FuturesOrdered<Analyzing> = FuturesOrdered::new();
+    let mut answering: FuturesOrdered<Answering> = FuturesOrdered::new();
+    let mut closing = ctx.closing.clone();
+    let mut reading = !*closing.borrow();
+    let mut writable = true;
+    let mut close: Option<(u16, &'static str)> = if reading { None } else { Some((1001, "server shutting down")) };
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    loop {
+        let in_flight = analyzing.len() + answering.len();
+        if !reading && in_flight == 0 {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some((arrived, outs)) = answering.next(), if !answering.is_empty() => {
+                s.count(&outs);
+                if writable {
+                    let write = async {
+                        for o in &outs {
+                            let is_error = matches!(o, Out::Error(..));
+                            sink.feed(Message::Text(encode(o).into())).await?;
+                            if is_error {
+                                metrics.error_frame();
+                            }
+                        }
+                        sink.flush().await
+                    };
+                    match tokio::time::timeout(send_timeout, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            writable = false;
+                            reading = false;
+                        }
+                        Err(_) => {
+                            metrics.conn_event(ConnEvent::SlowClient);
+                            tracing::info!(stream = %s.stream, "closing a client that does not take its verdicts");
+                            writable = false;
+                            reading = false;
+                        }
+                    }
+                }
+                metrics.observe(Stage::Frame, arrived.elapsed().as_secs_f64());
+            }
+            Some((arrived, items)) = analyzing.next(), if !analyzing.is_empty() => {
+                let next = s.answer(items, arrived).await;
+                answering.push_back(next);
+            }
+            msg = source.next(), if reading && in_flight < max_in_flight => {
+                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let now = Instant::now();
+                        let items = s.items(text.as_str(), now);
+                        let fut = s.analyze(items, now);
+                        analyzing.push_back(fut);
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        let now = Instant::now();
+                        metrics.received(1);
+                        let item = Item::Rejected {
+                            id: s.seq.to_string(),
+                            error: "binary frames are not supported; send JSON text frames".into(),
+                            reason: RejectReason::Malformed,
+                        };
+                        s.seq += 1;
+                        analyzing.push_back(futures_util::future::ready((now, vec![item])).boxed());
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => reading = false,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "ingest connection failed");
+                        if e.to_string().contains("too long") || e.to_string().contains("too big") {
+                            close = Some((1009, "frame too large"));
+                        } else {
+                            writable = false;
+                        }
+                        reading = false;
+                    }
+                }
+            }
+            changed = closing.changed(), if reading => {
+                let _ = changed;
+                reading = false;
+                close = Some((1001, "server shutting down"));
+                metrics.conn_event(ConnEvent::Shutdown);
+            }
+            () = &mut idle_timer, if reading && in_flight == 0 => {
+                reading = false;
+                close = Some((1000, "idle timeout"));
+                metrics.conn_event(ConnEvent::Idle);
+            }
+        }
+    }
+    if writable {
+        let frame = close.map(|(code, reason)| CloseFrame { code, reason: reason.into() });
+        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
+    }
+    metrics.connections(Endpoint::Ingest).dec();
+}

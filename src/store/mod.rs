@@ -1,0 +1,474 @@
+//! The durable journal: an embedded SQLite database of messages with their verdicts, questions,
+//! host actions and the product on screen, written in batches by one thread off the hot path.
+//!
+//! Shards send [`Record`]s through a bounded channel (policy when full: the shard waits, and
+//! `kotae_backpressure_total{channel="journal"}` counts it); the writer commits up to
+//! `batch_max` records per transaction, at least every `flush_interval_ms`. Questions are
+//! upserted, so the table always holds each question's latest state, and [`Journal::open`]
+//! hands them back after a crash. WAL mode with `synchronous=NORMAL` survives `kill -9` of the
+//! process (not a power cut) with at most the last un-committed batch lost.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use rusqlite::{Connection, params};
+
+use crate::label::{Action, LabelSet};
+use crate::metrics::{Channel, Metrics, Stage};
+use crate::rank::Question;
+use crate::server::config::JournalConfig;
+
+/// Journal failures (start-up only; write failures are logged and counted).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("journal {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("journal {path}: bad question row: {source}")]
+    Row { path: String, source: serde_json::Error },
+    #[error("journal writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// One thing to make durable.
+#[derive(Debug)]
+pub enum Record {
+    /// A message and its verdict.
+    Message {
+        stream: Arc<str>,
+        id: String,
+        ts: u64,
+        user: Option<String>,
+        text: String,
+        action: Action,
+        labels: LabelSet,
+        cluster: Option<u32>,
+    },
+    /// A question's latest state (upserted).
+    Question { stream: Arc<str>, question: Question },
+    /// A question dropped from a full queue.
+    QuestionRemoved { stream: Arc<str>, cluster: u32 },
+    /// A host action on a question, or a product change (`cluster` absent).
+    HostAction { stream: Arc<str>, cluster: Option<u32>, action: &'static str, at: u64, detail: Option<String> },
+    /// The product on screen.
+    Product { stream: Arc<str>, product: Option<String> },
+}
+
+enum Cmd {
+    Write(Record),
+    /// Commit everything before this and answer.
+    Flush(crossbeam_channel::Sender<()>),
+    /// Commit everything before this and stop.
+    Stop,
+}
+
+/// What a previous run left: per stream, its questions and the product on screen.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub streams: HashMap<String, RestoredStream>,
+}
+
+/// One stream's restored state.
+#[derive(Debug, Default)]
+pub struct RestoredStream {
+    pub questions: Vec<Question>,
+    pub product: Option<String>,
+}
+
+/// A cloneable handle for sending records.
+#[derive(Clone)]
+pub struct JournalSender {
+    tx: Option<Sender<Cmd>>,
+    metrics: Arc<Metrics>,
+}
+
+impl JournalSender {
+    /// A sender that drops everything (journal disabled).
+    pub fn disabled(metrics: Arc<Metrics>) -> Self {
+        Self { tx: None, metrics }
+    }
+
+    /// Queues a record; waits when the queue is full (counted).
+    pub fn send(&self, r: Record) {
+        let Some(tx) = &self.tx else { return };
+        self.metrics.journal_lag.inc();
+        match tx.try_send(Cmd::Write(r)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(cmd)) => {
+                self.metrics.backpressure(Channel::Journal);
+                if tx.send(cmd).is_err() {
+                    self.metrics.journal_lag.dec();
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => self.metrics.journal_lag.dec(),
+        }
+    }
+
+    /// Waits until everything sent before is committed.
+    pub fn flush(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done_tx, done_rx) = bounded(1);
+        if tx.send(Cmd::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Records waiting.
+    pub fn depth(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.len())
+    }
+}
+
+/// The journal writer thread.
+pub struct Journal {
+    sender: JournalSender,
+    thread: Option<JoinHandle<()>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA journal_size_limit = 67108864;
+CREATE TABLE IF NOT EXISTS messages (
+    stream TEXT NOT NULL, msg_id TEXT NOT NULL, ts INTEGER NOT NULL, user TEXT, text TEXT NOT NULL,
+    action TEXT NOT NULL, labels TEXT NOT NULL, cluster INTEGER, written_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS questions (
+    stream TEXT NOT NULL, cluster INTEGER NOT NULL, state TEXT NOT NULL, body TEXT NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (stream, cluster));
+CREATE TABLE IF NOT EXISTS host_actions (
+    stream TEXT NOT NULL, cluster INTEGER, action TEXT NOT NULL, at INTEGER NOT NULL, detail TEXT,
+    written_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, product TEXT);
+";
+
+fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Journal {
+    /// Opens (or creates) the database, reads back what a previous run left and starts the
+    /// writer. With the journal disabled, returns a sender that drops records.
+    pub fn open(config: &JournalConfig, metrics: Arc<Metrics>) -> Result<(Self, Restored), StoreError> {
+        if !config.enabled() {
+            return Ok((Self { sender: JournalSender::disabled(metrics), thread: None }, Restored::default()));
+        }
+        let path = config.path.display().to_string();
+        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let conn = Connection::open(&config.path).map_err(sql)?;
+        // auto_vacuum must be chosen before the first table exists; later it is a no-op.
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;").map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let restored = restore(&conn, &path)?;
+        let (tx, rx) = bounded(config.queue.get());
+        let sender = JournalSender { tx: Some(tx), metrics: metrics.clone() };
+        let writer = Writer {
+            conn,
+            config: config.clone(),
+            metrics,
+            last_retention: Instant::now() - Duration::from_secs(3600),
+        };
+        let thread = std::thread::Builder::new()
+            .name("kotae-journal".into())
+            .spawn(move || writer.run(rx))
+            .map_err(StoreError::Thread)?;
+        Ok((Self { sender, thread: Some(thread) }, restored))
+    }
+
+    /// A handle for sending records.
+    pub fn sender(&self) -> JournalSender {
+        self.sender.clone()
+    }
+
+    /// Commits everything queued and stops the writer; later sends are dropped (and no
+    /// longer counted as lag).
+    pub fn close(mut self) {
+        if let Some(tx) = self.sender.tx.take() {
+            let _ = tx.send(Cmd::Stop);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn restore(conn: &Connection, path: &str) -> Result<Restored, StoreError> {
+    let sql = |source| StoreError::Sqlite { path: path.to_string(), source };
+    let mut out = Restored::default();
+    let mut stmt = conn.prepare("SELECT stream, body FROM questions ORDER BY stream, cluster").map_err(sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(sql)?;
+    for row in rows {
+        let (stream, body) = row.map_err(sql)?;
+        let q: Question =
+            serde_json::from_str(&body).map_err(|source| StoreError::Row { path: path.to_string(), source })?;
+        out.streams.entry(stream).or_default().questions.push(q);
+    }
+    let mut stmt = conn.prepare("SELECT stream, product FROM streams").map_err(sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))).map_err(sql)?;
+    for row in rows {
+        let (stream, product) = row.map_err(sql)?;
+        out.streams.entry(stream).or_default().product = product;
+    }
+    Ok(out)
+}
+
+struct Writer {
+    conn: Connection,
+    config: JournalConfig,
+    metrics: Arc<Metrics>,
+    last_retention: Instant,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Cmd>) {
+        let interval = Duration::from_millis(self.config.flush_interval_ms.get());
+        let max = self.config.batch_max.get();
+        let mut batch: Vec<Record> = Vec::with_capacity(max);
+        let mut waiters = Vec::new();
+        loop {
+            let first = match rx.recv_timeout(interval) {
+                Ok(c) => Some(c),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let deadline = Instant::now() + interval;
+            let mut next = first;
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Write(r) => batch.push(r),
+                    Cmd::Flush(w) => {
+                        waiters.push(w);
+                        break;
+                    }
+                    Cmd::Stop => {
+                        self.commit(&mut batch);
+                        return;
+                    }
+                }
+                if batch.len() >= max {
+                    break;
+                }
+                next = match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(_) if Instant::now() < deadline && batch.len() < max / 8 => {
+                        rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
+                    }
+                    Err(_) => None,
+                };
+            }
+            self.commit(&mut batch);
+            for w in waiters.drain(..) {
+                let _ = w.send(());
+            }
+            if self.last_retention.elapsed() > Duration::from_secs(60) {
+                self.retention();
+            }
+        }
+        self.commit(&mut batch);
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Record>) {
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let n = batch.len();
+        let mut result = self.write(batch);
+        if result.is_err() {
+            // One retry covers SQLITE_BUSY from an outside reader; then the batch is lost, loudly.
+            std::thread::sleep(Duration::from_millis(50));
+            result = self.write(batch);
+        }
+        match result {
+            Ok(()) => self.metrics.journal_written.inc_by(n as u64),
+            Err(e) => {
+                self.metrics.journal_failures.inc();
+                tracing::error!(error = %e, records = n, "journal write failed; records lost");
+            }
+        }
+        self.metrics.journal_lag.sub(n as i64);
+        self.metrics.observe(Stage::Journal, started.elapsed().as_secs_f64());
+        batch.clear();
+    }
+
+    fn write(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
+        let now = unix_ms();
+        let tx = self.conn.transaction()?;
+        {
+            let mut msg = tx.prepare_cached(
+                "INSERT INTO messages (stream, msg_id, ts, user, text, action, labels, cluster, written_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut question = tx.prepare_cached(
+                "INSERT INTO questions (stream, cluster, state, body, updated_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (stream, cluster) DO UPDATE SET state = ?3, body = ?4, updated_at = ?5",
+            )?;
+            let mut removed = tx.prepare_cached("DELETE FROM questions WHERE stream = ?1 AND cluster = ?2")?;
+            let mut action = tx.prepare_cached(
+                "INSERT INTO host_actions (stream, cluster, action, at, detail, written_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut product = tx.prepare_cached(
+                "INSERT INTO streams (stream, product) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET product = ?2",
+            )?;
+            // Only the last state of a question in a batch matters.
+            let mut last_question: HashMap<(&str, u32), usize> = HashMap::new();
+            for (i, r) in batch.iter().enumerate() {
+                if let Record::Question { stream, question } = r {
+                    last_question.insert((stream, question.cluster), i);
+                }
+            }
+            let mut labels = String::new();
+            for (i, r) in batch.iter().enumerate() {
+                match r {
+                    Record::Message { stream, id, ts, user, text, action: act, labels: ls, cluster } => {
+                        labels.clear();
+                        for l in ls.iter() {
+                            if !labels.is_empty() {
+                                labels.push(',');
+                            }
+                            labels.push_str(l.as_str());
+                        }
+                        msg.execute(params![
+                            &**stream,
+                            id,
+                            *ts as i64,
+                            user,
+                            text,
+                            act.as_str(),
+                            labels,
+                            cluster,
+                            now
+                        ])?;
+                    }
+                    Record::Question { stream, question: q } => {
+                        if last_question.get(&(&**stream, q.cluster)) != Some(&i) {
+                            continue;
+                        }
+                        let state = match q.state {
+                            crate::rank::QuestionState::Open => "open",
+                            crate::rank::QuestionState::Pinned => "pinned",
+                            crate::rank::QuestionState::Answered(_) => "answered",
+                            crate::rank::QuestionState::Dismissed(_) => "dismissed",
+                        };
+                        let body =
+                            serde_json::to_string(q).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                        question.execute(params![&**stream, q.cluster, state, body, now])?;
+                    }
+                    Record::QuestionRemoved { stream, cluster } => {
+                        removed.execute(params![&**stream, cluster])?;
+                    }
+                    Record::HostAction { stream, cluster, action: a, at, detail } => {
+                        action.execute(params![&**stream, cluster, a, *at as i64, detail, now])?;
+                    }
+                    Record::Product { stream, product: p } => {
+                        product.execute(params![&**stream, p])?;
+                    }
+                }
+            }
+        }
+        tx.commit()
+    }
+
+    /// Deletes old rows so the file stays bounded; open questions are never deleted.
+    fn retention(&mut self) {
+        self.last_retention = Instant::now();
+        let cutoff = unix_ms() - (self.config.retention_hours.get() as i64) * 3_600_000;
+        let keep = self.config.max_messages.get() as i64;
+        let result = self.conn.execute_batch(&format!(
+            "DELETE FROM messages WHERE written_at < {cutoff};
+             DELETE FROM messages WHERE rowid <= (SELECT max(rowid) FROM messages) - {keep};
+             DELETE FROM host_actions WHERE written_at < {cutoff};
+             DELETE FROM questions WHERE state IN ('answered', 'dismissed') AND updated_at < {cutoff};
+             PRAGMA incremental_vacuum;"
+        ));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "journal retention failed");
+        }
+    }
+}
+
+/// Runs retention now (tests and `kotae serve` start-up use it through [`Journal::open`]).
+pub fn retention_now(path: &Path, config: &JournalConfig) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    let mut w =
+        Writer { conn, config: config.clone(), metrics: Arc::new(Metrics::new()), last_retention: Instant::now() };
+    w.retention();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rank::QuestionState;
+
+    fn question(cluster: u32, state: QuestionState) -> Question {
+        Question {
+            cluster,
+            state,
+            first_ts: 1,
+            last_ts: 2,
+            askers: 3,
+            wordings: Vec::new(),
+            topics: vec!["size".into()],
+            product: None,
+            paid: 0,
+            intent: false,
+            asked_after_answer: 0,
+        }
+    }
+
+    #[test]
+    fn questions_come_back_in_their_latest_state_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig { path: dir.path().join("j.db"), ..JournalConfig::default() };
+        let metrics = Arc::new(Metrics::new());
+        let (journal, restored) = Journal::open(&config, metrics.clone()).unwrap();
+        assert!(restored.streams.is_empty());
+        let s: Arc<str> = Arc::from("s1");
+        let tx = journal.sender();
+        tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Open) });
+        tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Pinned) });
+        tx.send(Record::Question { stream: s.clone(), question: question(2, QuestionState::Open) });
+        tx.send(Record::QuestionRemoved { stream: s.clone(), cluster: 2 });
+        tx.send(Record::Product { stream: s.clone(), product: Some("p2".into()) });
+        drop(tx);
+        journal.close();
+        assert_eq!(metrics.journal_lag.get(), 0);
+        let (_journal, restored) = Journal::open(&config, metrics).unwrap();
+        let st = &restored.streams["s1"];
+        assert_eq!(st.questions, vec![question(1, QuestionState::Pinned)]);
+        assert_eq!(st.product.as_deref(), Some("p2"));
+    }
+
+    #[test]
+    fn retention_keeps_at_most_max_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig {
+            path: dir.path().join("j.db"),
+            max_messages: std::num::NonZeroU64::new(10).unwrap(),
+            ..JournalConfig::default()
+        };
+        let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+        let tx = journal.sender();
+        for i in 0..50 {
+            tx.send(Record::Message {
+                stream: Arc::from("s"),
+                id: i.to_string(),
+                ts: i,
+                user: None,
+                text: "x".into(),
+                action: Action::Allow,
+                labels: LabelSet::default(),
+                cluster: None,
+            });
+        }
+        drop(tx);
+        journal.close();
+        retention_now(&config.path, &config).unwrap();
+        let conn = Connection::open(&config.path).unwrap();
+        let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 10);
+    }
+}
