@@ -4,13 +4,16 @@
 Paraphrases: all lines of fixtures/clusters/paraphrases.jsonl as one stream (shuffled with a fixed
 seed, so clusters interleave as in a live chat); a same-cluster pair counts when both lines got one
 cluster id. Near-miss: each pair as its own two-line stream; it counts when the ids differ.
-Usage: scripts/cluster_pairs.py [path/to/kotae]
+Usage: scripts/cluster_pairs.py [path/to/kotae] [--heldout] [-v]
+--heldout measures fixtures/clusters/heldout_*.jsonl instead (never used for tuning).
 """
 import itertools, json, random, subprocess, sys
 
-kotae = sys.argv[1] if len(sys.argv) > 1 else "target/release/kotae"
-para = [json.loads(l) for l in open("fixtures/clusters/paraphrases.jsonl", encoding="utf-8")]
-near = [json.loads(l) for l in open("fixtures/clusters/near_miss.jsonl", encoding="utf-8")]
+args = [a for a in sys.argv[1:] if not a.startswith("-")]
+kotae = args[0] if args else "target/release/kotae"
+prefix = "heldout_" if "--heldout" in sys.argv else ""
+para = [json.loads(l) for l in open(f"fixtures/clusters/{prefix}paraphrases.jsonl", encoding="utf-8")]
+near = [json.loads(l) for l in open(f"fixtures/clusters/{prefix}near_miss.jsonl", encoding="utf-8")]
 random.Random(7).shuffle(para)
 lines = [json.dumps({"id": f"p{i}", "text": p["text"], "user": f"u{i}"}, ensure_ascii=False) for i, p in enumerate(para)]
 for i, n in enumerate(near):
@@ -46,3 +49,11 @@ if "-v" in sys.argv:
         a, b = verdicts[f"n{i}a"].get("cluster"), verdicts[f"n{i}b"].get("cluster")
         if a == b and a is not None:
             print("MERGED", n["a"], "/", n["b"])
+if "-m" in sys.argv:
+    groups = {}
+    for p, x in zip(para, ids):
+        if x is not None:
+            groups.setdefault(x, []).append((p["cluster"], p["text"]))
+    for x, members in groups.items():
+        if len({c for c, _ in members}) > 1:
+            print(x, " | ".join(f"{c}:{t}" for c, t in members))

@@ -17,6 +17,9 @@
 //! every other match they contain (`イエロー` hides `エロ`). The `synonyms` and `topics` lists
 //! name concepts for clustering and urgency.
 //!
+//! A `| weak` section flag (`[price | weak]`) marks a generic clustering concept that gives way
+//! to any more specific concept in the same question.
+//!
 //! Loading reports every problem with its file and line; the caller keeps the previous
 //! dictionaries when loading fails.
 
@@ -48,13 +51,16 @@ pub enum ListKind {
 /// One rule: a section of a list.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    /// `ja.<list>.<section>`.
-    pub id: String,
+    /// `ja.<list>.<section>` (shared: verdict reasons carry it without copying).
+    pub id: std::sync::Arc<str>,
     /// The section name alone (the concept name for synonyms and topics).
     pub section: String,
     pub kind: ListKind,
     /// Label the header declares (`[x => spam]`).
     pub declared: Option<Label>,
+    /// A generic concept (`[price | weak]`): for clustering it gives way to any more specific
+    /// concept in the same question (送料いくら is about shipping, not price).
+    pub weak: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,6 +195,14 @@ impl Dictionaries {
                         problems.push(problem("section header must end with ']'".into()));
                         continue;
                     };
+                    let (header, weak) = match header.split_once('|') {
+                        Some((h, flag)) if flag.trim() == "weak" => (h, true),
+                        Some((_, flag)) => {
+                            problems.push(problem(format!("unknown section flag '{}' (weak)", flag.trim())));
+                            continue;
+                        }
+                        None => (header, false),
+                    };
                     let (name, declared) = match header.split_once("=>") {
                         Some((name, label)) => match label.trim().parse::<Label>() {
                             Ok(l) if l != Label::Other => (name.trim(), Some(l)),
@@ -213,7 +227,7 @@ impl Dictionaries {
                         continue;
                     }
                     let idx = rules.len() as u16;
-                    rules.push(Rule { id: id.clone(), section: name.to_string(), kind, declared });
+                    rules.push(Rule { id: id.as_str().into(), section: name.to_string(), kind, declared, weak });
                     rule_index.insert(id, idx);
                     current = Some(idx);
                     continue;
@@ -290,7 +304,7 @@ impl Dictionaries {
 
     /// Every `(rule id, normalized term)` pair, in file order.
     pub fn terms(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().zip(&self.terms).map(|(e, t)| (self.rules[e.rule as usize].id.as_str(), t.as_str()))
+        self.entries.iter().zip(&self.terms).map(|(e, t)| (&*self.rules[e.rule as usize].id, t.as_str()))
     }
 
     /// Finds the hits in a key view, applying flags and allow-list suppression. `out` is reused.
@@ -401,7 +415,7 @@ mod tests {
         let key = Normalizer::new(&NormalizeConfig::default()).key_of(text);
         let mut hits = Vec::new();
         d.find(&key, &mut hits);
-        hits.iter().map(|h| d.rules()[h.rule as usize].id.clone()).collect()
+        hits.iter().map(|h| d.rules()[h.rule as usize].id.to_string()).collect()
     }
 
     #[test]

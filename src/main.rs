@@ -143,6 +143,8 @@ enum Command {
         #[arg(long, env = "KOTAE_TOKEN")]
         token: Option<String>,
     },
+    /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
+    Explain { text: String },
     /// Validate a dictionary directory; every problem is listed with file and line.
     Check,
     /// Build the IPADIC tokenizer dictionary now (otherwise built on first use).
@@ -172,6 +174,11 @@ fn main() -> ExitCode {
         Command::Setup => {
             let dir = kotae::ipadic::ensure_built(&config.pipeline.tokenize.cache_dir)?;
             println!("ipadic dictionary ready in {}", dir.display());
+            Ok(())
+        }
+        Command::Explain { text } => {
+            let engine = engine()?;
+            println!("{}", serde_json::to_string_pretty(&engine.analyzer().explain(&text))?);
             Ok(())
         }
         Command::Check => {

@@ -49,7 +49,7 @@ pub struct Scores {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutReason {
     pub label: Label,
-    pub rule: String,
+    pub rule: std::sync::Arc<str>,
     pub span: [u32; 2],
 }
 

@@ -98,8 +98,8 @@ fn empty_input_gives_empty_output() {
     assert!(classify(b"").is_empty());
 }
 
-#[test]
-fn a_broken_dictionary_is_reported_with_file_and_line() {
+/// A copy of the shipped dictionaries (and model) in a temporary directory.
+fn dictionary_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/ja");
     for entry in std::fs::read_dir(&src).unwrap() {
@@ -108,6 +108,33 @@ fn a_broken_dictionary_is_reported_with_file_and_line() {
             std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
         }
     }
+    std::fs::create_dir(dir.path().join("model")).unwrap();
+    std::fs::copy(src.join("model/ja.tsv"), dir.path().join("model/ja.tsv")).unwrap();
+    dir
+}
+
+#[test]
+fn a_term_a_moderator_adds_takes_effect_without_recompiling() {
+    let line = "{\"text\":\"ぴよぴよ商会で検討してね\"}\n";
+    let before = kotae(&["classify"], line.as_bytes());
+    let before: Value = serde_json::from_slice(&before.stdout).unwrap();
+    assert_eq!(labels(&before), ["other"]);
+    let dir = dictionary_copy();
+    let spam = dir.path().join("spam.txt");
+    let text = std::fs::read_to_string(&spam)
+        .unwrap()
+        .replace("[other_shop => spam]\n", "[other_shop => spam]\nぴよぴよ商会\n");
+    std::fs::write(&spam, text).unwrap();
+    let after = kotae(&["--dict", dir.path().to_str().unwrap(), "classify"], line.as_bytes());
+    assert!(after.status.success(), "{}", String::from_utf8_lossy(&after.stderr));
+    let after: Value = serde_json::from_slice(&after.stdout).unwrap();
+    assert_eq!(labels(&after), ["spam"]);
+    assert!(after["reasons"].as_array().unwrap().iter().any(|r| r["rule"] == "ja.spam.other_shop"));
+}
+
+#[test]
+fn a_broken_dictionary_is_reported_with_file_and_line() {
+    let dir = dictionary_copy();
     let broken = dir.path().join("abuse.txt");
     let mut text = std::fs::read_to_string(&broken).unwrap();
     text.push_str("[oops\nバカ | loud\n");

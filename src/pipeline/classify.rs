@@ -7,7 +7,6 @@
 //! `kotae train` on the development fixtures, turns them into scores. The features that pushed a
 //! label up are its reasons. Floods (one unit repeated 8+ times) are spam by rule.
 
-use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,7 +70,7 @@ pub enum ModelError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
     pub label: Label,
-    pub rule: String,
+    pub rule: Arc<str>,
     pub span: [u32; 2],
 }
 
@@ -107,7 +106,7 @@ impl Classification {
 pub struct Model {
     pub bias: [f32; 4],
     index: FxHashMap<String, u32>,
-    names: Vec<String>,
+    names: Vec<Arc<str>>,
     weights: Vec<[f32; 4]>,
 }
 
@@ -152,7 +151,7 @@ impl Model {
     fn insert(&mut self, name: &str, w: [f32; 4]) {
         let id = self.names.len() as u32;
         self.index.insert(name.to_string(), id);
-        self.names.push(name.to_string());
+        self.names.push(name.into());
         self.weights.push(w);
     }
 
@@ -181,6 +180,11 @@ impl Model {
     /// Whether the model has no features.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
+    }
+
+    /// The weights of a feature, if the model has it.
+    pub fn weights_of(&self, name: &str) -> Option<[f32; 4]> {
+        self.feature(name).map(|id| self.weights[id as usize])
     }
 
     fn feature(&self, name: &str) -> Option<u32> {
@@ -293,7 +297,7 @@ impl Classifier {
     /// Joins dictionaries and model.
     pub fn new(dictionaries: Arc<Dictionaries>, model: Arc<Model>, config: ClassifyConfig) -> Self {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
-        let host_rule = dictionaries.rules().iter().map(|r| r.id == "ja.addressee.host").collect();
+        let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
         let rules = dictionaries.rules();
         let family = |section: &str| section.split_once('_').map(|(f, _)| f.to_string());
         let slot_family = rules
@@ -308,6 +312,12 @@ impl Classifier {
             })
             .collect();
         Self { dictionaries, model, config, rule_feature, host_rule, slot_family }
+    }
+
+    /// Whether a slot family describes the product itself (size, colour, number), so that asking
+    /// whether it exists is asking about stock.
+    pub fn is_attribute_family(&self, family: u64) -> bool {
+        ["size", "color", "num"].iter().any(|f| crate::pipeline::dedupe::hash_str(f) == family)
     }
 
     /// The slot family of a synonym rule, if its values exclude each other.
@@ -391,11 +401,13 @@ impl Classifier {
             let span = span_of(last);
             let base = tokens.base(last);
             scratch.clear();
-            let _ = write!(scratch, "ja.tok.end_pos.{}", last.pos.name());
+            scratch.push_str("ja.tok.end_pos.");
+            scratch.push_str(last.pos.name());
             emit(Feature { name: scratch, rule: None, span });
             if last.pos == Pos::Particle || base == "の" {
                 scratch.clear();
-                let _ = write!(scratch, "ja.tok.final.{base}");
+                scratch.push_str("ja.tok.final.");
+                scratch.push_str(base);
                 emit(Feature { name: scratch, rule: None, span });
             }
             let te = last.pos == Pos::Particle && last.sub == Sub::Conjunctive && (base == "て" || base == "で");
@@ -411,16 +423,21 @@ impl Classifier {
                     emit(Feature { name: "ja.tok.adj_nai_q", rule: None, span: (span_of(prev).0, span.1) });
                 }
                 scratch.clear();
-                let _ = write!(scratch, "e2:{}|{}", tokens.base(prev), base);
+                scratch.push_str("e2:");
+                scratch.push_str(tokens.base(prev));
+                scratch.push('|');
+                scratch.push_str(base);
                 emit(Feature { name: scratch, rule: None, span: (span_of(prev).0, span.1) });
             }
             scratch.clear();
-            let _ = write!(scratch, "e:{base}");
+            scratch.push_str("e:");
+            scratch.push_str(base);
             emit(Feature { name: scratch, rule: None, span });
         }
         for t in &words {
             scratch.clear();
-            let _ = write!(scratch, "w:{}", tokens.base(t));
+            scratch.push_str("w:");
+            scratch.push_str(tokens.base(t));
             emit(Feature { name: scratch, rule: None, span: span_of(t) });
         }
     }
@@ -472,7 +489,7 @@ impl Classifier {
         for (score, zi) in out.scores.iter_mut().zip(z) {
             *score = sigmoid(zi);
         }
-        out.flood = is_flood(norm.surface.as_str());
+        out.flood = is_flood_with(norm.surface.as_str(), &mut scratch.chars);
         if out.flood {
             out.scores[Label::Spam.index()] = out.scores[Label::Spam.index()].max(0.99);
         }
@@ -521,6 +538,7 @@ struct Active {
 #[derive(Debug, Default)]
 pub struct Scratch {
     active: Vec<Active>,
+    chars: Vec<char>,
     order: Vec<usize>,
     name: String,
 }
@@ -576,33 +594,52 @@ fn is_decoration_token(surface: &str, t: &Token) -> bool {
 /// A unit of 1–4 characters repeated 8+ times in a row (applause `8888` excepted; laughter
 /// `ｗ`/`草`/`笑` needs 15).
 pub fn is_flood(surface: &str) -> bool {
-    let chars: Vec<char> = surface.chars().filter(|c| !c.is_whitespace()).collect();
+    is_flood_with(surface, &mut Vec::new())
+}
+
+/// [`is_flood`] with a reusable buffer.
+fn is_flood_with(surface: &str, chars: &mut Vec<char>) -> bool {
+    if surface.len() < 8 {
+        return false;
+    }
+    chars.clear();
+    chars.extend(surface.chars().filter(|c| !c.is_whitespace()));
     if chars.len() < 8 {
         return false;
     }
+    // A unit of `u` characters repeated `r` times is a stretch where chars[i] == chars[i + u]
+    // holds for (r - 1) × u positions in a row: one linear scan per unit length.
     for unit in 1..=4usize {
-        let mut i = 0;
-        while i + unit <= chars.len() {
-            let mut reps = 1;
-            while i + (reps + 1) * unit <= chars.len()
-                && chars[i + reps * unit..i + (reps + 1) * unit] == chars[i..i + unit]
-            {
-                reps += 1;
+        let mut run = 0usize;
+        for i in 0..chars.len().saturating_sub(unit) {
+            if chars[i] == chars[i + unit] {
+                run += 1;
+            } else {
+                run = 0;
+                continue;
             }
-            let u = &chars[i..i + unit];
+            let start = i + 1 - run;
+            let u = &chars[start..start + unit];
+            // A unit that is itself one character repeated is that character's run (unit 1).
+            if unit > 1 && u.windows(2).all(|p| p[0] == p[1]) {
+                continue;
+            }
             let applause = u.iter().all(|c| matches!(c, '8' | '８' | '👏' | '!' | '！'));
             let laugh = u.iter().all(|c| matches!(c, 'w' | 'W' | 'ｗ' | 'Ｗ' | '草' | '笑'));
             let need = if laugh { 15 } else { 8 };
-            if reps >= need && !applause && !(unit > 1 && u.windows(2).all(|p| p[0] == p[1])) {
+            if !applause && run + unit >= need * unit {
                 return true;
             }
-            i += if reps > 1 { reps * unit } else { 1 };
         }
     }
     false
 }
 
 fn find_url(s: &str) -> Option<(usize, usize)> {
+    // Every pattern below has a '.' or a '/'; most chat has neither.
+    if !s.bytes().any(|b| b == b'.' || b == b'/') {
+        return None;
+    }
     let lower = s.to_ascii_lowercase();
     for pat in ["http://", "https://", "www.", "bit.ly", "t.co/", "lin.ee", "line.me"] {
         if let Some(i) = lower.find(pat) {

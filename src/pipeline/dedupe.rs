@@ -29,7 +29,7 @@ pub struct DedupeConfig {
     /// Shortest text considered for copypasta, in characters of the key view.
     #[serde(default = "DedupeConfig::default_copypasta_chars")]
     pub copypasta_min_chars: usize,
-    /// Weighted overlap at which two questions are one cluster (0–1).
+    /// Similarity above which two questions are one cluster (0–1).
     #[serde(default = "DedupeConfig::default_threshold")]
     pub cluster_threshold: f32,
     /// Clusters older than this (since their last question) are not joined any more, in ms.
@@ -87,8 +87,10 @@ pub struct Signature {
     pub topics: Vec<u64>,
     /// Slot `(family, value)` hashes: values of one family exclude each other.
     pub slots: Vec<(u64, u64)>,
-    /// Content-word hashes not covered by a concept, sorted and unique.
+    /// Noun hashes not covered by a concept, sorted and unique: they name what is asked about.
     pub words: Vec<u64>,
+    /// Other content words (verbs, adjectives): mostly phrasing, so they weigh little.
+    pub phrasing: Vec<u64>,
 }
 
 impl Signature {
@@ -97,11 +99,12 @@ impl Signature {
         self.topics.clear();
         self.slots.clear();
         self.words.clear();
+        self.phrasing.clear();
     }
 
     /// Sorts and deduplicates after filling.
     pub fn finish(&mut self) {
-        for v in [&mut self.concepts, &mut self.topics, &mut self.words] {
+        for v in [&mut self.concepts, &mut self.topics, &mut self.words, &mut self.phrasing] {
             v.sort_unstable();
             v.dedup();
         }
@@ -110,10 +113,14 @@ impl Signature {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.concepts.is_empty() && self.topics.is_empty() && self.slots.is_empty() && self.words.is_empty()
+        self.concepts.is_empty()
+            && self.topics.is_empty()
+            && self.slots.is_empty()
+            && self.words.is_empty()
+            && self.phrasing.is_empty()
     }
 
-    /// Weighted overlap in 0–1; 0 when a slot disagrees.
+    /// Similarity in 0–1; 0 when a slot disagrees.
     pub fn similarity(&self, other: &Signature) -> f32 {
         let disagree = |a: &Signature, b: &Signature| {
             a.slots.iter().any(|&(fam, val)| {
@@ -124,25 +131,58 @@ impl Signature {
         if disagree(self, other) || disagree(other, self) {
             return 0.0;
         }
+        // The same fine concepts and slots is the same question however it is worded, unless
+        // both also name other things and none of them alike (土曜日 vs 日曜日 指定).
+        if !self.concepts.is_empty() && self.concepts == other.concepts && self.slots == other.slots {
+            let disjoint_nouns =
+                !self.words.is_empty() && !other.words.is_empty() && overlap(&self.words, &other.words).0 == 0;
+            if !disjoint_nouns {
+                return 1.0;
+            }
+        }
+        // Otherwise a weighted overlap: fine concepts say what is asked, coarse topics only hint,
+        // nouns name things, other words are mostly phrasing.
         const CONCEPT: f32 = 2.0;
-        const SLOT: f32 = 1.5;
-        const WORD: f32 = 1.0;
+        const TOPIC: f32 = 0.5;
+        const SLOT: f32 = 2.0;
+        const WORD: f32 = 1.5;
+        const PHRASING: f32 = 0.3;
         let (ci, cu) = overlap(&self.concepts, &other.concepts);
+        let (ti, tu) = overlap(&self.topics, &other.topics);
         let (wi, wu) = overlap(&self.words, &other.words);
+        let (pi, pu) = overlap(&self.phrasing, &other.phrasing);
         let si = self.slots.iter().filter(|s| other.slots.contains(s)).count();
         let su = self.slots.len() + other.slots.len() - si;
-        let inter = ci as f32 * CONCEPT + wi as f32 * WORD + si as f32 * SLOT;
-        let union = cu as f32 * CONCEPT + wu as f32 * WORD + su as f32 * SLOT;
+        let inter =
+            ci as f32 * CONCEPT + ti as f32 * TOPIC + wi as f32 * WORD + pi as f32 * PHRASING + si as f32 * SLOT;
+        let union =
+            cu as f32 * CONCEPT + tu as f32 * TOPIC + wu as f32 * WORD + pu as f32 * PHRASING + su as f32 * SLOT;
         if union == 0.0 { 0.0 } else { inter / union }
     }
 
+    /// Keys for the inverted index: a cluster is a candidate when it shares any of them.
     fn keys(&self) -> impl Iterator<Item = u64> + '_ {
         self.concepts
             .iter()
+            .chain(&self.topics)
+            .chain(&self.words)
             .copied()
-            .chain(self.words.iter().copied())
             .chain(self.slots.iter().map(|s| s.0 ^ s.1.rotate_left(17)))
     }
+}
+
+/// Candidate clusters compared per question (those sharing the most keys).
+const MAX_COMPARED: usize = 16;
+
+/// Clusters remembered per index key: a common key (a topic every question shares) would
+/// otherwise make each question compare against every cluster. The oldest are dropped.
+const INDEX_CAP: usize = 16;
+
+fn push_capped(ids: &mut Vec<u32>, id: u32) {
+    if ids.len() >= INDEX_CAP {
+        ids.remove(0);
+    }
+    ids.push(id);
 }
 
 fn overlap(a: &[u64], b: &[u64]) -> (usize, usize) {
@@ -231,6 +271,8 @@ pub struct Dedupe {
     next_id: u32,
     last_purge: u64,
     candidates: Vec<u32>,
+    /// Candidates with the number of keys they share, best first.
+    ranked: Vec<(u32, u32)>,
 }
 
 impl Dedupe {
@@ -244,6 +286,7 @@ impl Dedupe {
             next_id: 1,
             last_purge: 0,
             candidates: Vec::new(),
+            ranked: Vec::new(),
         }
     }
 
@@ -291,17 +334,24 @@ impl Dedupe {
                 self.candidates.extend(ids.iter().copied());
             }
         }
+        // Rank candidates by how many keys they share and compare only the best few: a cluster
+        // sharing one common topic with this question is rarely the one it belongs to.
         self.candidates.sort_unstable();
-        self.candidates.dedup();
+        self.ranked.clear();
+        for run in self.candidates.chunk_by(|a, b| a == b) {
+            self.ranked.push((run.len() as u32, run[0]));
+        }
+        self.ranked.sort_unstable_by(|a, b| b.cmp(a));
+        self.ranked.truncate(MAX_COMPARED);
         let ttl = self.config.cluster_ttl_ms;
         let mut best: Option<(f32, u32)> = None;
-        for id in &self.candidates {
+        for (_, id) in &self.ranked {
             let Some(c) = self.clusters.get(id) else { continue };
             if c.last_ts + ttl < ts {
                 continue;
             }
             let s = c.members.iter().map(|m| m.similarity(sig)).fold(0.0, f32::max);
-            if s >= self.config.cluster_threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
+            if s > self.config.cluster_threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
             }
         }
@@ -318,7 +368,7 @@ impl Dedupe {
                 for key in sig.keys() {
                     let ids = self.index.entry(key).or_default();
                     if !ids.contains(&id) {
-                        ids.push(id);
+                        push_capped(ids, id);
                     }
                 }
             }
@@ -330,7 +380,7 @@ impl Dedupe {
         let id = self.next_id;
         self.next_id += 1;
         for key in sig.keys() {
-            self.index.entry(key).or_default().push(id);
+            push_capped(self.index.entry(key).or_default(), id);
         }
         self.clusters.insert(id, Cluster { id, members: vec![sig.clone()], askers: vec![asker], last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }
@@ -377,6 +427,7 @@ mod tests {
         let mut s = Signature {
             concepts: concepts.iter().map(|c| hash_str(c)).collect(),
             topics: Vec::new(),
+            phrasing: Vec::new(),
             slots: slots.iter().map(|(f, v)| (hash_str(f), hash_str(v))).collect(),
             words: words.iter().map(|w| hash_str(w)).collect(),
         };

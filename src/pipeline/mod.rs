@@ -305,6 +305,67 @@ impl Analyzer {
         (names, prior)
     }
 
+    /// Everything the pipeline sees in one message, for people: normalized views, tokens with
+    /// part of speech, dictionary hits, feature weights and the cluster signature.
+    pub fn explain(&mut self, text: &str) -> Explanation {
+        let classifier = self.engine.classifier.load_full();
+        let analysis = self.analyze(text).ok();
+        let surface = self.norm.surface.as_str().to_string();
+        let tokens = self
+            .tokens
+            .list
+            .iter()
+            .map(|t| ExplainedToken {
+                surface: surface[t.start as usize..t.end as usize].to_string(),
+                base: self.tokens.base(t).to_string(),
+                pos: t.pos.name(),
+                unknown: t.unknown,
+            })
+            .collect();
+        let rules = classifier.dictionaries.rules();
+        let hits = self
+            .hits
+            .iter()
+            .map(|h| {
+                let (s, e) = self.norm.key.original_span(h.start as usize, h.end as usize);
+                ExplainedHit {
+                    rule: rules[h.rule as usize].id.to_string(),
+                    span: [s as u32, e as u32],
+                    original: text[s..e].to_string(),
+                }
+            })
+            .collect();
+        let mut features = Vec::new();
+        let mut scratch = String::new();
+        classifier.features(text, &self.norm, &self.tokens, &self.hits, &mut scratch, &mut |f| {
+            let mut w = classifier.model.weights_of(f.name).unwrap_or([0.0; 4]);
+            if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
+                w[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
+            }
+            features.push(ExplainedFeature { name: f.name.to_string(), weights: w, span: [f.span.0, f.span.1] });
+        });
+        let signature = analysis.as_ref().and_then(|a| a.signature.as_ref()).map(|s| {
+            format!(
+                "concepts {} topics {} slots {} nouns {} phrasing {}",
+                s.concepts.len(),
+                s.topics.len(),
+                s.slots.len(),
+                s.words.len(),
+                s.phrasing.len()
+            )
+        });
+        Explanation {
+            surface,
+            key: self.norm.key.as_str().to_string(),
+            tokens,
+            hits,
+            features,
+            labels: analysis.as_ref().map(|a| a.classification.labels.iter().collect()).unwrap_or_default(),
+            scores: analysis.as_ref().map(|a| a.classification.scores).unwrap_or_default(),
+            signature,
+        }
+    }
+
     /// Labels under another classifier, statelessly (for cross-validation).
     pub fn labels_with(&mut self, classifier: &Classifier, text: &str) -> LabelSet {
         self.normalizer.process(text, &mut self.norm);
@@ -319,18 +380,30 @@ impl Analyzer {
         sig.clear();
         let rules = classifier.dictionaries.rules();
         // Words inside a fine concept are that concept; words inside a coarse topic still count.
+        // A synonym match inside a longer one is part of it (税込価格 is tax, not price).
+        let synonym = |h: &Hit| rules[h.rule as usize].kind == ListKind::Synonym;
         let mut covered: Vec<(usize, usize)> = Vec::new();
+        let mut asks_existence = false;
+        let mut weak: Vec<u64> = Vec::new();
         for h in &self.hits {
             let r = &rules[h.rule as usize];
             match r.kind {
                 ListKind::Synonym => {
+                    let inside_longer = self.hits.iter().any(|o| {
+                        synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start)
+                    });
+                    if inside_longer {
+                        continue;
+                    }
                     covered.push(self.norm.key.original_span(h.start as usize, h.end as usize));
                     match classifier.slot_family(h.rule) {
                         Some(family) => sig.slots.push((family, hash_str(&r.section))),
+                        None if r.weak => weak.push(hash_str(&r.section)),
                         None => sig.concepts.push(hash_str(&r.section)),
                     }
                 }
                 ListKind::Topic => sig.topics.push(hash_str(&r.section)),
+                _ if &*r.id == "ja.question.exists" => asks_existence = true,
                 _ => {}
             }
         }
@@ -339,6 +412,15 @@ impl Analyzer {
         let num = hash_str("num");
         for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
             sig.slots.push((num, hash_str(digits)));
+        }
+        // Generic concepts count only when nothing more specific was named.
+        if sig.concepts.is_empty() {
+            sig.concepts.append(&mut weak);
+        }
+        // 「Mある？」「黒まだある？」 name no concept but ask about stock of a product attribute.
+        let attribute_only = sig.slots.iter().all(|(family, _)| classifier.is_attribute_family(*family));
+        if asks_existence && sig.concepts.is_empty() && attribute_only {
+            sig.concepts.push(hash_str("stock"));
         }
         for t in &self.tokens.list {
             if !t.pos.is_content()
@@ -357,7 +439,11 @@ impl Analyzer {
             if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) {
                 continue;
             }
-            sig.words.push(fold_hash(base));
+            if t.pos == Pos::Noun {
+                sig.words.push(fold_hash(base));
+            } else {
+                sig.phrasing.push(fold_hash(base));
+            }
         }
         sig.finish();
     }
@@ -375,6 +461,47 @@ fn fold_hash(word: &str) -> u64 {
         h.write_u32(c as u32);
     }
     h.finish()
+}
+
+/// What [`Analyzer::explain`] shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// NFKC view (the tokenizer's input).
+    pub surface: String,
+    /// Folded matching key (what dictionaries match).
+    pub key: String,
+    pub tokens: Vec<ExplainedToken>,
+    pub hits: Vec<ExplainedHit>,
+    pub features: Vec<ExplainedFeature>,
+    pub labels: Vec<Label>,
+    pub scores: [f32; 4],
+    /// Size of each part of the cluster signature, for questions.
+    pub signature: Option<String>,
+}
+
+/// A token as [`Explanation`] shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedToken {
+    pub surface: String,
+    pub base: String,
+    pub pos: &'static str,
+    pub unknown: bool,
+}
+
+/// A dictionary hit as [`Explanation`] shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedHit {
+    pub rule: String,
+    pub span: [u32; 2],
+    pub original: String,
+}
+
+/// A feature with its weights toward question, purchase_intent, spam, abuse.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplainedFeature {
+    pub name: String,
+    pub weights: [f32; 4],
+    pub span: [u32; 2],
 }
 
 /// Who sent a message and when, as the stateful stage needs it.

@@ -239,7 +239,7 @@ impl TokenizerShared {
 
     /// A per-thread tokenizer.
     pub fn tokenizer(&self) -> Tokenizer {
-        Tokenizer { worker: self.segmenter.new_worker() }
+        Tokenizer { worker: self.segmenter.new_worker(), known: rustc_hash::FxHashMap::default() }
     }
 }
 
@@ -254,7 +254,22 @@ fn load_user(path: &Path, dictionary: &Dictionary) -> Result<lindera::dictionary
 /// The tokenize stage of one worker thread.
 pub struct Tokenizer {
     worker: SegmentWorker,
+    /// Dictionary fields already read, by word: chat reuses a small vocabulary, and reading a
+    /// word's fields means splitting and UTF-8-checking its detail record every time.
+    known: rustc_hash::FxHashMap<(u8, u32), Known>,
 }
+
+/// What the classifier reads of a dictionary word (base form `None`: the surface).
+#[derive(Clone)]
+struct Known {
+    pos: Pos,
+    sub: Sub,
+    conj: Conj,
+    base: Option<Box<str>>,
+}
+
+/// Upper bound on cached words per worker; past it the cache starts over.
+const KNOWN_CAP: usize = 100_000;
 
 impl Tokenizer {
     /// Segments the surface view `text` into `out`.
@@ -268,35 +283,43 @@ impl Tokenizer {
         let Ok(tokens) = self.worker.segment(text) else {
             return;
         };
+        if self.known.len() > KNOWN_CAP {
+            self.known.clear();
+        }
         for tok in &tokens {
-            let id = tok.word_id.id() as usize;
-            let mut fields = if tok.word_id.is_unknown() {
-                tok.dictionary.unknown_word_details_iter(id)
-            } else if tok.word_id.is_system() {
-                tok.dictionary.word_details_iter(id)
-            } else if let Some(user) = tok.user_dictionary {
-                user.word_details_iter(id)
-            } else {
-                tok.dictionary.unknown_word_details_iter(id)
-            };
-            let pos = Pos::parse(fields.next().unwrap_or(""));
-            let sub = Sub::parse(fields.next().unwrap_or(""));
-            let _sub2 = fields.next();
-            let _sub3 = fields.next();
-            let _conj_type = fields.next();
-            let conj = Conj::parse(fields.next().unwrap_or(""));
-            let base = match fields.next() {
-                Some(b) if b != "*" && !b.is_empty() => b,
-                _ => tok.surface.as_ref(),
-            };
+            let id = tok.word_id.id();
+            // Keyed by lexicon (system, user, unknown) and id. Unknown words share ids by character
+            // class, so their base form is always their own surface.
+            let lexicon = if tok.word_id.is_unknown() { 2 } else { u8::from(!tok.word_id.is_system()) };
+            let key = (lexicon, id);
+            let known = self.known.entry(key).or_insert_with(|| {
+                let id = id as usize;
+                let mut fields = if tok.word_id.is_unknown() {
+                    tok.dictionary.unknown_word_details_iter(id)
+                } else if tok.word_id.is_system() {
+                    tok.dictionary.word_details_iter(id)
+                } else if let Some(user) = tok.user_dictionary {
+                    user.word_details_iter(id)
+                } else {
+                    tok.dictionary.unknown_word_details_iter(id)
+                };
+                let pos = Pos::parse(fields.next().unwrap_or(""));
+                let sub = Sub::parse(fields.next().unwrap_or(""));
+                let conj = Conj::parse(fields.nth(3).unwrap_or(""));
+                let base = match fields.next() {
+                    Some(b) if b != "*" && !b.is_empty() && !tok.word_id.is_unknown() => Some(b.into()),
+                    _ => None,
+                };
+                Known { pos, sub, conj, base }
+            });
             let from = out.arena.len() as u32;
-            out.arena.push_str(base);
+            out.arena.push_str(known.base.as_deref().unwrap_or(tok.surface.as_ref()));
             out.list.push(Token {
                 start: tok.byte_start as u32,
                 end: tok.byte_end as u32,
-                pos,
-                sub,
-                conj,
+                pos: known.pos,
+                sub: known.sub,
+                conj: known.conj,
                 base: (from, out.arena.len() as u32),
                 unknown: tok.word_id.is_unknown(),
             });
