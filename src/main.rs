@@ -93,6 +93,12 @@ enum Command {
         /// Address to listen on (overrides server.listen).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Ingest bearer tokens, comma-separated (added to server.ingest_tokens).
+        #[arg(long, env = "KOTAE_INGEST_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        ingest_token: Vec<String>,
+        /// Host bearer tokens, comma-separated (added to server.host_tokens).
+        #[arg(long, env = "KOTAE_HOST_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        host_token: Vec<String>,
     },
     /// Replay a recorded JSON Lines stream over a websocket and tally the verdicts.
     Replay {
@@ -236,12 +242,14 @@ fn main() -> ExitCode {
             runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
             Ok(())
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, ingest_token, host_token } => {
             let mut config = config.clone();
             if let Some(l) = listen {
                 config.server.listen = l;
-                config.validate()?;
             }
+            config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
+            config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
+            config.validate()?;
             let engine = engine()?;
             let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;
             if !report.in_time() {

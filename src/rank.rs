@@ -153,6 +153,8 @@ pub struct Wording {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Question {
     pub cluster: u32,
+    /// Serialized inline: `"state": "answered", "at": 1732230000000`.
+    #[serde(flatten)]
     pub state: QuestionState,
     pub first_ts: u64,
     pub last_ts: u64,

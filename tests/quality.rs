@@ -93,8 +93,8 @@ fn clustering_rates(paraphrases: &str, near_misses: &str) -> (f64, f64) {
 fn clustering_meets_the_targets_on_the_development_clusters() {
     let (together, apart) =
         clustering_rates("fixtures/clusters/paraphrases.jsonl", "fixtures/clusters/near_miss.jsonl");
-    assert!(together >= 0.80, "paraphrase pairs together {together:.3}");
-    assert!(apart >= 0.94, "near-miss pairs apart {apart:.3}");
+    assert!(together >= 0.90, "paraphrase pairs together {together:.3}");
+    assert!(apart >= 0.98, "near-miss pairs apart {apart:.3}");
 }
 
 /// Held-out clusters written afterwards and never used for tuning. Regression floors at today's
@@ -104,6 +104,6 @@ fn clustering_meets_the_targets_on_the_development_clusters() {
 fn clustering_on_held_out_clusters_does_not_regress() {
     let (together, apart) =
         clustering_rates("fixtures/clusters/heldout_paraphrases.jsonl", "fixtures/clusters/heldout_near_miss.jsonl");
-    assert!(together >= 0.15, "held-out paraphrase pairs together {together:.3}");
-    assert!(apart >= 0.80, "held-out near-miss pairs apart {apart:.3}");
+    assert!(together >= 0.40, "held-out paraphrase pairs together {together:.3}");
+    assert!(apart >= 0.88, "held-out near-miss pairs apart {apart:.3}");
 }

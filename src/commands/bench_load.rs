@@ -111,9 +111,11 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
             let (mut sink, mut source) = ws.split();
             let window = Arc::new(Semaphore::new(spec.window.max(1)));
             let sent_at: Arc<std::sync::Mutex<VecDeque<(Instant, usize)>>> = Arc::default();
+            let writer_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let writer = {
                 let window = window.clone();
                 let sent_at = sent_at.clone();
+                let writer_done = writer_done.clone();
                 async move {
                     let mut sent = 0u64;
                     let t0 = Instant::now();
@@ -132,6 +134,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                         }
                         sent += n as u64;
                     }
+                    writer_done.store(true, std::sync::atomic::Ordering::SeqCst);
                     (sent, sink)
                 }
             };
@@ -166,7 +169,9 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                     left_in_frame -= 1;
                     if left_in_frame == 0 {
                         window.add_permits(1);
-                        if Instant::now() >= deadline && sent_at.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+                        if writer_done.load(std::sync::atomic::Ordering::SeqCst)
+                            && sent_at.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+                        {
                             break;
                         }
                     }

@@ -140,6 +140,10 @@ impl Signature {
                 return 1.0;
             }
         }
+        // Both name what they ask, and nothing in common: different questions (price vs stock of 1番L).
+        if !self.concepts.is_empty() && !other.concepts.is_empty() && overlap(&self.concepts, &other.concepts).0 == 0 {
+            return 0.0;
+        }
         // Otherwise a weighted overlap: fine concepts say what is asked, coarse topics only hint,
         // nouns name things, other words are mostly phrasing.
         const CONCEPT: f32 = 2.0;

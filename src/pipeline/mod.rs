@@ -434,7 +434,7 @@ impl Analyzer {
         }
         for t in &self.tokens.list {
             if !t.pos.is_content()
-                || matches!(t.sub, Sub::Number | Sub::Pronoun | Sub::Dependent)
+                || matches!(t.sub, Sub::Number | Sub::Pronoun | Sub::Dependent | Sub::Suffix)
                 || t.pos == Pos::Adverb
             {
                 continue;

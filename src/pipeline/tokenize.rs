@@ -133,6 +133,8 @@ pub enum Sub {
     Sahen,
     /// 固有名詞
     Proper,
+    /// 接尾 (counters and suffixes: 番, 号, さん)
+    Suffix,
     /// anything else
     Other,
 }
@@ -150,6 +152,7 @@ impl Sub {
             "数" => Sub::Number,
             "サ変接続" => Sub::Sahen,
             "固有名詞" => Sub::Proper,
+            "接尾" => Sub::Suffix,
             _ => Sub::Other,
         }
     }

@@ -30,7 +30,7 @@ pub fn check(
     scope: Scope,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), Unauthorized> {
     if !config.auth_required() {
         return Ok(());
     }
@@ -47,13 +47,23 @@ pub fn check(
         Some(t) if tokens.iter().any(|k| same(k, t)) => Ok(()),
         _ => {
             metrics.conn_event(ConnEvent::Unauthorized);
-            Err((
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                axum::Json(serde_json::json!({"error": "missing or invalid bearer token"})),
-            )
-                .into_response())
+            Err(Unauthorized)
         }
+    }
+}
+
+/// A request without a valid token; answers 401.
+#[derive(Debug, Clone, Copy)]
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(serde_json::json!({"error": "missing or invalid bearer token"})),
+        )
+            .into_response()
     }
 }
 

@@ -144,7 +144,7 @@ impl ServerConfig {
         if self.auth_required() && (self.ingest_tokens.is_empty() || self.host_tokens.is_empty()) {
             p.push(format!(
                 "server.auth: tokens are required on {} but server.ingest_tokens or server.host_tokens is empty \
-                 (set them, or auth = \"never\" behind a trusted proxy)",
+                 (set them or KOTAE_INGEST_TOKENS and KOTAE_HOST_TOKENS, or auth = \"never\" behind a trusted proxy)",
                 self.listen
             ));
         }

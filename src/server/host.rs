@@ -23,13 +23,30 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>, stream: &str) -> Result<(), Response> {
-    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query)?;
+/// Why a host request is refused before it reaches a shard.
+enum Refused {
+    Unauthorized(auth::Unauthorized),
+    BadStream,
+    Closing,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Unauthorized(u) => u.into_response(),
+            Refused::BadStream => error(StatusCode::BAD_REQUEST, "invalid stream id"),
+            Refused::Closing => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+        }
+    }
+}
+
+fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>, stream: &str) -> Result<(), Refused> {
+    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query).map_err(Refused::Unauthorized)?;
     if !super::valid_stream(stream) {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid stream id"));
+        return Err(Refused::BadStream);
     }
     if ctx.is_closing() {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"));
+        return Err(Refused::Closing);
     }
     Ok(())
 }
@@ -41,7 +58,7 @@ pub(crate) async fn list(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r;
+        return r.into_response();
     }
     match ctx.shards.list(Arc::from(stream)).await {
         Some(list) => axum::Json(list).into_response(),
@@ -56,7 +73,7 @@ pub(crate) async fn act(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r;
+        return r.into_response();
     }
     let Some(action) = HostAction::parse(&action) else {
         return error(StatusCode::NOT_FOUND, "unknown action; use answered, pin, unpin, dismiss or reopen");
@@ -86,7 +103,7 @@ pub(crate) async fn set_product(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r;
+        return r.into_response();
     }
     let body: ProductBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
@@ -110,7 +127,7 @@ pub(crate) async fn host_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r;
+        return r.into_response();
     }
     let Ok(permit) = ctx.conn_slots.clone().try_acquire_owned() else {
         ctx.metrics.conn_event(ConnEvent::Full);

@@ -12,10 +12,6 @@
 //! their in-flight frames are answered, stop workers and shards, flush the journal; all within
 //! `shutdown_deadline_ms`.
 
-// Handlers and their guards return an axum `Response` as the error: it is the answer to send,
-// and boxing it would only unbox it again.
-#![allow(clippy::result_large_err)]
-
 pub mod auth;
 pub mod config;
 mod host;
@@ -147,7 +143,7 @@ impl Server {
         let ctx = Arc::new(Ctx {
             conn_slots: Arc::new(Semaphore::new(sc.max_connections.get())),
             journal: journal.sender(),
-            max_message_bytes: engine.config.max_message_bytes,
+            max_message_bytes: config.pipeline.max_message_bytes,
             config: sc,
             metrics,
             workers,

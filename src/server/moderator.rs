@@ -16,6 +16,10 @@
 //! Who did something comes from the `X-Kotae-Moderator` header (tokens are shared secrets, not
 //! names), `moderator` when absent.
 
+// The guards here return the axum `Response` to send as their error; boxing it would only
+// unbox it again.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,7 +67,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
-    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query)?;
+    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query).map_err(IntoResponse::into_response)?;
     if ctx.is_closing() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"));
     }

@@ -44,7 +44,7 @@ pub(crate) async fn ingest(
     ws: WebSocketUpgrade,
 ) -> Response {
     if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, &headers, &query) {
-        return r;
+        return r.into_response();
     }
     let Some(stream) = query.get("stream").filter(|s| super::valid_stream(s)) else {
         return error(StatusCode::BAD_REQUEST, "query parameter `stream` (1–128 characters) is required");
@@ -60,8 +60,12 @@ pub(crate) async fn ingest(
     let hard = ctx.config.max_frame_bytes.get().saturating_mul(HARD_FRAME_FACTOR);
     let stream: Arc<str> = Arc::from(stream.as_str());
     let tracker = ctx.tracker.clone();
+    // Small socket buffers: the default 128 KiB each way adds up over thousands of connections,
+    // and frames are flushed explicitly after each batch of verdicts.
     ws.max_message_size(hard)
         .max_frame_size(hard)
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| tracker.track_future(session(socket, stream, ctx, permit)))
 }
 

@@ -1,0 +1,188 @@
+//! The real `kotae serve` binary: `kill -9` and restart restore every open question with its
+//! state; SIGTERM answers the frames in flight, flushes and exits in time.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use kotae::commands::client::{connect, http, metric};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Kills the server if a test fails half-way.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn(config: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kotae"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KOTAE_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn kotae serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("kotae listening on http://").unwrap_or_else(|| panic!("{line}")).to_string();
+    (Server(child), addr)
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("kotae.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nreload_dictionaries = false\nworkers = 2\n\n[server.journal]\npath = \"{}\"\n",
+        dir.join("journal.db").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn questions(addr: &str) -> Value {
+    let (status, body) = http(addr, "GET", "/v1/streams/live/questions", None, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_kill_restores_every_open_question_and_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let (mut child, addr) = spawn(&config);
+    let mut ws = connect(&format!("ws://{addr}/v1/ingest?stream=live"), None).await.unwrap();
+    let asks = [
+        ("a", "敏感肌でも使えますか"),
+        ("b", "敏感肌でも大丈夫ですか？"),
+        ("c", "送料いくらですか"),
+        ("d", "Mサイズの着丈は何センチですか"),
+        ("e", "黒はまだ在庫ありますか"),
+        ("f", "支払い方法は何がありますか"),
+    ];
+    for (i, (user, text)) in asks.iter().enumerate() {
+        let msg = json!({"id": i, "user": user, "text": text, "ts": 1_795_316_400_000u64 + i as u64 * 1000});
+        ws.send(Message::Text(msg.to_string().into())).await.unwrap();
+        ws.next().await.unwrap().unwrap();
+    }
+    assert_eq!(http(&addr, "PUT", "/v1/streams/live/product", None, Some(r#"{"product":"p7"}"#)).await.unwrap().0, 200);
+    let before = questions(&addr).await;
+    let ids: Vec<String> =
+        before["questions"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap().into()).collect();
+    assert!(ids.len() >= 4, "{before}");
+    assert_eq!(
+        http(&addr, "POST", &format!("/v1/streams/live/questions/{}/pin", ids[1]), None, None).await.unwrap().0,
+        200
+    );
+    assert_eq!(
+        http(&addr, "POST", &format!("/v1/streams/live/questions/{}/answered", ids[2]), None, None).await.unwrap().0,
+        200
+    );
+    let before = questions(&addr).await;
+    // Wait until the journal has committed everything, as a crash may come at any moment after.
+    let started = Instant::now();
+    loop {
+        let (_, text) = http(&addr, "GET", "/metrics", None, None).await.unwrap();
+        if metric(&text, "kotae_journal_lag_records") == Some(0.0)
+            && metric(&text, "kotae_journal_written_total") > Some(0.0)
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "journal never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let (mut child, addr) = spawn(&config);
+    let after = questions(&addr).await;
+    let strip = |v: &Value| -> Vec<Value> {
+        v["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| json!({"id": q["id"], "state": q["state"], "askers": q["askers"], "wordings": q["wordings"], "topics": q["topics"]}))
+            .collect()
+    };
+    assert_eq!(strip(&after), strip(&before), "open questions after restart");
+    assert_eq!(after["questions"][0]["state"], "pinned");
+    assert!(
+        after["questions"].as_array().unwrap().iter().all(|q| q["id"] != ids[2].as_str()),
+        "answered stays answered"
+    );
+    assert_eq!(after["current_product"], "p7");
+
+    // New questions after the restart never reuse a restored question's id.
+    let mut ws = connect(&format!("ws://{addr}/v1/ingest?stream=live"), None).await.unwrap();
+    ws.send(Message::Text(json!({"id": "n", "text": "洗濯機で洗えますか"}).to_string().into())).await.unwrap();
+    let Message::Text(t) = ws.next().await.unwrap().unwrap() else { panic!() };
+    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+    let cluster = v["cluster"].as_str().unwrap();
+    assert!(!before["questions"].as_array().unwrap().iter().any(|q| q["id"] == cluster), "{cluster} reused");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_frames_in_flight_flushes_and_exits_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let (mut child, addr) = spawn(&config);
+    let mut ws = connect(&format!("ws://{addr}/v1/ingest?stream=live"), None).await.unwrap();
+    let frames = 30;
+    for f in 0..frames {
+        let frame: Vec<Value> =
+            (0..100).map(|i| json!({"id": format!("{f}-{i}"), "text": "この色まだありますか"})).collect();
+        ws.send(Message::Text(Value::Array(frame).to_string().into())).await.unwrap();
+    }
+    let Message::Text(first) = ws.next().await.unwrap().unwrap() else { panic!() };
+    assert!(first.as_str().contains("\"0-0\""));
+    let term = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let mut verdicts = 1;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("drain in time") {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(v["id"], format!("{}-{}", verdicts / 100, verdicts % 100), "in order, none skipped");
+                verdicts += 1;
+            }
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("connection ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(verdicts, frames * 100, "every frame taken before SIGTERM is answered");
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::Away));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(term.elapsed() < Duration::from_secs(10), "exit within the shutdown deadline");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(log.contains("shutdown complete"), "{log}");
+    // The journal was flushed: every message is in it.
+    let conn = rusqlite::Connection::open(dir.path().join("journal.db")).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, (frames * 100) as i64);
+}

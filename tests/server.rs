@@ -1,0 +1,557 @@
+//! `kotae serve` over real websockets on 127.0.0.1:0: the ingest contract, limits, auth,
+//! backpressure, the latency budget, outcome accounting and the host queue.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use kotae::commands::client::{Ws, connect, http, metric};
+use kotae::config::Config;
+use kotae::pipeline::Engine;
+use kotae::server::config::{AuthMode, FailPolicy};
+use kotae::server::{Server, ShutdownReport};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn engine() -> Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE.get_or_init(|| Engine::new(base_config().pipeline).expect("engine")).clone()
+}
+
+fn base_config() -> Config {
+    let mut c = Config::default();
+    c.pipeline.dictionaries = root().join("dictionaries/ja");
+    c.pipeline.tokenize.cache_dir = root().join(".kotae");
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.server.reload_dictionaries = false;
+    c.server.workers = 2;
+    c
+}
+
+struct TestServer {
+    addr: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<ShutdownReport>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start(tune: impl FnOnce(&mut Config)) -> Self {
+        Self::start_with(engine(), tune).await
+    }
+
+    async fn start_with(engine: Arc<Engine>, tune: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = base_config();
+        config.server.journal.path = dir.path().join("journal.db");
+        tune(&mut config);
+        config.validate().expect("valid test config");
+        let server = Server::bind(&config, engine).await.expect("bind");
+        let addr = server.local_addr().to_string();
+        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Self { addr, stop: Some(stop), task, _dir: dir }
+    }
+
+    fn ingest(&self, stream: &str) -> String {
+        format!("ws://{}/v1/ingest?stream={stream}", self.addr)
+    }
+
+    async fn ws(&self, stream: &str) -> Ws {
+        connect(&self.ingest(stream), None).await.expect("connect")
+    }
+
+    async fn metrics(&self) -> String {
+        http(&self.addr, "GET", "/metrics", None, None).await.unwrap().1
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let (status, body) = http(&self.addr, "GET", path, None, None).await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, body) = http(&self.addr, "POST", path, None, body).await.unwrap();
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// Waits until every received message has its outcome, then checks the sum.
+    async fn assert_outcomes_add_up(&self) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.metrics().await;
+            let received = metric(&text, "kotae_messages_received_total").unwrap_or(-1.0);
+            let total: f64 = ["allowed", "held", "blocked", "rejected"]
+                .iter()
+                .map(|o| metric(&text, &format!("kotae_messages_total{{outcome=\"{o}\"}}")).unwrap_or(0.0))
+                .sum();
+            if received == total {
+                return text;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "received {received} but {total} outcomes:\n{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn shutdown(mut self) -> ShutdownReport {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap()
+    }
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: &Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+fn m(name: &str, key: &str) -> String {
+    format!("{name}{{{key}}}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verdicts_come_back_in_order_one_per_message_even_when_pipelined() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.ws("order").await;
+    let texts = ["これって敏感肌でも使えますか", "ポチった！", "LINE交換しよ ID:abc123", "こんばんは〜"];
+    for i in 0..200 {
+        send(&mut ws, &json!({"id": format!("m{i}"), "user": format!("u{i}"), "text": texts[i % 4]})).await;
+    }
+    for i in 0..200 {
+        let v = recv(&mut ws).await;
+        assert_eq!(v["id"], format!("m{i}"), "frame {i}: {v}");
+        match i {
+            0 => {
+                assert_eq!(v["labels"], json!(["question"]));
+                assert_eq!(v["action"], "allow");
+                assert!(v["cluster"].as_str().unwrap().starts_with('q'), "{v}");
+                for k in ["question", "purchase_intent", "spam", "abuse"] {
+                    assert!(v["scores"][k].is_number());
+                }
+            }
+            1 => assert_eq!(v["labels"], json!(["purchase_intent"])),
+            2 => assert_eq!(v["action"], "block"),
+            3 => assert_eq!(v["labels"], json!(["other"])),
+            _ => {}
+        }
+    }
+    server.assert_outcomes_add_up().await;
+    assert!(server.shutdown().await.in_time());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_frame_gets_one_verdict_per_message_in_order() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.ws("batch").await;
+    let batch: Vec<Value> = (0..50)
+        .map(|i| {
+            if i % 10 == 3 {
+                json!({"text": "サイズ感どうですか"})
+            } else {
+                json!({"id": i, "text": "かわいい"})
+            }
+        })
+        .collect();
+    send(&mut ws, &Value::Array(batch)).await;
+    for i in 0..50u64 {
+        let v = recv(&mut ws).await;
+        // Messages without an id are numbered by their position on the connection (1-based).
+        let expected = if i % 10 == 3 { (i + 1).to_string() } else { i.to_string() };
+        assert_eq!(v["id"], expected.as_str(), "{v}");
+        assert!(v.get("action").is_some(), "{v}");
+    }
+    server.assert_outcomes_add_up().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_frame_gets_an_error_and_the_connection_stays_open() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.ws("bad").await;
+    ws.send(Message::Text("{not json".into())).await.unwrap();
+    let e = recv(&mut ws).await;
+    assert!(e["error"].as_str().unwrap().contains("invalid json"), "{e}");
+    send(&mut ws, &json!([{"id": "a", "text": "ok"}, {"id": "b"}, 5, {"id": "c", "text": "   "}])).await;
+    assert_eq!(recv(&mut ws).await["id"], "a");
+    let e = recv(&mut ws).await;
+    assert_eq!(e["id"], "b");
+    assert!(e["error"].as_str().unwrap().contains("text"), "{e}");
+    assert!(recv(&mut ws).await["error"].is_string());
+    let e = recv(&mut ws).await;
+    assert_eq!((e["id"].as_str(), e["error"].as_str()), (Some("c"), Some("message text is empty")));
+    ws.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    assert!(recv(&mut ws).await["error"].as_str().unwrap().contains("binary"));
+    send(&mut ws, &json!({"id": "after", "text": "在庫ありますか"})).await;
+    assert_eq!(recv(&mut ws).await["id"], "after");
+    let text = server.assert_outcomes_add_up().await;
+    assert_eq!(metric(&text, &m("kotae_rejected_total", "reason=\"malformed\"")), Some(4.0));
+    assert_eq!(metric(&text, &m("kotae_rejected_total", "reason=\"empty\"")), Some(1.0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frames_and_messages_get_errors_and_the_connection_stays_open() {
+    let server = TestServer::start(|c| {
+        c.server.max_frame_bytes = 2048.try_into().unwrap();
+        c.server.max_batch = 3.try_into().unwrap();
+        c.server.rate_burst = 3.try_into().unwrap();
+        c.pipeline.max_message_bytes = 100;
+    })
+    .await;
+    let mut ws = server.ws("big").await;
+    send(&mut ws, &json!({"id": "huge", "text": "あ".repeat(1000)})).await;
+    let e = recv(&mut ws).await;
+    assert!(e["error"].as_str().unwrap().contains("over the limit of 2048"), "{e}");
+    send(&mut ws, &json!({"id": "long", "text": "あ".repeat(50)})).await;
+    let e = recv(&mut ws).await;
+    assert_eq!(e["id"], "long");
+    assert!(e["error"].as_str().unwrap().contains("over the limit of 100"), "{e}");
+    send(&mut ws, &json!([{"text": "a"}, {"text": "b"}, {"text": "c"}, {"text": "d"}])).await;
+    assert!(recv(&mut ws).await["error"].as_str().unwrap().contains("batch of 4"));
+    send(&mut ws, &json!({"id": "fine", "text": "送料いくらですか"})).await;
+    assert_eq!(recv(&mut ws).await["id"], "fine");
+    let text = server.assert_outcomes_add_up().await;
+    assert_eq!(metric(&text, &m("kotae_rejected_total", "reason=\"too_large\"")), Some(3.0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_message_rate_per_connection_is_limited_with_errors() {
+    let server = TestServer::start(|c| {
+        c.server.max_messages_per_second = 1.try_into().unwrap();
+        c.server.max_batch = 5.try_into().unwrap();
+        c.server.rate_burst = 5.try_into().unwrap();
+    })
+    .await;
+    let mut ws = server.ws("rate").await;
+    let batch: Vec<Value> = (0..5).map(|i| json!({"id": i, "text": "かわいい"})).collect();
+    send(&mut ws, &Value::Array(batch.clone())).await;
+    send(&mut ws, &Value::Array(batch)).await;
+    let mut limited = 0;
+    for _ in 0..10 {
+        if recv(&mut ws).await["error"] == "rate limited" {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 4, "{limited}");
+    let text = server.assert_outcomes_add_up().await;
+    assert_eq!(metric(&text, &m("kotae_rejected_total", "reason=\"rate_limited\"")), Some(limited as f64));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_wrong_token_is_refused() {
+    let server = TestServer::start(|c| {
+        c.server.auth = AuthMode::Always;
+        c.server.ingest_tokens = vec!["ingest-secret-0123456789".into()];
+        c.server.host_tokens = vec!["host-secret-0123456789".into()];
+    })
+    .await;
+    let url = server.ingest("auth");
+    let err = connect(&url, None).await.expect_err("refused without a token").to_string();
+    assert!(err.contains("401"), "{err}");
+    let err = connect(&url, Some("wrong-token-0123456789")).await.expect_err("refused").to_string();
+    assert!(err.contains("401"), "{err}");
+    assert!(connect(&url, Some("host-secret-0123456789")).await.is_err(), "a host token is not an ingest token");
+    let mut ws = connect(&url, Some("ingest-secret-0123456789")).await.expect("accepted");
+    send(&mut ws, &json!({"id": "1", "text": "こんにちは"})).await;
+    assert_eq!(recv(&mut ws).await["id"], "1");
+    let (status, _) = server.get("/v1/streams/auth/questions").await;
+    assert_eq!(status, 401);
+    let (status, _) =
+        http(&server.addr, "GET", "/v1/streams/auth/questions", Some("host-secret-0123456789"), None).await.unwrap();
+    assert_eq!(status, 200);
+    let text = server.metrics().await;
+    assert_eq!(metric(&text, &m("kotae_connection_events_total", "reason=\"unauthorized\"")), Some(4.0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_closed_and_others_stay_fast() {
+    let server = TestServer::start(|c| {
+        c.server.send_timeout_ms = 300.try_into().unwrap();
+        c.server.max_messages_per_second = 1_000_000.try_into().unwrap();
+        c.server.rate_burst = 1_000_000.try_into().unwrap();
+    })
+    .await;
+    // A small receive buffer so the slow client's socket fills quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(server.addr.parse().unwrap()).await.unwrap();
+    let (mut slow, _) = tokio_tungstenite::client_async(server.ingest("slow"), tcp).await.unwrap();
+    let frame: Vec<Value> = (0..1000).map(|i| json!({"id": i, "text": "ワンピースの着丈は何センチですか"})).collect();
+    let frame = Value::Array(frame).to_string();
+    let writer = tokio::spawn(async move {
+        for _ in 0..30 {
+            if slow.send(Message::Text(frame.clone().into())).await.is_err() {
+                break;
+            }
+        }
+        slow
+    });
+    let mut fast = server.ws("fast").await;
+    let mut worst = Duration::ZERO;
+    for i in 0..20 {
+        let t = Instant::now();
+        send(&mut fast, &json!({"id": i, "text": "在庫ありますか"})).await;
+        assert_eq!(recv(&mut fast).await["id"], i.to_string());
+        worst = worst.max(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(worst < Duration::from_secs(3), "a slow client delayed others by {worst:?}");
+    let started = Instant::now();
+    loop {
+        let text = server.metrics().await;
+        if metric(&text, &m("kotae_connection_events_total", "reason=\"slow_client\"")) == Some(1.0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "slow client never closed:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(writer);
+    server.assert_outcomes_add_up().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pipeline_applies_backpressure_counts_it_and_drops_nothing() {
+    let server = TestServer::start(|c| {
+        c.server.workers = 1;
+        c.server.worker_queue = 1.try_into().unwrap();
+        c.server.shard_queue = 1.try_into().unwrap();
+        c.server.budget_ms = 60_000.try_into().unwrap();
+    })
+    .await;
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let mut ws = server.ws(&format!("bp{c}")).await;
+        clients.push(tokio::spawn(async move {
+            for f in 0..25 {
+                let frame: Vec<Value> =
+                    (0..20).map(|i| json!({"id": format!("{f}-{i}"), "text": "これ何色ありますか"})).collect();
+                send(&mut ws, &Value::Array(frame)).await;
+            }
+            let mut n = 0;
+            for f in 0..25 {
+                for i in 0..20 {
+                    let v = recv(&mut ws).await;
+                    assert_eq!(v["id"], format!("{f}-{i}"));
+                    assert!(v.get("degraded").is_none(), "no budget verdicts with a 60 s budget: {v}");
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for c in clients {
+        total += c.await.unwrap();
+    }
+    assert_eq!(total, 2000);
+    let text = server.assert_outcomes_add_up().await;
+    assert!(metric(&text, &m("kotae_backpressure_total", "channel=\"workers\"")).unwrap() > 0.0, "{text}");
+    assert_eq!(metric(&text, "kotae_messages_received_total"), Some(2000.0));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_latency_budget_the_fail_closed_verdict_is_given_and_counted() {
+    let server = TestServer::start(|c| {
+        c.server.workers = 1;
+        c.server.worker_queue = 1.try_into().unwrap();
+        c.server.budget_ms = 1.try_into().unwrap();
+        c.server.on_budget_exceeded = FailPolicy::Closed;
+    })
+    .await;
+    let mut ws = server.ws("budget").await;
+    for f in 0..40 {
+        let frame: Vec<Value> = (0..50).map(|i| json!({"id": format!("{f}-{i}"), "text": "送料無料ですか"})).collect();
+        send(&mut ws, &Value::Array(frame)).await;
+    }
+    let mut degraded = 0;
+    for _ in 0..2000 {
+        let v = recv(&mut ws).await;
+        if v.get("degraded").is_some() {
+            assert_eq!(v["degraded"], "over_budget");
+            assert_eq!(v["action"], "hold");
+            degraded += 1;
+        }
+    }
+    assert!(degraded > 0, "a 1 ms budget with one worker must be exceeded");
+    let text = server.assert_outcomes_add_up().await;
+    assert_eq!(metric(&text, &m("kotae_over_budget_total", "policy=\"closed\"")), Some(degraded as f64));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcome_counters_add_up_to_messages_received() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.ws("count").await;
+    send(&mut ws, &json!([{"text": "こんばんは"}, {"text": "LINE交換しよ ID:abc123"}, {"text": ""}, {"nope": 1}]))
+        .await;
+    ws.send(Message::Text("]".into())).await.unwrap();
+    send(&mut ws, &json!({"text": "ブス"})).await;
+    for _ in 0..6 {
+        recv(&mut ws).await;
+    }
+    let text = server.assert_outcomes_add_up().await;
+    assert_eq!(metric(&text, "kotae_messages_received_total"), Some(6.0));
+    assert_eq!(metric(&text, &m("kotae_messages_total", "outcome=\"rejected\"")), Some(3.0));
+    let blocked_or_held = metric(&text, &m("kotae_messages_total", "outcome=\"blocked\"")).unwrap()
+        + metric(&text, &m("kotae_messages_total", "outcome=\"held\"")).unwrap();
+    assert_eq!(blocked_or_held, 2.0, "{text}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_queue_ranks_acts_and_shows_answered_questions_asked_again() {
+    let server = TestServer::start(|_| {}).await;
+    let (status, _) =
+        http(&server.addr, "PUT", "/v1/streams/shop/product", None, Some(r#"{"product":"p1"}"#)).await.unwrap();
+    assert_eq!(status, 200);
+    let mut host = connect(&format!("ws://{}/v1/streams/shop/host", server.addr), None).await.unwrap();
+    let snapshot = recv(&mut host).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["current_product"], "p1");
+    let mut ws = server.ws("shop").await;
+    let t0 = 1_795_316_400_000u64; // 2026-11-22 03:00 UTC, 12:00 in Japan
+    let asks = [
+        ("a", "敏感肌でも使えますか"),
+        ("b", "敏感肌でも大丈夫ですか？"),
+        ("c", "肌弱いんですけど使えますか"),
+        ("d", "送料いくらですか"),
+    ];
+    for (i, (user, text)) in asks.iter().enumerate() {
+        send(&mut ws, &json!({"id": i, "user": user, "text": text, "ts": t0 + i as u64 * 1000})).await;
+        recv(&mut ws).await;
+    }
+    let update = recv(&mut host).await;
+    assert_eq!(update["type"], "update");
+    let (_, list) = server.get("/v1/streams/shop/questions").await;
+    let questions = list["questions"].as_array().unwrap();
+    assert!(questions.len() >= 2, "{list}");
+    let top = &questions[0];
+    assert!(top["askers"].as_u64().unwrap() >= 2, "the question more viewers asked is first: {list}");
+    assert!(top["why"].as_str().unwrap().contains("on screen"), "{top}");
+    let qid = top["id"].as_str().unwrap().to_string();
+
+    // Answered at 12:03 (stream time), then asked again: not a new item but "answered at 12:03".
+    send(&mut ws, &json!({"id": "t", "text": "こんにちは", "ts": t0 + 180_000})).await;
+    recv(&mut ws).await;
+    let (status, body) = server.post(&format!("/v1/streams/shop/questions/{qid}/answered"), None).await;
+    assert_eq!(status, 200, "{body}");
+    send(&mut ws, &json!({"id": "again", "user": "e", "text": "敏感肌でも使えますか？", "ts": t0 + 200_000})).await;
+    let v = recv(&mut ws).await;
+    assert_eq!(v["cluster"], qid.as_str());
+    assert_eq!(v["answered_at"], "12:03", "{v}");
+    let (_, list) = server.get("/v1/streams/shop/questions").await;
+    assert!(list["questions"].as_array().unwrap().iter().all(|q| q["id"] != qid.as_str()), "{list}");
+    let again = &list["answered_again"][0];
+    assert_eq!(again["id"], qid.as_str());
+    assert!(again["why"].as_str().unwrap().starts_with("answered at 12:03"), "{again}");
+
+    let other = list["questions"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(server.post(&format!("/v1/streams/shop/questions/{other}/pin"), None).await.0, 200);
+    let (_, list) = server.get("/v1/streams/shop/questions").await;
+    assert_eq!(list["questions"][0]["state"], "pinned");
+    assert_eq!(server.post(&format!("/v1/streams/shop/questions/{other}/dismiss"), None).await.0, 200);
+    let (_, list) = server.get("/v1/streams/shop/questions").await;
+    assert!(list["questions"].as_array().unwrap().iter().all(|q| q["id"] != other.as_str()));
+    assert_eq!(server.post("/v1/streams/shop/questions/q999/answered", None).await.0, 404);
+    assert_eq!(server.post(&format!("/v1/streams/shop/questions/{other}/explode"), None).await.0, 404);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics_are_served() {
+    let server = TestServer::start(|_| {}).await;
+    assert_eq!(http(&server.addr, "GET", "/healthz", None, None).await.unwrap().0, 200);
+    assert_eq!(http(&server.addr, "GET", "/readyz", None, None).await.unwrap().0, 200);
+    let text = server.metrics().await;
+    for name in [
+        "kotae_messages_received_total",
+        "kotae_stage_seconds_bucket",
+        "kotae_queue_depth{channel=\"workers\"}",
+        "kotae_connections{endpoint=\"ingest\"}",
+        "kotae_journal_lag_records",
+    ] {
+        assert!(text.contains(name), "{name} missing from /metrics");
+    }
+    let (status, body) = http(&server.addr, "GET", "/", None, None).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("/host"));
+    server.shutdown().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+async fn wait_for_reloads(server: &TestServer, result: &str, n: f64) {
+    let started = Instant::now();
+    let key = m("kotae_dictionary_reloads_total", &format!("result=\"{result}\""));
+    while metric(&server.metrics().await, &key) < Some(n) {
+        assert!(started.elapsed() < Duration::from_secs(15), "no {result} reload");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dictionaries_reload_on_change_and_a_broken_edit_keeps_the_old_ones() {
+    let dicts = tempfile::tempdir().unwrap();
+    copy_dir(&root().join("dictionaries/ja"), dicts.path());
+    let mut config = base_config();
+    config.pipeline.dictionaries = dicts.path().to_path_buf();
+    let engine = Engine::new(config.pipeline.clone()).unwrap();
+    let server = TestServer::start_with(engine, |c| {
+        c.pipeline.dictionaries = dicts.path().to_path_buf();
+        c.server.reload_dictionaries = true;
+    })
+    .await;
+    let mut ws = server.ws("reload").await;
+    let probe = json!({"id": "p", "text": "ほげぴよ会に参加しよう"});
+    send(&mut ws, &probe).await;
+    assert_eq!(recv(&mut ws).await["action"], "allow");
+
+    let spam = dicts.path().join("spam.txt");
+    let mut text = std::fs::read_to_string(&spam).unwrap();
+    text += "\n[reload_test => spam]\nほげぴよ会\n";
+    std::fs::write(&spam, &text).unwrap();
+    wait_for_reloads(&server, "ok", 1.0).await;
+    send(&mut ws, &probe).await;
+    let v = recv(&mut ws).await;
+    assert_eq!(v["labels"], json!(["spam"]), "{v}");
+
+    text += "\n[broken section\n";
+    std::fs::write(&spam, &text).unwrap();
+    wait_for_reloads(&server, "error", 1.0).await;
+    send(&mut ws, &probe).await;
+    assert_eq!(recv(&mut ws).await["labels"], json!(["spam"]), "the previous dictionaries stay in force");
+    server.shutdown().await;
+}
