@@ -40,7 +40,7 @@ test("questions appear ranked, with counts, the why, wordings and askers", async
   await p.waitForSelector("#list .q");
   const { json } = await api(server, `/v1/streams/${STREAM}/questions`);
   assert.ok(json.questions.length >= 5, `the replay produced questions (${json.questions.length})`);
-  const scores = json.questions.filter((q) => q.state.state === "open").map((q) => q.score);
+  const scores = json.questions.filter((q) => q.state === "open").map((q) => q.score);
   assert.deepEqual(scores, [...scores].sort((a, b) => b - a), "the server ranks open questions by score");
   // The page shows the server's order (retried: waiting time moves scores between two reads).
   await until(async () => {
@@ -89,10 +89,10 @@ test("marking answered with the a key removes it and changes the server state; u
   // Pin by tapping the button, then unpin with the p key.
   const second = (await shownIds(p))[1];
   await p.click(`#list .q[data-id="${second}"] button[data-act="p"]`);
-  await until(async () => (await api(server, `/v1/streams/${STREAM}/questions`)).json.questions.find((q) => q.id === second)?.state.state === "pinned", "pin");
+  await until(async () => (await api(server, `/v1/streams/${STREAM}/questions`)).json.questions.find((q) => q.id === second)?.state === "pinned", "pin");
   await p.waitForSelector(`#list .q.sel.pinned[data-id="${second}"]`);
   await p.keyboard.press("p");
-  await until(async () => (await api(server, `/v1/streams/${STREAM}/questions`)).json.questions.find((q) => q.id === second)?.state.state === "open", "unpin");
+  await until(async () => (await api(server, `/v1/streams/${STREAM}/questions`)).json.questions.find((q) => q.id === second)?.state === "open", "unpin");
   // Dismiss with the d key after moving down with j.
   await p.keyboard.press("r");
   await p.keyboard.press("j");

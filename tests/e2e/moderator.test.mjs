@@ -42,12 +42,12 @@ test("testing a phrase shows the normalized form, tokens with POS, labels, score
 });
 
 test("a dictionary edit is dry-run against the stream, applied, audited and changes the next verdict", async () => {
-  const text = "この店員ぽんこつすぎ";
+  const text = "この店員へなちょこすぎ";
   const [v1] = await send(p, server, STREAM, [{ id: "pk1", user: "troll", text }]);
   assert.equal(v1.action, "allow", "not abuse before the edit");
   await p.selectOption("#list", "abuse");
   await p.selectOption("#section", "insult");
-  await p.fill("#term", "ぽんこつ");
+  await p.fill("#term", "へなちょこ");
   await p.click("#dryrun");
   await p.waitForSelector("#difftable");
   assert.ok((await p.textContent("#difftable")).includes(text), "the dry run shows the stream's message that would change");
@@ -58,15 +58,15 @@ test("a dictionary edit is dry-run against the stream, applied, audited and chan
   const [v2] = await send(p, server, STREAM, [{ id: "pk2", user: "troll2", text }]);
   assert.ok(v2.labels.includes("abuse"), `abuse after the edit (${JSON.stringify(v2)})`);
   assert.notEqual(v2.action, "allow");
-  assert.match(readFileSync(join(ws.dict, "abuse.txt"), "utf8"), /^ぽんこつ$/m, "written to the file");
+  assert.match(readFileSync(join(ws.dict, "abuse.txt"), "utf8"), /^へなちょこ$/m, "written to the file");
   const audit = (await api(server, "/v1/moderator/audit")).json;
   const e = audit.entries.find((x) => x.action === "dictionary.add");
   assert.equal(e.who, "山田");
-  assert.equal(e.detail.term, "ぽんこつ");
-  assert.ok(readFileSync(audit.file, "utf8").includes("ぽんこつ"), "the audit log is persisted");
-  await p.waitForFunction(() => document.querySelector("#audit").textContent.includes("ぽんこつ"));
+  assert.equal(e.detail.term, "へなちょこ");
+  assert.ok(readFileSync(audit.file, "utf8").includes("へなちょこ"), "the audit log is persisted");
+  await p.waitForFunction(() => document.querySelector("#audit").textContent.includes("へなちょこ"));
   // Removing it takes effect too.
-  await p.fill("#search", "ぽんこつ");
+  await p.fill("#search", "へなちょこ");
   await p.click("#terms button.rm");
   await p.waitForSelector("#apply:not([disabled])");
   await p.click("#apply");
