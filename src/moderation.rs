@@ -29,6 +29,11 @@ pub const TICKER_MINUTES: u64 = 120;
 const MAX_SLOW_USERS: usize = 50_000;
 /// Audit entries kept in memory for the console (the file keeps all).
 const MAX_AUDIT: usize = 1000;
+/// Streams kept; beyond it, streams idle for [`IDLE_EVICT_MS`] with default settings and nothing
+/// pending are forgotten when a new one arrives.
+const MAX_STREAMS: usize = 1024;
+/// How long a stream must have been quiet to be forgotten.
+const IDLE_EVICT_MS: u64 = 30 * 60 * 1000;
 
 /// A stream's moderation settings; `None` means the server-wide default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -153,6 +158,8 @@ pub struct StreamModeration {
     ticker: BTreeMap<u64, BTreeMap<String, u32>>,
     /// User → time (ms) of the last message slow mode let through.
     last_post: HashMap<String, u64>,
+    /// Wall-clock ms of the last message or moderator change, for eviction.
+    touched: u64,
 }
 
 fn why_held(labels: LabelSet, scores: &[f32; 4], reasons: &[Reason], text: &str) -> String {
@@ -203,6 +210,7 @@ impl StreamModeration {
         classify: &ClassifyConfig,
     ) {
         self.messages += 1;
+        self.touched = crate::queue::unix_ms();
         let s = &self.settings;
         if s.hold_at.is_some() || s.block_at.is_some() {
             let bad = f64::from(verdict.scores[Label::Spam.index()].max(verdict.scores[Label::Abuse.index()]));
@@ -295,6 +303,7 @@ impl StreamModeration {
     /// Records a message that missed the latency budget and got `action`.
     pub fn over_budget(&mut self, id: &str, user: Option<&str>, text: &str, ts: u64, action: Action) {
         self.messages += 1;
+        self.touched = crate::queue::unix_ms();
         if action == Action::Hold {
             self.hold(Held {
                 id: id.to_string(),
@@ -335,6 +344,13 @@ impl StreamModeration {
     /// Held messages, newest first; pending only unless `all`.
     pub fn held(&self, all: bool) -> Vec<Held> {
         self.held.iter().rev().filter(|h| all || h.state == HeldState::Pending).cloned().collect()
+    }
+
+    /// Whether forgetting this stream loses nothing a moderator set or still has to decide.
+    fn forgettable(&self, now: u64) -> bool {
+        self.settings == StreamSettings::default()
+            && !self.held.iter().any(|h| h.state == HeldState::Pending)
+            && now.saturating_sub(self.touched) >= IDLE_EVICT_MS
     }
 
     /// Approves or denies a held message; `None` when there is no such message.
@@ -432,7 +448,8 @@ impl Audit {
 /// Moderation state of every stream, and the audit log.
 #[derive(Debug)]
 pub struct Moderation {
-    /// Stream → its state. The map lock is held only to find or add a stream.
+    /// Stream → its state (at most `MAX_STREAMS`, idle ones forgotten first). The map lock is
+    /// held only to find, add or forget a stream.
     streams: RwLock<HashMap<Arc<str>, Arc<Mutex<StreamModeration>>>>,
     pub audit: Audit,
 }
@@ -447,7 +464,17 @@ impl Moderation {
         if let Some(s) = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(stream) {
             return s.clone();
         }
-        self.streams.write().unwrap_or_else(|e| e.into_inner()).entry(Arc::from(stream)).or_default().clone()
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
+            let now = crate::queue::unix_ms();
+            streams.retain(|_, s| !s.try_lock().is_ok_and(|s| s.forgettable(now)));
+        }
+        streams
+            .entry(Arc::from(stream))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
+            })
+            .clone()
     }
 
     /// Streams seen so far, sorted.
@@ -556,6 +583,18 @@ mod tests {
         let b = Audit::open(Some(path));
         assert_eq!(b.last(10)[0].who, "alice");
         assert_eq!(audit_path_for(Path::new("/d/kotae.db")), Some(PathBuf::from("/d/kotae.audit.jsonl")));
+    }
+
+    #[test]
+    fn idle_streams_are_forgotten_unless_a_moderator_needs_them() {
+        let m = Moderation::new(Audit::open(None));
+        m.stream("kept").lock().unwrap().settings.slow_mode_seconds = 5;
+        for i in 0..MAX_STREAMS - 1 {
+            m.stream(&format!("s{i}")).lock().unwrap().touched = 0;
+        }
+        m.stream("new");
+        assert_eq!(m.streams().len(), 2, "{:?}", m.streams());
+        assert!(m.streams().contains(&"kept".to_string()));
     }
 
     #[test]

@@ -283,11 +283,13 @@ impl Queue {
     }
 
     /// The question to drop when the queue is full: the closed (answered or dismissed) one
-    /// asked longest ago, else the lowest-ranked open one; pinned questions are never dropped.
-    pub fn trim_candidate(&self, now: u64) -> Option<u32> {
+    /// asked longest ago, else the lowest-ranked open one; pinned questions and `keep` (the
+    /// question just asked, which would otherwise always rank lowest) are never dropped.
+    pub fn trim_candidate(&self, now: u64, keep: u32) -> Option<u32> {
         let closed = self
             .questions
             .values()
+            .filter(|q| q.cluster != keep)
             .filter(|q| matches!(q.state, QuestionState::Answered(_) | QuestionState::Dismissed(_)))
             .min_by_key(|q| (q.last_ts, q.cluster));
         if let Some(q) = closed {
@@ -295,7 +297,7 @@ impl Queue {
         }
         self.questions
             .values()
-            .filter(|q| q.state == QuestionState::Open)
+            .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
             .map(|q| (self.score(q, now).0, q))
             .min_by(|a, b| a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)))
             .map(|(_, q)| q.cluster)
@@ -423,13 +425,14 @@ mod tests {
         ask(&mut q, 1, 1, &[], 0);
         ask(&mut q, 2, 5, &[], 0);
         ask(&mut q, 3, 1, &["size".to_string()], 0);
-        assert_eq!(q.trim_candidate(0), Some(1), "lowest-ranked open question");
+        assert_eq!(q.trim_candidate(0, 0), Some(1), "lowest-ranked open question");
+        assert_eq!(q.trim_candidate(0, 1), Some(3), "the question just asked stays");
         q.set_state(2, QuestionState::Answered(5));
-        assert_eq!(q.trim_candidate(0), Some(2), "closed questions go first");
+        assert_eq!(q.trim_candidate(0, 0), Some(2), "closed questions go first");
         q.set_state(2, QuestionState::Pinned);
         q.set_state(1, QuestionState::Pinned);
         q.set_state(3, QuestionState::Pinned);
-        assert_eq!(q.trim_candidate(0), None, "pinned questions stay");
+        assert_eq!(q.trim_candidate(0, 0), None, "pinned questions stay");
     }
 
     #[test]

@@ -555,3 +555,34 @@ async fn dictionaries_reload_on_change_and_a_broken_edit_keeps_the_old_ones() {
     assert_eq!(recv(&mut ws).await["labels"], json!(["spam"]), "the previous dictionaries stay in force");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_after_the_handshake_and_idle_timeouts() {
+    let server = TestServer::start(|c| {
+        c.server.handshake_timeout_ms = 300.try_into().unwrap();
+        c.server.idle_timeout_ms = 400.try_into().unwrap();
+    })
+    .await;
+    // A TCP connection that never sends its upgrade request.
+    let mut tcp = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed without a response: {n:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // A websocket that sends nothing.
+    let mut ws = server.ws("idle").await;
+    let started = Instant::now();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time") {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().reason.as_str(), "idle timeout");
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    let text = server.metrics().await;
+    assert_eq!(metric(&text, &m("kotae_connection_events_total", "reason=\"idle\"")), Some(1.0));
+    server.shutdown().await;
+}

@@ -176,6 +176,7 @@ struct Settings {
     max_questions: usize,
     utc_offset: i32,
     record_messages: bool,
+    stream_idle: std::time::Duration,
 }
 
 struct StreamCtx {
@@ -188,6 +189,10 @@ struct StreamCtx {
     last_ts: u64,
     last_wall: Instant,
     version: watch::Sender<u64>,
+    /// Last command for this stream (idle streams are evicted).
+    touched: Instant,
+    /// Highest question id issued, so an evicted stream that comes back continues above it.
+    max_id: u32,
 }
 
 impl StreamCtx {
@@ -200,7 +205,16 @@ impl StreamCtx {
             last_ts: 0,
             last_wall: Instant::now(),
             version: watch::channel(0).0,
+            touched: Instant::now(),
+            max_id: 0,
         }
+    }
+
+    /// Idle long enough, nothing open for the host and nobody watching: safe to forget.
+    fn evictable(&self, idle: std::time::Duration) -> bool {
+        self.touched.elapsed() >= idle
+            && self.version.receiver_count() == 0
+            && !self.queue.all().any(|q| matches!(q.state, QuestionState::Open | QuestionState::Pinned))
     }
 
     fn now(&self) -> u64 {
@@ -216,6 +230,9 @@ struct Shard {
     engine: Arc<Engine>,
     settings: Arc<Settings>,
     streams: HashMap<Arc<str>, StreamCtx>,
+    /// Question ids to continue from, per evicted stream (a few bytes each).
+    evicted: HashMap<Arc<str>, u32>,
+    last_sweep: Instant,
     journal: JournalSender,
     metrics: Arc<Metrics>,
     moderation: Arc<Moderation>,
@@ -245,6 +262,7 @@ impl Shards {
             max_questions: config.max_questions_per_stream.get(),
             utc_offset: config.utc_offset_minutes,
             record_messages: config.journal.record_messages,
+            stream_idle: std::time::Duration::from_secs(config.stream_idle_minutes.get() * 60),
         });
         let mut initial: Vec<HashMap<Arc<str>, StreamCtx>> = (0..n).map(|_| HashMap::new()).collect();
         for (name, st) in restored.streams {
@@ -253,6 +271,7 @@ impl Shards {
             ctx.queue.current_product = st.product;
             for q in st.questions {
                 ctx.base = ctx.base.max(q.cluster);
+                ctx.max_id = ctx.base;
                 ctx.last_ts = ctx.last_ts.max(q.last_ts);
                 ctx.queue.restore(q);
             }
@@ -266,6 +285,8 @@ impl Shards {
                 engine: engine.clone(),
                 settings: settings.clone(),
                 streams,
+                evicted: HashMap::new(),
+                last_sweep: Instant::now(),
                 journal: journal.clone(),
                 metrics: metrics.clone(),
                 moderation: moderation.clone(),
@@ -384,7 +405,16 @@ impl Shards {
 
 impl Shard {
     fn run(&mut self, rx: Receiver<Envelope>) {
-        for env in rx {
+        let sweep_every = (self.settings.stream_idle / 4).max(std::time::Duration::from_millis(10));
+        loop {
+            if self.last_sweep.elapsed() >= sweep_every {
+                self.sweep();
+            }
+            let env = match rx.recv_timeout(sweep_every) {
+                Ok(env) => env,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            };
             drop(env._permit);
             match env.cmd {
                 Cmd::Process { stream, items, reply } => {
@@ -436,8 +466,29 @@ impl Shard {
     }
 
     fn stream(&mut self, name: &Arc<str>) -> &mut StreamCtx {
-        let (engine, rank) = (&self.engine, &self.settings.rank);
-        self.streams.entry(name.clone()).or_insert_with(|| StreamCtx::new(name.clone(), engine, rank))
+        let (engine, rank, evicted) = (&self.engine, &self.settings.rank, &mut self.evicted);
+        let ctx = self.streams.entry(name.clone()).or_insert_with(|| {
+            let mut ctx = StreamCtx::new(name.clone(), engine, rank);
+            ctx.base = evicted.remove(name).unwrap_or(0);
+            ctx.max_id = ctx.base;
+            ctx
+        });
+        ctx.touched = Instant::now();
+        ctx
+    }
+
+    /// Forgets streams idle for `stream_idle_minutes` with no open question and no host
+    /// screen, so memory follows the live streams, not every stream ever seen.
+    fn sweep(&mut self) {
+        self.last_sweep = Instant::now();
+        let idle = self.settings.stream_idle;
+        let gone: Vec<Arc<str>> = self.streams.values().filter(|c| c.evictable(idle)).map(|c| c.name.clone()).collect();
+        for name in gone {
+            if let Some(ctx) = self.streams.remove(&name) {
+                tracing::debug!(stream = %name, "idle stream evicted");
+                self.evicted.insert(name, ctx.max_id);
+            }
+        }
     }
 
     fn process(&mut self, stream: Arc<str>, items: Vec<Item>) -> Vec<Out> {
@@ -462,6 +513,7 @@ impl Shard {
                     let mut verdict = ctx.state.process(Meta { user: m.user.as_deref(), ts }, *analysis);
                     if let Some(c) = verdict.cluster.as_mut() {
                         c.id += ctx.base;
+                        ctx.max_id = ctx.max_id.max(c.id);
                     }
                     let id = message_id(&m);
                     let product = ctx.queue.current_product.as_deref();
@@ -484,7 +536,7 @@ impl Shard {
                         }
                         journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
                         if ctx.queue.len() > settings.max_questions
-                            && let Some(victim) = ctx.queue.trim_candidate(ts)
+                            && let Some(victim) = ctx.queue.trim_candidate(ts, c.id)
                         {
                             ctx.queue.remove(victim);
                             metrics.questions_trimmed.inc();
@@ -626,6 +678,59 @@ mod tests {
         assert_eq!(clock(ms, 540), "12:03");
         assert_eq!(clock(ms, 0), "03:03");
         assert_eq!(clock(ms, -240), "23:03");
+    }
+
+    fn shard(idle: std::time::Duration) -> (Shard, crate::pipeline::Analyzer) {
+        let engine = Engine::new(crate::pipeline::PipelineConfig::default()).expect("engine");
+        let metrics = Arc::new(Metrics::new());
+        let settings = Settings {
+            rank: RankConfig::default(),
+            policy: FailPolicy::Open,
+            max_questions: 10,
+            utc_offset: 540,
+            record_messages: false,
+            stream_idle: idle,
+        };
+        let shard = Shard {
+            engine: engine.clone(),
+            settings: Arc::new(settings),
+            streams: HashMap::new(),
+            evicted: HashMap::new(),
+            last_sweep: Instant::now(),
+            journal: JournalSender::disabled(metrics.clone()),
+            metrics,
+            moderation: Arc::new(Moderation::new(crate::moderation::Audit::open(None))),
+        };
+        (shard, engine.analyzer())
+    }
+
+    fn ask(shard: &mut Shard, analyzer: &mut crate::pipeline::Analyzer, stream: &Arc<str>, text: &str) -> String {
+        let m = crate::message::InMessage {
+            text: text.into(),
+            id: Some(serde_json::Value::String("m".into())),
+            stream: None,
+            user: Some("u".into()),
+            ts: Some(1_000),
+            paid: None,
+        };
+        let a = analyzer.analyze(text).expect("analyzed");
+        match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])[0] {
+            Out::Verdict(v) => v.verdict.cluster.clone().expect("a question"),
+            Out::Error(e, _) => panic!("{}", e.error),
+        }
+    }
+
+    #[test]
+    fn idle_streams_without_open_questions_are_forgotten_and_continue_their_ids() {
+        let (mut shard, mut analyzer) = shard(std::time::Duration::ZERO);
+        let s: Arc<str> = Arc::from("s");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
+        shard.sweep();
+        assert_eq!(shard.streams.len(), 1, "an open question keeps the stream");
+        assert!(shard.act(s.clone(), 1, HostAction::Answered).is_some());
+        shard.sweep();
+        assert!(shard.streams.is_empty(), "nothing open, nobody watching: forgotten");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "送料いくらですか"), "q2", "ids continue after eviction");
     }
 
     #[test]

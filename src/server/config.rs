@@ -76,6 +76,10 @@ pub struct ServerConfig {
     /// Questions kept per stream in the host queue (policy when full: drop closed questions
     /// first, then the lowest-ranked open one; counted).
     pub max_questions_per_stream: NonZeroUsize,
+    /// A stream with no message, host action or host screen for this long and no open question
+    /// is forgotten (its history stays in the journal); an answered question asked after that
+    /// comes back as new.
+    pub stream_idle_minutes: NonZeroU64,
     /// Host websockets get at most one update per this interval.
     pub host_push_interval_ms: NonZeroU64,
     /// Offset of the host's local time from UTC, for "answered at 12:03" (540 is JST).
@@ -113,7 +117,8 @@ impl Default for ServerConfig {
             shard_queue: nz(256),
             budget_ms: ms(250),
             on_budget_exceeded: FailPolicy::Open,
-            max_questions_per_stream: nz(1000),
+            max_questions_per_stream: nz(300),
+            stream_idle_minutes: ms(60),
             host_push_interval_ms: ms(250),
             utc_offset_minutes: 540,
             shutdown_deadline_ms: ms(10_000),

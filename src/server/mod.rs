@@ -188,7 +188,14 @@ impl Server {
             let service = TowerToHyperService::new(app.clone());
             let http = http.clone();
             let mut closing = ctx.closing.clone();
+            let handshake = Duration::from_millis(ctx.config.handshake_timeout_ms.get());
             tokio::spawn(async move {
+                // hyper's header timeout starts with the first byte; a client that connects and
+                // sends nothing is dropped here.
+                let mut probe = [0u8; 1];
+                if !matches!(tokio::time::timeout(handshake, stream.peek(&mut probe)).await, Ok(Ok(n)) if n > 0) {
+                    return;
+                }
                 let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 tokio::pin!(conn);
                 tokio::select! {
