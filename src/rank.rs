@@ -162,6 +162,9 @@ pub struct Question {
     /// First few wordings (at most [`MAX_WORDINGS`]).
     pub wordings: Vec<Wording>,
     pub topics: Vec<String>,
+    /// How many asks named each of `topics` (same order): the cluster is about the most named.
+    #[serde(default)]
+    pub topic_counts: Vec<u32>,
     pub product: Option<String>,
     pub paid: u64,
     pub intent: bool,
@@ -220,6 +223,7 @@ impl Queue {
             askers: 0,
             wordings: Vec::new(),
             topics: Vec::new(),
+            topic_counts: Vec::new(),
             product: a.product.map(str::to_string),
             paid: 0,
             intent: false,
@@ -233,8 +237,15 @@ impl Queue {
             q.product = a.product.map(str::to_string);
         }
         for t in a.topics {
-            if !q.topics.contains(t) {
-                q.topics.push(t.clone());
+            match q.topics.iter().position(|x| x == t) {
+                Some(i) => {
+                    q.topic_counts.resize(q.topics.len(), 1);
+                    q.topic_counts[i] += 1;
+                }
+                None => {
+                    q.topics.push(t.clone());
+                    q.topic_counts.resize(q.topics.len(), 1);
+                }
             }
         }
         if q.wordings.len() < MAX_WORDINGS && !q.wordings.iter().any(|w| w.text == a.text) {
@@ -286,21 +297,33 @@ impl Queue {
     /// asked longest ago, else the lowest-ranked open one; pinned questions and `keep` (the
     /// question just asked, which would otherwise always rank lowest) are never dropped.
     pub fn trim_candidate(&self, now: u64, keep: u32) -> Option<u32> {
-        let closed = self
+        self.trim_candidates(now, keep, 1).first().copied()
+    }
+
+    /// The `n` questions to drop, in the order of [`Queue::trim_candidate`]. Trimming several at
+    /// once keeps a full queue from scoring every question on every new one.
+    pub fn trim_candidates(&self, now: u64, keep: u32, n: usize) -> Vec<u32> {
+        let mut closed: Vec<&Question> = self
             .questions
             .values()
             .filter(|q| q.cluster != keep)
             .filter(|q| matches!(q.state, QuestionState::Answered(_) | QuestionState::Dismissed(_)))
-            .min_by_key(|q| (q.last_ts, q.cluster));
-        if let Some(q) = closed {
-            return Some(q.cluster);
+            .collect();
+        closed.sort_by_key(|q| (q.last_ts, q.cluster));
+        let mut out: Vec<u32> = closed.iter().take(n).map(|q| q.cluster).collect();
+        if out.len() < n {
+            let mut open: Vec<(f32, &Question)> = self
+                .questions
+                .values()
+                .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
+                .map(|q| (self.score(q, now).0, q))
+                .collect();
+            open.sort_by(|a, b| {
+                a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)).then(a.1.cluster.cmp(&b.1.cluster))
+            });
+            out.extend(open.iter().take(n - out.len()).map(|(_, q)| q.cluster));
         }
-        self.questions
-            .values()
-            .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
-            .map(|q| (self.score(q, now).0, q))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)))
-            .map(|(_, q)| q.cluster)
+        out
     }
 
     /// Inserts a question as restored from a journal.
@@ -317,14 +340,17 @@ impl Queue {
             score += c.per_asker * (q.askers - 1) as f32;
         }
         why.push(format!("×{} asked", q.askers));
-        let mut topic_best: Option<(&str, f32)> = None;
-        for t in &q.topics {
+        // The topic most of the asks named (one asker mentioning skin does not make a price
+        // question a skin question); ties go to the heavier topic.
+        let mut topic_best: Option<(&str, u32, f32)> = None;
+        for (i, t) in q.topics.iter().enumerate() {
+            let n = q.topic_counts.get(i).copied().unwrap_or(1);
             let w = c.topics.get(t).copied().unwrap_or(0.0);
-            if topic_best.is_none_or(|(_, b)| w > b) {
-                topic_best = Some((t, w));
+            if topic_best.is_none_or(|(_, bn, bw)| n > bn || (n == bn && w > bw)) {
+                topic_best = Some((t, n, w));
             }
         }
-        if let Some((t, w)) = topic_best {
+        if let Some((t, _, w)) = topic_best {
             score += w;
             why.push(t.to_string());
         }
@@ -433,6 +459,19 @@ mod tests {
         q.set_state(1, QuestionState::Pinned);
         q.set_state(3, QuestionState::Pinned);
         assert_eq!(q.trim_candidate(0, 0), None, "pinned questions stay");
+        q.set_state(1, QuestionState::Open);
+        q.set_state(3, QuestionState::Dismissed(1));
+        assert_eq!(q.trim_candidates(0, 0, 5), [3, 1], "closed first, then open, never pinned");
+    }
+
+    #[test]
+    fn the_why_names_the_topic_most_asks_named() {
+        let mut q = Queue::new(&RankConfig::default());
+        let (price, skin) = (["price".to_string()], ["skin".to_string()]);
+        ask(&mut q, 1, 1, &price, 0);
+        ask(&mut q, 1, 2, &skin, 0);
+        ask(&mut q, 1, 3, &price, 0);
+        assert!(q.ranked(0)[0].why.starts_with("×3 asked · price"), "{}", q.ranked(0)[0].why);
     }
 
     #[test]

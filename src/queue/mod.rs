@@ -535,12 +535,14 @@ impl Shard {
                             answered_at = Some(clock(at, settings.utc_offset));
                         }
                         journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
-                        if ctx.queue.len() > settings.max_questions
-                            && let Some(victim) = ctx.queue.trim_candidate(ts, c.id)
-                        {
-                            ctx.queue.remove(victim);
-                            metrics.questions_trimmed.inc();
-                            journal.send(Record::QuestionRemoved { stream: ctx.name.clone(), cluster: victim });
+                        if ctx.queue.len() > settings.max_questions {
+                            // Down to 90% at once, so a full queue is not re-scored per question.
+                            let excess = ctx.queue.len() - settings.max_questions * 9 / 10;
+                            for victim in ctx.queue.trim_candidates(ts, c.id, excess) {
+                                ctx.queue.remove(victim);
+                                metrics.questions_trimmed.inc();
+                                journal.send(Record::QuestionRemoved { stream: ctx.name.clone(), cluster: victim });
+                            }
                         }
                         changed = true;
                     }

@@ -412,6 +412,7 @@ mod tests {
             askers: 3,
             wordings: Vec::new(),
             topics: vec!["size".into()],
+            topic_counts: vec![1],
             product: None,
             paid: 0,
             intent: false,
