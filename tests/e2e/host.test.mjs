@@ -110,14 +110,17 @@ test("a new item does not move the item the host is reading", async () => {
   const p = await page(b, server);
   await p.goto(`${server.url}/?stream=${STREAM}`);
   await p.waitForSelector("#list .q.sel");
-  for (let i = 0; i < 4; i++) await p.keyboard.press("j");
+  // Read an item far enough down that the burst below will outrank it.
+  const depth = Math.min(8, (await shownIds(p)).length - 1);
+  for (let i = 0; i < depth; i++) await p.keyboard.press("j");
   const reading = await p.$eval("#list .q.sel", (e) => ({ id: e.dataset.id, top: e.getBoundingClientRect().top }));
   const before = (await shownIds(p)).length;
   // A burst of viewers asking about stock of a size, which then outranks the item being read.
   // Stamped in the replayed stream's own time, so "waiting" stays as it was.
   const ts = (await api(server, `/v1/streams/${STREAM}/questions`)).json.now;
   const texts = ["Lサイズの在庫まだありますか？", "すみません、Lサイズまだ在庫ありますか", "Lサイズって在庫ありますか？",
-    "Lの在庫まだありますか", "Lサイズ在庫ある？", "在庫Lサイズありますか？", "Lサイズはまだ在庫あります？"];
+    "Lの在庫まだありますか", "Lサイズ在庫ある？", "在庫Lサイズありますか？", "Lサイズはまだ在庫あります？",
+    "Lサイズの在庫ってまだありますか", "すみません Lサイズ在庫ありますか？", "Lサイズ在庫まだあります？"];
   const asks = texts.map((text, i) => ({ id: `burst${i}`, user: `viewer${i}`, ts: ts + i, text }));
   await send(p, server, STREAM, asks);
   const ranked = await until(async () => {
