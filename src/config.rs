@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::adapters::AdaptersConfig;
 use crate::label::Label;
 use crate::pipeline::PipelineConfig;
 use crate::rank::RankConfig;
@@ -22,6 +23,9 @@ pub struct Config {
     /// `kotae serve`: listen address, auth, limits, pipeline sizes, latency policy, journal.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Platform adapters: which platforms feed which stream (`kotae adapt`).
+    #[serde(default)]
+    pub adapters: AdaptersConfig,
 }
 
 /// The configuration could not be used; every problem is listed.
@@ -77,6 +81,7 @@ impl Config {
         }
         problems.extend(self.rank.problems());
         problems.extend(self.server.problems());
+        problems.extend(self.adapters.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 }

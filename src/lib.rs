@@ -4,7 +4,9 @@
 //! - [`pipeline`]: the message pipeline — [`pipeline::normalize`], [`pipeline::tokenize`],
 //!   [`pipeline::classify`] (stateless, fused per worker) and [`pipeline::dedupe`] (stateful).
 //! - [`rank`]: question urgency and the host's ranked queue.
-//! - [`ingest`]: the sidecar protocol's frames, per-connection rate limits, the worker pool.
+//! - [`ingest`]: the sidecar protocol's frames, per-connection rate limits, the worker pool; and
+//!   [`ingest::adapters`], platform adapters (Twitch IRC, YouTube live chat, Niconico NDGR)
+//!   producing normalized chat messages and carrying moderation actions back.
 //! - [`queue`]: stream shards owning dedupe, clusters and host queues; host actions.
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
 //! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth, hot reload, shutdown.
@@ -16,7 +18,8 @@
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.
 //! - [`config`]: `kotae.toml`, typed and validated.
-//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`).
+//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`,
+//!   `adapt`).
 
 pub mod commands;
 pub mod config;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use kotae::commands::{self, bench_load, demo, eval, replay, serve, train};
+use kotae::commands::{self, adapt, bench_load, demo, eval, replay, serve, train};
 use kotae::message::InMessage;
 use kotae::pipeline::Engine;
 
@@ -155,6 +155,12 @@ enum Command {
     Check,
     /// Build the IPADIC tokenizer dictionary now (otherwise built on first use).
     Setup,
+    /// Run the configured platform adapters; print each chat message as an InMessage JSON line.
+    Adapt {
+        /// Print the full normalized message, and moderation events, instead.
+        #[arg(long)]
+        full: bool,
+    },
 }
 
 fn default_workers() -> usize {
@@ -234,6 +240,10 @@ fn main() -> ExitCode {
             println!("wrote {} ({} features)", out.display(), model.len());
             Ok(())
         }
+        Command::Adapt { full } => {
+            let output = if full { adapt::Output::Full } else { adapt::Output::InMessage };
+            Ok(adapt::run_blocking(&config.adapters, output)?)
+        }
         Command::Demo { stream, products, top, rate, speed, listen, exit_after_replay } => {
             let mut config = config.clone();
             config.server.listen = listen;
@@ -304,7 +314,8 @@ fn main() -> ExitCode {
             eprintln!("kotae: {e:#}");
             let config_error = e.downcast_ref::<kotae::pipeline::PipelineError>().is_some()
                 || e.downcast_ref::<kotae::dictionary::DictionaryError>().is_some()
-                || e.downcast_ref::<kotae::config::ConfigError>().is_some();
+                || e.downcast_ref::<kotae::config::ConfigError>().is_some()
+                || e.downcast_ref::<adapt::AdaptError>().is_some_and(adapt::AdaptError::is_config);
             ExitCode::from(if config_error { EXIT_CONFIG } else { 1 })
         }
     }

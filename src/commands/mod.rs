@@ -1,5 +1,6 @@
 //! The CLI commands. Each takes parsed arguments and does its work; `main` maps errors to exit codes.
 
+pub mod adapt;
 pub mod bench_load;
 pub mod classify;
 pub mod client;

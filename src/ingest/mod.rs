@@ -6,7 +6,11 @@
 //! permits as the channel has slots, so an async sender never blocks a runtime thread: it waits
 //! for a permit (policy `block`, counted in `kotae_backpressure_total{channel="workers"}`) until
 //! the frame's latency budget runs out, then answers with the budget verdict instead.
+//!
+//! [`adapters`] connects out to platforms that cannot embed kotae (Twitch, YouTube, Niconico) and
+//! turns their chat into the same [`InMessage`]s.
 
+pub mod adapters;
 pub mod rate;
 
 use std::sync::Arc;

@@ -1,0 +1,592 @@
+//! IRC lines with IRCv3 tags as Twitch sends them (platforms.md §1.1), and their normalization
+//! into [`ChatMessage`] and [`ModerationEvent`]. Pure functions, no I/O: fuzzed and
+//! property-tested.
+//!
+//! A line is `[@tags ][:prefix ]COMMAND[ params][ :trailing]`; one WebSocket text frame may hold
+//! several lines separated by `\r\n`.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
+use super::chat::{
+    Author, Badge, ChatMessage, Fragment, IdOrigin, IdScope, MessageKind, ModerationEvent, Paid, Platform, RawEncoding,
+    RawFrame, ReplyRef, Roles,
+};
+
+/// A line that is not IRC.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IrcError {
+    #[error("empty line")]
+    Empty,
+    #[error("no command")]
+    NoCommand,
+    #[error("{command} lacks {what}")]
+    Missing { command: String, what: &'static str },
+}
+
+/// One parsed IRC line borrowing from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrcMessage<'a> {
+    /// Tags in order, values unescaped.
+    pub tags: Vec<(&'a str, Cow<'a, str>)>,
+    /// The prefix without `:` (`nick!user@host` or `tmi.twitch.tv`).
+    pub prefix: Option<&'a str>,
+    pub command: &'a str,
+    /// Middle parameters, then the trailing one (without its `:`) if present.
+    pub params: Vec<&'a str>,
+}
+
+impl<'a> IrcMessage<'a> {
+    /// A tag's unescaped value; `None` when absent. Present-but-empty gives `Some("")`.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_ref())
+    }
+
+    /// A tag that is present and non-empty.
+    fn tag_nonempty(&self, key: &str) -> Option<&str> {
+        self.tag(key).filter(|v| !v.is_empty())
+    }
+
+    /// The nick part of the prefix.
+    pub fn nick(&self) -> Option<&'a str> {
+        let p = self.prefix?;
+        let nick = p.split(['!', '@']).next().unwrap_or(p);
+        (!nick.is_empty() && p.contains('!')).then_some(nick)
+    }
+
+    /// The first parameter (the channel for channel commands).
+    pub fn channel(&self) -> Option<&'a str> {
+        self.params.first().map(|c| c.strip_prefix('#').unwrap_or(c))
+    }
+
+    /// The last parameter when there are at least `n + 1`.
+    fn param(&self, n: usize) -> Option<&'a str> {
+        self.params.get(n).copied()
+    }
+}
+
+/// Splits a WebSocket text frame into its IRC lines, without empty ones.
+pub fn lines(frame: &str) -> impl Iterator<Item = &str> {
+    frame.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).filter(|l| !l.is_empty())
+}
+
+/// Parses one IRC line (without its line ending).
+pub fn parse_line(line: &str) -> Result<IrcMessage<'_>, IrcError> {
+    let mut rest = line.trim_start_matches(' ');
+    if rest.is_empty() {
+        return Err(IrcError::Empty);
+    }
+    let mut tags = Vec::new();
+    if let Some(after) = rest.strip_prefix('@') {
+        let (raw, tail) = after.split_once(' ').unwrap_or((after, ""));
+        for pair in raw.split(';').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            tags.push((k, unescape_tag_value(v)));
+        }
+        rest = tail.trim_start_matches(' ');
+    }
+    let mut prefix = None;
+    if let Some(after) = rest.strip_prefix(':') {
+        let (p, tail) = after.split_once(' ').unwrap_or((after, ""));
+        prefix = Some(p);
+        rest = tail.trim_start_matches(' ');
+    }
+    let (command, mut rest) = rest.split_once(' ').unwrap_or((rest, ""));
+    if command.is_empty() {
+        return Err(IrcError::NoCommand);
+    }
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches(' ');
+        if rest.is_empty() {
+            break;
+        }
+        if let Some(trailing) = rest.strip_prefix(':') {
+            params.push(trailing);
+            break;
+        }
+        let (p, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+        params.push(p);
+        rest = tail;
+    }
+    Ok(IrcMessage { tags, prefix, command, params })
+}
+
+/// Undoes IRCv3 tag-value escaping: `\:` → `;`, `\s` → space, `\\` → `\`, `\r`, `\n`; any other
+/// escaped character stands for itself and a lone trailing `\` is dropped.
+pub fn unescape_tag_value(v: &str) -> Cow<'_, str> {
+    if !v.contains('\\') {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(':') => out.push(';'),
+            Some('s') => out.push(' '),
+            Some('\\') => out.push('\\'),
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// One emote occurrence: Twitch id and an inclusive char range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmoteRange {
+    pub id: String,
+    pub start: usize,
+    pub end_inclusive: usize,
+}
+
+/// Parses the `emotes` tag (`25:0-4,12-16/1902:6-10`). Malformed pieces are skipped.
+pub fn parse_emotes(tag: &str) -> Vec<EmoteRange> {
+    let mut out = Vec::new();
+    for group in tag.split('/').filter(|g| !g.is_empty()) {
+        let Some((id, ranges)) = group.split_once(':') else { continue };
+        for r in ranges.split(',') {
+            let Some((s, e)) = r.split_once('-') else { continue };
+            if let (Ok(start), Ok(end)) = (s.parse::<usize>(), e.parse::<usize>())
+                && start <= end
+            {
+                out.push(EmoteRange { id: id.to_string(), start, end_inclusive: end });
+            }
+        }
+    }
+    out.sort_by_key(|e| e.start);
+    out
+}
+
+/// Splits `text` into text and emote fragments. Ranges count chars (Unicode scalar values), as
+/// Twitch does; ranges past the end are clamped (Twitch bug twitchdev/issues#104) and
+/// overlapping ones dropped.
+pub fn fragments(text: &str, emotes: &[EmoteRange]) -> Vec<Fragment> {
+    if emotes.is_empty() {
+        return Vec::new();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    for e in emotes {
+        let end = (e.end_inclusive + 1).min(chars.len());
+        if e.start < pos || e.start >= end {
+            continue;
+        }
+        if e.start > pos {
+            out.push(Fragment::Text { text: chars[pos..e.start].iter().collect() });
+        }
+        out.push(Fragment::Emote { id: e.id.clone(), code: chars[e.start..end].iter().collect(), start: e.start, end });
+        pos = end;
+    }
+    if pos < chars.len() {
+        out.push(Fragment::Text { text: chars[pos..].iter().collect() });
+    }
+    out
+}
+
+/// Parses `badges` / `badge-info` (`moderator/1,subscriber/12`).
+pub fn parse_badges(tag: &str) -> Vec<Badge> {
+    tag.split(',')
+        .filter_map(|b| b.split_once('/'))
+        .filter(|(set, _)| !set.is_empty())
+        .map(|(set, version)| Badge { set: set.into(), version: version.into() })
+        .collect()
+}
+
+/// Where a normalized message goes: adapter stream and the time it was read.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub stream: &'a str,
+    pub received_at_ms: u64,
+    pub seq: u64,
+}
+
+/// What one IRC line means for ingest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Chat(Box<ChatMessage>),
+    Moderation {
+        channel: String,
+        event: ModerationEvent,
+        sent_at_ms: Option<u64>,
+    },
+    /// The server pinged; answer `PONG :<token>`.
+    Ping(String),
+    /// Our own PING was answered.
+    Pong,
+    /// The server is going away: reconnect now.
+    Reconnect,
+    /// `001`: logged in.
+    Welcome,
+    /// Channel joined (ROOMSTATE carries the broadcaster id).
+    RoomState {
+        room_id: Option<String>,
+    },
+    Notice {
+        msg_id: Option<String>,
+        text: String,
+    },
+    /// Nothing kotae needs (CAP ACK, JOIN echoes, 353, USERSTATE …).
+    Other,
+}
+
+/// Interprets one parsed line. `line` is the raw text kept as the audit frame.
+pub fn interpret(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<Event, IrcError> {
+    let missing = |what| IrcError::Missing { command: msg.command.to_string(), what };
+    let sent_at_ms = msg.tag("tmi-sent-ts").and_then(|t| t.parse().ok());
+    Ok(match msg.command {
+        "PRIVMSG" => Event::Chat(Box::new(privmsg(msg, line, cx)?)),
+        "USERNOTICE" => Event::Chat(Box::new(usernotice(msg, line, cx)?)),
+        "CLEARMSG" => Event::Moderation {
+            channel: msg.channel().ok_or_else(|| missing("a channel"))?.to_string(),
+            event: ModerationEvent::MessageDeleted {
+                message_id: msg.tag_nonempty("target-msg-id").ok_or_else(|| missing("target-msg-id"))?.to_string(),
+            },
+            sent_at_ms,
+        },
+        "CLEARCHAT" => {
+            let channel = msg.channel().ok_or_else(|| missing("a channel"))?.to_string();
+            let event = match msg.tag_nonempty("target-user-id") {
+                Some(user) => ModerationEvent::UserCleared {
+                    user_id: user.to_string(),
+                    timeout_secs: msg.tag("ban-duration").and_then(|d| d.parse().ok()),
+                },
+                None => ModerationEvent::ChatCleared,
+            };
+            Event::Moderation { channel, event, sent_at_ms }
+        }
+        "PING" => Event::Ping(msg.params.last().copied().unwrap_or("tmi.twitch.tv").to_string()),
+        "PONG" => Event::Pong,
+        "RECONNECT" => Event::Reconnect,
+        "001" => Event::Welcome,
+        "ROOMSTATE" => Event::RoomState { room_id: msg.tag_nonempty("room-id").map(str::to_string) },
+        "NOTICE" => Event::Notice {
+            msg_id: msg.tag("msg-id").map(str::to_string),
+            text: msg.params.last().copied().unwrap_or("").to_string(),
+        },
+        _ => Event::Other,
+    })
+}
+
+fn author(msg: &IrcMessage<'_>) -> Author {
+    let badges = msg.tag("badges").map(parse_badges).unwrap_or_default();
+    let has = |set: &str| badges.iter().any(|b| b.set == set);
+    let flag = |key: &str| msg.tag(key) == Some("1");
+    let login = msg.tag_nonempty("login").map(str::to_string).or_else(|| msg.nick().map(str::to_string));
+    let roles = Roles {
+        broadcaster: has("broadcaster"),
+        moderator: flag("mod") || has("moderator"),
+        vip: flag("vip") || has("vip"),
+        member: flag("subscriber") || has("subscriber") || has("founder"),
+        verified: has("partner"),
+        premium: flag("turbo") || has("turbo"),
+        first_time: flag("first-msg"),
+        returning: flag("returning-chatter"),
+        staff: has("staff") || has("admin") || has("global_mod"),
+        anonymous: false,
+    };
+    let member_months = msg
+        .tag("badge-info")
+        .map(parse_badges)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|b| b.set == "subscriber" || b.set == "founder")
+        .and_then(|b| b.version.parse().ok());
+    Author {
+        id: msg.tag_nonempty("user-id").map(str::to_string),
+        id_scope: IdScope::Global,
+        display_name: msg
+            .tag_nonempty("display-name")
+            .map(str::to_string)
+            .or_else(|| login.clone())
+            .unwrap_or_default(),
+        login,
+        color: msg.tag_nonempty("color").map(str::to_string),
+        roles,
+        badges,
+        member_months,
+    }
+}
+
+fn base(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>, id: String, text: String, kind: MessageKind) -> ChatMessage {
+    let emotes = msg.tag("emotes").map(parse_emotes).unwrap_or_default();
+    ChatMessage {
+        platform: Platform::Twitch,
+        stream: cx.stream.to_string(),
+        channel: msg.channel().unwrap_or_default().to_string(),
+        id,
+        id_origin: IdOrigin::Native,
+        kind,
+        author: author(msg),
+        fragments: fragments(&text, &emotes),
+        text,
+        paid: None,
+        reply: None,
+        sent_at_ms: msg.tag("tmi-sent-ts").and_then(|t| t.parse().ok()),
+        received_at_ms: cx.received_at_ms,
+        seq: cx.seq,
+        backfill: msg.tag("historical") == Some("1"),
+        raw: RawFrame { encoding: RawEncoding::Irc, bytes: Bytes::copy_from_slice(line.as_bytes()) },
+    }
+}
+
+fn privmsg(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<ChatMessage, IrcError> {
+    let missing = |what| IrcError::Missing { command: "PRIVMSG".into(), what };
+    if msg.params.len() < 2 {
+        return Err(missing("a channel and text"));
+    }
+    let id = msg.tag_nonempty("id").ok_or_else(|| missing("an id tag"))?.to_string();
+    let mut text = msg.param(1).unwrap_or_default();
+    // `/me` arrives as CTCP ACTION; keep the words, drop the markers.
+    if let Some(inner) = text.strip_prefix("\u{1}ACTION ") {
+        text = inner.strip_suffix('\u{1}').unwrap_or(inner);
+    }
+    let bits: Option<u64> = msg.tag("bits").and_then(|b| b.parse().ok()).filter(|&b| b > 0);
+    let mut m =
+        base(msg, line, cx, id, text.to_string(), if bits.is_some() { MessageKind::Paid } else { MessageKind::Chat });
+    m.paid = bits.map(|b| Paid {
+        amount_micros: b.saturating_mul(1_000_000),
+        currency: "BITS".into(),
+        display: Some(format!("{b} bits")),
+        tier: None,
+    });
+    m.reply = msg.tag_nonempty("reply-parent-msg-id").map(|parent| ReplyRef {
+        parent_id: parent.to_string(),
+        parent_author_id: msg.tag_nonempty("reply-parent-user-id").map(str::to_string),
+        parent_author_login: msg.tag_nonempty("reply-parent-user-login").map(str::to_string),
+        parent_excerpt: msg.tag_nonempty("reply-parent-msg-body").map(str::to_string),
+        thread_root_id: msg.tag_nonempty("reply-thread-parent-msg-id").map(str::to_string),
+    });
+    Ok(m)
+}
+
+fn usernotice(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<ChatMessage, IrcError> {
+    let id = msg
+        .tag_nonempty("id")
+        .ok_or_else(|| IrcError::Missing { command: "USERNOTICE".into(), what: "an id tag" })?
+        .to_string();
+    // The viewer's own words if any (resub messages), else the system text.
+    let text = msg.param(1).or_else(|| msg.tag("system-msg")).unwrap_or_default().to_string();
+    let kind = match msg.tag("msg-id").unwrap_or_default() {
+        "sub" | "resub" | "primepaidupgrade" | "giftpaidupgrade" => MessageKind::Membership,
+        "subgift" | "submysterygift" | "anonsubgift" => MessageKind::Gift,
+        _ => MessageKind::System,
+    };
+    Ok(base(msg, line, cx, id, text, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CX: Context<'static> = Context { stream: "s", received_at_ms: 7, seq: 1 };
+
+    fn chat(line: &str) -> ChatMessage {
+        match interpret(&parse_line(line).unwrap(), line, CX).unwrap() {
+            Event::Chat(m) => *m,
+            other => panic!("not chat: {other:?}"),
+        }
+    }
+
+    macro_rules! t {
+        ($name:ident, $input:expr, $expected:expr) => {
+            #[test]
+            fn $name() {
+                assert_eq!(unescape_tag_value($input), $expected);
+            }
+        };
+    }
+    t!(escaped_space_becomes_space, r"Riot\sGames", "Riot Games");
+    t!(escaped_colon_becomes_semicolon, r"a\:b", "a;b");
+    t!(escaped_backslash_stays_one_backslash, r"a\\sb", r"a\sb");
+    t!(escaped_cr_lf_become_control_characters, r"x\r\ny", "x\r\ny");
+    t!(unknown_escape_is_the_character_itself, r"\q", "q");
+    t!(lone_trailing_backslash_is_dropped, "ab\\", "ab");
+
+    #[test]
+    fn a_frame_with_several_lines_splits_on_crlf() {
+        let v: Vec<_> = lines(":tmi.twitch.tv PING\r\n:tmi.twitch.tv RECONNECT\r\n").collect();
+        assert_eq!(v, [":tmi.twitch.tv PING", ":tmi.twitch.tv RECONNECT"]);
+    }
+
+    #[test]
+    fn a_line_without_tags_has_prefix_command_and_trailing() {
+        let m = parse_line(":tmi.twitch.tv NOTICE * :Improperly formatted auth").unwrap();
+        assert_eq!(m.prefix, Some("tmi.twitch.tv"));
+        assert_eq!(m.command, "NOTICE");
+        assert_eq!(m.params, ["*", "Improperly formatted auth"]);
+    }
+
+    #[test]
+    fn plain_privmsg_is_normalized_with_id_author_channel_and_time() {
+        let m = chat(
+            "@badge-info=;badges=;color=#0000FF;display-name=JuN1oRRRR;emotes=;flags=;id=e9d998c3-36f1-430f-89ec-6b887c28af36;mod=0;room-id=11148817;subscriber=0;tmi-sent-ts=1594545155039;turbo=0;user-id=29803735;user-type= :jun1orrrr!jun1orrrr@jun1orrrr.tmi.twitch.tv PRIVMSG #pajlada :dank cam",
+        );
+        assert_eq!(m.id, "e9d998c3-36f1-430f-89ec-6b887c28af36");
+        assert_eq!(m.channel, "pajlada");
+        assert_eq!(m.text, "dank cam");
+        assert_eq!(m.author.id.as_deref(), Some("29803735"));
+        assert_eq!(m.author.login.as_deref(), Some("jun1orrrr"));
+        assert_eq!(m.author.display_name, "JuN1oRRRR");
+        assert_eq!(m.author.color.as_deref(), Some("#0000FF"));
+        assert_eq!(m.sent_at_ms, Some(1594545155039));
+        assert_eq!(m.kind, MessageKind::Chat);
+        assert!(m.fragments.is_empty() && !m.backfill && m.paid.is_none());
+        let input = m.to_in_message();
+        assert_eq!(input.user.as_deref(), Some("tw:29803735"));
+        assert_eq!(input.ts, Some(1594545155039));
+    }
+
+    #[test]
+    fn emote_ranges_become_fragments_in_order() {
+        let m = chat(
+            "@badge-info=subscriber/22;badges=moderator/1,subscriber/12;color=#19E6E6;display-name=randers;emotes=1902:6-10,29-33,35-39/499:45-46,48-49/490:51-52/25:0-4,12-16,18-22;flags=;id=f9c5774b-faa7-4378-b1af-c4e08b532dc2;mod=1;room-id=11148817;subscriber=1;tmi-sent-ts=1594556065407;turbo=0;user-id=40286300;user-type=mod :randers!randers@randers.tmi.twitch.tv PRIVMSG #pajlada :Kappa Keepo Kappa Kappa test Keepo Keepo 123 :) :) :P",
+        );
+        let emotes: Vec<_> = m
+            .fragments
+            .iter()
+            .filter_map(|f| match f {
+                Fragment::Emote { id, code, .. } => Some((id.as_str(), code.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            emotes,
+            [
+                ("25", "Kappa"),
+                ("1902", "Keepo"),
+                ("25", "Kappa"),
+                ("25", "Kappa"),
+                ("1902", "Keepo"),
+                ("1902", "Keepo"),
+                ("499", ":)"),
+                ("499", ":)"),
+                ("490", ":P")
+            ]
+        );
+        assert!(m.author.roles.moderator && m.author.roles.member);
+        assert_eq!(m.author.member_months, Some(22));
+        assert_eq!(m.author.badges.len(), 2);
+    }
+
+    #[test]
+    fn emote_ranges_count_code_points_not_bytes() {
+        // 「こんにちは Kappa」: Kappa is chars 6-10, bytes 16-20.
+        let m = chat(
+            "@emotes=25:6-10;id=x1;user-id=1;display-name=さくら :sakura!sakura@sakura.tmi.twitch.tv PRIVMSG #shop :こんにちは Kappa",
+        );
+        assert_eq!(
+            m.fragments,
+            [
+                Fragment::Text { text: "こんにちは ".into() },
+                Fragment::Emote { id: "25".into(), code: "Kappa".into(), start: 6, end: 11 }
+            ]
+        );
+        assert_eq!(m.author.display_name, "さくら");
+    }
+
+    #[test]
+    fn out_of_range_emotes_are_clamped_and_overlaps_dropped() {
+        let f = fragments("ab", &parse_emotes("1:0-5/2:0-0"));
+        assert_eq!(f, [Fragment::Emote { id: "1".into(), code: "ab".into(), start: 0, end: 2 }]);
+        assert!(fragments("ab", &parse_emotes("1:5-9")).iter().all(|f| matches!(f, Fragment::Text { .. })));
+    }
+
+    #[test]
+    fn cheers_are_paid_in_bits() {
+        let m = chat(
+            "@badge-info=;badges=bits/100;bits=1;color=#004B49;display-name=TETYYS;emotes=;flags=;id=d7f03a35-f339-41ca-b4d4-7c0721438570;mod=0;room-id=11148817;subscriber=0;tmi-sent-ts=1594571566672;turbo=0;user-id=36175310;user-type= :tetyys!tetyys@tetyys.tmi.twitch.tv PRIVMSG #pajlada :trihard1",
+        );
+        assert_eq!(m.kind, MessageKind::Paid);
+        assert_eq!(m.paid.as_ref().map(|p| (p.amount_micros, p.currency.as_str())), Some((1_000_000, "BITS")));
+        assert_eq!(m.to_in_message().paid, Some(1));
+    }
+
+    #[test]
+    fn replies_and_first_messages_are_kept() {
+        let m = chat(
+            "@badge-info=;badges=;client-nonce=cd56193132f934ac71b4d5ac488d4bd6;color=;display-name=LeftSwing;emotes=;first-msg=1;flags=;id=5b4f63a9-776f-4fce-bf3c-d9707f52e32d;mod=0;reply-parent-display-name=Retoon;reply-parent-msg-body=hello\\sthere;reply-parent-msg-id=6b13e51b-7ecb-43b5-ba5b-2bb5288df696;reply-parent-user-id=37940952;reply-parent-user-login=retoon;returning-chatter=0;room-id=37940952;subscriber=0;tmi-sent-ts=1673925983585;turbo=0;user-id=133651738;user-type= :leftswing!leftswing@leftswing.tmi.twitch.tv PRIVMSG #retoon :@Retoon yes",
+        );
+        let r = m.reply.unwrap();
+        assert_eq!(r.parent_id, "6b13e51b-7ecb-43b5-ba5b-2bb5288df696");
+        assert_eq!(r.parent_excerpt.as_deref(), Some("hello there"));
+        assert_eq!(r.parent_author_login.as_deref(), Some("retoon"));
+        assert!(m.author.roles.first_time);
+        assert_eq!(m.author.color, None, "an empty color tag is no colour");
+    }
+
+    #[test]
+    fn action_markers_are_removed_from_the_text() {
+        let m = chat(
+            "@badge-info=subscriber/22;badges=moderator/1,subscriber/12;color=#19E6E6;display-name=randers;emotes=;flags=;id=d831d848-b7c7-4559-ae3a-2cb88f4dbfed;mod=1;room-id=11148817;subscriber=1;tmi-sent-ts=1594555275886;turbo=0;user-id=40286300;user-type=mod :randers!randers@randers.tmi.twitch.tv PRIVMSG #pajlada :\u{1}ACTION -tags\u{1}",
+        );
+        assert_eq!(m.text, "-tags");
+    }
+
+    fn moderation(line: &str) -> ModerationEvent {
+        match interpret(&parse_line(line).unwrap(), line, CX).unwrap() {
+            Event::Moderation { event, .. } => event,
+            other => panic!("not moderation: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clearmsg_and_clearchat_become_moderation_events() {
+        assert_eq!(
+            moderation(
+                "@login=alazymeme;room-id=;target-msg-id=3c92014f-340a-4dc3-a9c9-e5cf182f4a84;tmi-sent-ts=1594561955611 :tmi.twitch.tv CLEARMSG #pajlada :NIGHT CUNT"
+            ),
+            ModerationEvent::MessageDeleted { message_id: "3c92014f-340a-4dc3-a9c9-e5cf182f4a84".into() }
+        );
+        assert_eq!(
+            moderation(
+                "@ban-duration=1;room-id=11148817;target-user-id=148973258;tmi-sent-ts=1594553828245 :tmi.twitch.tv CLEARCHAT #pajlada :fabzeef"
+            ),
+            ModerationEvent::UserCleared { user_id: "148973258".into(), timeout_secs: Some(1) }
+        );
+        assert_eq!(
+            moderation(
+                "@room-id=11148817;target-user-id=70948394;tmi-sent-ts=1594561360331 :tmi.twitch.tv CLEARCHAT #pajlada :weeb123"
+            ),
+            ModerationEvent::UserCleared { user_id: "70948394".into(), timeout_secs: None }
+        );
+        assert_eq!(
+            moderation("@room-id=40286300;tmi-sent-ts=1594561392337 :tmi.twitch.tv CLEARCHAT #randers"),
+            ModerationEvent::ChatCleared
+        );
+    }
+
+    #[test]
+    fn gifted_subs_are_gifts_with_the_system_text() {
+        let m = chat(
+            r"@badge-info=;badges=sub-gifter/50;color=;display-name=AdamAtReflectStudios;emotes=;flags=;id=e21409b1-d25d-4a1a-b5cf-ef27d8b7030e;login=adamatreflectstudios;mod=0;msg-id=subgift;msg-param-gift-months=1;msg-param-months=2;msg-param-origin-id=da\s39\sa3\see\s5e\s6b\s4b\s0d\s32\s55\sbf\sef\s95\s60\s18\s90\saf\sd8\s07\s09;msg-param-recipient-display-name=qatarking24xd;msg-param-recipient-id=236653628;msg-param-recipient-user-name=qatarking24xd;msg-param-sender-count=0;msg-param-sub-plan-name=Channel\sSubscription\s(xqcow);msg-param-sub-plan=1000;room-id=71092938;subscriber=0;system-msg=AdamAtReflectStudios\sgifted\sa\sTier\s1\ssub\sto\sqatarking24xd!;tmi-sent-ts=1594583782376;user-id=211711554;user-type= :tmi.twitch.tv USERNOTICE #xqcow",
+        );
+        assert_eq!(m.kind, MessageKind::Gift);
+        assert_eq!(m.text, "AdamAtReflectStudios gifted a Tier 1 sub to qatarking24xd!");
+        assert_eq!(m.author.login.as_deref(), Some("adamatreflectstudios"));
+    }
+
+    #[test]
+    fn privmsg_without_id_is_an_error_not_a_panic() {
+        let line = ":a!a@a PRIVMSG #c :hi";
+        assert!(interpret(&parse_line(line).unwrap(), line, CX).is_err());
+        assert_eq!(parse_line("   "), Err(IrcError::Empty));
+        assert_eq!(parse_line("@a=b "), Err(IrcError::NoCommand));
+    }
+
+    #[test]
+    fn control_lines_are_recognized() {
+        let ev = |l: &str| interpret(&parse_line(l).unwrap(), l, CX).unwrap();
+        assert_eq!(ev("PING :tmi.twitch.tv"), Event::Ping("tmi.twitch.tv".into()));
+        assert_eq!(ev(":tmi.twitch.tv RECONNECT"), Event::Reconnect);
+        assert_eq!(ev(":tmi.twitch.tv 001 justinfan1 :Welcome, GLHF!"), Event::Welcome);
+    }
+}

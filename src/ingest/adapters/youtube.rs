@@ -1,0 +1,608 @@
+//! YouTube Live: `liveChatMessages.list` polling (platforms.md §2.1, §2.3), moderation with
+//! `liveChatMessages.delete` and `liveChatBans.insert` (§2.4).
+//!
+//! Each poll passes the last `nextPageToken` and waits `pollingIntervalMillis` (at least
+//! `min_poll_ms`) before the next. A failed poll is retried with the same token after a backoff,
+//! so nothing is skipped; items already delivered are dropped by id. The first page is history
+//! and is flagged `backfill`. `offlineAt` or `chatEndedEvent` ends the adapter. Every call's
+//! quota cost is counted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+use super::chat::{
+    ActionError, ActionOutcome, Author, ChatMessage, IdOrigin, IdScope, Ingested, MessageKind, ModerationAction,
+    ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles,
+};
+use super::{
+    ActionRequest, Adapter, AdapterFuture, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError,
+    RecentIds, YoutubeConfig, now_ms, parse_rfc3339_ms, sleep_or_shutdown,
+};
+
+/// Quota units per `liveChatMessages.list` call (determine_quota_cost, platforms.md §2.1).
+pub const QUOTA_LIST: u64 = 5;
+/// Quota units per `liveChatMessages.delete` or `liveChatBans.insert` (write calls; 50 in the
+/// quota calculator — counted on the high side so the budget is never overrun).
+pub const QUOTA_WRITE: u64 = 50;
+
+/// One page of `liveChatMessages.list`. Items stay JSON values so one bad item is skipped alone.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse {
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub polling_interval_millis: Option<u64>,
+    #[serde(default)]
+    pub offline_at: Option<String>,
+    #[serde(default)]
+    pub items: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    id: String,
+    snippet: Snippet,
+    #[serde(default)]
+    author_details: Option<AuthorDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Snippet {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    live_chat_id: Option<String>,
+    #[serde(default)]
+    author_channel_id: Option<String>,
+    #[serde(default)]
+    published_at: Option<String>,
+    #[serde(default)]
+    display_message: Option<String>,
+    #[serde(default)]
+    text_message_details: Option<TextDetails>,
+    #[serde(default)]
+    super_chat_details: Option<MoneyDetails>,
+    #[serde(default)]
+    super_sticker_details: Option<MoneyDetails>,
+    #[serde(default)]
+    member_milestone_chat_details: Option<MilestoneDetails>,
+    #[serde(default)]
+    message_deleted_details: Option<DeletedDetails>,
+    #[serde(default)]
+    user_banned_details: Option<BannedDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TextDetails {
+    message_text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MoneyDetails {
+    /// A string in JSON.
+    amount_micros: String,
+    currency: String,
+    #[serde(default)]
+    amount_display_string: Option<String>,
+    #[serde(default)]
+    user_comment: Option<String>,
+    #[serde(default)]
+    tier: Option<u32>,
+    #[serde(default)]
+    super_sticker_metadata: Option<StickerMeta>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StickerMeta {
+    #[serde(default)]
+    alt_text: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MilestoneDetails {
+    #[serde(default)]
+    user_comment: Option<String>,
+    #[serde(default)]
+    member_month: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeletedDetails {
+    deleted_message_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BannedDetails {
+    banned_user_details: BannedUser,
+    #[serde(default)]
+    ban_type: Option<String>,
+    /// A string or number in JSON.
+    #[serde(default)]
+    ban_duration_seconds: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BannedUser {
+    channel_id: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct AuthorDetails {
+    channel_id: Option<String>,
+    display_name: Option<String>,
+    is_verified: bool,
+    is_chat_owner: bool,
+    is_chat_sponsor: bool,
+    is_chat_moderator: bool,
+}
+
+/// A list item that is not a valid `liveChatMessage`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    #[error("item: {0}")]
+    Shape(String),
+    #[error("{0} without its details")]
+    MissingDetails(String),
+    #[error("amountMicros '{0}' is not a number")]
+    Amount(String),
+}
+
+/// Where a normalized item goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub stream: &'a str,
+    pub live_chat_id: &'a str,
+    pub received_at_ms: u64,
+    pub backfill: bool,
+}
+
+/// What one list item means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Normalized {
+    Chat(Box<ChatMessage>),
+    Moderation(ModerationNotice),
+    /// The chat is over.
+    Ended,
+    /// Polls, tombstones, mode changes: nothing to classify.
+    Skip,
+}
+
+/// Normalizes one `liveChatMessage` item.
+pub fn normalize_item(item: &Value, cx: Context<'_>) -> Result<Normalized, ItemError> {
+    let parsed: Item = serde_json::from_value(item.clone()).map_err(|e| ItemError::Shape(e.to_string()))?;
+    let s = parsed.snippet;
+    let raw = RawFrame { encoding: RawEncoding::Json, bytes: Bytes::from(item.to_string()) };
+    let channel = s.live_chat_id.clone().unwrap_or_else(|| cx.live_chat_id.to_string());
+    let sent_at_ms = s.published_at.as_deref().and_then(parse_rfc3339_ms);
+    let missing = || ItemError::MissingDetails(s.kind.clone());
+    let moderation = |event| {
+        Normalized::Moderation(ModerationNotice {
+            platform: Platform::YouTube,
+            stream: cx.stream.to_string(),
+            channel: channel.clone(),
+            event,
+            sent_at_ms,
+            raw: raw.clone(),
+        })
+    };
+    let money = |d: &MoneyDetails| -> Result<Paid, ItemError> {
+        Ok(Paid {
+            amount_micros: d.amount_micros.parse().map_err(|_| ItemError::Amount(d.amount_micros.clone()))?,
+            currency: d.currency.clone(),
+            display: d.amount_display_string.clone(),
+            tier: d.tier,
+        })
+    };
+    let display = s.display_message.clone().unwrap_or_default();
+    let (kind, text, paid, months) = match s.kind.as_str() {
+        "textMessageEvent" => {
+            (MessageKind::Chat, s.text_message_details.as_ref().ok_or_else(missing)?.message_text.clone(), None, None)
+        }
+        "superChatEvent" => {
+            let d = s.super_chat_details.as_ref().ok_or_else(missing)?;
+            (MessageKind::Paid, d.user_comment.clone().unwrap_or_default(), Some(money(d)?), None)
+        }
+        "superStickerEvent" => {
+            let d = s.super_sticker_details.as_ref().ok_or_else(missing)?;
+            let alt = d.super_sticker_metadata.as_ref().and_then(|m| m.alt_text.clone()).unwrap_or_default();
+            (MessageKind::Paid, alt, Some(money(d)?), None)
+        }
+        "memberMilestoneChatEvent" => {
+            let d = s.member_milestone_chat_details.as_ref();
+            let text = d.and_then(|d| d.user_comment.clone()).unwrap_or_default();
+            (MessageKind::Membership, text, None, d.and_then(|d| d.member_month))
+        }
+        "newSponsorEvent" | "giftMembershipReceivedEvent" => (MessageKind::Membership, display, None, None),
+        "membershipGiftingEvent" => (MessageKind::Gift, display, None, None),
+        "messageDeletedEvent" => {
+            let d = s.message_deleted_details.as_ref().ok_or_else(missing)?;
+            return Ok(moderation(ModerationEvent::MessageDeleted { message_id: d.deleted_message_id.clone() }));
+        }
+        "userBannedEvent" => {
+            let d = s.user_banned_details.as_ref().ok_or_else(missing)?;
+            let secs = d.ban_duration_seconds.as_ref().and_then(|v| match v {
+                Value::String(s) => s.parse().ok(),
+                other => other.as_u64(),
+            });
+            let timeout_secs = if d.ban_type.as_deref() == Some("permanent") { None } else { secs };
+            return Ok(moderation(ModerationEvent::UserCleared {
+                user_id: d.banned_user_details.channel_id.clone(),
+                timeout_secs,
+            }));
+        }
+        "chatEndedEvent" => return Ok(Normalized::Ended),
+        _ => return Ok(Normalized::Skip),
+    };
+    let a = parsed.author_details.unwrap_or_default();
+    let author = Author {
+        id: a.channel_id.or(s.author_channel_id),
+        id_scope: IdScope::Global,
+        login: None,
+        display_name: a.display_name.unwrap_or_default(),
+        color: None,
+        roles: Roles {
+            broadcaster: a.is_chat_owner,
+            moderator: a.is_chat_moderator,
+            member: a.is_chat_sponsor,
+            verified: a.is_verified,
+            ..Roles::default()
+        },
+        badges: Vec::new(),
+        member_months: months,
+    };
+    Ok(Normalized::Chat(Box::new(ChatMessage {
+        platform: Platform::YouTube,
+        stream: cx.stream.to_string(),
+        channel,
+        id: parsed.id,
+        id_origin: IdOrigin::Native,
+        kind,
+        author,
+        text,
+        fragments: Vec::new(),
+        paid,
+        reply: None,
+        sent_at_ms,
+        received_at_ms: cx.received_at_ms,
+        seq: 0,
+        backfill: cx.backfill,
+        raw,
+    })))
+}
+
+/// Polls one YouTube live chat.
+pub struct YoutubeAdapter {
+    stream: String,
+    config: YoutubeConfig,
+    api_key: Option<String>,
+    oauth: Option<String>,
+    backoff: Backoff,
+    dedupe_ids: usize,
+    metrics: Arc<AdapterMetrics>,
+    http: reqwest::Client,
+}
+
+impl YoutubeAdapter {
+    /// Reads the API key and OAuth token from the environment variables the configuration names.
+    pub fn new(stream: &str, config: &YoutubeConfig, adapters: &AdaptersConfig) -> Result<Self, IngestError> {
+        let env = |var: &Option<String>| -> Result<Option<String>, IngestError> {
+            var.as_ref()
+                .map(|v| std::env::var(v).map_err(|_| IngestError::Setup(format!("youtube variable {v} is not set"))))
+                .transpose()
+        };
+        Ok(Self {
+            stream: stream.to_string(),
+            config: config.clone(),
+            api_key: env(&config.api_key_env)?,
+            oauth: env(&config.oauth_token_env)?,
+            backoff: Backoff::new(
+                Duration::from_millis(adapters.reconnect_min_ms),
+                Duration::from_millis(adapters.reconnect_max_ms),
+            ),
+            dedupe_ids: adapters.dedupe_ids,
+            metrics: Arc::new(AdapterMetrics::default()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| IngestError::Setup(e.to_string()))?,
+        })
+    }
+
+    /// Sets the credentials directly (tests).
+    pub fn with_credentials(mut self, api_key: Option<String>, oauth: Option<String>) -> Self {
+        self.api_key = api_key;
+        self.oauth = oauth;
+        self
+    }
+}
+
+impl Adapter for YoutubeAdapter {
+    fn platform(&self) -> Platform {
+        Platform::YouTube
+    }
+    fn stream(&self) -> &str {
+        &self.stream
+    }
+    fn metrics(&self) -> Arc<AdapterMetrics> {
+        self.metrics.clone()
+    }
+    fn run(self: Box<Self>, io: AdapterIo) -> AdapterFuture {
+        Box::pin(self.run_inner(io))
+    }
+}
+
+impl YoutubeAdapter {
+    fn base(&self) -> &str {
+        self.config.api_url.trim_end_matches('/')
+    }
+
+    fn authorize(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match (&self.oauth, &self.api_key) {
+            (Some(t), _) => r.bearer_auth(t),
+            (None, Some(k)) => r.query(&[("key", k)]),
+            (None, None) => r,
+        }
+    }
+
+    async fn run_inner(mut self, io: AdapterIo) -> Result<(), IngestError> {
+        let AdapterIo { sink, actions, mut shutdown } = io;
+        let actor = Actor {
+            http: self.http.clone(),
+            base: self.base().to_string(),
+            live_chat_id: self.config.live_chat_id.clone(),
+            oauth: self.oauth.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let action_task = tokio::spawn(actor.serve(actions));
+        let mut seen = RecentIds::new(self.dedupe_ids);
+        let mut page_token: Option<String> = None;
+        let mut first_page = true;
+        let mut failed = false;
+        let result = loop {
+            if failed {
+                AdapterMetrics::inc(&self.metrics.reconnects);
+                self.metrics.set_state(ConnState::Backoff);
+                if sleep_or_shutdown(self.backoff.next_delay(), &mut shutdown).await {
+                    break Ok(());
+                }
+            }
+            if *shutdown.borrow() {
+                break Ok(());
+            }
+            if self.metrics.state() != ConnState::Connected {
+                self.metrics.set_state(ConnState::Connecting);
+            }
+            let page = match self.poll(page_token.as_deref(), &mut shutdown).await {
+                Ok(Some(p)) => p,
+                Ok(None) => break Ok(()),
+                Err(why) => {
+                    tracing::info!(chat = %self.config.live_chat_id, %why, "youtube poll failed");
+                    failed = true;
+                    continue;
+                }
+            };
+            if failed || first_page {
+                AdapterMetrics::inc(&self.metrics.connects);
+            }
+            failed = false;
+            self.backoff.reset();
+            self.metrics.set_state(ConnState::Connected);
+            let cx = Context {
+                stream: &self.stream,
+                live_chat_id: &self.config.live_chat_id,
+                received_at_ms: now_ms(),
+                backfill: first_page,
+            };
+            let mut ended = page.offline_at.is_some();
+            for item in &page.items {
+                match normalize_item(item, cx) {
+                    Ok(Normalized::Chat(mut m)) => {
+                        if !seen.insert(&m.id) {
+                            AdapterMetrics::inc(&self.metrics.duplicates);
+                            continue;
+                        }
+                        m.seq = sink.next_seq();
+                        sink.send(Ingested::Chat(*m)).await?;
+                    }
+                    Ok(Normalized::Moderation(n)) => sink.send(Ingested::Moderation(n)).await?,
+                    Ok(Normalized::Ended) => ended = true,
+                    Ok(Normalized::Skip) => {}
+                    Err(e) => {
+                        AdapterMetrics::inc(&self.metrics.parse_errors);
+                        tracing::debug!(error = %e, "youtube item skipped");
+                    }
+                }
+            }
+            first_page = false;
+            if ended {
+                tracing::info!(chat = %self.config.live_chat_id, "youtube chat ended");
+                break Ok(());
+            }
+            if let Some(t) = page.next_page_token {
+                page_token = Some(t);
+            }
+            let wait = page.polling_interval_millis.unwrap_or(0).max(self.config.min_poll_ms);
+            if sleep_or_shutdown(Duration::from_millis(wait), &mut shutdown).await {
+                break Ok(());
+            }
+        };
+        self.metrics.set_state(ConnState::Stopped);
+        action_task.abort();
+        result
+    }
+
+    /// One list call; `Ok(None)` on shutdown.
+    async fn poll(
+        &self,
+        page_token: Option<&str>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<ListResponse>, String> {
+        let mut request = self.http.get(format!("{}/liveChat/messages", self.base())).query(&[
+            ("liveChatId", self.config.live_chat_id.as_str()),
+            ("part", "id,snippet,authorDetails"),
+            ("maxResults", &self.config.max_results.to_string()),
+        ]);
+        if let Some(t) = page_token {
+            request = request.query(&[("pageToken", t)]);
+        }
+        AdapterMetrics::add(&self.metrics.quota_units, QUOTA_LIST);
+        let call = async {
+            let response = self.authorize(request).send().await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("status {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));
+            }
+            serde_json::from_slice::<ListResponse>(&body).map_err(|e| {
+                AdapterMetrics::inc(&self.metrics.parse_errors);
+                format!("page: {e}")
+            })
+        };
+        tokio::select! {
+            r = call => r.map(Some),
+            _ = shutdown.changed() => Ok(None),
+        }
+    }
+}
+
+/// The moderation back-channel.
+struct Actor {
+    http: reqwest::Client,
+    base: String,
+    live_chat_id: String,
+    oauth: Option<String>,
+    metrics: Arc<AdapterMetrics>,
+}
+
+impl Actor {
+    async fn serve(self, mut actions: mpsc::Receiver<ActionRequest>) {
+        while let Some(req) = actions.recv().await {
+            let result = self.perform(&req.action).await;
+            match &result {
+                Ok(_) => AdapterMetrics::inc(&self.metrics.actions_ok),
+                Err(e) => {
+                    AdapterMetrics::inc(&self.metrics.actions_failed);
+                    tracing::warn!(action = req.action.name(), error = %e, "youtube action failed");
+                }
+            }
+            if let Some(reply) = req.reply {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn perform(&self, action: &ModerationAction) -> Result<ActionOutcome, ActionError> {
+        let ban = |user_id: &str, secs: Option<u64>| {
+            let mut snippet = serde_json::json!({
+                "liveChatId": self.live_chat_id,
+                "type": if secs.is_some() { "temporary" } else { "permanent" },
+                "bannedUserDetails": {"channelId": user_id},
+            });
+            if let Some(s) = secs {
+                snippet["banDurationSeconds"] = s.into();
+            }
+            self.http
+                .post(format!("{}/liveChat/bans", self.base))
+                .query(&[("part", "snippet")])
+                .json(&serde_json::json!({"snippet": snippet}))
+        };
+        let request = match action {
+            ModerationAction::LocalHide { .. } => return Ok(ActionOutcome::Local),
+            ModerationAction::ResolveHold { .. } => {
+                return Err(ActionError::Unsupported { platform: Platform::YouTube, action: action.name() });
+            }
+            ModerationAction::Delete { message_id } => {
+                self.http.delete(format!("{}/liveChat/messages", self.base)).query(&[("id", message_id)])
+            }
+            ModerationAction::Timeout { user_id, secs, .. } => ban(user_id, Some((*secs).max(1))),
+            ModerationAction::Ban { user_id, .. } => ban(user_id, None),
+        };
+        let token = self.oauth.as_deref().ok_or(ActionError::NotConfigured("youtube oauth_token_env"))?;
+        AdapterMetrics::add(&self.metrics.quota_units, QUOTA_WRITE);
+        let response = request.bearer_auth(token).send().await.map_err(|e| ActionError::Transport(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(ActionOutcome::Sent)
+        } else {
+            let body = response.text().await.unwrap_or_default();
+            Err(ActionError::Rejected { status: status.as_u16(), body: body.chars().take(300).collect() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CX: Context<'static> = Context { stream: "s", live_chat_id: "chat", received_at_ms: 1, backfill: false };
+
+    fn chat(json: &str) -> ChatMessage {
+        match normalize_item(&serde_json::from_str(json).unwrap(), CX).unwrap() {
+            Normalized::Chat(m) => *m,
+            other => panic!("not chat: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn text_messages_keep_author_channel_id_and_publish_time() {
+        let m = chat(
+            r#"{"kind":"youtube#liveChatMessage","etag":"s6KCf_z6XZ0bSq2VlCIY-3DfnPo","id":"LCC.CjgKDQoLRDlmcUZkdjVFTm8qJwoYVUNQc2ZNNHZ1dV9GbWpRWGZXQ0hkaDRnEgtEOWZxRmR2NUVObxIcChpDSzdtNC02aWtmOENGYkFJMWdBZFBTVURSZw","snippet":{"type":"textMessageEvent","liveChatId":"Cg0KC0Q5ZnFGZHY1RU5vKicKGFVDUHNmTTR2dXVfRm1qUVhmV0NIZGg0ZxILRDlmcUZkdjVFTm8","authorChannelId":"UCrjdRCm0gGcdrYtl8z66t6g","publishedAt":"2023-05-25T20:08:08.479833+00:00","hasDisplayContent":true,"displayMessage":"kitni hai","textMessageDetails":{"messageText":"kitni hai"}},"authorDetails":{"channelId":"UCrjdRCm0gGcdrYtl8z66t6g","channelUrl":"http://www.youtube.com/channel/UCrjdRCm0gGcdrYtl8z66t6g","displayName":"Mr Perfect","profileImageUrl":"https://yt3.ggpht.com/x","isVerified":false,"isChatOwner":false,"isChatSponsor":false,"isChatModerator":false}}"#,
+        );
+        assert_eq!(m.text, "kitni hai");
+        assert_eq!(m.author.id.as_deref(), Some("UCrjdRCm0gGcdrYtl8z66t6g"));
+        assert_eq!(m.author.display_name, "Mr Perfect");
+        assert_eq!(m.sent_at_ms, Some(1_685_045_288_479));
+        assert_eq!(m.channel, "Cg0KC0Q5ZnFGZHY1RU5vKicKGFVDUHNmTTR2dXVfRm1qUVhmV0NIZGg0ZxILRDlmcUZkdjVFTm8");
+        assert_eq!(m.raw.encoding, RawEncoding::Json);
+    }
+
+    #[test]
+    fn super_chats_carry_amount_currency_and_comment() {
+        let m = chat(
+            r#"{"kind":"youtube#liveChatMessage","etag":"cyISaLoRJzops1Dhjhwp5ineYeI","id":"LCC.EhwKGkNLanpxY2J1dnBNREZRbkN3Z1FkVGhZVVJB","snippet":{"type":"superChatEvent","liveChatId":"Cg0KC09FeE9LRGI0WnFzKicKGFVDS1ppZ0hiZ3BKRzlsZHhYTXFtaVpVZxILT0V4T0tEYjRacXM","authorChannelId":"UCKZigHbgpJG9ldxXMqmiZUg","publishedAt":"2026-03-27T00:52:12.560546+00:00","hasDisplayContent":true,"displayMessage":"CA$2.00 from @vulbyte: \"IS A TEST\"","superChatDetails":{"amountMicros":"2000000","currency":"CAD","amountDisplayString":"CA$2.00","userComment":"HERE IS A TEST OF THE YOUTUBE API WITH A MESSAGE","tier":2}},"authorDetails":{"channelId":"UCKZigHbgpJG9ldxXMqmiZUg","displayName":"@vulbyte","isVerified":false,"isChatOwner":true,"isChatSponsor":false,"isChatModerator":false}}"#,
+        );
+        assert_eq!(m.kind, MessageKind::Paid);
+        let p = m.paid.clone().unwrap();
+        assert_eq!((p.amount_micros, p.currency.as_str(), p.tier), (2_000_000, "CAD", Some(2)));
+        assert_eq!(m.text, "HERE IS A TEST OF THE YOUTUBE API WITH A MESSAGE");
+        assert!(m.author.roles.broadcaster);
+        assert_eq!(m.to_in_message().paid, Some(200));
+    }
+
+    #[test]
+    fn deletions_and_bans_become_moderation_events() {
+        let del = r#"{"id":"d1","snippet":{"type":"messageDeletedEvent","liveChatId":"c","publishedAt":"2026-03-27T00:52:12Z","messageDeletedDetails":{"deletedMessageId":"LCC.x"}}}"#;
+        let ban = r#"{"id":"b1","snippet":{"type":"userBannedEvent","liveChatId":"c","userBannedDetails":{"bannedUserDetails":{"channelId":"UCspam"},"banType":"temporary","banDurationSeconds":"300"}}}"#;
+        let event = |j: &str| match normalize_item(&serde_json::from_str(j).unwrap(), CX).unwrap() {
+            Normalized::Moderation(n) => n.event,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(event(del), ModerationEvent::MessageDeleted { message_id: "LCC.x".into() });
+        assert_eq!(event(ban), ModerationEvent::UserCleared { user_id: "UCspam".into(), timeout_secs: Some(300) });
+    }
+
+    #[test]
+    fn an_item_without_its_details_is_an_error() {
+        let j = serde_json::json!({"id":"x","snippet":{"type":"superChatEvent"}});
+        assert_eq!(normalize_item(&j, CX), Err(ItemError::MissingDetails("superChatEvent".into())));
+        let j = serde_json::json!({"id":"x","snippet":{"type":"superChatEvent","superChatDetails":{"amountMicros":"lots","currency":"JPY"}}});
+        assert_eq!(normalize_item(&j, CX), Err(ItemError::Amount("lots".into())));
+        assert!(normalize_item(&serde_json::json!([1]), CX).is_err());
+    }
+}
