@@ -11,6 +11,8 @@
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
 //! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth, hot reload, shutdown.
 //! - [`metrics`]: Prometheus metrics as typed handles.
+//! - [`moderation`]: per-stream moderation settings, held messages, blocked counts, the
+//!   purchase-intent ticker and the moderators' audit log.
 //! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton.
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
 //! - [`label`]: labels, label sets and actions.
@@ -27,6 +29,7 @@ pub mod ipadic;
 pub mod label;
 pub mod message;
 pub mod metrics;
+pub mod moderation;
 pub mod pipeline;
 pub mod queue;
 pub mod rank;

@@ -366,6 +366,16 @@ impl Analyzer {
         }
     }
 
+    /// The classification under another classifier, statelessly (for dry runs of edits).
+    pub fn classify_with(&mut self, classifier: &Classifier, text: &str) -> Classification {
+        self.normalizer.process(text, &mut self.norm);
+        self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
+        classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
+        let mut out = Classification::default();
+        classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out);
+        out
+    }
+
     /// Labels under another classifier, statelessly (for cross-validation).
     pub fn labels_with(&mut self, classifier: &Classifier, text: &str) -> LabelSet {
         self.normalizer.process(text, &mut self.norm);

@@ -22,6 +22,7 @@ use crate::ingest::{Item, message_id};
 use crate::label::{Action, Label, LabelSet};
 use crate::message::{OutError, OutVerdict, Scores};
 use crate::metrics::{Channel, Metrics, RejectReason, Stage};
+use crate::moderation::Moderation;
 use crate::pipeline::{Engine, Meta, StreamState};
 use crate::rank::{Asked, Question, QuestionState, Queue, RankConfig, Ranked};
 use crate::server::config::{FailPolicy, ServerConfig};
@@ -234,6 +235,7 @@ struct Shard {
     last_sweep: Instant,
     journal: JournalSender,
     metrics: Arc<Metrics>,
+    moderation: Arc<Moderation>,
 }
 
 fn shard_of(stream: &str, n: usize) -> usize {
@@ -251,6 +253,7 @@ impl Shards {
         restored: Restored,
         journal: JournalSender,
         metrics: Arc<Metrics>,
+        moderation: Arc<Moderation>,
     ) -> std::io::Result<Self> {
         let n = config.shards.get();
         let settings = Arc::new(Settings {
@@ -286,6 +289,7 @@ impl Shards {
                 last_sweep: Instant::now(),
                 journal: journal.clone(),
                 metrics: metrics.clone(),
+                moderation: moderation.clone(),
             };
             threads.push(std::thread::Builder::new().name(format!("kotae-shard-{i}")).spawn(move || shard.run(rx))?);
             senders.push(tx);
@@ -491,6 +495,10 @@ impl Shard {
         let settings = self.settings.clone();
         let journal = self.journal.clone();
         let metrics = self.metrics.clone();
+        let classify = self.engine.config.classify.clone();
+        let moderation = self.moderation.stream(&stream);
+        let mut moderation = moderation.lock().unwrap_or_else(|e| e.into_inner());
+        let policy = moderation.settings.fail_policy.unwrap_or(settings.policy);
         let ctx = self.stream(&stream);
         let mut changed = false;
         let out = items
@@ -507,6 +515,9 @@ impl Shard {
                         c.id += ctx.base;
                         ctx.max_id = ctx.max_id.max(c.id);
                     }
+                    let id = message_id(&m);
+                    let product = ctx.queue.current_product.as_deref();
+                    moderation.observe(&id, m.user.as_deref(), &m.text, ts, product, &mut verdict, &classify);
                     let mut answered_at = None;
                     if let (Some(c), Action::Allow) = (verdict.cluster, verdict.action) {
                         let q = ctx.queue.observe(&Asked {
@@ -535,7 +546,6 @@ impl Shard {
                         }
                         changed = true;
                     }
-                    let id = message_id(&m);
                     let frame = VerdictFrame {
                         verdict: OutVerdict::new(id.clone(), m.text.len(), None, &verdict),
                         degraded: None,
@@ -556,16 +566,18 @@ impl Shard {
                     Out::Verdict(frame)
                 }
                 Item::OverBudget(m) => {
-                    let action = match settings.policy {
+                    let action = match policy {
                         FailPolicy::Open => Action::Allow,
                         FailPolicy::Closed => Action::Hold,
                     };
                     let id = message_id(&m);
+                    let ts = m.ts.unwrap_or_else(|| ctx.now());
+                    moderation.over_budget(&id, m.user.as_deref(), &m.text, ts, action);
                     if settings.record_messages {
                         journal.send(Record::Message {
                             stream: ctx.name.clone(),
                             id: id.clone(),
-                            ts: m.ts.unwrap_or_else(|| ctx.now()),
+                            ts,
                             user: m.user,
                             text: m.text,
                             action,
@@ -689,6 +701,7 @@ mod tests {
             last_sweep: Instant::now(),
             journal: JournalSender::disabled(metrics.clone()),
             metrics,
+            moderation: Arc::new(Moderation::new(crate::moderation::Audit::open(None))),
         };
         (shard, engine.analyzer())
     }

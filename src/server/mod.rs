@@ -16,7 +16,9 @@ mod adapters;
 pub mod auth;
 pub mod config;
 mod host;
+mod moderator;
 pub mod reload;
+mod web;
 mod ws;
 
 use std::future::Future;
@@ -74,6 +76,8 @@ pub(crate) struct Ctx {
     pub max_message_bytes: usize,
     /// Counters of the platform adapters running inside the server.
     pub adapter_stats: adapters::AdapterStats,
+    /// The moderator console's state: engine, per-stream moderation, audit log.
+    pub console: moderator::Console,
 }
 
 impl Ctx {
@@ -118,8 +122,17 @@ impl Server {
         let restored_questions: usize = restored.streams.values().map(|s| s.questions.len()).sum();
         let workers = Workers::start(&engine, sc.worker_threads(), sc.worker_queue.get(), metrics.clone())
             .map_err(ServerError::Threads)?;
-        let shards = Shards::start(&engine, &config.rank, &sc, restored, journal.sender(), metrics.clone())
-            .map_err(ServerError::Threads)?;
+        let console = moderator::Console::new(engine.clone(), &sc);
+        let shards = Shards::start(
+            &engine,
+            &config.rank,
+            &sc,
+            restored,
+            journal.sender(),
+            metrics.clone(),
+            console.moderation.clone(),
+        )
+        .map_err(ServerError::Threads)?;
         let listener = TcpListener::bind(sc.listen).await.map_err(|e| ServerError::Bind(sc.listen, e))?;
         let reloader =
             if sc.reload_dictionaries { Some(reload::watch(engine.clone(), metrics.clone())?) } else { None };
@@ -144,6 +157,7 @@ impl Server {
             tracker: TaskTracker::new(),
             ready: AtomicBool::new(true),
             adapter_stats: adapters::AdapterStats::default(),
+            console,
         });
         Ok(Self { listener, ctx, closing_tx, journal, _reloader: reloader, adapters: config.adapters.clone() })
     }
@@ -243,6 +257,17 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/streams/{stream}/product", post(host::set_product).put(host::set_product))
         .route("/v1/streams/{stream}/host", get(host::host_ws))
         .route("/", get(host::screen))
+        .route("/moderator", get(web::moderator_console))
+        .route("/v1/streams/{stream}/summary", get(moderator::summary))
+        .route("/v1/streams/{stream}/held", get(moderator::held))
+        .route("/v1/streams/{stream}/held/{id}/{decision}", post(moderator::decide))
+        .route("/v1/streams/{stream}/settings", get(moderator::settings).put(moderator::put_settings))
+        .route("/v1/moderator/streams", get(moderator::streams))
+        .route("/v1/moderator/explain", post(moderator::explain))
+        .route("/v1/moderator/dictionaries", get(moderator::dictionaries))
+        .route("/v1/moderator/dictionaries/dry-run", post(moderator::dry_run))
+        .route("/v1/moderator/dictionaries/apply", post(moderator::apply))
+        .route("/v1/moderator/audit", get(moderator::audit))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: the Rust tests, then the browser tests of the host screen
+# and the moderator console (a real `kotae serve` driven by Debian's headless Chromium).
+#   scripts/test.sh            both
+#   scripts/test.sh --rust     the Rust tests only
+#   scripts/test.sh --browser  the browser tests only (needs chromium and npm)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-all}"
+
+if [[ "$what" == all || "$what" == --rust ]]; then
+  cargo test --release --locked
+fi
+
+if [[ "$what" == all || "$what" == --browser ]]; then
+  cargo build --release --locked
+  if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+    echo "browser tests need Chromium: apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji" >&2
+    exit 1
+  fi
+  (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error && node --test --test-concurrency=1 .)
+fi

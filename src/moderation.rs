@@ -1,0 +1,608 @@
+//! What moderators see and steer per stream: per-stream settings (fail-open/closed, hold
+//! thresholds, slow mode), the held messages awaiting a decision, the last messages (for dry
+//! runs of dictionary edits), blocked counts and the purchase-intent ticker; and the audit log
+//! of every moderator change.
+//!
+//! Shard threads call [`StreamModeration::observe`] once per message, with the stream's lock
+//! taken once per frame; HTTP handlers take the same lock briefly to read or decide. Every
+//! collection here is bounded (see the `MAX_*` constants): the oldest entry goes first.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::label::{Action, Label, LabelSet};
+use crate::pipeline::Verdict;
+use crate::pipeline::classify::{ClassifyConfig, Reason};
+use crate::server::config::FailPolicy;
+
+/// Messages kept per stream for dry runs of dictionary edits.
+pub const MAX_RECENT: usize = 500;
+/// Held messages kept per stream (decided ones are dropped first).
+pub const MAX_HELD: usize = 500;
+/// Minutes of purchase-intent ticker kept per stream.
+pub const TICKER_MINUTES: u64 = 120;
+/// Users remembered per stream for slow mode; beyond it, the longest-quiet are forgotten.
+const MAX_SLOW_USERS: usize = 50_000;
+/// Audit entries kept in memory for the console (the file keeps all).
+const MAX_AUDIT: usize = 1000;
+/// Streams kept; beyond it, streams idle for [`IDLE_EVICT_MS`] with default settings and nothing
+/// pending are forgotten when a new one arrives.
+const MAX_STREAMS: usize = 1024;
+/// How long a stream must have been quiet to be forgotten.
+const IDLE_EVICT_MS: u64 = 30 * 60 * 1000;
+
+/// A stream's moderation settings; `None` means the server-wide default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamSettings {
+    /// Verdict when the pipeline misses its latency budget: `open` (allow) or `closed` (hold).
+    pub fail_policy: Option<FailPolicy>,
+    /// Spam or abuse scoring at least this is held for a moderator (0–1).
+    pub hold_at: Option<f64>,
+    /// Spam or abuse scoring at least this is blocked outright (0–1, not below `hold_at`); 1 never
+    /// blocks automatically: everything flagged waits for a moderator.
+    pub block_at: Option<f64>,
+    /// A viewer may post once per this many seconds; faster messages are blocked. 0 = off.
+    pub slow_mode_seconds: u32,
+}
+
+impl StreamSettings {
+    /// Every invalid value, described.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (name, v) in [("hold_at", self.hold_at), ("block_at", self.block_at)] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                p.push(format!("{name} {v} is not within 0–1"));
+            }
+        }
+        if let (Some(h), Some(b)) = (self.hold_at, self.block_at)
+            && b < h
+        {
+            p.push(format!("block_at {b} is below hold_at {h}"));
+        }
+        if self.slow_mode_seconds > 3600 {
+            p.push(format!("slow_mode_seconds {} is over an hour", self.slow_mode_seconds));
+        }
+        p
+    }
+}
+
+/// One message as the dry run replays it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recent {
+    pub id: String,
+    pub user: Option<String>,
+    pub text: String,
+    pub ts: u64,
+    #[serde(serialize_with = "label_list")]
+    pub labels: LabelSet,
+    pub action: Action,
+}
+
+fn label_list<S: serde::Serializer>(labels: &LabelSet, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(labels.iter())
+}
+
+/// Where a held message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeldState {
+    Pending,
+    Approved,
+    Denied,
+}
+
+/// A message held for a moderator, with why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Held {
+    /// The message id (as in its verdict).
+    pub id: String,
+    pub user: Option<String>,
+    pub text: String,
+    pub ts: u64,
+    #[serde(serialize_with = "label_list")]
+    pub labels: LabelSet,
+    pub scores: [f32; 4],
+    pub reasons: Vec<Reason>,
+    /// One line for people: "abuse 0.62 (ja.abuse.insult「バカ」)" or "over latency budget".
+    pub why: String,
+    pub state: HeldState,
+    /// Who decided, and when (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<u64>,
+}
+
+/// Purchase intents in one minute, by product on screen (`""` when none was).
+#[derive(Debug, Clone, Serialize)]
+pub struct TickerMinute {
+    /// Stream time, ms, start of the minute.
+    pub minute: u64,
+    pub products: BTreeMap<String, u32>,
+}
+
+/// What the host screen shows beside the questions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub stream: String,
+    pub messages: u64,
+    /// Blocked messages, in total and by label (spam, abuse, slow_mode).
+    pub blocked: u64,
+    pub blocked_by: BTreeMap<&'static str, u64>,
+    pub held_pending: usize,
+    /// Purchase intents per product, in total.
+    pub intents: BTreeMap<String, u32>,
+    /// The last minutes, oldest first.
+    pub ticker: Vec<TickerMinute>,
+}
+
+/// One stream's moderation state. Guarded by a mutex: the stream's shard thread writes it once
+/// per frame, the moderator's HTTP requests read and decide.
+#[derive(Debug, Default)]
+pub struct StreamModeration {
+    pub settings: StreamSettings,
+    recent: VecDeque<Recent>,
+    held: VecDeque<Held>,
+    messages: u64,
+    blocked: u64,
+    blocked_by: BTreeMap<&'static str, u64>,
+    intents: BTreeMap<String, u32>,
+    /// Minute (ms) → product → purchase intents.
+    ticker: BTreeMap<u64, BTreeMap<String, u32>>,
+    /// User → time (ms) of the last message slow mode let through.
+    last_post: HashMap<String, u64>,
+    /// Wall-clock ms of the last message or moderator change, for eviction.
+    touched: u64,
+}
+
+fn why_held(labels: LabelSet, scores: &[f32; 4], reasons: &[Reason], text: &str) -> String {
+    let mut parts = Vec::new();
+    for l in [Label::Spam, Label::Abuse] {
+        if labels.contains(l) || reasons.iter().any(|r| r.label == l) {
+            let mut s = format!("{} {:.2}", l.as_str(), scores[l.index()]);
+            let rules: Vec<String> = reasons
+                .iter()
+                .filter(|r| r.label == l)
+                .take(3)
+                .map(|r| {
+                    let (a, b) = (r.span[0] as usize, (r.span[1] as usize).min(text.len()));
+                    match text.get(a..b) {
+                        Some(m) if !m.is_empty() && b - a < text.len() => format!("{}「{m}」", r.rule),
+                        _ => r.rule.to_string(),
+                    }
+                })
+                .collect();
+            if !rules.is_empty() {
+                s.push_str(&format!(" ({})", rules.join(", ")));
+            }
+            parts.push(s);
+        }
+    }
+    if parts.is_empty() {
+        let top = [Label::Spam, Label::Abuse]
+            .into_iter()
+            .max_by(|a, b| scores[a.index()].total_cmp(&scores[b.index()]))
+            .unwrap_or(Label::Spam);
+        parts.push(format!("{} {:.2} over the stream's hold threshold", top.as_str(), scores[top.index()]));
+    }
+    parts.join(" · ")
+}
+
+impl StreamModeration {
+    /// Applies this stream's settings to a verdict and records the message. Called by the
+    /// stream's shard before the verdict goes anywhere.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        id: &str,
+        user: Option<&str>,
+        text: &str,
+        ts: u64,
+        product: Option<&str>,
+        verdict: &mut Verdict,
+        classify: &ClassifyConfig,
+    ) {
+        self.messages += 1;
+        self.touched = crate::queue::unix_ms();
+        let s = &self.settings;
+        if s.hold_at.is_some() || s.block_at.is_some() {
+            let bad = f64::from(verdict.scores[Label::Spam.index()].max(verdict.scores[Label::Abuse.index()]));
+            let labelled = verdict.labels.contains(Label::Spam) || verdict.labels.contains(Label::Abuse);
+            let block_at = s.block_at.unwrap_or(f64::from(classify.block_at));
+            let hold_at = s.hold_at.unwrap_or(if labelled { 0.0 } else { f64::INFINITY });
+            verdict.action = if block_at < 1.0 && bad >= block_at && labelled {
+                Action::Block
+            } else if bad >= hold_at {
+                Action::Hold
+            } else {
+                Action::Allow
+            };
+        }
+        let mut slow = false;
+        if s.slow_mode_seconds > 0
+            && let Some(u) = user
+        {
+            let window = u64::from(s.slow_mode_seconds) * 1000;
+            match self.last_post.get(u) {
+                Some(&last) if ts < last.saturating_add(window) && ts >= last => slow = true,
+                _ => {
+                    if self.last_post.len() >= MAX_SLOW_USERS {
+                        let cutoff = ts.saturating_sub(window);
+                        self.last_post.retain(|_, t| *t >= cutoff);
+                        if self.last_post.len() >= MAX_SLOW_USERS {
+                            self.last_post.clear();
+                        }
+                    }
+                    self.last_post.insert(u.to_string(), ts);
+                }
+            }
+        }
+        if slow && verdict.action == Action::Allow {
+            verdict.action = Action::Block;
+            verdict.reasons.push(Reason { label: Label::Spam, rule: Arc::from("kotae.slow_mode"), span: [0, 0] });
+        }
+        match verdict.action {
+            Action::Block => {
+                self.blocked += 1;
+                let by = if slow {
+                    "slow_mode"
+                } else if verdict.labels.contains(Label::Abuse) {
+                    "abuse"
+                } else {
+                    "spam"
+                };
+                *self.blocked_by.entry(by).or_default() += 1;
+            }
+            Action::Hold => {
+                let why = why_held(verdict.labels, &verdict.scores, &verdict.reasons, text);
+                self.hold(Held {
+                    id: id.to_string(),
+                    user: user.map(str::to_string),
+                    text: text.to_string(),
+                    ts,
+                    labels: verdict.labels,
+                    scores: verdict.scores,
+                    reasons: verdict.reasons.clone(),
+                    why,
+                    state: HeldState::Pending,
+                    decided_by: None,
+                    decided_at: None,
+                });
+            }
+            Action::Allow => {
+                if verdict.labels.contains(Label::PurchaseIntent) {
+                    let p = product.unwrap_or("").to_string();
+                    *self.intents.entry(p.clone()).or_default() += 1;
+                    *self.ticker.entry(ts - ts % 60_000).or_default().entry(p).or_default() += 1;
+                    while self.ticker.len() as u64 > TICKER_MINUTES {
+                        self.ticker.pop_first();
+                    }
+                }
+            }
+        }
+        if self.recent.len() >= MAX_RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Recent {
+            id: id.to_string(),
+            user: user.map(str::to_string),
+            text: text.to_string(),
+            ts,
+            labels: verdict.labels,
+            action: verdict.action,
+        });
+    }
+
+    /// Records a message that missed the latency budget and got `action`.
+    pub fn over_budget(&mut self, id: &str, user: Option<&str>, text: &str, ts: u64, action: Action) {
+        self.messages += 1;
+        self.touched = crate::queue::unix_ms();
+        if action == Action::Hold {
+            self.hold(Held {
+                id: id.to_string(),
+                user: user.map(str::to_string),
+                text: text.to_string(),
+                ts,
+                labels: LabelSet::default(),
+                scores: [0.0; 4],
+                reasons: Vec::new(),
+                why: "not checked in time (fail-closed)".into(),
+                state: HeldState::Pending,
+                decided_by: None,
+                decided_at: None,
+            });
+        }
+    }
+
+    fn hold(&mut self, h: Held) {
+        if self.held.len() >= MAX_HELD {
+            // Drop the oldest decided one, else the oldest.
+            match self.held.iter().position(|h| h.state != HeldState::Pending) {
+                Some(i) => {
+                    self.held.remove(i);
+                }
+                None => {
+                    self.held.pop_front();
+                }
+            }
+        }
+        self.held.push_back(h);
+    }
+
+    /// The last messages, oldest first (at most `n`).
+    pub fn recent(&self, n: usize) -> Vec<Recent> {
+        self.recent.iter().skip(self.recent.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// Held messages, newest first; pending only unless `all`.
+    pub fn held(&self, all: bool) -> Vec<Held> {
+        self.held.iter().rev().filter(|h| all || h.state == HeldState::Pending).cloned().collect()
+    }
+
+    /// Whether forgetting this stream loses nothing a moderator set or still has to decide.
+    fn forgettable(&self, now: u64) -> bool {
+        self.settings == StreamSettings::default()
+            && !self.held.iter().any(|h| h.state == HeldState::Pending)
+            && now.saturating_sub(self.touched) >= IDLE_EVICT_MS
+    }
+
+    /// Approves or denies a held message; `None` when there is no such message.
+    pub fn decide(&mut self, id: &str, approve: bool, who: &str, at: u64) -> Option<Held> {
+        let h = self.held.iter_mut().rev().find(|h| h.id == id)?;
+        h.state = if approve { HeldState::Approved } else { HeldState::Denied };
+        h.decided_by = Some(who.to_string());
+        h.decided_at = Some(at);
+        Some(h.clone())
+    }
+
+    /// Counts and the ticker for the host screen.
+    pub fn summary(&self, stream: &str) -> Summary {
+        Summary {
+            stream: stream.to_string(),
+            messages: self.messages,
+            blocked: self.blocked,
+            blocked_by: self.blocked_by.clone(),
+            held_pending: self.held.iter().filter(|h| h.state == HeldState::Pending).count(),
+            intents: self.intents.clone(),
+            ticker: self.ticker.iter().map(|(m, p)| TickerMinute { minute: *m, products: p.clone() }).collect(),
+        }
+    }
+}
+
+/// One audit log entry: who changed what, when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Wall-clock ms.
+    pub at: u64,
+    pub who: String,
+    /// `dictionary.add`, `dictionary.remove`, `held.approve`, `held.deny`, `settings`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// What changed, e.g. `{"list":"abuse","section":"insult","term":"ぽんこつ"}`.
+    pub detail: serde_json::Value,
+}
+
+/// The audit log: appended to a JSON Lines file (one entry a line, never rewritten) and the
+/// last entries kept in memory for the console.
+#[derive(Debug)]
+pub struct Audit {
+    path: Option<PathBuf>,
+    recent: Mutex<VecDeque<AuditEntry>>,
+}
+
+impl Audit {
+    /// Opens (or starts) the log at `path`; `None` keeps it in memory only.
+    pub fn open(path: Option<PathBuf>) -> Self {
+        let mut recent = VecDeque::new();
+        if let Some(p) = &path
+            && let Ok(text) = std::fs::read_to_string(p)
+        {
+            for line in text.lines() {
+                if let Ok(e) = serde_json::from_str::<AuditEntry>(line) {
+                    if recent.len() >= MAX_AUDIT {
+                        recent.pop_front();
+                    }
+                    recent.push_back(e);
+                }
+            }
+        }
+        Self { path, recent: Mutex::new(recent) }
+    }
+
+    /// The file the log is written to, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Appends an entry (and syncs it: a change applied must not lose its record).
+    pub fn record(&self, entry: AuditEntry) -> std::io::Result<()> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = &self.path {
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+            let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
+            line.push('\n');
+            f.write_all(line.as_bytes())?;
+            f.sync_data()?;
+        }
+        if recent.len() >= MAX_AUDIT {
+            recent.pop_front();
+        }
+        recent.push_back(entry);
+        Ok(())
+    }
+
+    /// The last `n` entries, newest first.
+    pub fn last(&self, n: usize) -> Vec<AuditEntry> {
+        self.recent.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().take(n).cloned().collect()
+    }
+}
+
+/// Moderation state of every stream, and the audit log.
+#[derive(Debug)]
+pub struct Moderation {
+    /// Stream → its state (at most `MAX_STREAMS`, idle ones forgotten first). The map lock is
+    /// held only to find, add or forget a stream.
+    streams: RwLock<HashMap<Arc<str>, Arc<Mutex<StreamModeration>>>>,
+    pub audit: Audit,
+}
+
+impl Moderation {
+    pub fn new(audit: Audit) -> Self {
+        Self { streams: RwLock::new(HashMap::new()), audit }
+    }
+
+    /// The state of `stream`, created on first use.
+    pub fn stream(&self, stream: &str) -> Arc<Mutex<StreamModeration>> {
+        if let Some(s) = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(stream) {
+            return s.clone();
+        }
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
+            let now = crate::queue::unix_ms();
+            streams.retain(|_, s| !s.try_lock().is_ok_and(|s| s.forgettable(now)));
+        }
+        streams
+            .entry(Arc::from(stream))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
+            })
+            .clone()
+    }
+
+    /// Streams seen so far, sorted.
+    pub fn streams(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.streams.read().unwrap_or_else(|e| e.into_inner()).keys().map(|k| k.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// The stream's fail policy override, if any.
+    pub fn fail_policy(&self, stream: &str) -> Option<FailPolicy> {
+        let s = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(stream).cloned()?;
+        s.lock().unwrap_or_else(|e| e.into_inner()).settings.fail_policy
+    }
+}
+
+/// The audit file beside a journal database: `kotae.db` → `kotae.audit.jsonl`.
+pub fn audit_path_for(journal: &Path) -> Option<PathBuf> {
+    if journal.as_os_str().is_empty() {
+        return None;
+    }
+    let stem = journal.file_stem()?.to_string_lossy().to_string();
+    Some(journal.with_file_name(format!("{stem}.audit.jsonl")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Verdict;
+
+    fn verdict(labels: &[Label], scores: [f32; 4], action: Action) -> Verdict {
+        let mut set = LabelSet::default();
+        for l in labels {
+            set.insert(*l);
+        }
+        Verdict { labels: set, action, scores, cluster: None, reasons: Vec::new(), repeats: 0, topics: Vec::new() }
+    }
+
+    #[test]
+    fn stream_thresholds_turn_blocks_into_holds_and_back() {
+        let mut m = StreamModeration::default();
+        let c = ClassifyConfig::default();
+        m.settings.block_at = Some(0.95);
+        let mut v = verdict(&[Label::Abuse], [0.0, 0.0, 0.0, 0.9], Action::Block);
+        m.observe("m1", Some("a"), "ブス", 1000, None, &mut v, &c);
+        assert_eq!(v.action, Action::Hold);
+        assert_eq!(m.held(false).len(), 1);
+        assert!(m.held(false)[0].why.starts_with("abuse 0.90"), "{}", m.held(false)[0].why);
+        m.settings = StreamSettings { hold_at: Some(0.3), ..Default::default() };
+        let mut v = verdict(&[], [0.0, 0.0, 0.35, 0.0], Action::Allow);
+        m.observe("m2", Some("a"), "x", 2000, None, &mut v, &c);
+        assert_eq!(v.action, Action::Hold, "below the label threshold but over the stream's hold_at");
+    }
+
+    #[test]
+    fn slow_mode_blocks_a_second_message_within_the_window() {
+        let mut m = StreamModeration::default();
+        let c = ClassifyConfig::default();
+        m.settings.slow_mode_seconds = 10;
+        for (id, ts, want) in [("1", 0, Action::Allow), ("2", 5_000, Action::Block), ("3", 10_000, Action::Allow)] {
+            let mut v = verdict(&[], [0.0; 4], Action::Allow);
+            m.observe(id, Some("u"), "hi", ts, None, &mut v, &c);
+            assert_eq!(v.action, want, "message {id}");
+        }
+        assert_eq!(m.summary("s").blocked_by.get("slow_mode"), Some(&1));
+    }
+
+    #[test]
+    fn purchase_intents_are_counted_per_product_and_minute() {
+        let mut m = StreamModeration::default();
+        let c = ClassifyConfig::default();
+        for (ts, p) in [(60_000, Some("p1")), (61_000, Some("p1")), (125_000, Some("p2")), (126_000, None)] {
+            let mut v = verdict(&[Label::PurchaseIntent], [0.0, 0.9, 0.0, 0.0], Action::Allow);
+            m.observe("x", None, "ポチった", ts, p, &mut v, &c);
+        }
+        let s = m.summary("s");
+        assert_eq!(s.intents.get("p1"), Some(&2));
+        assert_eq!(s.ticker.len(), 2);
+        assert_eq!(s.ticker[1].products.get(""), Some(&1));
+    }
+
+    #[test]
+    fn held_messages_are_decided_once_and_recorded() {
+        let mut m = StreamModeration::default();
+        m.over_budget("m9", None, "text", 5, Action::Hold);
+        let h = m.decide("m9", true, "alice", 10).unwrap();
+        assert_eq!((h.state, h.decided_by.as_deref()), (HeldState::Approved, Some("alice")));
+        assert!(m.held(false).is_empty());
+        assert!(m.decide("nope", true, "alice", 10).is_none());
+    }
+
+    #[test]
+    fn the_audit_log_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.audit.jsonl");
+        let a = Audit::open(Some(path.clone()));
+        a.record(AuditEntry {
+            at: 1,
+            who: "alice".into(),
+            action: "dictionary.add".into(),
+            stream: None,
+            detail: serde_json::json!({"term": "x"}),
+        })
+        .unwrap();
+        let b = Audit::open(Some(path));
+        assert_eq!(b.last(10)[0].who, "alice");
+        assert_eq!(audit_path_for(Path::new("/d/kotae.db")), Some(PathBuf::from("/d/kotae.audit.jsonl")));
+    }
+
+    #[test]
+    fn idle_streams_are_forgotten_unless_a_moderator_needs_them() {
+        let m = Moderation::new(Audit::open(None));
+        m.stream("kept").lock().unwrap().settings.slow_mode_seconds = 5;
+        for i in 0..MAX_STREAMS - 1 {
+            m.stream(&format!("s{i}")).lock().unwrap().touched = 0;
+        }
+        m.stream("new");
+        assert_eq!(m.streams().len(), 2, "{:?}", m.streams());
+        assert!(m.streams().contains(&"kept".to_string()));
+    }
+
+    #[test]
+    fn settings_reject_impossible_values() {
+        let s =
+            StreamSettings { hold_at: Some(0.9), block_at: Some(0.5), slow_mode_seconds: 7200, ..Default::default() };
+        assert_eq!(s.problems().len(), 2);
+        let s = StreamSettings { hold_at: Some(1.5), ..Default::default() };
+        assert_eq!(s.problems().len(), 1);
+    }
+}
