@@ -586,3 +586,61 @@ async fn silent_connections_are_closed_after_the_handshake_and_idle_timeouts() {
     assert_eq!(metric(&text, &m("kotae_connection_events_total", "reason=\"idle\"")), Some(1.0));
     server.shutdown().await;
 }
+
+/// A platform adapter running inside `kotae serve`: YouTube chat from a fake Data API goes through
+/// the pipeline, is counted like ingest traffic, and its counters appear in `/metrics`.
+#[tokio::test]
+async fn youtube_chat_read_by_an_adapter_goes_through_the_pipeline_and_is_counted() {
+    use axum::extract::Query;
+    let page = std::fs::read_to_string(root().join("fixtures/platforms/youtube/page1.json")).unwrap();
+    let mut page: Value = serde_json::from_str(&page).unwrap();
+    let items = page["items"].as_array().unwrap().len();
+    page["pollingIntervalMillis"] = 60_000.into();
+    page.as_object_mut().unwrap().remove("nextPageToken");
+    let body = page.to_string();
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = polls.clone();
+    let app = axum::Router::new().route(
+        "/youtube/v3/liveChat/messages",
+        axum::routing::get(move |_q: Query<std::collections::HashMap<String, String>>| {
+            let body = body.clone();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // SAFETY: set once, before any adapter reads it, in this test's own process.
+    unsafe { std::env::set_var("KOTAE_TEST_YT_KEY", "AIza-test") };
+    let server = TestServer::start(|c| {
+        let mut yt = kotae::ingest::adapters::YoutubeConfig::for_chat("chat-1");
+        yt.api_url = format!("http://{api}/youtube/v3");
+        yt.api_key_env = Some("KOTAE_TEST_YT_KEY".into());
+        yt.min_poll_ms = 0;
+        c.adapters.streams.push(kotae::ingest::adapters::StreamAdapters {
+            stream: "yt-shop".into(),
+            twitch: None,
+            youtube: Some(yt),
+            niconico: None,
+        });
+    })
+    .await;
+    let started = Instant::now();
+    let text = loop {
+        let text = server.metrics().await;
+        let received = metric(&text, "kotae_messages_received_total").unwrap_or(0.0);
+        if received >= 1.0 {
+            break server.assert_outcomes_add_up().await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no adapter message arrived:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(polls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let messages = metric(&text, "kotae_adapter_events_total{platform=\"youtube\",event=\"messages\"}").unwrap_or(0.0);
+    assert!(messages >= 1.0 && messages <= items as f64, "{text}");
+    let (status, questions) = server.get("/v1/streams/yt-shop/questions").await;
+    assert_eq!(status, 200);
+    assert!(questions.to_string().contains("在庫"), "the fixture's stock question is queued: {questions}");
+    assert!(server.shutdown().await.in_time());
+}

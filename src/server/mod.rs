@@ -12,6 +12,7 @@
 //! their in-flight frames are answered, stop workers and shards, flush the journal; all within
 //! `shutdown_deadline_ms`.
 
+mod adapters;
 pub mod auth;
 pub mod config;
 mod host;
@@ -71,6 +72,8 @@ pub(crate) struct Ctx {
     pub tracker: TaskTracker,
     pub ready: AtomicBool,
     pub max_message_bytes: usize,
+    /// Counters of the platform adapters running inside the server.
+    pub adapter_stats: adapters::AdapterStats,
 }
 
 impl Ctx {
@@ -102,6 +105,8 @@ pub struct Server {
     closing_tx: watch::Sender<bool>,
     journal: Journal,
     _reloader: Option<reload::Reloader>,
+    /// Platform adapters to run (`[adapters]`); none by default.
+    adapters: crate::ingest::adapters::AdaptersConfig,
 }
 
 impl Server {
@@ -138,8 +143,9 @@ impl Server {
             closing,
             tracker: TaskTracker::new(),
             ready: AtomicBool::new(true),
+            adapter_stats: adapters::AdapterStats::default(),
         });
-        Ok(Self { listener, ctx, closing_tx, journal, _reloader: reloader })
+        Ok(Self { listener, ctx, closing_tx, journal, _reloader: reloader, adapters: config.adapters.clone() })
     }
 
     /// The address actually bound (port 0 picks a free one).
@@ -149,7 +155,9 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then shuts down in order under the deadline.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> ShutdownReport {
-        let Server { listener, ctx, closing_tx, journal, _reloader } = self;
+        let Server { listener, ctx, closing_tx, journal, _reloader, adapters: adapters_config } = self;
+        // Adapters are tracked like sessions: shutdown waits for them to stop and drain.
+        ctx.tracker.spawn(adapters::run(ctx.clone(), adapters_config));
         let app = router(ctx.clone());
         let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         http.http1()
@@ -251,7 +259,9 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
         m.streams.set(stats.streams as i64);
         m.open_questions.set(stats.open_questions as i64);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m.render())
+    let mut text = m.render();
+    text.push_str(&ctx.adapter_stats.render());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 async fn readyz(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {

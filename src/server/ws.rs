@@ -150,20 +150,25 @@ impl Session {
 
     /// Counts each outcome exactly once.
     fn count(&self, outs: &[Out]) {
-        let m = &self.ctx.metrics;
-        for o in outs {
-            match o {
-                Out::Verdict(v) => {
-                    m.outcome(Outcome::of(v.verdict.action));
-                    for l in &v.verdict.labels {
-                        m.label(*l);
-                    }
-                    if v.degraded.is_some() {
-                        m.over_budget(self.ctx.config.on_budget_exceeded == FailPolicy::Closed);
-                    }
+        count_outcomes(&self.ctx, outs);
+    }
+}
+
+/// Counts each outcome exactly once: ingest sessions and platform adapters alike.
+pub(crate) fn count_outcomes(ctx: &Ctx, outs: &[Out]) {
+    let m = &ctx.metrics;
+    for o in outs {
+        match o {
+            Out::Verdict(v) => {
+                m.outcome(Outcome::of(v.verdict.action));
+                for l in &v.verdict.labels {
+                    m.label(*l);
                 }
-                Out::Error(_, reason) => m.rejected(*reason),
+                if v.degraded.is_some() {
+                    m.over_budget(ctx.config.on_budget_exceeded == FailPolicy::Closed);
+                }
             }
+            Out::Error(_, reason) => m.rejected(*reason),
         }
     }
 }
