@@ -14,6 +14,12 @@ fi
 
 if [[ "$what" == all || "$what" == --browser ]]; then
   cargo build --release --locked
+  # A fresh Debian machine: install the browser, fonts and npm when we may (root with apt-get).
+  if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" || -z "$(command -v npm)" ]] && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-noto-color-emoji >/dev/null
+    command -v npm >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
   if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
     echo "browser tests need Chromium: apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji" >&2
     exit 1
