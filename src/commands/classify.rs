@@ -200,8 +200,12 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                         }
                         Item::Done { id, msg, analysis } => {
                             stats.verdicts += 1;
-                            let (state, last_ts) =
-                                streams.entry(msg.stream.clone()).or_insert_with(|| (engine.stream_state(), 0));
+                            if !streams.contains_key(&msg.stream) {
+                                streams.insert(msg.stream.clone(), (engine.stream_state(), 0));
+                            }
+                            let Some((state, last_ts)) = streams.get_mut(&msg.stream) else {
+                                return Err(io::Error::other("stream state missing"));
+                            };
                             let ts = msg.ts.unwrap_or(*last_ts);
                             *last_ts = ts;
                             let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, *analysis);

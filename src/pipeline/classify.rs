@@ -383,21 +383,26 @@ impl Classifier {
         }
         // Sentence-final punctuation.
         let tail = surface.trim_end_matches(|c: char| c.is_whitespace() || is_decoration(c));
-        let last_marks: String = tail.chars().rev().take_while(|c| matches!(c, '?' | '!' | '？' | '！')).collect();
-        if last_marks.contains('?') && last_marks.contains('!') {
+        let (mut ends_q, mut ends_excl) = (false, false);
+        for c in tail.chars().rev().take_while(|c| matches!(c, '?' | '!' | '？' | '！')) {
+            ends_q |= c == '?';
+            ends_excl |= c == '!';
+        }
+        if ends_q && ends_excl {
             emit(Feature { name: "ja.tok.qmark_excl", rule: None, span: whole });
-        } else if last_marks.contains('?') {
+        } else if ends_q {
             emit(Feature { name: "ja.tok.qmark", rule: None, span: whole });
-        } else if last_marks.contains('!') {
+        } else if ends_excl {
             emit(Feature { name: "ja.tok.excl", rule: None, span: whole });
         }
-        if surface.contains('?') && !last_marks.contains('?') {
+        if !ends_q && surface.contains('?') {
             emit(Feature { name: "ja.tok.qmark_inner", rule: None, span: whole });
         }
         // Token cues: the last words of the message carry most of its mood.
-        let words: Vec<&Token> =
-            tokens.list.iter().filter(|t| t.pos != Pos::Symbol && !is_decoration_token(surface, t)).collect();
-        if let Some(last) = words.last() {
+        let is_word = |t: &&Token| t.pos != Pos::Symbol && !is_decoration_token(surface, t);
+        let mut from_end = tokens.list.iter().rev().filter(is_word);
+        let (last, prev) = (from_end.next(), from_end.next());
+        if let Some(last) = last {
             let span = span_of(last);
             let base = tokens.base(last);
             scratch.clear();
@@ -411,15 +416,15 @@ impl Classifier {
                 emit(Feature { name: scratch, rule: None, span });
             }
             let te = last.pos == Pos::Particle && last.sub == Sub::Conjunctive && (base == "て" || base == "で");
-            if te && let Some(prev) = words.len().checked_sub(2).map(|i| words[i]).filter(|p| p.pos == Pos::Verb) {
+            if te && let Some(prev) = prev.filter(|p| p.pos == Pos::Verb) {
                 emit(Feature { name: "ja.tok.te_end", rule: None, span: (span_of(prev).0, span.1) });
             }
             if last.pos == Pos::Verb && last.conj == Conj::Imperative {
                 emit(Feature { name: "ja.tok.imperative", rule: None, span });
             }
-            if let Some(prev) = words.len().checked_sub(2).map(|i| words[i]) {
+            if let Some(prev) = prev {
                 let nai = base == "ない" && (last.pos == Pos::AuxVerb || last.pos == Pos::Adjective);
-                if nai && prev.pos == Pos::Adjective && last_marks.contains('?') {
+                if nai && prev.pos == Pos::Adjective && ends_q {
                     emit(Feature { name: "ja.tok.adj_nai_q", rule: None, span: (span_of(prev).0, span.1) });
                 }
                 scratch.clear();
@@ -434,7 +439,7 @@ impl Classifier {
             scratch.push_str(base);
             emit(Feature { name: scratch, rule: None, span });
         }
-        for t in &words {
+        for t in tokens.list.iter().filter(is_word) {
             scratch.clear();
             scratch.push_str("w:");
             scratch.push_str(tokens.base(t));
@@ -616,6 +621,10 @@ fn is_flood_with(surface: &str, chars: &mut Vec<char>) -> bool {
                 run += 1;
             } else {
                 run = 0;
+                continue;
+            }
+            // Even the loosest threshold (8 repeats) is not reached yet.
+            if run + unit < 8 * unit {
                 continue;
             }
             let start = i + 1 - run;

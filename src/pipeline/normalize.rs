@@ -85,10 +85,22 @@ impl Mapped {
         self.origin.clear();
     }
 
+    fn reserve(&mut self, bytes: usize) {
+        self.text.reserve(bytes);
+        self.origin.reserve(bytes);
+    }
+
     fn push(&mut self, c: char, from: (u32, u32)) {
         self.text.push(c);
-        for _ in 0..c.len_utf8() {
-            self.origin.push(from);
+        self.origin.extend_from_slice(&[from; 4][..c.len_utf8()]);
+    }
+
+    /// Extends the original range of the last character to end at `end`.
+    fn extend_last(&mut self, end: u32) {
+        let n = self.text.chars().next_back().map_or(0, char::len_utf8);
+        let len = self.origin.len();
+        for o in &mut self.origin[len - n..] {
+            o.1 = o.1.max(end);
         }
     }
 }
@@ -103,54 +115,38 @@ pub struct Normalized {
 }
 
 /// The normalize stage. Cheap to clone; owns no per-message state except scratch buffers.
+///
+/// One pass over the text: each surface character is written to the surface view and streamed
+/// through the key steps in their declared order, straight into the key view.
 #[derive(Debug, Clone)]
 pub struct Normalizer {
     steps: Vec<Step>,
-    units: Vec<Unit>,
-    next: Vec<Unit>,
+    /// Per-step running state of the stateful steps (repeat runs, separators).
+    state: Vec<StepState>,
     cluster: String,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Unit {
-    c: char,
-    from: (u32, u32),
+#[derive(Debug, Clone, Copy, Default)]
+struct StepState {
+    prev: Option<char>,
+    run: usize,
+    after_separator: bool,
 }
 
 impl Normalizer {
     /// Builds the stage from its configuration.
     pub fn new(config: &NormalizeConfig) -> Self {
-        Self { steps: config.key_steps.clone(), units: Vec::new(), next: Vec::new(), cluster: String::new() }
+        let steps = config.key_steps.clone();
+        Self { state: vec![StepState::default(); steps.len()], steps, cluster: String::new() }
     }
 
     /// Normalizes `text` into `out`, reusing its buffers.
     pub fn process(&mut self, text: &str, out: &mut Normalized) {
         out.surface.clear();
         out.key.clear();
-        self.surface_units(text);
-        for u in &self.units {
-            out.surface.push(u.c, u.from);
-        }
-        for i in 0..self.steps.len() {
-            let step = self.steps[i];
-            self.apply(step);
-        }
-        for u in &self.units {
-            out.key.push(u.c, u.from);
-        }
-    }
-
-    /// Convenience for dictionary entries and tests: the key view as an owned string.
-    pub fn key_of(&mut self, text: &str) -> String {
-        let mut n = Normalized::default();
-        self.process(text, &mut n);
-        n.key.text
-    }
-
-    /// Invisible removal and NFKC, per cluster (a starter and the marks that follow it), so that
-    /// every output character maps to the original cluster it came from.
-    fn surface_units(&mut self, text: &str) {
-        self.units.clear();
+        out.surface.reserve(text.len());
+        out.key.reserve(text.len());
+        self.state.iter_mut().for_each(|s| *s = StepState::default());
         let mut chars = text.char_indices().peekable();
         while let Some((start, c)) = chars.next() {
             if is_invisible(c) {
@@ -171,7 +167,7 @@ impl Normalizer {
                     '\u{309C}' => '\u{309A}',
                     _ => m,
                 };
-                if canonical_combining_class(mark) != 0 || matches!(mark, '\u{FF9E}' | '\u{FF9F}') {
+                if is_mark(mark) {
                     self.cluster.push(mark);
                     chars.next();
                     end = i + m.len_utf8();
@@ -181,88 +177,104 @@ impl Normalizer {
             }
             let from = (start as u32, end as u32);
             if self.cluster.len() == c.len_utf8() && is_nfkc_stable(c) {
-                self.units.push(Unit { c, from });
+                self.emit(c, from, out);
             } else if self.cluster.nfkc().next() == Some(' ')
                 && self.cluster.nfkc().any(|n| canonical_combining_class(n) != 0)
             {
                 // Spacing diacritics (´, ゛ alone) would become a space plus a combining mark that
                 // re-composes with whatever precedes it once the space is removed; keep them as is.
-                self.units.extend(self.cluster.chars().map(|c| Unit { c, from }));
-            } else {
-                for n in self.cluster.nfkc() {
-                    if !is_invisible(n) {
-                        self.units.push(Unit { c: n, from });
-                    }
+                let cluster = std::mem::take(&mut self.cluster);
+                for c in cluster.chars() {
+                    self.emit(c, from, out);
                 }
+                self.cluster = cluster;
+            } else {
+                let cluster = std::mem::take(&mut self.cluster);
+                for n in cluster.nfkc().filter(|n| !is_invisible(*n)) {
+                    self.emit(n, from, out);
+                }
+                self.cluster = cluster;
             }
         }
     }
 
-    fn apply(&mut self, step: Step) {
-        let mut out = std::mem::take(&mut self.next);
-        out.clear();
-        match step {
-            Step::Lowercase => {
-                for u in &self.units {
-                    if u.c.is_ascii() {
-                        out.push(Unit { c: u.c.to_ascii_lowercase(), ..*u });
+    /// Convenience for dictionary entries and tests: the key view as an owned string.
+    pub fn key_of(&mut self, text: &str) -> String {
+        let mut n = Normalized::default();
+        self.process(text, &mut n);
+        n.key.text
+    }
+
+    /// One surface character (from original bytes `from`): into the surface view, and through
+    /// the key steps into the key view.
+    fn emit(&mut self, c: char, from: (u32, u32), out: &mut Normalized) {
+        out.surface.push(c, from);
+        self.step(0, c, from, &mut out.key);
+    }
+
+    /// Applies the key steps from `first` on to one character and writes what is left of it.
+    fn step(&mut self, first: usize, mut c: char, from: (u32, u32), key: &mut Mapped) {
+        for i in first..self.steps.len() {
+            match self.steps[i] {
+                Step::Lowercase if c.is_ascii() => c = c.to_ascii_lowercase(),
+                Step::Lowercase if has_case(c) => {
+                    let mut lower = c.to_lowercase();
+                    if lower.len() == 1 {
+                        c = lower.next().unwrap_or(c);
                     } else {
-                        for l in u.c.to_lowercase() {
-                            out.push(Unit { c: l, ..*u });
+                        for l in lower {
+                            self.step(i + 1, l, from, key);
                         }
+                        return;
                     }
                 }
-            }
-            // Voiced marks left uncomposed (ぅ゛) are dropped: no precomposed form exists to match.
-            Step::KanaFold => out.extend(
-                self.units
-                    .iter()
-                    .filter(|u| !matches!(u.c, '\u{3099}' | '\u{309A}' | '\u{FF9E}' | '\u{FF9F}'))
-                    .map(|u| Unit { c: kata_to_hira(u.c), ..*u }),
-            ),
-            Step::SmallKana => out.extend(self.units.iter().map(|u| Unit { c: small_to_full(u.c), ..*u })),
-            Step::LongVowel => out.extend(self.units.iter().map(|u| {
-                let c = match u.c {
-                    '〜' | '～' | '~' | 'ｰ' | '−' | '―' | '‐' => 'ー',
-                    c => c,
-                };
-                Unit { c, ..*u }
-            })),
-            Step::SquashRepeats => {
-                let mut run = 0usize;
-                let mut prev: Option<char> = None;
-                for u in &self.units {
-                    if Some(u.c) == prev {
-                        run += 1;
+                Step::Lowercase => {}
+                // Voiced marks left uncomposed (ぅ゛) are dropped: no precomposed form exists.
+                Step::KanaFold if matches!(c, '\u{3099}' | '\u{309A}' | '\u{FF9E}' | '\u{FF9F}') => return,
+                Step::KanaFold => c = kata_to_hira(c),
+                Step::SmallKana => c = small_to_full(c),
+                Step::LongVowel => {
+                    if matches!(c, '〜' | '～' | '~' | 'ｰ' | '−' | '―' | '‐') {
+                        c = 'ー';
+                    }
+                }
+                Step::SquashRepeats => {
+                    let s = &mut self.state[i];
+                    if Some(c) == s.prev {
+                        s.run += 1;
                     } else {
-                        run = 1;
-                        prev = Some(u.c);
+                        s.run = 1;
+                        s.prev = Some(c);
                     }
-                    let keep = if u.c == 'ー' { 1 } else { 2 };
-                    if run <= keep {
-                        out.push(*u);
-                    } else if let Some(last) = out.last_mut() {
+                    if s.run > if c == 'ー' { 1 } else { 2 } {
                         // The kept character now stands for the whole run.
-                        last.from.1 = u.from.1;
+                        key.extend_last(from.1);
+                        return;
                     }
                 }
-            }
-            Step::JoinSplit => {
-                // A mark whose base was a removed separator has no base any more: drop it too,
-                // or it would combine with (or reorder against) whatever comes before.
-                let mut after_separator = false;
-                for u in &self.units {
-                    if is_separator(u.c) {
-                        after_separator = true;
-                    } else if !(after_separator && is_mark(u.c)) {
-                        after_separator = false;
-                        out.push(*u);
+                Step::JoinSplit => {
+                    // A mark whose base was a removed separator has no base any more: drop it
+                    // too, or it would combine with (or reorder against) whatever comes before.
+                    let s = &mut self.state[i];
+                    if is_separator(c) {
+                        s.after_separator = true;
+                        return;
                     }
+                    if s.after_separator && is_mark(c) {
+                        return;
+                    }
+                    s.after_separator = false;
                 }
             }
         }
-        self.next = std::mem::replace(&mut self.units, out);
+        key.push(c, from);
     }
+}
+
+/// Whether a character may have a lowercase form: false for the CJK, kana and symbol blocks
+/// that make up most Japanese chat, so they skip the case tables.
+fn has_case(c: char) -> bool {
+    !(0x2E80..0xA640).contains(&(c as u32))
 }
 
 /// Characters that render as nothing: zero-width spaces and joiners, direction marks, BOM,
@@ -407,6 +419,21 @@ mod tests {
         fn key_is_idempotent_on_japanese(s in "[ぁ-ゖァ-ヺｦ-ﾟ一-龠ー〜ｗw !？?　・0-9０-９A-Za-zＡ-Ｚ\u{200B}\u{FE0F}゛゜]{0,30}") {
             let once = key(&s);
             prop_assert_eq!(key(&once), once.clone());
+        }
+
+        /// The single fused pass gives what applying the steps one after another would, in
+        /// any declared order.
+        #[test]
+        fn fused_pass_equals_steps_one_by_one(
+            s in "[ぁ-ゖァ-ヺｦ-ﾟ一-龠ー〜ｗw !？?　・0-9０-９A-Za-zＡ-Ｚ゛゜]{0,30}",
+            order in Just(NormalizeConfig::default_steps()).prop_shuffle(),
+        ) {
+            let fused = Normalizer::new(&NormalizeConfig { key_steps: order.clone() }).key_of(&s);
+            let mut text = surface(&s);
+            for step in order {
+                text = Normalizer::new(&NormalizeConfig { key_steps: vec![step] }).key_of(&text);
+            }
+            prop_assert_eq!(fused, text);
         }
 
         #[test]
