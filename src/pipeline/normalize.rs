@@ -92,7 +92,7 @@ impl Mapped {
 
     fn push(&mut self, c: char, from: (u32, u32)) {
         self.text.push(c);
-        self.origin.extend_from_slice(&[from; 4][..c.len_utf8()]);
+        self.origin.resize(self.origin.len() + c.len_utf8(), from);
     }
 
     /// Extends the original range of the last character to end at `end`.
@@ -149,10 +149,15 @@ impl Normalizer {
         self.state.iter_mut().for_each(|s| *s = StepState::default());
         let mut chars = text.char_indices().peekable();
         while let Some((start, c)) = chars.next() {
+            let mut end = start + c.len_utf8();
+            // Common case: a stable character that nothing attaches to.
+            if is_nfkc_stable(c) && chars.peek().is_none_or(|&(_, m)| attaches_nothing(m)) {
+                self.emit(c, (start as u32, end as u32), out);
+                continue;
+            }
             if is_invisible(c) {
                 continue;
             }
-            let mut end = start + c.len_utf8();
             self.cluster.clear();
             self.cluster.push(c);
             while let Some(&(i, m)) = chars.peek() {
@@ -285,8 +290,24 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
+/// Whether `c` is surely neither invisible nor a mark that would join the character before it
+/// (a quick range test for kana, kanji, ASCII and full-width forms; `false` means "look closer").
+fn attaches_nothing(c: char) -> bool {
+    let u = c as u32;
+    (u < 0x300 && u != 0xAD)
+        || (0x3041..=0x3096).contains(&u)
+        || (0x30A0..=0x30FF).contains(&u)
+        || (0x4E00..=0x9FFF).contains(&u)
+        || (0xFF01..=0xFF5E).contains(&u)
+}
+
 /// Separators that evasive spellings put between characters (`L.I.N.E`, `し・ね`, `ら　い　ん`).
 pub fn is_separator(c: char) -> bool {
+    let u = c as u32;
+    // Kana (but the middle dot) and kanji: the bulk of chat, none of them separators.
+    if (0x3041..0xA000).contains(&u) && u != 0x30FB {
+        return false;
+    }
     c.is_whitespace()
         || matches!(
             c,
