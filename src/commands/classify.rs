@@ -28,7 +28,9 @@ pub struct Stats {
 struct Batch {
     seq: u64,
     first_line: usize,
-    lines: Vec<Result<Vec<u8>, usize>>,
+    /// The batch's lines back to back; each line is a range of it, or its length when too long.
+    data: Vec<u8>,
+    lines: Vec<Result<std::ops::Range<usize>, usize>>,
 }
 
 enum Item {
@@ -36,14 +38,15 @@ enum Item {
     Done { id: String, msg: InMessage, analysis: Box<Analysis> },
 }
 
-/// Reads one line of at most `limit` bytes into `buf`; longer lines are consumed to their end
-/// and reported as `Err(length)`. `Ok(None)` at end of input.
+/// Reads one line of at most `limit` bytes, appending it to `buf`; longer lines are consumed to
+/// their end, appended to no more than `limit` bytes, and reported as `Err(length)`.
+/// `Ok(None)` at end of input.
 fn read_line_bounded(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
     limit: usize,
 ) -> io::Result<Option<Result<(), usize>>> {
-    buf.clear();
+    let start = buf.len();
     let mut total = 0usize;
     loop {
         let chunk = input.fill_buf()?;
@@ -67,7 +70,7 @@ fn read_line_bounded(
         total += content.len();
         input.consume(take);
         if done {
-            if buf.last() == Some(&b'\r') {
+            if buf.len() > start && buf.last() == Some(&b'\r') {
                 buf.pop();
             }
             return Ok(Some(if total > limit { Err(total) } else { Ok(()) }));
@@ -75,7 +78,7 @@ fn read_line_bounded(
     }
 }
 
-fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<Vec<u8>, usize>, limit: usize) -> Item {
+fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usize>, limit: usize) -> Item {
     let fallback = || line_no.to_string();
     let bytes = match line {
         Ok(b) => b,
@@ -86,7 +89,7 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<Vec<u8>, u
             };
         }
     };
-    let text = match std::str::from_utf8(&bytes) {
+    let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => return Item::Error { id: fallback(), error: format!("invalid utf-8 at byte {}", e.valid_up_to()) },
     };
@@ -135,16 +138,17 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
         let reader = scope.spawn(move || -> io::Result<()> {
             let mut input = input;
             let (mut seq, mut line_no) = (0u64, 0usize);
-            let mut buf = Vec::new();
             loop {
                 let mut lines = Vec::with_capacity(BATCH);
+                let mut data = Vec::new();
                 let first_line = line_no + 1;
                 while lines.len() < BATCH {
-                    match read_line_bounded(&mut input, &mut buf, line_limit)? {
+                    let start = data.len();
+                    match read_line_bounded(&mut input, &mut data, line_limit)? {
                         None => break,
                         Some(r) => {
                             line_no += 1;
-                            lines.push(r.map(|()| buf.clone()));
+                            lines.push(r.map(|()| start..data.len()).inspect_err(|_| data.truncate(start)));
                         }
                     }
                 }
@@ -152,7 +156,7 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                     return Ok(());
                 }
                 let last = lines.len() < BATCH;
-                if batch_tx.send(Batch { seq, first_line, lines }).is_err() || last {
+                if batch_tx.send(Batch { seq, first_line, data, lines }).is_err() || last {
                     return Ok(());
                 }
                 seq += 1;
@@ -169,7 +173,10 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                         .lines
                         .into_iter()
                         .enumerate()
-                        .map(|(i, l)| analyze_line(&mut analyzer, batch.first_line + i, l, limit))
+                        .map(|(i, l)| {
+                            let line = l.map(|range| &batch.data[range]);
+                            analyze_line(&mut analyzer, batch.first_line + i, line, limit)
+                        })
                         .collect();
                     if tx.send((batch.seq, n, items)).is_err() {
                         return;
@@ -254,6 +261,6 @@ mod tests {
         assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
         assert_eq!(buf, b"a");
         assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
-        assert_eq!(buf, b"b");
+        assert_eq!(buf, b"ab", "lines are appended");
     }
 }
