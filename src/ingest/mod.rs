@@ -53,6 +53,46 @@ fn fallback_id(seq: u64) -> String {
 /// connection). Returns the items; a frame that is not a message or an array of them is one
 /// rejected item.
 pub fn parse_frame(text: &str, first_seq: u64, max_batch: usize, max_message_bytes: usize) -> Vec<Item> {
+    parse_well_formed(text, first_seq, max_batch, max_message_bytes)
+        .unwrap_or_else(|| parse_frame_by_value(text, first_seq, max_batch, max_message_bytes))
+}
+
+/// The common case in one pass: a frame whose every message deserializes straight into an
+/// [`InMessage`], with no intermediate [`Value`] tree (its maps and key strings cost more than
+/// the messages themselves). `None` for anything else, which [`parse_frame_by_value`] then
+/// takes apart element by element to name each problem.
+fn parse_well_formed(text: &str, first_seq: u64, max_batch: usize, max_message_bytes: usize) -> Option<Vec<Item>> {
+    let accept = |(i, m): (usize, InMessage)| accept_message(m, first_seq + i as u64, max_message_bytes);
+    match text.trim_start().as_bytes().first()? {
+        b'[' => {
+            let messages: Vec<InMessage> = serde_json::from_str(text).ok()?;
+            if messages.is_empty() || messages.len() > max_batch {
+                return None;
+            }
+            Some(messages.into_iter().enumerate().map(accept).collect())
+        }
+        b'{' => Some(vec![accept((0, serde_json::from_str(text).ok()?))]),
+        _ => None,
+    }
+}
+
+/// A deserialized message gets its final id (the given one as a string, else its position) and
+/// the size limit applied.
+fn accept_message(mut m: InMessage, seq: u64, max_message_bytes: usize) -> Item {
+    let id = match m.id.take() {
+        Some(Value::String(s)) => s,
+        Some(Value::Null) | None => fallback_id(seq),
+        Some(other) => other.to_string(),
+    };
+    if m.text.len() > max_message_bytes {
+        let e = Reject::TooLarge(m.text.len(), max_message_bytes);
+        return Item::reject(id, e.to_string(), RejectReason::TooLarge);
+    }
+    m.id = Some(Value::String(id));
+    Item::Parsed(m)
+}
+
+fn parse_frame_by_value(text: &str, first_seq: u64, max_batch: usize, max_message_bytes: usize) -> Vec<Item> {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => {
@@ -95,14 +135,7 @@ fn parse_message(v: Value, seq: u64, max_message_bytes: usize) -> Item {
     }
     let id = id_of(&v);
     match serde_json::from_value::<InMessage>(v) {
-        Ok(mut m) => {
-            if m.text.len() > max_message_bytes {
-                let e = Reject::TooLarge(m.text.len(), max_message_bytes);
-                return Item::reject(id, e.to_string(), RejectReason::TooLarge);
-            }
-            m.id = Some(Value::String(id));
-            Item::Parsed(m)
-        }
+        Ok(m) => accept_message(m, seq, max_message_bytes),
         Err(e) => Item::reject(id, format!("invalid message: {e}"), RejectReason::Malformed),
     }
 }
@@ -282,6 +315,36 @@ mod tests {
         let ids: Vec<String> =
             items.iter().map(|i| if let Item::Parsed(m) = i { message_id(m) } else { String::new() }).collect();
         assert_eq!(ids, ["10", "42"]);
+    }
+
+    /// What an item says, comparable across the two parsers.
+    fn describe(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| match i {
+                Item::Parsed(m) => format!("ok {m:?}"),
+                Item::Rejected { id, error, reason } => format!("{} {id} {error}", reason.as_str()),
+                _ => "?".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_one_pass_parser_agrees_with_the_element_by_element_one() {
+        let frames = [
+            r#"{"text":"a"}"#,
+            r#" [{"text":"a","id":"x","user":"u","ts":5,"paid":100,"stream":"s","extra":[1]}]"#,
+            r#"[{"text":"a","id":42},{"text":"b","id":null},{"text":"c","id":1.5},{"text":"d","id":{"k":1}}]"#,
+            r#"[{"text":"long text","id":"big"}]"#,
+            r#"{"text":"\u3042\"\\","id":"esc\n"}"#,
+        ];
+        for f in frames {
+            let fast = parse_well_formed(f, 3, 10, 4).expect("well formed");
+            assert_eq!(describe(&fast), describe(&parse_frame_by_value(f, 3, 10, 4)), "{f}");
+        }
+        for f in [r#"[{"text":"a"},{"id":"x"}]"#, r#"{"text":1}"#, "[]", r#"[{"text":"a"},{"text":"b"}]"#, "7"] {
+            assert!(parse_well_formed(f, 1, 1, 100).is_none(), "{f} must take the detailed path");
+        }
     }
 
     #[test]
