@@ -345,6 +345,18 @@ impl Metrics {
     pub fn label(&self, l: Label) {
         self.labels[l.index()].inc();
     }
+    /// `n` messages reached outcome `o` (one atomic add for a whole frame).
+    pub fn outcomes(&self, o: Outcome, n: u64) {
+        if n > 0 {
+            self.outcomes[o as usize].inc_by(n);
+        }
+    }
+    /// `n` messages got label `l`.
+    pub fn labels(&self, l: Label, n: u64) {
+        if n > 0 {
+            self.labels[l.index()].inc_by(n);
+        }
+    }
     pub fn over_budget(&self, closed: bool) {
         self.over_budget[closed as usize].inc();
     }

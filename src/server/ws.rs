@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
@@ -24,7 +25,8 @@ use super::Ctx;
 use super::auth::{self, Scope};
 use crate::ingest::rate::TokenBucket;
 use crate::ingest::{Item, message_id, parse_frame};
-use crate::message::OutError;
+use crate::label::Label;
+use crate::message::{OutError, write_json_str};
 use crate::metrics::{ConnEvent, Endpoint, Outcome, RejectReason, Stage};
 use crate::queue::Out;
 use crate::server::config::FailPolicy;
@@ -157,12 +159,16 @@ impl Session {
 /// Counts each outcome exactly once: ingest sessions and platform adapters alike.
 pub(crate) fn count_outcomes(ctx: &Ctx, outs: &[Out]) {
     let m = &ctx.metrics;
+    // Tallied first: the counters are shared by every connection, so one add per frame and
+    // counter instead of one per message.
+    let mut outcomes = [0u64; Outcome::ALL.len()];
+    let mut labels = [0u64; Label::ALL.len()];
     for o in outs {
         match o {
             Out::Verdict(v) => {
-                m.outcome(Outcome::of(v.verdict.action));
+                outcomes[Outcome::of(v.verdict.action) as usize] += 1;
                 for l in &v.verdict.labels {
-                    m.label(*l);
+                    labels[l.index()] += 1;
                 }
                 if v.degraded.is_some() {
                     m.over_budget(ctx.config.on_budget_exceeded == FailPolicy::Closed);
@@ -171,14 +177,67 @@ pub(crate) fn count_outcomes(ctx: &Ctx, outs: &[Out]) {
             Out::Error(_, reason) => m.rejected(*reason),
         }
     }
+    for (o, n) in Outcome::ALL.into_iter().zip(outcomes) {
+        m.outcomes(o, n);
+    }
+    for (l, n) in Label::ALL.into_iter().zip(labels) {
+        m.labels(l, n);
+    }
 }
 
-fn encode(out: &Out) -> String {
-    let r = match out {
-        Out::Verdict(v) => serde_json::to_string(v),
-        Out::Error(e, _) => serde_json::to_string(e),
-    };
-    r.unwrap_or_else(|e| format!("{{\"error\":\"cannot encode verdict: {e}\"}}"))
+/// Room reserved per outcome when encoding a frame's verdicts; a verdict with a cluster and two
+/// reasons is about 200 bytes.
+const VERDICT_BYTES: usize = 256;
+
+/// Encodes a frame's outcomes, one websocket text frame each, into a single buffer: the frames
+/// share it instead of each allocating (and growing) its own string.
+fn encode_all(outs: &[Out]) -> Vec<Message> {
+    let mut buf = Vec::with_capacity(outs.len() * VERDICT_BYTES);
+    let mut ends = Vec::with_capacity(outs.len());
+    for out in outs {
+        encode(&mut buf, out);
+        ends.push(buf.len());
+    }
+    let mut all = Bytes::from(buf);
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let frame = all.split_to(end - start);
+            start = end;
+            // Everything written is UTF-8, so the check cannot fail; it is kept over `unsafe`.
+            Message::Text(
+                Utf8Bytes::try_from(frame).unwrap_or_else(|_| Utf8Bytes::from("{\"error\":\"cannot encode verdict\"}")),
+            )
+        })
+        .collect()
+}
+
+/// One outcome as its JSON frame: a [`VerdictFrame`](crate::queue::VerdictFrame) (the
+/// contract's verdict, then `degraded` and `answered_at` when present) or an error.
+fn encode(buf: &mut Vec<u8>, out: &Out) {
+    match out {
+        Out::Verdict(v) => {
+            buf.push(b'{');
+            v.verdict.write_json_fields(buf);
+            if let Some(d) = v.degraded {
+                buf.extend_from_slice(b",\"degraded\":");
+                write_json_str(buf, d);
+            }
+            if let Some(a) = &v.answered_at {
+                buf.extend_from_slice(b",\"answered_at\":");
+                write_json_str(buf, a);
+            }
+            buf.push(b'}');
+        }
+        Out::Error(e, _) => {
+            let start = buf.len();
+            if let Err(e) = serde_json::to_writer(&mut *buf, e) {
+                buf.truncate(start);
+                let fallback = serde_json::json!({ "error": format!("cannot encode verdict: {e}") });
+                buf.extend_from_slice(fallback.to_string().as_bytes());
+            }
+        }
+    }
 }
 
 async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
@@ -213,11 +272,11 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
             Some((arrived, outs)) = answering.next(), if !answering.is_empty() => {
                 s.count(&outs);
                 if writable {
+                    let frames = encode_all(&outs);
                     let write = async {
-                        for o in &outs {
-                            let is_error = matches!(o, Out::Error(..));
-                            sink.feed(Message::Text(encode(o).into())).await?;
-                            if is_error {
+                        for (frame, o) in frames.into_iter().zip(&outs) {
+                            sink.feed(frame).await?;
+                            if matches!(o, Out::Error(..)) {
                                 metrics.error_frame();
                             }
                         }
@@ -294,4 +353,48 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
         let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
     }
     metrics.connections(Endpoint::Ingest).dec();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::label::Action;
+    use crate::message::{OutReason, OutVerdict, Scores};
+    use crate::queue::VerdictFrame;
+
+    fn frame(degraded: Option<&'static str>, answered_at: Option<&str>) -> Out {
+        Out::Verdict(VerdictFrame {
+            verdict: OutVerdict {
+                id: "m\"1".into(),
+                labels: vec![Label::Question],
+                action: Action::Allow,
+                scores: Scores { question: 0.5, purchase_intent: 0.0, spam: 0.001, abuse: 0.0 },
+                cluster: Some("s:q3".into()),
+                reasons: vec![OutReason { label: Label::Question, rule: "ja.q".into(), span: [1, 2] }],
+                topics: vec!["size".into()],
+            },
+            degraded,
+            answered_at: answered_at.map(Into::into),
+        })
+    }
+
+    #[test]
+    fn frames_are_encoded_as_serde_would_one_message_each() {
+        let outs = [
+            frame(None, None),
+            frame(Some("over_budget"), None),
+            frame(None, Some("12:03")),
+            Out::Error(OutError { id: "7".into(), error: "rate limited".into() }, RejectReason::RateLimited),
+        ];
+        let frames = encode_all(&outs);
+        assert_eq!(frames.len(), outs.len());
+        for (f, o) in frames.iter().zip(&outs) {
+            let expected = match o {
+                Out::Verdict(v) => serde_json::to_string(v).unwrap(),
+                Out::Error(e, _) => serde_json::to_string(e).unwrap(),
+            };
+            let Message::Text(t) = f else { panic!("not a text frame") };
+            assert_eq!(t.as_str(), expected);
+        }
+    }
 }
