@@ -41,6 +41,8 @@ pub struct LoadReport {
     pub verdicts: u64,
     pub errors: u64,
     pub degraded: u64,
+    /// Replies whose id was not the one expected next (lost, reordered or unreadable).
+    pub mismatched: u64,
     pub elapsed: Duration,
     /// Per-message latency in microseconds, sorted.
     pub latencies_us: Vec<u32>,
@@ -60,11 +62,12 @@ impl LoadReport {
     }
     pub fn summary(&self) -> String {
         format!(
-            "sent {} messages, {} verdicts ({} degraded), {} errors in {:.1} s: {:.0} verdicts/s; latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
+            "sent {} messages, {} verdicts ({} degraded), {} errors, {} out of order in {:.1} s: {:.0} verdicts/s; latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",
             self.sent,
             self.verdicts,
             self.degraded,
             self.errors,
+            self.mismatched,
             self.elapsed.as_secs_f64(),
             self.rate(),
             self.quantile_ms(0.5),
@@ -75,19 +78,44 @@ impl LoadReport {
     }
 }
 
-fn frame(texts: &[String], start: u64, n: usize, conn: usize) -> String {
-    let mut s = String::with_capacity(n * 96);
-    s.push('[');
+/// Appends a frame of `n` messages, ids `start`… (decimal strings, per connection), to `out`.
+/// `texts` are already JSON string literals, so building a frame is only copying.
+fn frame(out: &mut String, texts: &[String], start: u64, n: usize, conn: usize) {
+    use std::fmt::Write;
+    out.clear();
+    out.push('[');
     for k in 0..n {
         let i = start + k as u64;
         if k > 0 {
-            s.push(',');
+            out.push(',');
         }
         let text = &texts[(i as usize).wrapping_mul(7919).wrapping_add(conn) % texts.len()];
-        s += &serde_json::json!({"id": i.to_string(), "user": format!("u{}", i % 500), "text": text}).to_string();
+        // Writing into a String cannot fail.
+        let _ = write!(out, "{{\"id\":\"{i}\",\"user\":\"u{}\",\"text\":{text}}}", i % 500);
     }
-    s.push(']');
-    s
+    out.push(']');
+}
+
+/// What a reply frame is, read from its first bytes only: every reply starts with the id it
+/// answers (`{"id":"…",`), then `"error"` for an error frame or `"labels"` for a verdict, whose
+/// labels are `[]` only when it is degraded (over budget).
+#[derive(Debug, PartialEq, Eq)]
+enum Reply<'a> {
+    Verdict { id: &'a str, degraded: bool },
+    Error { id: &'a str },
+    Unknown,
+}
+
+fn classify_reply(t: &str) -> Reply<'_> {
+    let Some(rest) = t.strip_prefix("{\"id\":\"") else { return Reply::Unknown };
+    let Some((id, rest)) = rest.split_once('"') else { return Reply::Unknown };
+    if rest.starts_with(",\"error\":") {
+        Reply::Error { id }
+    } else if let Some(labels) = rest.strip_prefix(",\"labels\":") {
+        Reply::Verdict { id, degraded: labels.starts_with("[]") && t.contains("\"degraded\"") }
+    } else {
+        Reply::Unknown
+    }
 }
 
 /// Runs the load and gathers the report.
@@ -103,9 +131,13 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
         sockets.push(connect(&url, spec.token.as_deref()).await?);
     }
     let report = Arc::new(Mutex::new(LoadReport::default()));
+    // Encoded once: every frame reuses them.
+    let texts: Arc<Vec<String>> =
+        Arc::new(spec.texts.iter().map(|t| serde_json::to_string(t).unwrap_or_else(|_| "\"\"".into())).collect());
     let mut tasks = Vec::new();
     for (c, ws) in sockets.into_iter().enumerate() {
         let spec = spec.clone();
+        let texts = texts.clone();
         let report = report.clone();
         tasks.push(tokio::spawn(async move {
             let (mut sink, mut source) = ws.split();
@@ -119,6 +151,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                 async move {
                     let mut sent = 0u64;
                     let t0 = Instant::now();
+                    let mut capacity = spec.batch * 128;
                     while Instant::now() < deadline && sent < per_conn_limit {
                         if per_conn_rate > 0.0 {
                             let due = t0 + Duration::from_secs_f64(sent as f64 / per_conn_rate);
@@ -127,9 +160,11 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                         let Ok(p) = window.acquire().await else { break };
                         p.forget();
                         let n = spec.batch.min((per_conn_limit - sent) as usize);
-                        let f = frame(&spec.texts, sent, n, c);
+                        let mut f = String::with_capacity(capacity);
+                        frame(&mut f, &texts, sent, n, c);
+                        capacity = capacity.max(f.len());
                         sent_at.lock().unwrap_or_else(|e| e.into_inner()).push_back((Instant::now(), n));
-                        if sink.send(Message::Text(f.into())).await.is_err() {
+                        if sink.send(Message::text(f)).await.is_err() {
                             break;
                         }
                         sent += n as u64;
@@ -140,7 +175,10 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
             };
             let reader = async {
                 let mut lat = Vec::new();
-                let (mut verdicts, mut errors, mut degraded) = (0u64, 0u64, 0u64);
+                let (mut verdicts, mut errors, mut degraded, mut mismatched) = (0u64, 0u64, 0u64, 0u64);
+                // Replies answer messages in the order sent, ids 0, 1, 2, … on each connection.
+                let mut expected = 0u64;
+                let mut id_buf = String::new();
                 let mut left_in_frame = 0usize;
                 let mut frame_sent = Instant::now();
                 loop {
@@ -157,14 +195,29 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                         left_in_frame = n;
                     }
                     lat.push(frame_sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    let t = t.as_str();
-                    if t.starts_with("{\"id\"") && t.contains("\"error\"") {
-                        errors += 1;
-                    } else {
-                        verdicts += 1;
-                        if t.contains("\"degraded\"") {
-                            degraded += 1;
+                    id_buf.clear();
+                    {
+                        use std::fmt::Write;
+                        let _ = write!(id_buf, "{expected}");
+                    }
+                    expected += 1;
+                    let id = match classify_reply(t.as_str()) {
+                        Reply::Verdict { id, degraded: d } => {
+                            verdicts += 1;
+                            degraded += u64::from(d);
+                            id
                         }
+                        Reply::Error { id } => {
+                            errors += 1;
+                            id
+                        }
+                        Reply::Unknown => {
+                            errors += 1;
+                            ""
+                        }
+                    };
+                    if id != id_buf {
+                        mismatched += 1;
                     }
                     left_in_frame -= 1;
                     if left_in_frame == 0 {
@@ -176,15 +229,16 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                         }
                     }
                 }
-                (lat, verdicts, errors, degraded)
+                (lat, verdicts, errors, degraded, mismatched)
             };
-            let ((sent, mut sink), (lat, verdicts, errors, degraded)) = tokio::join!(writer, reader);
+            let ((sent, mut sink), (lat, verdicts, errors, degraded, mismatched)) = tokio::join!(writer, reader);
             let _ = sink.close().await;
             let mut r = report.lock().await;
             r.sent += sent;
             r.verdicts += verdicts;
             r.errors += errors;
             r.degraded += degraded;
+            r.mismatched += mismatched;
             r.latencies_us.extend(lat);
         }));
     }
@@ -195,4 +249,31 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
     r.elapsed = started.elapsed();
     r.latencies_us.sort_unstable();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_json_arrays_of_messages_with_sequential_ids() {
+        let texts = vec![serde_json::to_string("色違い\"見せて\"").unwrap()];
+        let mut f = String::new();
+        frame(&mut f, &texts, 7, 2, 0);
+        let v: serde_json::Value = serde_json::from_str(&f).unwrap();
+        assert_eq!(v[0]["id"], "7");
+        assert_eq!(v[1]["id"], "8");
+        assert_eq!(v[1]["user"], "u8");
+        assert_eq!(v[0]["text"], "色違い\"見せて\"");
+    }
+
+    #[test]
+    fn replies_are_told_apart_by_their_first_bytes() {
+        let verdict = r#"{"id":"3","labels":["question"],"action":"allow","scores":{},"reasons":[]}"#;
+        assert_eq!(classify_reply(verdict), Reply::Verdict { id: "3", degraded: false });
+        let degraded = r#"{"id":"4","labels":[],"action":"allow","reasons":[],"degraded":"over_budget"}"#;
+        assert_eq!(classify_reply(degraded), Reply::Verdict { id: "4", degraded: true });
+        assert_eq!(classify_reply(r#"{"id":"5","error":"rate limited"}"#), Reply::Error { id: "5" });
+        assert_eq!(classify_reply(r#"{"error":"x"}"#), Reply::Unknown);
+    }
 }
