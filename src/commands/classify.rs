@@ -191,6 +191,7 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
         let mut next = 0u64;
         let mut streams: HashMap<Option<String>, (StreamState, u64)> = HashMap::new();
         let mut write_err = None;
+        let mut line = Vec::with_capacity(512);
         for (seq, _n, items) in done_rx {
             if write_err.is_some() {
                 continue;
@@ -216,10 +217,12 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                             let ts = msg.ts.unwrap_or(*last_ts);
                             *last_ts = ts;
                             let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, *analysis);
-                            serde_json::to_writer(
-                                &mut output,
-                                &OutVerdict::new(id, msg.text.len(), msg.stream.as_deref(), &verdict),
-                            )
+                            line.clear();
+                            line.push(b'{');
+                            OutVerdict::new(id, msg.text.len(), msg.stream.as_deref(), &verdict)
+                                .write_json_fields(&mut line);
+                            line.push(b'}');
+                            output.write_all(&line).map_err(serde_json::Error::io)
                         }
                     };
                     if let Err(e) = res.map_err(io::Error::from).and_then(|()| output.write_all(b"\n")) {
