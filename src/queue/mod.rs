@@ -501,6 +501,7 @@ impl Shard {
         let policy = moderation.settings.fail_policy.unwrap_or(settings.policy);
         let ctx = self.stream(&stream);
         let mut changed = false;
+        let mut asked: Vec<u32> = Vec::new();
         let out = items
             .into_iter()
             .map(|item| match item {
@@ -534,7 +535,9 @@ impl Shard {
                         if let QuestionState::Answered(at) = q.state {
                             answered_at = Some(clock(at, settings.utc_offset));
                         }
-                        journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
+                        if !asked.contains(&c.id) {
+                            asked.push(c.id);
+                        }
                         if ctx.queue.len() > settings.max_questions {
                             // Down to 90% at once, so a full queue is not re-scored per question.
                             let excess = ctx.queue.len() - settings.max_questions * 9 / 10;
@@ -606,6 +609,13 @@ impl Shard {
                 ),
             })
             .collect();
+        // Each question asked in this batch is journaled once, in its state after the batch
+        // (the record is an upsert); one trimmed meanwhile was journaled as removed.
+        for cluster in asked {
+            if let Some(q) = ctx.queue.get(cluster) {
+                journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
+            }
+        }
         if changed {
             ctx.changed();
         }
