@@ -606,6 +606,7 @@ impl Shard {
                 ),
             })
             .collect();
+        metrics.dedupe_evicted(ctx.state.take_evictions());
         if changed {
             ctx.changed();
         }
