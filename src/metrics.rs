@@ -191,6 +191,8 @@ pub struct Metrics {
     reloads: [IntCounter; 2],
     /// Questions dropped from a full host queue.
     pub questions_trimmed: IntCounter,
+    /// Dedupe state forgotten early by its count bounds: `window`, `cluster`.
+    dedupe_evicted: [IntCounter; 2],
     /// Updates pushed to host websockets.
     pub host_pushes: IntCounter,
     /// Streams with state in memory.
@@ -322,10 +324,27 @@ impl Metrics {
                 ["ok", "error"],
             ),
             questions_trimmed: counter(&r, "kotae_questions_trimmed_total", "Questions dropped from a full host queue"),
+            dedupe_evicted: counters(
+                &r,
+                "kotae_dedupe_evicted_total",
+                "Messages that left a stream's dedupe window by window_messages before window_ms, and clusters forgotten by max_clusters",
+                "what",
+                ["window", "cluster"],
+            ),
             host_pushes: counter(&r, "kotae_host_pushes_total", "Updates pushed to host websockets"),
             streams: gauge(&r, "kotae_streams", "Streams with state in memory"),
             open_questions: gauge(&r, "kotae_open_questions", "Open and pinned questions over all streams"),
             registry: r,
+        }
+    }
+
+    /// Counts what a stream's dedupe stage forgot early.
+    pub fn dedupe_evicted(&self, e: crate::pipeline::dedupe::Evictions) {
+        if e.window > 0 {
+            self.dedupe_evicted[0].inc_by(e.window);
+        }
+        if e.clusters > 0 {
+            self.dedupe_evicted[1].inc_by(e.clusters);
         }
     }
 

@@ -141,11 +141,12 @@ pub enum QuestionState {
     Dismissed(u64),
 }
 
-/// One asker's wording of a question.
+/// One asker's wording of a question. Boxed strings (no spare capacity, 16 bytes each): a
+/// stream keeps up to `max_questions_per_stream` × [`MAX_WORDINGS`] of them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Wording {
-    pub user: Option<String>,
-    pub text: String,
+    pub user: Option<Box<str>>,
+    pub text: Box<str>,
     pub ts: u64,
 }
 
@@ -203,7 +204,8 @@ pub struct Asked<'a> {
 #[derive(Debug, Default)]
 pub struct Queue {
     config: RankConfig,
-    questions: HashMap<u32, Question>,
+    /// Boxed: the table keeps spare buckets, and a question is 150 bytes.
+    questions: HashMap<u32, Box<Question>>,
     /// The product on screen now.
     pub current_product: Option<String>,
 }
@@ -215,19 +217,21 @@ impl Queue {
 
     /// Records a question; returns the question's state after it.
     pub fn observe(&mut self, a: &Asked<'_>) -> &Question {
-        let q = self.questions.entry(a.cluster).or_insert_with(|| Question {
-            cluster: a.cluster,
-            state: QuestionState::Open,
-            first_ts: a.ts,
-            last_ts: a.ts,
-            askers: 0,
-            wordings: Vec::new(),
-            topics: Vec::new(),
-            topic_counts: Vec::new(),
-            product: a.product.map(str::to_string),
-            paid: 0,
-            intent: false,
-            asked_after_answer: 0,
+        let q = self.questions.entry(a.cluster).or_insert_with(|| {
+            Box::new(Question {
+                cluster: a.cluster,
+                state: QuestionState::Open,
+                first_ts: a.ts,
+                last_ts: a.ts,
+                askers: 0,
+                wordings: Vec::new(),
+                topics: Vec::new(),
+                topic_counts: Vec::new(),
+                product: a.product.map(str::to_string),
+                paid: 0,
+                intent: false,
+                asked_after_answer: 0,
+            })
         });
         q.askers = q.askers.max(a.askers);
         q.last_ts = q.last_ts.max(a.ts);
@@ -248,8 +252,10 @@ impl Queue {
                 }
             }
         }
-        if q.wordings.len() < MAX_WORDINGS && !q.wordings.iter().any(|w| w.text == a.text) {
-            q.wordings.push(Wording { user: a.user.map(str::to_string), text: a.text.to_string(), ts: a.ts });
+        if q.wordings.len() < MAX_WORDINGS && !q.wordings.iter().any(|w| *w.text == *a.text) {
+            // Exact growth: at most five, and a doubling Vec would hold room for eight.
+            q.wordings.reserve_exact(1);
+            q.wordings.push(Wording { user: a.user.map(Box::from), text: Box::from(a.text), ts: a.ts });
         }
         if matches!(q.state, QuestionState::Answered(_)) {
             q.asked_after_answer += 1;
@@ -270,17 +276,21 @@ impl Queue {
 
     /// A question by cluster.
     pub fn get(&self, cluster: u32) -> Option<&Question> {
-        self.questions.get(&cluster)
+        self.questions.get(&cluster).map(|q| &**q)
     }
 
     /// A question by cluster, for host actions that change more than its state.
     pub fn get_mut(&mut self, cluster: u32) -> Option<&mut Question> {
-        self.questions.get_mut(&cluster)
+        self.questions.get_mut(&cluster).map(|q| &mut **q)
     }
 
     /// Removes a question (a full queue trims its least useful one).
     pub fn remove(&mut self, cluster: u32) -> Option<Question> {
-        self.questions.remove(&cluster)
+        self.questions.remove(&cluster).map(|q| *q)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Question> {
+        self.questions.values().map(|q| &**q)
     }
 
     /// Questions held, in any state.
@@ -304,7 +314,6 @@ impl Queue {
     /// once keeps a full queue from scoring every question on every new one.
     pub fn trim_candidates(&self, now: u64, keep: u32, n: usize) -> Vec<u32> {
         let mut closed: Vec<&Question> = self
-            .questions
             .values()
             .filter(|q| q.cluster != keep)
             .filter(|q| matches!(q.state, QuestionState::Answered(_) | QuestionState::Dismissed(_)))
@@ -313,7 +322,6 @@ impl Queue {
         let mut out: Vec<u32> = closed.iter().take(n).map(|q| q.cluster).collect();
         if out.len() < n {
             let mut open: Vec<(f32, &Question)> = self
-                .questions
                 .values()
                 .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
                 .map(|q| (self.score(q, now).0, q))
@@ -328,7 +336,7 @@ impl Queue {
 
     /// Inserts a question as restored from a journal.
     pub fn restore(&mut self, q: Question) {
-        self.questions.insert(q.cluster, q);
+        self.questions.insert(q.cluster, Box::new(q));
     }
 
     /// Urgency of a question at time `now` (ms), with its "why".
@@ -387,7 +395,6 @@ impl Queue {
     /// Open and pinned questions, pinned first, then by urgency (ties: older first).
     pub fn ranked(&self, now: u64) -> Vec<Ranked> {
         let mut out: Vec<Ranked> = self
-            .questions
             .values()
             .filter(|q| matches!(q.state, QuestionState::Open | QuestionState::Pinned))
             .map(|q| {
@@ -410,7 +417,7 @@ impl Queue {
 
     /// Every question, in cluster order (for journals and tests).
     pub fn all(&self) -> impl Iterator<Item = &Question> {
-        let mut v: Vec<&Question> = self.questions.values().collect();
+        let mut v: Vec<&Question> = self.values().collect();
         v.sort_by_key(|q| q.cluster);
         v.into_iter()
     }

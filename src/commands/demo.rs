@@ -118,7 +118,7 @@ pub fn format_top(ranked: &[Ranked], schedule: &Schedule, n: usize) -> String {
             "{:>2}. [{:>5.1}] {}  — {}\n",
             i + 1,
             r.score,
-            r.question.wordings.first().map_or("", |w| w.text.as_str()),
+            r.question.wordings.first().map_or("", |w| &*w.text),
             r.why
         );
         if !product.is_empty() {

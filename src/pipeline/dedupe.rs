@@ -6,12 +6,19 @@
 //! number 3番, colour, size) and its remaining content words. Two questions join when their
 //! weighted overlap reaches [`DedupeConfig::cluster_threshold`] and no slot disagrees, so
 //! `Mの在庫` and `Mの着丈` (different topic) or `黒M` and `白M` (different colour) stay apart.
+//!
+//! Memory per stream is bounded by counts as well as times: the repeat and copypasta window
+//! holds at most [`DedupeConfig::window_messages`] messages, a cluster at most [`MEMBERS`]
+//! wordings packed into one allocation, the stream at most [`DedupeConfig::max_clusters`]
+//! clusters. What the counts cut short is reported by [`Dedupe::take_evictions`].
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
 
 use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// Configuration of the dedupe stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,6 +27,12 @@ pub struct DedupeConfig {
     /// How far back repeats and copypasta are looked for, in milliseconds.
     #[serde(default = "DedupeConfig::default_window")]
     pub window_ms: u64,
+    /// How far back repeats and copypasta are looked for, in messages of the stream: the window
+    /// is the last `window_ms` or the last `window_messages` messages, whichever is shorter.
+    /// Bounds a busy stream's memory; messages leaving the window early are counted in
+    /// `kotae_dedupe_evicted_total{what="window"}`.
+    #[serde(default = "DedupeConfig::default_window_messages")]
+    pub window_messages: NonZeroUsize,
     /// The same user sending the same non-question text this many times in the window is a flood.
     #[serde(default = "DedupeConfig::default_repeat")]
     pub repeat_flood: u32,
@@ -35,7 +48,8 @@ pub struct DedupeConfig {
     /// Clusters older than this (since their last question) are not joined any more, in ms.
     #[serde(default = "DedupeConfig::default_cluster_ttl")]
     pub cluster_ttl_ms: u64,
-    /// Upper bound on clusters remembered per stream; the least recently asked are forgotten.
+    /// Upper bound on clusters remembered per stream; the least recently asked are forgotten
+    /// (counted in `kotae_dedupe_evicted_total{what="cluster"}`).
     #[serde(default = "DedupeConfig::default_max_clusters")]
     pub max_clusters: usize,
 }
@@ -43,6 +57,9 @@ pub struct DedupeConfig {
 impl DedupeConfig {
     fn default_window() -> u64 {
         60_000
+    }
+    fn default_window_messages() -> NonZeroUsize {
+        NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)
     }
     fn default_repeat() -> u32 {
         3
@@ -68,6 +85,7 @@ impl Default for DedupeConfig {
     fn default() -> Self {
         Self {
             window_ms: Self::default_window(),
+            window_messages: Self::default_window_messages(),
             repeat_flood: Self::default_repeat(),
             copypasta_users: Self::default_copypasta_users(),
             copypasta_min_chars: Self::default_copypasta_chars(),
@@ -85,8 +103,8 @@ pub struct Signature {
     pub concepts: Vec<u64>,
     /// Coarse topic hashes (`topics` sections), sorted and unique.
     pub topics: Vec<u64>,
-    /// Slot `(family, value)` hashes: values of one family exclude each other.
-    pub slots: Vec<(u64, u64)>,
+    /// Slot `[family, value]` hashes: values of one family exclude each other.
+    pub slots: Vec<[u64; 2]>,
     /// Noun hashes not covered by a concept, sorted and unique: they name what is asked about.
     pub words: Vec<u64>,
     /// Other content words (verbs, adjectives): mostly phrasing, so they weigh little.
@@ -122,26 +140,54 @@ impl Signature {
 
     /// Similarity in 0–1; 0 when a slot disagrees.
     pub fn similarity(&self, other: &Signature) -> f32 {
-        let disagree = |a: &Signature, b: &Signature| {
-            a.slots.iter().any(|&(fam, val)| {
-                let mut theirs = b.slots.iter().filter(|s| s.0 == fam).peekable();
-                theirs.peek().is_some() && !theirs.any(|s| s.1 == val)
+        self.view().similarity(other.view())
+    }
+
+    /// The signature as borrowed parts (how clusters keep their members).
+    pub fn view(&self) -> SigView<'_> {
+        SigView {
+            concepts: &self.concepts,
+            topics: &self.topics,
+            slots: &self.slots,
+            words: &self.words,
+            phrasing: &self.phrasing,
+        }
+    }
+}
+
+/// A [`Signature`]'s parts, borrowed from it or from a cluster's packed members.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SigView<'a> {
+    pub concepts: &'a [u64],
+    pub topics: &'a [u64],
+    pub slots: &'a [[u64; 2]],
+    pub words: &'a [u64],
+    pub phrasing: &'a [u64],
+}
+
+impl SigView<'_> {
+    /// Similarity in 0–1; 0 when a slot disagrees.
+    pub fn similarity(self, other: SigView<'_>) -> f32 {
+        let disagree = |a: &SigView<'_>, b: &SigView<'_>| {
+            a.slots.iter().any(|&[fam, val]| {
+                let mut theirs = b.slots.iter().filter(|s| s[0] == fam).peekable();
+                theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
             })
         };
-        if disagree(self, other) || disagree(other, self) {
+        if disagree(&self, &other) || disagree(&other, &self) {
             return 0.0;
         }
         // The same fine concepts and slots is the same question however it is worded, unless
         // both also name other things and none of them alike (土曜日 vs 日曜日 指定).
         if !self.concepts.is_empty() && self.concepts == other.concepts && self.slots == other.slots {
             let disjoint_nouns =
-                !self.words.is_empty() && !other.words.is_empty() && overlap(&self.words, &other.words).0 == 0;
+                !self.words.is_empty() && !other.words.is_empty() && overlap(self.words, other.words).0 == 0;
             if !disjoint_nouns {
                 return 1.0;
             }
         }
         // Both name what they ask, and nothing in common: different questions (price vs stock of 1番L).
-        if !self.concepts.is_empty() && !other.concepts.is_empty() && overlap(&self.concepts, &other.concepts).0 == 0 {
+        if !self.concepts.is_empty() && !other.concepts.is_empty() && overlap(self.concepts, other.concepts).0 == 0 {
             return 0.0;
         }
         // Otherwise a weighted overlap: fine concepts say what is asked, coarse topics only hint,
@@ -151,10 +197,10 @@ impl Signature {
         const SLOT: f32 = 2.0;
         const WORD: f32 = 1.5;
         const PHRASING: f32 = 0.3;
-        let (ci, cu) = overlap(&self.concepts, &other.concepts);
-        let (ti, tu) = overlap(&self.topics, &other.topics);
-        let (wi, wu) = overlap(&self.words, &other.words);
-        let (pi, pu) = overlap(&self.phrasing, &other.phrasing);
+        let (ci, cu) = overlap(self.concepts, other.concepts);
+        let (ti, tu) = overlap(self.topics, other.topics);
+        let (wi, wu) = overlap(self.words, other.words);
+        let (pi, pu) = overlap(self.phrasing, other.phrasing);
         let si = self.slots.iter().filter(|s| other.slots.contains(s)).count();
         let su = self.slots.len() + other.slots.len() - si;
         let inter =
@@ -165,13 +211,13 @@ impl Signature {
     }
 
     /// Keys for the inverted index: a cluster is a candidate when it shares any of them.
-    fn keys(&self) -> impl Iterator<Item = u64> + '_ {
+    fn keys(self) -> impl Iterator<Item = u64> {
         self.concepts
             .iter()
-            .chain(&self.topics)
-            .chain(&self.words)
+            .chain(self.topics)
+            .chain(self.words)
             .copied()
-            .chain(self.slots.iter().map(|s| s.0 ^ s.1.rotate_left(17)))
+            .chain(self.slots.iter().map(|s| s[0] ^ s[1].rotate_left(17)))
     }
 }
 
@@ -182,7 +228,10 @@ const MAX_COMPARED: usize = 16;
 /// otherwise make each question compare against every cluster. The oldest are dropped.
 const INDEX_CAP: usize = 16;
 
-fn push_capped(ids: &mut Vec<u32>, id: u32) {
+/// Cluster ids of one index key; most keys name one to four clusters, kept inline.
+type Ids = SmallVec<[u32; 4]>;
+
+fn push_capped(ids: &mut Ids, id: u32) {
     if ids.len() >= INDEX_CAP {
         ids.remove(0);
     }
@@ -251,44 +300,182 @@ pub struct ClusterRef {
     pub askers: u32,
 }
 
+/// What the count bounds made a stream forget before its time, since last taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evictions {
+    /// Messages that left the repeat/copypasta window by `window_messages` within `window_ms`.
+    pub window: u64,
+    /// Clusters forgotten by `max_clusters` (a question joining one later opens a new cluster).
+    pub clusters: u64,
+}
+
 /// Member signatures kept per cluster for matching (a new question is compared to each).
-const MEMBERS: usize = 8;
+pub const MEMBERS: usize = 8;
+
+/// Words of a packed member's header: the lengths of its five parts.
+const HEADER: usize = 3;
+
+/// A cluster's member signatures in one allocation (a cluster's wordings are added rarely and
+/// read on every candidate comparison). Per member: a header of [`HEADER`] words holding the part
+/// lengths (concepts | topics << 32, slots | words << 32, phrasing), then the parts, a slot
+/// taking two words.
+#[derive(Debug, Default)]
+struct Members(Box<[u64]>);
+
+impl Members {
+    fn push(&mut self, sig: SigView<'_>) {
+        let len = |n: usize| n as u64;
+        let size =
+            HEADER + sig.concepts.len() + sig.topics.len() + 2 * sig.slots.len() + sig.words.len() + sig.phrasing.len();
+        let mut v = Vec::with_capacity(self.0.len() + size);
+        v.extend_from_slice(&self.0);
+        v.push(len(sig.concepts.len()) | len(sig.topics.len()) << 32);
+        v.push(len(sig.slots.len()) | len(sig.words.len()) << 32);
+        v.push(len(sig.phrasing.len()));
+        v.extend_from_slice(sig.concepts);
+        v.extend_from_slice(sig.topics);
+        v.extend_from_slice(sig.slots.as_flattened());
+        v.extend_from_slice(sig.words);
+        v.extend_from_slice(sig.phrasing);
+        self.0 = v.into_boxed_slice();
+    }
+
+    fn iter(&self) -> MemberIter<'_> {
+        MemberIter(&self.0)
+    }
+}
+
+struct MemberIter<'a>(&'a [u64]);
+
+impl<'a> Iterator for MemberIter<'a> {
+    type Item = SigView<'a>;
+
+    fn next(&mut self) -> Option<SigView<'a>> {
+        let (&[h0, h1, h2], rest) = self.0.split_first_chunk::<HEADER>()?;
+        let low = |h: u64| (h & 0xffff_ffff) as usize;
+        let (concepts, rest) = rest.split_at_checked(low(h0))?;
+        let (topics, rest) = rest.split_at_checked((h0 >> 32) as usize)?;
+        let (slots, rest) = rest.split_at_checked(2 * low(h1))?;
+        let (words, rest) = rest.split_at_checked((h1 >> 32) as usize)?;
+        let (phrasing, rest) = rest.split_at_checked(h2 as usize)?;
+        self.0 = rest;
+        Some(SigView { concepts, topics, slots: slots.as_chunks::<2>().0, words, phrasing })
+    }
+}
 
 struct Cluster {
-    id: u32,
     /// Signatures of the first [`MEMBERS`] distinct wordings.
-    members: Vec<Signature>,
+    members: Members,
     askers: Vec<u64>,
     last_ts: u64,
+}
+
+/// A user's sighting of a text in the window: the user's hash and the message's number in the
+/// stream (low 32 bits; sightings never live 2³² messages).
+type Seen = (u64, u32);
+
+/// Most texts per user looked at for repeats (the user's last ones).
+const USER_RECENT: usize = 16;
+
+/// One message in the window's log.
+#[derive(Debug, Clone, Copy)]
+struct Logged {
+    ts: u64,
+    key: u64,
+    /// Number of the same user's previous message (meaningless for the user's oldest).
+    prev: u32,
+}
+
+/// A user's recent texts: the last `len` messages of the chain that ends at `last` (the
+/// messages a per-user queue of at most [`USER_RECENT`] would hold, without the queue).
+#[derive(Debug, Clone, Copy)]
+struct UserChain {
+    last: u32,
+    len: u32,
+}
+
+/// The window: message numbers and the last `window_messages` messages, which every sighting
+/// refers to by number (4 bytes, not a time and a key).
+struct Window {
+    ms: u64,
+    /// Number of the message being processed.
+    seq: u64,
+    /// The last `window_messages` messages, oldest first.
+    log: VecDeque<Logged>,
+    cap: usize,
+}
+
+impl Window {
+    /// Message `seen`, while it is among the last `window_messages` before the current one.
+    fn get(&self, seen: u32) -> Option<&Logged> {
+        let age = (self.seq as u32).wrapping_sub(seen) as usize;
+        if age == 0 {
+            return None;
+        }
+        self.log.len().checked_sub(age).and_then(|i| self.log.get(i))
+    }
+
+    /// Whether message `seen` is still among the last `window_messages` messages.
+    fn counted(&self, seen: u32) -> bool {
+        self.get(seen).is_some()
+    }
+
+    /// Whether message `seen` is within the window of a message at `ts`.
+    fn contains(&self, seen: u32, ts: u64) -> bool {
+        self.get(seen).is_some_and(|m| m.ts.saturating_add(self.ms) >= ts)
+    }
 }
 
 /// Per-stream dedupe state. One owner; not shared.
 pub struct Dedupe {
     config: DedupeConfig,
-    /// Recent texts per user: `(key hash, ts)`, newest last.
-    recent: FxHashMap<u64, VecDeque<(u64, u64)>>,
-    /// Recent distinct users per text: `key hash → [(user hash, ts)]`.
-    texts: FxHashMap<u64, Vec<(u64, u64)>>,
+    window: Window,
+    /// Recent texts per user, as chains through the window's log.
+    users: FxHashMap<u64, UserChain>,
+    /// Recent distinct users per text: `key hash → [(user hash, number of their first send)]`.
+    texts: FxHashMap<u64, SmallVec<[Seen; 2]>>,
     clusters: FxHashMap<u32, Cluster>,
     /// Inverted index: signature key → clusters containing it.
-    index: FxHashMap<u64, Vec<u32>>,
+    index: FxHashMap<u64, Ids>,
     next_id: u32,
     last_purge: u64,
+    /// Message number of the last purge of what left the window by count.
+    last_count_purge: u64,
+    evictions: Evictions,
     candidates: Vec<u32>,
     /// Candidates with the number of keys they share, best first.
     ranked: Vec<(u32, u32)>,
 }
 
+/// How much a stream's repeat/copypasta window holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSize {
+    /// Messages in the log (at most `window_messages`).
+    pub messages: usize,
+    /// Users with recent texts.
+    pub users: usize,
+    /// Texts with recent senders.
+    pub texts: usize,
+    /// (user, text) sightings behind `texts`.
+    pub sightings: usize,
+}
+
 impl Dedupe {
     pub fn new(config: &DedupeConfig) -> Self {
+        let cap = config.window_messages.get();
         Self {
             config: config.clone(),
-            recent: FxHashMap::default(),
+            // Exactly the bound (plus the message being added): a doubling deque would reserve
+            // up to twice that per stream. Larger bounds grow as messages come.
+            window: Window { ms: config.window_ms, seq: 0, log: VecDeque::with_capacity(cap.min(1 << 16) + 1), cap },
+            users: FxHashMap::default(),
             texts: FxHashMap::default(),
             clusters: FxHashMap::default(),
             index: FxHashMap::default(),
             next_id: 1,
             last_purge: 0,
+            last_count_purge: 0,
+            evictions: Evictions::default(),
             candidates: Vec::new(),
             ranked: Vec::new(),
         }
@@ -299,39 +486,78 @@ impl Dedupe {
         self.clusters.len()
     }
 
+    /// What the repeat/copypasta window holds now.
+    pub fn window_size(&self) -> WindowSize {
+        WindowSize {
+            messages: self.window.log.len(),
+            users: self.users.len(),
+            texts: self.texts.len(),
+            sightings: self.texts.values().map(|u| u.len()).sum(),
+        }
+    }
+
+    /// What the count bounds forgot early since the last call.
+    pub fn take_evictions(&mut self) -> Evictions {
+        std::mem::take(&mut self.evictions)
+    }
+
     /// Processes one message, in stream order.
     pub fn process(&mut self, input: &DedupeInput<'_>) -> DedupeOutcome {
         let ts = input.ts;
         if ts >= self.last_purge + self.config.window_ms {
             self.purge(ts);
+        } else if self.window.seq >= self.last_count_purge + (self.window.cap as u64 / 4).max(1) {
+            self.purge_counted();
         }
         let mut out = DedupeOutcome::default();
-        let window = self.config.window_ms;
+        let seq = self.window.seq as u32;
         let user = input.user.map(hash_str);
+        let mut prev = seq;
         if let Some(u) = user {
-            let recent = self.recent.entry(u).or_default();
-            while recent.front().is_some_and(|&(_, t)| t + window < ts) || recent.len() >= 16 {
-                recent.pop_front();
+            let window = &self.window;
+            let chain = self.users.entry(u).or_insert(UserChain { last: seq, len: 0 });
+            // The user's recent messages, newest first, as far as they are still logged.
+            let (mut nums, mut keys) = ([0u32; USER_RECENT], [0u64; USER_RECENT]);
+            let mut n = 0;
+            let mut at = chain.last;
+            while n < (chain.len as usize).min(USER_RECENT) {
+                let Some(m) = window.get(at) else { break };
+                (nums[n], keys[n]) = (at, m.key);
+                n += 1;
+                at = m.prev;
             }
-            out.repeats = 1 + recent.iter().filter(|&&(k, _)| k == input.key_hash).count() as u32;
-            recent.push_back((input.key_hash, ts));
+            // Forget from the oldest while it is out of the window, or to make room for this one.
+            while n > 0 && (!window.contains(nums[n - 1], ts) || n >= USER_RECENT) {
+                n -= 1;
+            }
+            out.repeats = 1 + keys[..n].iter().filter(|&&k| k == input.key_hash).count() as u32;
+            prev = chain.last;
+            *chain = UserChain { last: seq, len: n as u32 + 1 };
             out.repeat_flood = !input.is_question && !input.is_purchase && out.repeats >= self.config.repeat_flood;
             if input.key_chars >= self.config.copypasta_min_chars {
                 let users = self.texts.entry(input.key_hash).or_default();
-                users.retain(|&(_, t)| t + window >= ts);
+                users.retain(|&mut (_, n)| window.contains(n, ts));
                 if !users.iter().any(|&(x, _)| x == u) {
-                    users.push((u, ts));
+                    users.push((u, seq));
                 }
                 out.copypasta = users.len() as u32 >= self.config.copypasta_users;
             }
         }
         if let Some(sig) = input.signature {
-            out.cluster = Some(self.cluster(sig, user.unwrap_or(input.key_hash ^ ts), ts));
+            out.cluster = Some(self.cluster(sig.view(), user.unwrap_or(input.key_hash ^ ts), ts));
         }
+        self.window.log.push_back(Logged { ts, key: input.key_hash, prev });
+        if self.window.log.len() > self.window.cap
+            && let Some(oldest) = self.window.log.pop_front()
+            && oldest.ts.saturating_add(self.window.ms) >= ts
+        {
+            self.evictions.window += 1;
+        }
+        self.window.seq += 1;
         out
     }
 
-    fn cluster(&mut self, sig: &Signature, asker: u64, ts: u64) -> ClusterRef {
+    fn cluster(&mut self, sig: SigView<'_>, asker: u64, ts: u64) -> ClusterRef {
         self.candidates.clear();
         for key in sig.keys() {
             if let Some(ids) = self.index.get(&key) {
@@ -363,12 +589,16 @@ impl Dedupe {
             && let Some(c) = self.clusters.get_mut(&id)
         {
             if !c.askers.contains(&asker) {
+                // Grow by a quarter, not double: thousands of clusters each keep their askers.
+                if c.askers.len() == c.askers.capacity() {
+                    c.askers.reserve_exact((c.askers.len() / 4).max(2));
+                }
                 c.askers.push(asker);
             }
             c.last_ts = ts;
             let askers = c.askers.len() as u32;
-            if c.members.len() < MEMBERS && !c.members.contains(sig) {
-                c.members.push(sig.clone());
+            if c.members.iter().count() < MEMBERS && !c.members.iter().any(|m| m == sig) {
+                c.members.push(sig);
                 for key in sig.keys() {
                     let ids = self.index.entry(key).or_default();
                     if !ids.contains(&id) {
@@ -386,13 +616,16 @@ impl Dedupe {
         for key in sig.keys() {
             push_capped(self.index.entry(key).or_default(), id);
         }
-        self.clusters.insert(id, Cluster { id, members: vec![sig.clone()], askers: vec![asker], last_ts: ts });
+        let mut members = Members::default();
+        members.push(sig);
+        self.clusters.insert(id, Cluster { members, askers: vec![asker], last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }
     }
 
     fn evict_oldest(&mut self) {
-        if let Some(oldest) = self.clusters.values().min_by_key(|c| (c.last_ts, c.id)).map(|c| c.id) {
+        if let Some(oldest) = self.clusters.iter().min_by_key(|(id, c)| (c.last_ts, **id)).map(|(id, _)| *id) {
             self.remove_cluster(oldest);
+            self.evictions.clusters += 1;
         }
     }
 
@@ -412,14 +645,28 @@ impl Dedupe {
     /// Forgets what fell out of the windows, so memory stays bounded by recent traffic.
     fn purge(&mut self, ts: u64) {
         self.last_purge = ts;
-        let window = self.config.window_ms;
-        self.recent.retain(|_, r| r.back().is_some_and(|&(_, t)| t + window >= ts));
-        self.texts.retain(|_, users| users.iter().any(|&(_, t)| t + window >= ts));
+        self.purge_counted();
+        let window = &self.window;
+        self.users.retain(|_, c| window.contains(c.last, ts));
+        self.texts.retain(|_, users| users.iter().any(|&(_, n)| window.contains(n, ts)));
         let ttl = self.config.cluster_ttl_ms;
-        let stale: Vec<u32> = self.clusters.values().filter(|c| c.last_ts + ttl < ts).map(|c| c.id).collect();
+        let stale: Vec<u32> = self.clusters.iter().filter(|(_, c)| c.last_ts + ttl < ts).map(|(id, _)| *id).collect();
         for id in stale {
             self.remove_cluster(id);
         }
+    }
+
+    /// Forgets users and sightings older than the last `window_messages` messages. They would
+    /// be skipped anyway; dropping them keeps a fast stream's memory to its last messages. Only
+    /// the count decides here (times are checked against each message's own time).
+    fn purge_counted(&mut self) {
+        self.last_count_purge = self.window.seq;
+        let window = &self.window;
+        self.users.retain(|_, c| window.counted(c.last));
+        self.texts.retain(|_, users| {
+            users.retain(|&mut (_, n)| window.counted(n));
+            !users.is_empty()
+        });
     }
 }
 
@@ -432,7 +679,7 @@ mod tests {
             concepts: concepts.iter().map(|c| hash_str(c)).collect(),
             topics: Vec::new(),
             phrasing: Vec::new(),
-            slots: slots.iter().map(|(f, v)| (hash_str(f), hash_str(v))).collect(),
+            slots: slots.iter().map(|(f, v)| [hash_str(f), hash_str(v)]).collect(),
             words: words.iter().map(|w| hash_str(w)).collect(),
         };
         s.finish();
@@ -488,5 +735,83 @@ mod tests {
         assert_eq!(b.cluster.unwrap().askers, 1);
         assert_eq!(c.cluster.unwrap().askers, 2);
         assert_eq!(a.cluster.unwrap().id, c.cluster.unwrap().id);
+    }
+
+    #[test]
+    fn packed_members_read_back_as_pushed() {
+        let a = sig(&["stock", "size"], &[("color", "black")], &["ワンピース"]);
+        let mut b = sig(&[], &[("num", "3"), ("size", "m")], &[]);
+        b.phrasing = vec![5, 6];
+        let mut members = Members::default();
+        members.push(a.view());
+        members.push(Signature::default().view());
+        members.push(b.view());
+        let back: Vec<SigView<'_>> = members.iter().collect();
+        assert_eq!(back, [a.view(), Signature::default().view(), b.view()]);
+    }
+
+    #[test]
+    fn a_busy_stream_keeps_at_most_window_messages_and_counts_what_left_early() {
+        let cap = 100;
+        let config = DedupeConfig { window_messages: NonZeroUsize::new(cap).unwrap(), ..Default::default() };
+        let mut d = Dedupe::new(&config);
+        let messages = 20_000u64;
+        for i in 0..messages {
+            let user = format!("u{}", i % 700);
+            // All within window_ms: only the count bounds the window.
+            let input =
+                DedupeInput { user: Some(&user), ts: i, key_hash: i % 3000, key_chars: 20, ..Default::default() };
+            d.process(&input);
+            let size = d.window_size();
+            // The log holds the bound; users and texts also those of the last purge interval.
+            let most = cap + cap / 4 + 1;
+            assert!(size.messages <= cap, "{size:?} after {i}");
+            assert!(size.users <= most && size.texts <= most && size.sightings <= most, "{size:?} after {i}");
+        }
+        assert_eq!(d.take_evictions(), Evictions { window: messages - cap as u64, clusters: 0 });
+        assert_eq!(d.take_evictions(), Evictions::default(), "taken once");
+    }
+
+    #[test]
+    fn a_repeat_beyond_window_messages_is_forgotten() {
+        let run = |window_messages: usize| {
+            let config =
+                DedupeConfig { window_messages: NonZeroUsize::new(window_messages).unwrap(), ..Default::default() };
+            let mut d = Dedupe::new(&config);
+            let says = |user, key_hash, ts| DedupeInput {
+                user: Some(user),
+                ts,
+                key_hash,
+                key_chars: 20,
+                ..Default::default()
+            };
+            d.process(&says("a", 1, 0));
+            d.process(&says("b", 2, 1));
+            d.process(&says("c", 3, 2));
+            let again = d.process(&says("a", 1, 3));
+            (again.repeats, d.take_evictions().window)
+        };
+        // Each message leaves the log once `window_messages` newer ones were seen, and is counted.
+        assert_eq!(run(3), (2, 1), "three messages back is inside a window of three");
+        assert_eq!(run(2), (1, 2), "and outside a window of two");
+    }
+
+    #[test]
+    fn clusters_over_max_clusters_are_forgotten_and_counted() {
+        let config = DedupeConfig { max_clusters: 2, ..Default::default() };
+        let mut d = Dedupe::new(&config);
+        for (i, topic) in ["shipping", "price", "stock"].into_iter().enumerate() {
+            let s = sig(&[topic], &[], &[]);
+            let q = DedupeInput {
+                user: Some("a"),
+                ts: i as u64,
+                signature: Some(&s),
+                is_question: true,
+                ..Default::default()
+            };
+            assert!(d.process(&q).cluster.unwrap().opened);
+        }
+        assert_eq!(d.cluster_count(), 2);
+        assert_eq!(d.take_evictions().clusters, 1);
     }
 }

@@ -407,7 +407,7 @@ impl Analyzer {
                     }
                     covered.push(self.norm.key.original_span(h.start as usize, h.end as usize));
                     match classifier.slot_family(h.rule) {
-                        Some(family) => sig.slots.push((family, hash_str(&r.section))),
+                        Some(family) => sig.slots.push([family, hash_str(&r.section)]),
                         None if r.weak => weak.push(hash_str(&r.section)),
                         None => sig.concepts.push(hash_str(&r.section)),
                     }
@@ -421,14 +421,14 @@ impl Analyzer {
         let surface = self.norm.surface.as_str();
         let num = hash_str("num");
         for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
-            sig.slots.push((num, hash_str(digits)));
+            sig.slots.push([num, hash_str(digits)]);
         }
         // Generic concepts count only when nothing more specific was named.
         if sig.concepts.is_empty() {
             sig.concepts.append(&mut weak);
         }
         // 「Mある？」「黒まだある？」 name no concept but ask about stock of a product attribute.
-        let attribute_only = sig.slots.iter().all(|(family, _)| classifier.is_attribute_family(*family));
+        let attribute_only = sig.slots.iter().all(|&[family, _]| classifier.is_attribute_family(family));
         if asks_existence && sig.concepts.is_empty() && attribute_only {
             sig.concepts.push(hash_str("stock"));
         }
@@ -580,5 +580,10 @@ impl StreamState {
     /// Number of question clusters remembered.
     pub fn cluster_count(&self) -> usize {
         self.dedupe.cluster_count()
+    }
+
+    /// What the dedupe stage's count bounds forgot early since the last call.
+    pub fn take_evictions(&mut self) -> dedupe::Evictions {
+        self.dedupe.take_evictions()
     }
 }

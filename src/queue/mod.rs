@@ -616,6 +616,7 @@ impl Shard {
                 journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
             }
         }
+        metrics.dedupe_evicted(ctx.state.take_evictions());
         if changed {
             ctx.changed();
         }

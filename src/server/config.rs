@@ -180,7 +180,9 @@ pub struct JournalConfig {
     pub path: PathBuf,
     /// Also journal every message with its verdict (questions and host actions are always kept).
     pub record_messages: bool,
-    /// Records waiting to be written (bounded channel, policy: block the shard, counted).
+    /// Records waiting to be written (bounded channel, policy: block the shard, counted). A
+    /// queued record holds its message's texts (a question's whole state), so this also bounds
+    /// the memory a slow disk can take: two full batches by default.
     pub queue: NonZeroUsize,
     /// Most records per write transaction.
     pub batch_max: NonZeroUsize,
@@ -197,7 +199,7 @@ impl Default for JournalConfig {
         Self {
             path: PathBuf::from("kotae.db"),
             record_messages: true,
-            queue: NonZeroUsize::new(65_536).unwrap_or(NonZeroUsize::MIN),
+            queue: NonZeroUsize::new(8192).unwrap_or(NonZeroUsize::MIN),
             batch_max: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             flush_interval_ms: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
             retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
