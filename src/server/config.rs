@@ -201,7 +201,7 @@ impl Default for JournalConfig {
             record_messages: true,
             queue: NonZeroUsize::new(8192).unwrap_or(NonZeroUsize::MIN),
             batch_max: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
-            flush_interval_ms: NonZeroU64::new(50).unwrap_or(NonZeroU64::MIN),
+            flush_interval_ms: NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN),
             retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
             max_messages: NonZeroU64::new(5_000_000).unwrap_or(NonZeroU64::MIN),
         }
