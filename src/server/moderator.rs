@@ -122,7 +122,22 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Res
     serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("expected {expected}: {e}")))
 }
 
+/// The prologue of a console `POST`: the caller may use the console, and the body parses.
+fn guarded_body<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    body: &[u8],
+    expected: &str,
+) -> Result<T, Response> {
+    guard(ctx, headers, query)?;
+    json_body(body, expected)
+}
+
 type Q = Query<HashMap<String, String>>;
+
+/// What an [`Edit`] body looks like, for error messages.
+const EDIT_SHAPE: &str = "{\"op\", \"list\", \"section\", \"term\"}";
 
 /// `GET /v1/streams/ID/summary`.
 pub(crate) async fn summary(
@@ -296,10 +311,7 @@ pub(crate) async fn explain(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    let body: ExplainBody = match json_body(&body, "{\"text\": \"…\"}") {
+    let body: ExplainBody = match guarded_body(&ctx, &headers, &q, &body, "{\"text\": \"…\"}") {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -653,10 +665,7 @@ pub(crate) async fn dry_run(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    match json_body::<Edit>(&body, "{\"op\", \"list\", \"section\", \"term\"}") {
+    match guarded_body::<Edit>(&ctx, &headers, &q, &body, EDIT_SHAPE) {
         Ok(edit) => dry_run_edit(ctx, edit).await,
         Err(r) => r,
     }
@@ -677,10 +686,7 @@ pub(crate) async fn apply(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    let edit: Edit = match json_body(&body, "{\"op\", \"list\", \"section\", \"term\"}") {
+    let edit: Edit = match guarded_body(&ctx, &headers, &q, &body, EDIT_SHAPE) {
         Ok(e) => e,
         Err(r) => return r,
     };
