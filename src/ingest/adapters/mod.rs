@@ -8,6 +8,30 @@
 //! [`youtube::normalize_item`]) are synchronous and free of I/O, so they are unit-, property- and
 //! fuzz-tested on their own.
 
+/// Implements [`Adapter`] for a platform adapter that has `stream: String` and
+/// `metrics: Arc<AdapterMetrics>` fields and an `async fn run_inner(self, io: AdapterIo)`.
+macro_rules! platform_adapter {
+    ($adapter:ty, $platform:expr) => {
+        impl $crate::ingest::adapters::Adapter for $adapter {
+            fn platform(&self) -> $crate::ingest::adapters::Platform {
+                $platform
+            }
+            fn stream(&self) -> &str {
+                &self.stream
+            }
+            fn metrics(&self) -> std::sync::Arc<$crate::ingest::adapters::AdapterMetrics> {
+                self.metrics.clone()
+            }
+            fn run(
+                self: Box<Self>,
+                io: $crate::ingest::adapters::AdapterIo,
+            ) -> $crate::ingest::adapters::AdapterFuture {
+                Box::pin(self.run_inner(io))
+            }
+        }
+    };
+}
+
 pub mod chat;
 pub mod config;
 pub mod irc;

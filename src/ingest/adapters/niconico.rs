@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, watch};
 use super::chat::{ActionError, ActionOutcome, Ingested, ModerationAction, Platform};
 use super::ndgr::{self, ChunkedEntry, FrameReader, chunked_entry::Entry};
 use super::{
-    ActionRequest, Adapter, AdapterFuture, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError,
-    IngestSink, NiconicoConfig, RecentIds, now_ms, sleep_or_shutdown,
+    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, IngestSink,
+    NiconicoConfig, RecentIds, now_ms, sleep_or_shutdown,
 };
 use prost::Message;
 
@@ -54,20 +54,7 @@ impl NiconicoAdapter {
     }
 }
 
-impl Adapter for NiconicoAdapter {
-    fn platform(&self) -> Platform {
-        Platform::Niconico
-    }
-    fn stream(&self) -> &str {
-        &self.stream
-    }
-    fn metrics(&self) -> Arc<AdapterMetrics> {
-        self.metrics.clone()
-    }
-    fn run(self: Box<Self>, io: AdapterIo) -> AdapterFuture {
-        Box::pin(self.run_inner(io))
-    }
-}
+platform_adapter!(NiconicoAdapter, Platform::Niconico);
 
 /// Why a fetch stopped early.
 enum Broken {

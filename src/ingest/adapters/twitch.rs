@@ -18,8 +18,8 @@ use super::chat::{
 };
 use super::irc::{self, Event};
 use super::{
-    ActionRequest, Adapter, AdapterFuture, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError,
-    IngestSink, RecentIds, TwitchConfig, now_ms, sleep_or_shutdown,
+    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, IngestSink, RecentIds,
+    TwitchConfig, now_ms, sleep_or_shutdown,
 };
 
 /// How long the TCP, TLS and WebSocket handshakes may take together.
@@ -74,20 +74,7 @@ impl TwitchAdapter {
     }
 }
 
-impl Adapter for TwitchAdapter {
-    fn platform(&self) -> Platform {
-        Platform::Twitch
-    }
-    fn stream(&self) -> &str {
-        &self.stream
-    }
-    fn metrics(&self) -> Arc<AdapterMetrics> {
-        self.metrics.clone()
-    }
-    fn run(self: Box<Self>, io: AdapterIo) -> AdapterFuture {
-        Box::pin(self.run_inner(io))
-    }
-}
+platform_adapter!(TwitchAdapter, Platform::Twitch);
 
 /// Why one connection ended.
 enum Ended {

@@ -20,8 +20,8 @@ use super::chat::{
     ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles,
 };
 use super::{
-    ActionRequest, Adapter, AdapterFuture, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError,
-    RecentIds, YoutubeConfig, now_ms, parse_rfc3339_ms, sleep_or_shutdown,
+    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, RecentIds,
+    YoutubeConfig, now_ms, parse_rfc3339_ms, sleep_or_shutdown,
 };
 
 /// Quota units per `liveChatMessages.list` call (determine_quota_cost, platforms.md §2.1).
@@ -332,20 +332,7 @@ impl YoutubeAdapter {
     }
 }
 
-impl Adapter for YoutubeAdapter {
-    fn platform(&self) -> Platform {
-        Platform::YouTube
-    }
-    fn stream(&self) -> &str {
-        &self.stream
-    }
-    fn metrics(&self) -> Arc<AdapterMetrics> {
-        self.metrics.clone()
-    }
-    fn run(self: Box<Self>, io: AdapterIo) -> AdapterFuture {
-        Box::pin(self.run_inner(io))
-    }
-}
+platform_adapter!(YoutubeAdapter, Platform::YouTube);
 
 impl YoutubeAdapter {
     fn base(&self) -> &str {
