@@ -3,6 +3,8 @@
 //! messages and the host screen's summary. The pages themselves are driven in Chromium by
 //! `tests/e2e`.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,21 +16,10 @@ use kotae::server::{Server, ShutdownReport};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use common::copy_dir;
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// A server with its own copy of the dictionaries (edits write files) and journal.

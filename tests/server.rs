@@ -1,6 +1,8 @@
 //! `kotae serve` over real websockets on 127.0.0.1:0: the ingest contract, limits, auth,
 //! backpressure, the latency budget, outcome accounting and the host queue.
 
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -13,6 +15,8 @@ use kotae::server::config::{AuthMode, FailPolicy};
 use kotae::server::{Server, ShutdownReport};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+
+use common::copy_dir;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -498,19 +502,6 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(status, 200);
     assert!(body.contains("/host"));
     server.shutdown().await;
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 async fn wait_for_reloads(server: &TestServer, result: &str, n: f64) {
