@@ -18,9 +18,11 @@
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.
 //! - [`config`]: `kotae.toml`, typed and validated.
+//! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
 //! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`,
 //!   `adapt`).
 
+pub mod alloc;
 pub mod commands;
 pub mod config;
 pub mod dictionary;

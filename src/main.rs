@@ -168,6 +168,7 @@ fn default_workers() -> usize {
 }
 
 fn main() -> ExitCode {
+    kotae::alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KOTAE_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(io::stderr)
