@@ -324,7 +324,7 @@ impl Queue {
             let mut open: Vec<(f32, &Question)> = self
                 .values()
                 .filter(|q| q.state == QuestionState::Open && q.cluster != keep)
-                .map(|q| (self.score(q, now).0, q))
+                .map(|q| (self.urgency(q, now, None), q))
                 .collect();
             open.sort_by(|a, b| {
                 a.0.total_cmp(&b.0).then(b.1.first_ts.cmp(&a.1.first_ts)).then(a.1.cluster.cmp(&b.1.cluster))
@@ -341,13 +341,24 @@ impl Queue {
 
     /// Urgency of a question at time `now` (ms), with its "why".
     pub fn score(&self, q: &Question, now: u64) -> (f32, String) {
+        let mut why = Vec::new();
+        let score = self.urgency(q, now, Some(&mut why));
+        (score, why.join(" · "))
+    }
+
+    /// The urgency alone, without its "why" (what trimming a full queue compares).
+    fn urgency(&self, q: &Question, now: u64, mut why: Option<&mut Vec<String>>) -> f32 {
+        let mut note = |part: &dyn Fn() -> String| {
+            if let Some(why) = why.as_deref_mut() {
+                why.push(part());
+            }
+        };
         let c = &self.config;
         let mut score = 0.0;
-        let mut why = Vec::new();
         if q.askers > 1 {
             score += c.per_asker * (q.askers - 1) as f32;
         }
-        why.push(format!("×{} asked", q.askers));
+        note(&|| format!("×{} asked", q.askers));
         // The topic most of the asks named (one asker mentioning skin does not make a price
         // question a skin question); ties go to the heavier topic.
         let mut topic_best: Option<(&str, u32, f32)> = None;
@@ -360,36 +371,40 @@ impl Queue {
         }
         if let Some((t, _, w)) = topic_best {
             score += w;
-            why.push(t.to_string());
+            note(&|| t.to_string());
         }
         if q.product.is_some() && q.product == self.current_product {
             score += c.on_screen;
-            why.push("on screen".into());
+            note(&|| "on screen".into());
         }
         if q.intent {
             score += c.purchase_intent;
-            why.push("buying".into());
+            note(&|| "buying".into());
         }
         if q.paid > 0 {
             score += (c.per_100_paid * q.paid as f32 / 100.0).min(c.paid_cap);
-            why.push(format!("paid ¥{}", q.paid));
+            note(&|| format!("paid ¥{}", q.paid));
         }
         let waited = now.saturating_sub(q.first_ts) as f32 / 60_000.0;
         score += c.per_minute_waiting * waited.min(c.wait_cap_minutes);
-        why.push(if waited < 1.0 {
-            format!("waiting {}s", (waited * 60.0) as u32)
-        } else {
-            format!("waiting {}m", waited as u32)
+        note(&|| {
+            if waited < 1.0 {
+                format!("waiting {}s", (waited * 60.0) as u32)
+            } else {
+                format!("waiting {}m", waited as u32)
+            }
         });
         let idle = now.saturating_sub(q.last_ts) as f32 / 60_000.0;
         if idle >= c.stale_after_minutes {
             score *= c.stale_factor;
-            why.push("stale".into());
+            note(&|| "stale".into());
         }
-        if q.state == QuestionState::Pinned {
+        if q.state == QuestionState::Pinned
+            && let Some(why) = why
+        {
             why.insert(0, "pinned".into());
         }
-        (score, why.join(" · "))
+        score
     }
 
     /// Open and pinned questions, pinned first, then by urgency (ties: older first).
