@@ -188,6 +188,10 @@ pub struct JournalConfig {
     pub batch_max: NonZeroUsize,
     /// A partial batch is written after at most this long.
     pub flush_interval_ms: NonZeroU64,
+    /// Questions are written at most this often, each in its latest state (0: with every
+    /// batch). A question changes with nearly every message asking it and each write rewrites
+    /// its table page; a crash can lose this long of question changes.
+    pub question_interval_ms: u64,
     /// Messages, host actions and closed questions older than this are deleted; open questions stay.
     pub retention_hours: NonZeroU64,
     /// At most this many message rows are kept; older ones are deleted first.
@@ -202,6 +206,7 @@ impl Default for JournalConfig {
             queue: NonZeroUsize::new(8192).unwrap_or(NonZeroUsize::MIN),
             batch_max: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             flush_interval_ms: NonZeroU64::new(10).unwrap_or(NonZeroU64::MIN),
+            question_interval_ms: 250,
             retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
             max_messages: NonZeroU64::new(5_000_000).unwrap_or(NonZeroU64::MIN),
         }
