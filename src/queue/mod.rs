@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
@@ -177,6 +178,8 @@ struct Settings {
     utc_offset: i32,
     record_messages: bool,
     stream_idle: std::time::Duration,
+    /// Questions asked are journaled at most this often (zero: after every batch).
+    question_interval: std::time::Duration,
 }
 
 struct StreamCtx {
@@ -193,6 +196,8 @@ struct StreamCtx {
     touched: Instant,
     /// Highest question id issued, so an evicted stream that comes back continues above it.
     max_id: u32,
+    /// Questions asked since they were last journaled.
+    unjournaled: FxHashSet<u32>,
 }
 
 impl StreamCtx {
@@ -207,6 +212,7 @@ impl StreamCtx {
             version: watch::channel(0).0,
             touched: Instant::now(),
             max_id: 0,
+            unjournaled: FxHashSet::default(),
         }
     }
 
@@ -233,6 +239,8 @@ struct Shard {
     /// Question ids to continue from, per evicted stream (a few bytes each).
     evicted: HashMap<Arc<str>, u32>,
     last_sweep: Instant,
+    /// When the questions asked were last journaled.
+    last_questions: Instant,
     journal: JournalSender,
     metrics: Arc<Metrics>,
     moderation: Arc<Moderation>,
@@ -263,6 +271,7 @@ impl Shards {
             utc_offset: config.utc_offset_minutes,
             record_messages: config.journal.record_messages,
             stream_idle: std::time::Duration::from_secs(config.stream_idle_minutes.get() * 60),
+            question_interval: std::time::Duration::from_millis(config.journal.question_interval_ms),
         });
         let mut initial: Vec<HashMap<Arc<str>, StreamCtx>> = (0..n).map(|_| HashMap::new()).collect();
         for (name, st) in restored.streams {
@@ -287,6 +296,7 @@ impl Shards {
                 streams,
                 evicted: HashMap::new(),
                 last_sweep: Instant::now(),
+                last_questions: Instant::now(),
                 journal: journal.clone(),
                 metrics: metrics.clone(),
                 moderation: moderation.clone(),
@@ -406,14 +416,22 @@ impl Shards {
 impl Shard {
     fn run(&mut self, rx: Receiver<Envelope>) {
         let sweep_every = (self.settings.stream_idle / 4).max(std::time::Duration::from_millis(10));
+        let interval = self.settings.question_interval;
+        let wake_every = if interval.is_zero() { sweep_every } else { sweep_every.min(interval) };
         loop {
             if self.last_sweep.elapsed() >= sweep_every {
                 self.sweep();
             }
-            let env = match rx.recv_timeout(sweep_every) {
+            if !interval.is_zero() && self.last_questions.elapsed() >= interval {
+                self.journal_questions();
+            }
+            let env = match rx.recv_timeout(wake_every) {
                 Ok(env) => env,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    self.journal_questions();
+                    return;
+                }
             };
             drop(env._permit);
             match env.cmd {
@@ -460,7 +478,10 @@ impl Shard {
                         .sum();
                     let _ = reply.send(ShardStats { streams: self.streams.len(), open_questions: open });
                 }
-                Cmd::Stop => return,
+                Cmd::Stop => {
+                    self.journal_questions();
+                    return;
+                }
             }
         }
     }
@@ -479,10 +500,29 @@ impl Shard {
 
     /// Forgets streams idle for `stream_idle_minutes` with no open question and no host
     /// screen, so memory follows the live streams, not every stream ever seen.
+    /// Journals the questions asked since last time, each once in its current state. A question
+    /// changes with nearly every message that asks it, and each journal write rewrites its table
+    /// page: at full load over 10 streams, writing them after every batch was 85% of the
+    /// journal's bytes. Until written they count as journal lag.
+    fn journal_questions(&mut self) {
+        self.last_questions = Instant::now();
+        for ctx in self.streams.values_mut() {
+            for cluster in ctx.unjournaled.drain() {
+                self.metrics.journal_lag.dec();
+                if let Some(q) = ctx.queue.get(cluster) {
+                    self.journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
+                }
+            }
+        }
+    }
+
     fn sweep(&mut self) {
         self.last_sweep = Instant::now();
         let idle = self.settings.stream_idle;
         let gone: Vec<Arc<str>> = self.streams.values().filter(|c| c.evictable(idle)).map(|c| c.name.clone()).collect();
+        if gone.iter().any(|name| self.streams.get(name).is_some_and(|c| !c.unjournaled.is_empty())) {
+            self.journal_questions();
+        }
         for name in gone {
             if let Some(ctx) = self.streams.remove(&name) {
                 tracing::debug!(stream = %name, "idle stream evicted");
@@ -609,11 +649,15 @@ impl Shard {
                 ),
             })
             .collect();
-        // Each question asked in this batch is journaled once, in its state after the batch
-        // (the record is an upsert); one trimmed meanwhile was journaled as removed.
+        // Each question asked is journaled once per `question_interval`, in its state then (the
+        // record is an upsert); one trimmed meanwhile was journaled as removed.
         for cluster in asked {
-            if let Some(q) = ctx.queue.get(cluster) {
-                journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
+            if settings.question_interval.is_zero() {
+                if let Some(q) = ctx.queue.get(cluster) {
+                    journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
+                }
+            } else if ctx.unjournaled.insert(cluster) {
+                metrics.journal_lag.inc();
             }
         }
         metrics.dedupe_evicted(ctx.state.take_evictions());
@@ -703,6 +747,7 @@ mod tests {
             utc_offset: 540,
             record_messages: false,
             stream_idle: idle,
+            question_interval: std::time::Duration::from_millis(250),
         };
         let shard = Shard {
             engine: engine.clone(),
@@ -710,6 +755,7 @@ mod tests {
             streams: HashMap::new(),
             evicted: HashMap::new(),
             last_sweep: Instant::now(),
+            last_questions: Instant::now(),
             journal: JournalSender::disabled(metrics.clone()),
             metrics,
             moderation: Arc::new(Moderation::new(crate::moderation::Audit::open(None))),
@@ -744,6 +790,42 @@ mod tests {
         shard.sweep();
         assert!(shard.streams.is_empty(), "nothing open, nobody watching: forgotten");
         assert_eq!(ask(&mut shard, &mut analyzer, &s, "送料いくらですか"), "q2", "ids continue after eviction");
+    }
+
+    #[test]
+    fn questions_are_journaled_once_per_interval_in_their_latest_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::server::config::JournalConfig {
+            path: dir.path().join("j.db"),
+            ..crate::server::config::JournalConfig::default()
+        };
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        let (journal, _) = crate::store::Journal::open(&config, shard.metrics.clone()).unwrap();
+        shard.journal = journal.sender();
+        let s: Arc<str> = Arc::from("s");
+        let stored = || -> Vec<(u32, u32)> {
+            let conn = rusqlite::Connection::open(&config.path).unwrap();
+            let mut stmt = conn.prepare("SELECT cluster, body FROM questions").unwrap();
+            stmt.query_map([], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, String>(1)?)))
+                .unwrap()
+                .map(|r| {
+                    let (cluster, body) = r.unwrap();
+                    let q: Question = serde_json::from_str(&body).unwrap();
+                    (cluster, q.askers)
+                })
+                .collect()
+        };
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか？"), "q1");
+        assert_eq!(shard.metrics.journal_lag.get(), 1, "one question waits, counted as lag");
+        journal.sender().flush();
+        assert!(stored().is_empty(), "not before its interval");
+        shard.journal_questions();
+        journal.sender().flush();
+        assert_eq!(shard.metrics.journal_lag.get(), 0);
+        assert_eq!(stored(), vec![(1, 1)], "once, in its state after both asks (one asker)");
+        drop(shard);
+        journal.close();
     }
 
     #[test]

@@ -188,9 +188,9 @@ pub struct JournalConfig {
     pub batch_max: NonZeroUsize,
     /// A partial batch is written after at most this long.
     pub flush_interval_ms: NonZeroU64,
-    /// Questions are written at most this often, each in its latest state (0: with every
-    /// batch). A question changes with nearly every message asking it and each write rewrites
-    /// its table page; a crash can lose this long of question changes.
+    /// Questions asked are journaled at most this often, each once in its latest state (0: after
+    /// every batch a shard handles). A question changes with nearly every message asking it and
+    /// each write rewrites its table page; a crash can lose this long of question changes.
     pub question_interval_ms: u64,
     /// Messages, host actions and closed questions older than this are deleted; open questions stay.
     pub retention_hours: NonZeroU64,

@@ -5,11 +5,8 @@
 //! `kotae_backpressure_total{channel="journal"}` counts it); the writer commits up to
 //! `batch_max` records per transaction, at least every `flush_interval_ms`. Questions are
 //! upserted, so the table always holds each question's latest state, and [`Journal::open`]
-//! hands them back after a crash. A question changes with nearly every message that asks it, and
-//! each upsert rewrites its table page, so questions are written at most every
-//! `question_interval_ms`, each in its latest state. WAL mode with `synchronous=NORMAL` survives
-//! `kill -9` of the process (not a power cut) with at most the last un-committed batch lost, and
-//! the questions' changes of the last `question_interval_ms`.
+//! hands them back after a crash. WAL mode with `synchronous=NORMAL` survives `kill -9` of the
+//! process (not a power cut) with at most the last un-committed batch lost.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -223,10 +220,6 @@ struct Writer {
     insert_messages: Vec<(usize, String)>,
     /// Scratch buffer for question bodies.
     body: Vec<u8>,
-    /// Questions changed since they were last written, in their latest state.
-    pending: HashMap<(Arc<str>, u32), Question>,
-    /// When the pending questions were last written.
-    questions_written: Instant,
 }
 
 /// Columns of a `messages` row as inserted.
@@ -254,16 +247,7 @@ impl Writer {
                 (rows, sql)
             })
             .collect();
-        Self {
-            conn,
-            config,
-            metrics,
-            last_retention,
-            insert_messages,
-            body: Vec::new(),
-            pending: HashMap::new(),
-            questions_written: Instant::now(),
-        }
+        Self { conn, config, metrics, last_retention, insert_messages, body: Vec::new() }
     }
 }
 
@@ -289,7 +273,7 @@ impl Writer {
                         break;
                     }
                     Cmd::Stop => {
-                        self.commit(&mut batch, true);
+                        self.commit(&mut batch);
                         return;
                     }
                 }
@@ -308,7 +292,7 @@ impl Writer {
                     Err(_) => None,
                 };
             }
-            self.commit(&mut batch, !waiters.is_empty());
+            self.commit(&mut batch);
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
@@ -316,61 +300,34 @@ impl Writer {
                 self.retention();
             }
         }
-        self.commit(&mut batch, true);
+        self.commit(&mut batch);
     }
 
-    /// Commits `batch`, holding its questions back in `pending` until `question_interval_ms`
-    /// has passed since they were last written (or `all`: on a flush and at the end).
-    fn commit(&mut self, batch: &mut Vec<Record>, all: bool) {
-        // Records done without a write of their own: question states superseded by a later one
-        // or by the question's removal.
-        let mut superseded = 0usize;
-        let mut rest = Vec::with_capacity(batch.len());
-        for r in batch.drain(..) {
-            match r {
-                Record::Question { stream, question } => {
-                    let key = (stream, question.cluster);
-                    superseded += usize::from(self.pending.insert(key, question).is_some());
-                }
-                Record::QuestionRemoved { ref stream, cluster } => {
-                    superseded += usize::from(self.pending.remove(&(stream.clone(), cluster)).is_some());
-                    rest.push(r);
-                }
-                r => rest.push(r),
+    fn commit(&mut self, batch: &mut Vec<Record>) {
+        if batch.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let n = batch.len();
+        let mut result = self.write(batch);
+        if result.is_err() {
+            // One retry covers SQLITE_BUSY from an outside reader; then the batch is lost, loudly.
+            std::thread::sleep(Duration::from_millis(50));
+            result = self.write(batch);
+        }
+        match result {
+            Ok(()) => self.metrics.journal_written.inc_by(n as u64),
+            Err(e) => {
+                self.metrics.journal_failures.inc();
+                tracing::error!(error = %e, records = n, "journal write failed; records lost");
             }
         }
-        *batch = rest;
-        let interval = Duration::from_millis(self.config.question_interval_ms);
-        let questions = all || self.questions_written.elapsed() >= interval;
-        let pending = if questions { std::mem::take(&mut self.pending) } else { HashMap::new() };
-        if questions {
-            self.questions_written = Instant::now();
-        }
-        let n = batch.len() + pending.len();
-        if n > 0 {
-            let started = Instant::now();
-            let mut result = self.write(batch, &pending);
-            if result.is_err() {
-                // One retry covers SQLITE_BUSY from an outside reader; then the batch is lost, loudly.
-                std::thread::sleep(Duration::from_millis(50));
-                result = self.write(batch, &pending);
-            }
-            match result {
-                Ok(()) => self.metrics.journal_written.inc_by(n as u64),
-                Err(e) => {
-                    self.metrics.journal_failures.inc();
-                    tracing::error!(error = %e, records = n, "journal write failed; records lost");
-                }
-            }
-            self.metrics.observe(Stage::Journal, started.elapsed().as_secs_f64());
-        }
-        self.metrics.journal_written.inc_by(superseded as u64);
-        self.metrics.journal_lag.sub((n + superseded) as i64);
+        self.metrics.journal_lag.sub(n as i64);
+        self.metrics.observe(Stage::Journal, started.elapsed().as_secs_f64());
         batch.clear();
     }
 
-    /// Writes one transaction: `batch` in order (no questions in it), then `questions`.
-    fn write(&mut self, batch: &[Record], questions: &HashMap<(Arc<str>, u32), Question>) -> rusqlite::Result<()> {
+    fn write(&mut self, batch: &[Record]) -> rusqlite::Result<()> {
         let now = unix_ms();
         let tx = self.conn.transaction()?;
         {
@@ -385,15 +342,37 @@ impl Writer {
             let mut product = tx.prepare_cached(
                 "INSERT INTO streams (stream, product) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET product = ?2",
             )?;
+            // Only the last state of a question in a batch matters.
+            let mut last_question: HashMap<(&str, u32), usize> = HashMap::new();
+            for (i, r) in batch.iter().enumerate() {
+                if let Record::Question { stream, question } = r {
+                    last_question.insert((stream, question.cluster), i);
+                }
+            }
             // Messages go in after the rest, many rows per statement: they are the bulk of a
             // batch and no other record refers to them, so only their order among themselves
             // is kept.
             let mut messages = Vec::with_capacity(batch.len());
-            for r in batch {
+            for (i, r) in batch.iter().enumerate() {
                 match r {
                     Record::Message { .. } => messages.push(r),
-                    // Held back in `pending` by `commit`.
-                    Record::Question { .. } => {}
+                    Record::Question { stream, question: q } => {
+                        if last_question.get(&(&**stream, q.cluster)) != Some(&i) {
+                            continue;
+                        }
+                        let state = match q.state {
+                            crate::rank::QuestionState::Open => "open",
+                            crate::rank::QuestionState::Pinned => "pinned",
+                            crate::rank::QuestionState::Answered(_) => "answered",
+                            crate::rank::QuestionState::Dismissed(_) => "dismissed",
+                        };
+                        self.body.clear();
+                        serde_json::to_writer(&mut self.body, q)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                        let body = std::str::from_utf8(&self.body)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                        question.execute(params![&**stream, q.cluster, state, body, now])?;
+                    }
                     Record::QuestionRemoved { stream, cluster } => {
                         removed.execute(params![&**stream, cluster])?;
                     }
@@ -404,20 +383,6 @@ impl Writer {
                         product.execute(params![&**stream, p])?;
                     }
                 }
-            }
-            for ((stream, cluster), q) in questions {
-                let state = match q.state {
-                    crate::rank::QuestionState::Open => "open",
-                    crate::rank::QuestionState::Pinned => "pinned",
-                    crate::rank::QuestionState::Answered(_) => "answered",
-                    crate::rank::QuestionState::Dismissed(_) => "dismissed",
-                };
-                self.body.clear();
-                serde_json::to_writer(&mut self.body, q)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-                let body =
-                    std::str::from_utf8(&self.body).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-                question.execute(params![&**stream, cluster, state, body, now])?;
             }
             let mut rest = &messages[..];
             let mut labels = String::new();
@@ -527,47 +492,6 @@ mod tests {
         let st = &restored.streams["s1"];
         assert_eq!(st.questions, vec![question(1, QuestionState::Pinned)]);
         assert_eq!(st.product.as_deref(), Some("p2"));
-    }
-
-    #[test]
-    fn questions_wait_for_their_interval_in_their_latest_state_and_count_as_lag() {
-        let dir = tempfile::tempdir().unwrap();
-        let config =
-            JournalConfig { path: dir.path().join("j.db"), question_interval_ms: 600_000, ..JournalConfig::default() };
-        let metrics = Arc::new(Metrics::new());
-        let (journal, _) = Journal::open(&config, metrics.clone()).unwrap();
-        let s: Arc<str> = Arc::from("s1");
-        let tx = journal.sender();
-        tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Open) });
-        tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Pinned) });
-        tx.send(Record::Message {
-            stream: s.clone(),
-            id: "m1".into(),
-            ts: 1,
-            user: None,
-            text: "Mありますか".into(),
-            action: Action::Allow,
-            labels: LabelSet::default(),
-            cluster: Some(1),
-        });
-        let reader = Connection::open(&config.path).unwrap();
-        let count = |table: &str| -> i64 {
-            reader.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
-        };
-        let started = Instant::now();
-        while count("messages") == 0 {
-            assert!(started.elapsed() < Duration::from_secs(5), "the message was never committed");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(count("questions"), 0, "the question waits for its interval");
-        assert_eq!(metrics.journal_lag.get(), 1, "the pending question is lag; its older state is done");
-        tx.flush();
-        assert_eq!(count("questions"), 1);
-        assert_eq!(metrics.journal_lag.get(), 0);
-        let state: String = reader.query_row("SELECT state FROM questions", [], |r| r.get(0)).unwrap();
-        assert_eq!(state, "pinned");
-        drop(tx);
-        journal.close();
     }
 
     #[test]
