@@ -527,35 +527,34 @@ impl Classifier {
         out: &mut Classification,
     ) {
         let mut z = self.model.bias;
+        let rules = self.dictionaries.rules();
+        scratch.counted.start(&scratch.active, self.model.len() + rules.len());
         scratch.active.clear();
         scratch.words.prepare(&self.model, tokens.vocabulary());
-        let rules = self.dictionaries.rules();
         {
-            let Scratch { active, name, words, .. } = scratch;
+            let Scratch { active, counted, name, words, .. } = scratch;
             let model = &self.model;
             let rule_feature = &self.rule_feature;
             self.cues(text, norm, tokens, hits, |f| {
-                // Model features and rules without a trained weight live in separate id spaces.
                 let (id, mut weight) = match f.rule.map(|r| (r, rule_feature[r as usize])) {
-                    Some((_, Some(id))) => ((false, id), model.weights[id as usize]),
-                    Some((r, None)) => ((true, r as u32), [0f32; 4]),
+                    Some((_, Some(id))) => (id, model.weights[id as usize]),
+                    Some((r, None)) => ((model.len() + r as usize) as u32, [0f32; 4]),
                     None => {
                         let id = match f.key {
                             Key::Word { kind, base, word: Some(word) } => words.get(model, word, kind, base, name),
                             key => model.feature(key.spell(name)),
                         };
                         let Some(id) = id else { return };
-                        ((false, id), model.weights[id as usize])
+                        (id, model.weights[id as usize])
                     }
                 };
                 if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
                     weight[l.index()] += DEFAULT_RULE_WEIGHT;
                 }
                 // A feature counts once per message, however many times it matched.
-                if active.iter().any(|a| a.id == id) {
-                    return;
+                if counted.insert(id) {
+                    active.push(Active { id, weight, span: f.span, rule: f.rule });
                 }
-                active.push(Active { id, weight, span: f.span, rule: f.rule });
             });
         }
         for a in &scratch.active {
@@ -597,7 +596,7 @@ impl Classifier {
                 let a = &scratch.active[k];
                 let rule = match a.rule {
                     Some(r) => rules[r as usize].id.clone(),
-                    None => self.model.names[a.id.1 as usize].clone(),
+                    None => self.model.names[a.id as usize].clone(),
                 };
                 out.reasons.push(Reason { label, rule, span: [a.span.0, a.span.1] });
             }
@@ -607,7 +606,8 @@ impl Classifier {
 
 #[derive(Debug, Clone)]
 struct Active {
-    id: (bool, u32),
+    /// The model id, or for a rule without a model feature, the model's length plus the rule.
+    id: u32,
     weight: [f32; 4],
     span: (u32, u32),
     rule: Option<u16>,
@@ -621,6 +621,32 @@ pub struct Scratch {
     order: Vec<usize>,
     name: String,
     words: WordIds,
+    counted: Counted,
+}
+
+/// The [`Active::id`]s counted in the current message, one bit each: a feature counts once per
+/// message, and comparing each new one with every one before it was a quadratic scan.
+#[derive(Debug, Default)]
+struct Counted(Vec<u64>);
+
+impl Counted {
+    /// Forgets the ids of the previous message (`previous`) and makes room for `ids` of them.
+    fn start(&mut self, previous: &[Active], ids: usize) {
+        for a in previous {
+            if let Some(bits) = self.0.get_mut(a.id as usize / 64) {
+                *bits = 0;
+            }
+        }
+        self.0.resize(ids.div_ceil(64), 0);
+    }
+
+    /// Counts `id`; false if it already was.
+    fn insert(&mut self, id: u32) -> bool {
+        let (bits, bit) = (&mut self.0[id as usize / 64], 1u64 << (id % 64));
+        let new = *bits & bit == 0;
+        *bits |= bit;
+        new
+    }
 }
 
 /// Model ids of the features named after dictionary words ([`WordFeature`]), by word
@@ -929,5 +955,31 @@ mod tests {
         let both = &classifiers[1];
         assert_eq!(labels(both, postage, &postage_first, &mut scratch), s);
         assert_eq!(labels(both, stock, &stock_second, &mut scratch), a);
+    }
+
+    #[test]
+    fn a_feature_counts_once_per_message() {
+        let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+        let sources = [(PathBuf::from("d/spam.txt"), "[x => spam]\nzzz\n".to_string())];
+        let dictionaries =
+            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let classifier = Classifier::new(
+            dictionaries.clone(),
+            model(&[("w:在庫", Label::Question), ("w:送料", Label::Abuse)]),
+            ClassifyConfig::default(),
+        );
+        let mut tokenizer = shared.tokenizer();
+        let mut scratch = Scratch::default();
+        let mut scores = |text| {
+            let (norm, tokens, hits) = prepare(&mut tokenizer, &dictionaries, text);
+            let mut out = Classification::default();
+            classifier.classify(text, &norm, &tokens, &hits, &mut scratch, &mut out);
+            out.scores
+        };
+        // Model features and a declared rule without a model weight, once each.
+        let (yes, no, rule) =
+            (sigmoid(UNTRAINED_BIAS + 4.0), sigmoid(UNTRAINED_BIAS), UNTRAINED_BIAS + DEFAULT_RULE_WEIGHT);
+        assert_eq!(scores("在庫と送料zzz"), [yes, no, sigmoid(rule), yes]);
+        assert_eq!(scores("在庫と在庫と送料zzz zzz 送料"), [yes, no, sigmoid(rule), yes]);
     }
 }
