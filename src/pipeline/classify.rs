@@ -9,12 +9,12 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::dictionary::{DEFAULT_RULE_WEIGHT, Dictionaries, Hit, ListKind};
+use crate::dictionary::{DEFAULT_RULE_WEIGHT, Dictionaries, Hit, ListKind, Rule};
 use crate::label::{Action, Label, LabelSet};
 use crate::pipeline::normalize::Normalized;
 use crate::pipeline::tokenize::{Conj, Pos, Sub, Token, Tokens};
@@ -280,6 +280,70 @@ pub struct Feature<'a> {
     pub span: (u32, u32),
 }
 
+/// A feature occurrence as extracted, before its name is spelled out.
+#[derive(Debug, Clone, Copy)]
+struct Cue<'a> {
+    key: Key<'a>,
+    rule: Option<u16>,
+    span: (u32, u32),
+}
+
+/// What names a feature. Names made of a prefix and a word are kept in parts: spelling them costs
+/// a copy, and [`Classifier::classify`] finds the model ids of dictionary words without it.
+#[derive(Debug, Clone, Copy)]
+enum Key<'a> {
+    /// A rule id or a fixed cue name.
+    Name(&'a str),
+    /// A fixed prefix followed by a variable part (`ja.tok.end_pos.` and a part of speech).
+    Prefixed(&'static str, &'a str),
+    /// A feature of one word: its kind's prefix followed by the word's base form. `word` is the
+    /// dictionary word ([`Token::word`]), by which the classifier keeps the feature's model id.
+    Word { kind: WordFeature, base: &'a str, word: Option<u32> },
+    /// The last two words, `e2:<previous base>|<last base>`: too many pairs to keep by word.
+    Pair(&'a str, &'a str),
+}
+
+impl<'a> Key<'a> {
+    /// The feature name; spelled in `buf` unless it is a fixed one.
+    fn spell<'s>(self, buf: &'s mut String) -> &'s str
+    where
+        'a: 's,
+    {
+        let parts = match self {
+            Key::Name(name) => return name,
+            Key::Prefixed(prefix, rest) => [prefix, rest, "", ""],
+            Key::Word { kind, base, .. } => [kind.prefix(), base, "", ""],
+            Key::Pair(prev, last) => ["e2:", prev, "|", last],
+        };
+        buf.clear();
+        parts.iter().for_each(|p| buf.push_str(p));
+        buf
+    }
+}
+
+/// The features named after one word's base form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WordFeature {
+    /// `w:<base>`: every word of the message.
+    Word,
+    /// `e:<base>`: the last word.
+    End,
+    /// `ja.tok.final.<base>`: the last word when it is a particle (or の).
+    Final,
+}
+
+impl WordFeature {
+    const COUNT: usize = 3;
+
+    fn prefix(self) -> &'static str {
+        match self {
+            WordFeature::Word => "w:",
+            WordFeature::End => "e:",
+            WordFeature::Final => "ja.tok.final.",
+        }
+    }
+}
+
 /// Dictionaries and model joined: what the classify stage reads. Immutable, swapped whole.
 #[derive(Debug)]
 pub struct Classifier {
@@ -299,17 +363,21 @@ impl Classifier {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
         let rules = dictionaries.rules();
-        let family = |section: &str| section.split_once('_').map(|(f, _)| f.to_string());
+        // The family of a synonym rule (`color` of `color_black`), counted over all synonym rules
+        // first: a family with one rule in it is no choice between values.
+        fn family(r: &Rule) -> Option<&str> {
+            match r.kind {
+                ListKind::Synonym => r.section.split_once('_').map(|(f, _)| f),
+                _ => None,
+            }
+        }
+        let mut siblings: FxHashMap<&str, usize> = FxHashMap::default();
+        for f in rules.iter().filter_map(family) {
+            *siblings.entry(f).or_default() += 1;
+        }
         let slot_family = rules
             .iter()
-            .map(|r| {
-                let f = family(&r.section).filter(|_| r.kind == ListKind::Synonym)?;
-                let siblings = rules
-                    .iter()
-                    .filter(|o| o.kind == ListKind::Synonym && family(&o.section).as_deref() == Some(f.as_str()))
-                    .count();
-                (siblings > 1).then(|| crate::pipeline::dedupe::hash_str(&f))
-            })
+            .map(|r| family(r).filter(|f| siblings[f] > 1).map(crate::pipeline::dedupe::hash_str))
             .collect();
         Self { dictionaries, model, config, rule_feature, host_rule, slot_family }
     }
@@ -325,7 +393,8 @@ impl Classifier {
         self.slot_family[rule as usize]
     }
 
-    /// Extracts features of one message, calling `emit` for each.
+    /// Extracts features of one message, calling `emit` for each with its name (spelled in
+    /// `scratch` when not fixed).
     pub fn features(
         &self,
         text: &str,
@@ -335,6 +404,21 @@ impl Classifier {
         scratch: &mut String,
         emit: &mut dyn FnMut(Feature<'_>),
     ) {
+        self.cues(text, norm, tokens, hits, |c| {
+            emit(Feature { name: c.key.spell(scratch), rule: c.rule, span: c.span })
+        });
+    }
+
+    /// Extracts features of one message, calling `emit` for each, unspelled: [`Classifier::classify`]
+    /// resolves per-word features by word, [`Classifier::features`] spells every name.
+    fn cues<'a>(
+        &'a self,
+        text: &str,
+        norm: &Normalized,
+        tokens: &'a Tokens,
+        hits: &[Hit],
+        mut emit: impl FnMut(Cue<'a>),
+    ) {
         let whole = (0, text.len() as u32);
         let rules = self.dictionaries.rules();
         for h in hits {
@@ -343,7 +427,7 @@ impl Classifier {
                 continue;
             }
             let (s, e) = norm.key.original_span(h.start as usize, h.end as usize);
-            emit(Feature { name: &r.id, rule: Some(h.rule), span: (s as u32, e as u32) });
+            emit(Cue { key: Key::Name(&r.id), rule: Some(h.rule), span: (s as u32, e as u32) });
         }
         let surface = norm.surface.as_str();
         let span_of = |t: &Token| {
@@ -355,7 +439,7 @@ impl Classifier {
         if trimmed.starts_with('@') {
             let to_host = hits.iter().any(|h| self.host_rule[h.rule as usize] && h.start < 24);
             if !to_host {
-                emit(Feature { name: "ja.struct.mention", rule: None, span: whole });
+                emit(Cue { key: Key::Name("ja.struct.mention"), rule: None, span: whole });
             }
         }
         let chars = surface.chars().filter(|c| !c.is_whitespace()).count();
@@ -365,21 +449,21 @@ impl Classifier {
             9..=20 => "ja.struct.len.9_20",
             _ => "ja.struct.len.21_",
         };
-        emit(Feature { name: len, rule: None, span: whole });
+        emit(Cue { key: Key::Name(len), rule: None, span: whole });
         if let Some(span) = find_url(surface) {
             let (s, e) = norm.surface.original_span(span.0, span.1);
-            emit(Feature { name: "ja.struct.url", rule: None, span: (s as u32, e as u32) });
+            emit(Cue { key: Key::Name("ja.struct.url"), rule: None, span: (s as u32, e as u32) });
         }
         if let Some(span) = find_phone(surface) {
             let (s, e) = norm.surface.original_span(span.0, span.1);
-            emit(Feature { name: "ja.struct.phone", rule: None, span: (s as u32, e as u32) });
+            emit(Cue { key: Key::Name("ja.struct.phone"), rule: None, span: (s as u32, e as u32) });
         }
         if let Some(span) = find_handle(surface) {
             let (s, e) = norm.surface.original_span(span.0, span.1);
-            emit(Feature { name: "ja.struct.handle", rule: None, span: (s as u32, e as u32) });
+            emit(Cue { key: Key::Name("ja.struct.handle"), rule: None, span: (s as u32, e as u32) });
         }
         if surface.bytes().any(|b| b.is_ascii_digit()) {
-            emit(Feature { name: "ja.struct.digit", rule: None, span: whole });
+            emit(Cue { key: Key::Name("ja.struct.digit"), rule: None, span: whole });
         }
         // Sentence-final punctuation.
         let tail = surface.trim_end_matches(|c: char| c.is_whitespace() || is_decoration(c));
@@ -389,14 +473,14 @@ impl Classifier {
             ends_excl |= c == '!';
         }
         if ends_q && ends_excl {
-            emit(Feature { name: "ja.tok.qmark_excl", rule: None, span: whole });
+            emit(Cue { key: Key::Name("ja.tok.qmark_excl"), rule: None, span: whole });
         } else if ends_q {
-            emit(Feature { name: "ja.tok.qmark", rule: None, span: whole });
+            emit(Cue { key: Key::Name("ja.tok.qmark"), rule: None, span: whole });
         } else if ends_excl {
-            emit(Feature { name: "ja.tok.excl", rule: None, span: whole });
+            emit(Cue { key: Key::Name("ja.tok.excl"), rule: None, span: whole });
         }
         if !ends_q && surface.contains('?') {
-            emit(Feature { name: "ja.tok.qmark_inner", rule: None, span: whole });
+            emit(Cue { key: Key::Name("ja.tok.qmark_inner"), rule: None, span: whole });
         }
         // Token cues: the last words of the message carry most of its mood.
         let is_word = |t: &&Token| t.pos != Pos::Symbol && !is_decoration_token(surface, t);
@@ -405,45 +489,30 @@ impl Classifier {
         if let Some(last) = last {
             let span = span_of(last);
             let base = tokens.base(last);
-            scratch.clear();
-            scratch.push_str("ja.tok.end_pos.");
-            scratch.push_str(last.pos.name());
-            emit(Feature { name: scratch, rule: None, span });
+            let word = |kind| Key::Word { kind, base, word: last.word() };
+            emit(Cue { key: Key::Prefixed("ja.tok.end_pos.", last.pos.name()), rule: None, span });
             if last.pos == Pos::Particle || base == "の" {
-                scratch.clear();
-                scratch.push_str("ja.tok.final.");
-                scratch.push_str(base);
-                emit(Feature { name: scratch, rule: None, span });
+                emit(Cue { key: word(WordFeature::Final), rule: None, span });
             }
             let te = last.pos == Pos::Particle && last.sub == Sub::Conjunctive && (base == "て" || base == "で");
             if te && let Some(prev) = prev.filter(|p| p.pos == Pos::Verb) {
-                emit(Feature { name: "ja.tok.te_end", rule: None, span: (span_of(prev).0, span.1) });
+                emit(Cue { key: Key::Name("ja.tok.te_end"), rule: None, span: (span_of(prev).0, span.1) });
             }
             if last.pos == Pos::Verb && last.conj == Conj::Imperative {
-                emit(Feature { name: "ja.tok.imperative", rule: None, span });
+                emit(Cue { key: Key::Name("ja.tok.imperative"), rule: None, span });
             }
             if let Some(prev) = prev {
                 let nai = base == "ない" && (last.pos == Pos::AuxVerb || last.pos == Pos::Adjective);
                 if nai && prev.pos == Pos::Adjective && ends_q {
-                    emit(Feature { name: "ja.tok.adj_nai_q", rule: None, span: (span_of(prev).0, span.1) });
+                    emit(Cue { key: Key::Name("ja.tok.adj_nai_q"), rule: None, span: (span_of(prev).0, span.1) });
                 }
-                scratch.clear();
-                scratch.push_str("e2:");
-                scratch.push_str(tokens.base(prev));
-                scratch.push('|');
-                scratch.push_str(base);
-                emit(Feature { name: scratch, rule: None, span: (span_of(prev).0, span.1) });
+                emit(Cue { key: Key::Pair(tokens.base(prev), base), rule: None, span: (span_of(prev).0, span.1) });
             }
-            scratch.clear();
-            scratch.push_str("e:");
-            scratch.push_str(base);
-            emit(Feature { name: scratch, rule: None, span });
+            emit(Cue { key: word(WordFeature::End), rule: None, span });
         }
         for t in tokens.list.iter().filter(is_word) {
-            scratch.clear();
-            scratch.push_str("w:");
-            scratch.push_str(tokens.base(t));
-            emit(Feature { name: scratch, rule: None, span: span_of(t) });
+            let key = Key::Word { kind: WordFeature::Word, base: tokens.base(t), word: t.word() };
+            emit(Cue { key, rule: None, span: span_of(t) });
         }
     }
 
@@ -458,30 +527,34 @@ impl Classifier {
         out: &mut Classification,
     ) {
         let mut z = self.model.bias;
-        scratch.active.clear();
         let rules = self.dictionaries.rules();
+        scratch.counted.start(&scratch.active, self.model.len() + rules.len());
+        scratch.active.clear();
+        scratch.words.prepare(&self.model, tokens.vocabulary());
         {
-            let active = &mut scratch.active;
+            let Scratch { active, counted, name, words, .. } = scratch;
             let model = &self.model;
             let rule_feature = &self.rule_feature;
-            self.features(text, norm, tokens, hits, &mut scratch.name, &mut |f| {
-                // Model features and rules without a trained weight live in separate id spaces.
+            self.cues(text, norm, tokens, hits, |f| {
                 let (id, mut weight) = match f.rule.map(|r| (r, rule_feature[r as usize])) {
-                    Some((_, Some(id))) => ((false, id), model.weights[id as usize]),
-                    Some((r, None)) => ((true, r as u32), [0f32; 4]),
-                    None => match model.feature(f.name) {
-                        Some(id) => ((false, id), model.weights[id as usize]),
-                        None => return,
-                    },
+                    Some((_, Some(id))) => (id, model.weights[id as usize]),
+                    Some((r, None)) => ((model.len() + r as usize) as u32, [0f32; 4]),
+                    None => {
+                        let id = match f.key {
+                            Key::Word { kind, base, word: Some(word) } => words.get(model, word, kind, base, name),
+                            key => model.feature(key.spell(name)),
+                        };
+                        let Some(id) = id else { return };
+                        (id, model.weights[id as usize])
+                    }
                 };
                 if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
                     weight[l.index()] += DEFAULT_RULE_WEIGHT;
                 }
                 // A feature counts once per message, however many times it matched.
-                if active.iter().any(|a| a.id == id) {
-                    return;
+                if counted.insert(id) {
+                    active.push(Active { id, weight, span: f.span, rule: f.rule });
                 }
-                active.push(Active { id, weight, span: f.span, rule: f.rule });
             });
         }
         for a in &scratch.active {
@@ -523,7 +596,7 @@ impl Classifier {
                 let a = &scratch.active[k];
                 let rule = match a.rule {
                     Some(r) => rules[r as usize].id.clone(),
-                    None => self.model.names[a.id.1 as usize].clone(),
+                    None => self.model.names[a.id as usize].clone(),
                 };
                 out.reasons.push(Reason { label, rule, span: [a.span.0, a.span.1] });
             }
@@ -533,7 +606,8 @@ impl Classifier {
 
 #[derive(Debug, Clone)]
 struct Active {
-    id: (bool, u32),
+    /// The model id, or for a rule without a model feature, the model's length plus the rule.
+    id: u32,
     weight: [f32; 4],
     span: (u32, u32),
     rule: Option<u16>,
@@ -546,6 +620,70 @@ pub struct Scratch {
     chars: Vec<char>,
     order: Vec<usize>,
     name: String,
+    words: WordIds,
+    counted: Counted,
+}
+
+/// The [`Active::id`]s counted in the current message, one bit each: a feature counts once per
+/// message, and comparing each new one with every one before it was a quadratic scan.
+#[derive(Debug, Default)]
+struct Counted(Vec<u64>);
+
+impl Counted {
+    /// Forgets the ids of the previous message (`previous`) and makes room for `ids` of them.
+    fn start(&mut self, previous: &[Active], ids: usize) {
+        for a in previous {
+            if let Some(bits) = self.0.get_mut(a.id as usize / 64) {
+                *bits = 0;
+            }
+        }
+        self.0.resize(ids.div_ceil(64), 0);
+    }
+
+    /// Counts `id`; false if it already was.
+    fn insert(&mut self, id: u32) -> bool {
+        let (bits, bit) = (&mut self.0[id as usize / 64], 1u64 << (id % 64));
+        let new = *bits & bit == 0;
+        *bits |= bit;
+        new
+    }
+}
+
+/// Model ids of the features named after dictionary words ([`WordFeature`]), by word
+/// ([`Token::word`]): chat reuses a small vocabulary, so rather than spelling `w:<base>` and
+/// hashing it for every word of every message, each word is looked up once. The ids hold for one
+/// model and one vocabulary ([`Tokens::vocabulary`]); either changing (a reload, another
+/// classifier, the tokenizer starting its word cache over) starts this over.
+#[derive(Debug, Default)]
+struct WordIds {
+    /// The model the ids are of. Weak, so that an idle worker does not keep a swapped-out model
+    /// alive, yet its allocation (hence its address, compared here) is not reused while held.
+    model: Weak<Model>,
+    vocabulary: u64,
+    /// Per word and [`WordFeature`]: `None` not looked up yet, `Some(None)` not in the model.
+    ids: Vec<[Option<Option<u32>>; WordFeature::COUNT]>,
+}
+
+impl WordIds {
+    /// Forgets the ids unless they are of `model` and `vocabulary`.
+    fn prepare(&mut self, model: &Arc<Model>, vocabulary: u64) {
+        if self.vocabulary != vocabulary || !std::ptr::eq(self.model.as_ptr(), Arc::as_ptr(model)) {
+            self.ids.clear();
+            self.model = Arc::downgrade(model);
+            self.vocabulary = vocabulary;
+        }
+    }
+
+    /// The model id of feature `kind` of dictionary word `word` (base form `base`), looked up by
+    /// name (spelled in `buf`) the first time.
+    fn get(&mut self, model: &Model, word: u32, kind: WordFeature, base: &str, buf: &mut String) -> Option<u32> {
+        let word = word as usize;
+        if word >= self.ids.len() {
+            self.ids.resize(word + 1, [None; WordFeature::COUNT]);
+        }
+        *self.ids[word][kind as usize]
+            .get_or_insert_with(|| model.feature(Key::Word { kind, base, word: None }.spell(buf)))
+    }
 }
 
 /// Emoji, kaomoji parts and other decoration that says nothing about mood.
@@ -720,6 +858,8 @@ fn find_handle(s: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+    use crate::pipeline::tokenize::{TokenizeConfig, Tokenizer, TokenizerShared};
 
     #[test]
     fn floods_are_units_repeated_eight_times() {
@@ -742,5 +882,104 @@ mod tests {
         assert!(find_phone("3番2点").is_none());
         assert!(find_handle("ID→ abc123").is_some());
         assert!(find_handle("Mサイズ").is_none());
+    }
+
+    /// A model with the given features, each weighing +4 toward one label, ids in this order.
+    fn model(features: &[(&str, Label)]) -> Arc<Model> {
+        let mut model = Model::default();
+        for &(name, label) in features {
+            let mut w = [0f32; 4];
+            w[label.index()] = 4.0;
+            model.insert(name, w);
+        }
+        Arc::new(model)
+    }
+
+    /// Normalizes, tokenizes and matches `text` with `tokenizer`.
+    fn prepare(tokenizer: &mut Tokenizer, dictionaries: &Dictionaries, text: &str) -> (Normalized, Tokens, Vec<Hit>) {
+        let (mut norm, mut tokens, mut hits) = (Normalized::default(), Tokens::default(), Vec::new());
+        Normalizer::new(&NormalizeConfig::default()).process(text, &mut norm);
+        tokenizer.process(norm.surface.as_str(), &mut tokens);
+        dictionaries.find(norm.key.as_str(), &mut hits);
+        (norm, tokens, hits)
+    }
+
+    /// Classifies a prepared message through `scratch`, checking it against a fresh scratch.
+    fn labels(
+        classifier: &Classifier,
+        text: &str,
+        message: &(Normalized, Tokens, Vec<Hit>),
+        scratch: &mut Scratch,
+    ) -> Vec<Label> {
+        let (norm, tokens, hits) = message;
+        let mut reused = Classification::default();
+        classifier.classify(text, norm, tokens, hits, scratch, &mut reused);
+        let mut fresh = Classification::default();
+        classifier.classify(text, norm, tokens, hits, &mut Scratch::default(), &mut fresh);
+        assert_eq!(reused.scores, fresh.scores, "{text}");
+        assert_eq!(reused.reasons, fresh.reasons, "{text}");
+        reused.labels.iter().collect()
+    }
+
+    #[test]
+    fn word_feature_ids_are_relearned_for_each_model_and_vocabulary() {
+        let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+        let sources = [(PathBuf::from("d/spam.txt"), "[x]\nzzz\n".to_string())];
+        let dictionaries =
+            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let classifier = |model| Classifier::new(dictionaries.clone(), model, ClassifyConfig::default());
+        let [q, p, s, a, o] = Label::ALL.map(|l| [l]);
+        // Tokenizers number words in the order they first see them.
+        let (mut first, mut second) = (shared.tokenizer(), shared.tokenizer());
+        let (postage, stock) = ("送料いくら", "在庫ありますか");
+        let postage_first = prepare(&mut first, &dictionaries, postage);
+        let stock_first = prepare(&mut first, &dictionaries, stock);
+        let stock_second = prepare(&mut second, &dictionaries, stock);
+        let word = |m: &(Normalized, Tokens, Vec<Hit>)| m.1.list[0].word();
+        assert!(word(&postage_first).is_some() && word(&stock_first).is_some(), "dictionary words");
+        assert_eq!(word(&postage_first), word(&stock_second), "送料 of one is 在庫 of the other");
+
+        // One vocabulary, the model changes: w:在庫 at one id, at another, absent, back. A
+        // stale id would score another label.
+        let classifiers = [
+            classifier(model(&[("w:在庫", Label::Question)])),
+            classifier(model(&[("w:送料", Label::Spam), ("w:在庫", Label::Abuse)])),
+            classifier(model(&[("w:送料", Label::Spam)])),
+            classifier(model(&[("w:在庫", Label::PurchaseIntent)])),
+        ];
+        let mut scratch = Scratch::default();
+        let seen: Vec<_> = classifiers.iter().map(|c| labels(c, stock, &stock_first, &mut scratch)).collect();
+        assert_eq!(seen, [q, a, o, p]);
+
+        // One model, the vocabulary changes: the ids of 送料 must not be taken for 在庫's.
+        let both = &classifiers[1];
+        assert_eq!(labels(both, postage, &postage_first, &mut scratch), s);
+        assert_eq!(labels(both, stock, &stock_second, &mut scratch), a);
+    }
+
+    #[test]
+    fn a_feature_counts_once_per_message() {
+        let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+        let sources = [(PathBuf::from("d/spam.txt"), "[x => spam]\nzzz\n".to_string())];
+        let dictionaries =
+            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let classifier = Classifier::new(
+            dictionaries.clone(),
+            model(&[("w:在庫", Label::Question), ("w:送料", Label::Abuse)]),
+            ClassifyConfig::default(),
+        );
+        let mut tokenizer = shared.tokenizer();
+        let mut scratch = Scratch::default();
+        let mut scores = |text| {
+            let (norm, tokens, hits) = prepare(&mut tokenizer, &dictionaries, text);
+            let mut out = Classification::default();
+            classifier.classify(text, &norm, &tokens, &hits, &mut scratch, &mut out);
+            out.scores
+        };
+        // Model features and a declared rule without a model weight, once each.
+        let (yes, no, rule) =
+            (sigmoid(UNTRAINED_BIAS + 4.0), sigmoid(UNTRAINED_BIAS), UNTRAINED_BIAS + DEFAULT_RULE_WEIGHT);
+        assert_eq!(scores("在庫と送料zzz"), [yes, no, sigmoid(rule), yes]);
+        assert_eq!(scores("在庫と在庫と送料zzz zzz 送料"), [yes, no, sigmoid(rule), yes]);
     }
 }

@@ -6,6 +6,7 @@
 //! dictionary's bytes.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use lindera::dictionary::{Dictionary, load_user_dictionary};
 use lindera::mode::Mode;
@@ -201,6 +202,23 @@ pub struct Token {
     base: (u32, u32),
     /// Whether the word was not in the dictionary.
     pub unknown: bool,
+    /// Index of the dictionary word in its vocabulary ([`Tokens::vocabulary`]); [`NO_WORD`] when
+    /// the base form is not fixed by the word alone.
+    word: u32,
+}
+
+/// [`Token::word`] of tokens that are not one dictionary word with one base form.
+const NO_WORD: u32 = u32::MAX;
+
+impl Token {
+    /// A dense index of the dictionary word behind this token, the same for every token of that
+    /// word in the same vocabulary ([`Tokens::vocabulary`]), so that whatever is derived from the
+    /// word's base form can be kept by index instead of looked up by name every time. `None` for
+    /// unknown words: they share dictionary ids by character class and their base form is their
+    /// own surface.
+    pub fn word(&self) -> Option<u32> {
+        (self.word != NO_WORD).then_some(self.word)
+    }
 }
 
 /// The tokens of one message; buffers are reused across messages.
@@ -208,12 +226,20 @@ pub struct Token {
 pub struct Tokens {
     pub list: Vec<Token>,
     arena: String,
+    vocabulary: u64,
 }
 
 impl Tokens {
     /// The base form (原形) of a token.
     pub fn base(&self, t: &Token) -> &str {
         &self.arena[t.base.0 as usize..t.base.1 as usize]
+    }
+
+    /// Which numbering the [`Token::word`] indices follow: unique to one tokenizer between two
+    /// clears of its word cache, never reused in the process, never 0. Equal vocabularies mean
+    /// equal indices name the same words.
+    pub fn vocabulary(&self) -> u64 {
+        self.vocabulary
     }
 
     fn clear(&mut self) {
@@ -242,7 +268,12 @@ impl TokenizerShared {
 
     /// A per-thread tokenizer.
     pub fn tokenizer(&self) -> Tokenizer {
-        Tokenizer { worker: self.segmenter.new_worker(), known: rustc_hash::FxHashMap::default() }
+        Tokenizer {
+            worker: self.segmenter.new_worker(),
+            known: rustc_hash::FxHashMap::default(),
+            words: 0,
+            vocabulary: next_vocabulary(),
+        }
     }
 }
 
@@ -260,6 +291,11 @@ pub struct Tokenizer {
     /// Dictionary fields already read, by word: chat reuses a small vocabulary, and reading a
     /// word's fields means splitting and UTF-8-checking its detail record every time.
     known: rustc_hash::FxHashMap<(u8, u32), Known>,
+    /// Word indices given out so far ([`Token::word`]).
+    words: u32,
+    /// The numbering of those indices ([`Tokens::vocabulary`]); a new one whenever `known` is
+    /// cleared and the indices start over.
+    vocabulary: u64,
 }
 
 /// What the classifier reads of a dictionary word (base form `None`: the surface).
@@ -269,6 +305,14 @@ struct Known {
     sub: Sub,
     conj: Conj,
     base: Option<Box<str>>,
+    /// [`Token::word`]: only words whose base form the dictionary gives have one.
+    word: u32,
+}
+
+/// A vocabulary id never handed out before in this process.
+fn next_vocabulary() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Upper bound on cached words per worker; past it the cache starts over.
@@ -288,7 +332,11 @@ impl Tokenizer {
         };
         if self.known.len() > KNOWN_CAP {
             self.known.clear();
+            self.words = 0;
+            self.vocabulary = next_vocabulary();
         }
+        out.vocabulary = self.vocabulary;
+        let words = &mut self.words;
         for tok in &tokens {
             let id = tok.word_id.id();
             // Keyed by lexicon (system, user, unknown) and id. Unknown words share ids by character
@@ -309,11 +357,16 @@ impl Tokenizer {
                 let pos = Pos::parse(fields.next().unwrap_or(""));
                 let sub = Sub::parse(fields.next().unwrap_or(""));
                 let conj = Conj::parse(fields.nth(3).unwrap_or(""));
-                let base = match fields.next() {
+                let base: Option<Box<str>> = match fields.next() {
                     Some(b) if b != "*" && !b.is_empty() && !tok.word_id.is_unknown() => Some(b.into()),
                     _ => None,
                 };
-                Known { pos, sub, conj, base }
+                let mut word = NO_WORD;
+                if base.is_some() {
+                    word = *words;
+                    *words += 1;
+                }
+                Known { pos, sub, conj, base, word }
             });
             let from = out.arena.len() as u32;
             out.arena.push_str(known.base.as_deref().unwrap_or(tok.surface.as_ref()));
@@ -325,6 +378,7 @@ impl Tokenizer {
                 conj: known.conj,
                 base: (from, out.arena.len() as u32),
                 unknown: tok.word_id.is_unknown(),
+                word: known.word,
             });
         }
     }
