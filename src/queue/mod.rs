@@ -8,7 +8,7 @@
 //! about changes through a `watch` channel per stream carrying a version number (one slot, so a
 //! slow host screen can never make it grow).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -196,8 +196,10 @@ struct StreamCtx {
     touched: Instant,
     /// Highest question id issued, so an evicted stream that comes back continues above it.
     max_id: u32,
-    /// Questions asked since they were last journaled.
-    unjournaled: FxHashSet<u32>,
+    /// Questions asked since they were last journaled, with when they were first asked since,
+    /// oldest first; and their ids.
+    unjournaled: VecDeque<(Instant, u32)>,
+    unjournaled_ids: FxHashSet<u32>,
 }
 
 impl StreamCtx {
@@ -212,7 +214,8 @@ impl StreamCtx {
             version: watch::channel(0).0,
             touched: Instant::now(),
             max_id: 0,
-            unjournaled: FxHashSet::default(),
+            unjournaled: VecDeque::new(),
+            unjournaled_ids: FxHashSet::default(),
         }
     }
 
@@ -245,6 +248,9 @@ struct Shard {
     metrics: Arc<Metrics>,
     moderation: Arc<Moderation>,
 }
+
+/// How often a shard looks for questions due to be journaled.
+const QUESTION_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 fn shard_of(stream: &str, n: usize) -> usize {
     let mut h = rustc_hash::FxHasher::default();
@@ -417,19 +423,19 @@ impl Shard {
     fn run(&mut self, rx: Receiver<Envelope>) {
         let sweep_every = (self.settings.stream_idle / 4).max(std::time::Duration::from_millis(10));
         let interval = self.settings.question_interval;
-        let wake_every = if interval.is_zero() { sweep_every } else { sweep_every.min(interval) };
+        let wake_every = if interval.is_zero() { sweep_every } else { sweep_every.min(QUESTION_TICK) };
         loop {
             if self.last_sweep.elapsed() >= sweep_every {
                 self.sweep();
             }
-            if !interval.is_zero() && self.last_questions.elapsed() >= interval {
-                self.journal_questions();
+            if !interval.is_zero() && self.last_questions.elapsed() >= QUESTION_TICK {
+                self.journal_questions(false);
             }
             let env = match rx.recv_timeout(wake_every) {
                 Ok(env) => env,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                    self.journal_questions();
+                    self.journal_questions(true);
                     return;
                 }
             };
@@ -479,7 +485,7 @@ impl Shard {
                     let _ = reply.send(ShardStats { streams: self.streams.len(), open_questions: open });
                 }
                 Cmd::Stop => {
-                    self.journal_questions();
+                    self.journal_questions(true);
                     return;
                 }
             }
@@ -498,16 +504,22 @@ impl Shard {
         ctx
     }
 
-    /// Forgets streams idle for `stream_idle_minutes` with no open question and no host
-    /// screen, so memory follows the live streams, not every stream ever seen.
-    /// Journals the questions asked since last time, each once in its current state. A question
-    /// changes with nearly every message that asks it, and each journal write rewrites its table
-    /// page: at full load over 10 streams, writing them after every batch was 85% of the
-    /// journal's bytes. Until written they count as journal lag.
-    fn journal_questions(&mut self) {
+    /// Journals, each once in its current state, the questions first asked (since they were last
+    /// journaled) `question_interval` ago or more; all of them when `all`. A question changes with
+    /// nearly every message that asks it, and each journal write rewrites its table page: at full
+    /// load over 10 streams, journaling them after every batch was 85% of the journal's bytes.
+    /// Going by each question's own time spreads the writes over the interval instead of
+    /// sending every question at once. Until journaled they count as journal lag.
+    fn journal_questions(&mut self, all: bool) {
         self.last_questions = Instant::now();
+        let interval = self.settings.question_interval;
         for ctx in self.streams.values_mut() {
-            for cluster in ctx.unjournaled.drain() {
+            while let Some(&(since, cluster)) = ctx.unjournaled.front() {
+                if !all && since.elapsed() < interval {
+                    break;
+                }
+                ctx.unjournaled.pop_front();
+                ctx.unjournaled_ids.remove(&cluster);
                 self.metrics.journal_lag.dec();
                 if let Some(q) = ctx.queue.get(cluster) {
                     self.journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
@@ -516,12 +528,14 @@ impl Shard {
         }
     }
 
+    /// Forgets streams idle for `stream_idle_minutes` with no open question and no host
+    /// screen, so memory follows the live streams, not every stream ever seen.
     fn sweep(&mut self) {
         self.last_sweep = Instant::now();
         let idle = self.settings.stream_idle;
         let gone: Vec<Arc<str>> = self.streams.values().filter(|c| c.evictable(idle)).map(|c| c.name.clone()).collect();
         if gone.iter().any(|name| self.streams.get(name).is_some_and(|c| !c.unjournaled.is_empty())) {
-            self.journal_questions();
+            self.journal_questions(true);
         }
         for name in gone {
             if let Some(ctx) = self.streams.remove(&name) {
@@ -656,7 +670,8 @@ impl Shard {
                 if let Some(q) = ctx.queue.get(cluster) {
                     journal.send(Record::Question { stream: ctx.name.clone(), question: q.clone() });
                 }
-            } else if ctx.unjournaled.insert(cluster) {
+            } else if ctx.unjournaled_ids.insert(cluster) {
+                ctx.unjournaled.push_back((Instant::now(), cluster));
                 metrics.journal_lag.inc();
             }
         }
@@ -820,7 +835,10 @@ mod tests {
         assert_eq!(shard.metrics.journal_lag.get(), 1, "one question waits, counted as lag");
         journal.sender().flush();
         assert!(stored().is_empty(), "not before its interval");
-        shard.journal_questions();
+        shard.journal_questions(false);
+        journal.sender().flush();
+        assert!(stored().is_empty(), "still not before its interval");
+        shard.journal_questions(true);
         journal.sender().flush();
         assert_eq!(shard.metrics.journal_lag.get(), 0);
         assert_eq!(stored(), vec![(1, 1)], "once, in its state after both asks (one asker)");
