@@ -49,13 +49,15 @@ mod tests {
             assert_eq!((eager, purge), (7, 4321));
             return;
         }
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "alloc::tests::option_numbers_match_mimallocs_names", "--nocapture"])
             .env("KOTAE_ALLOC_CHILD", "1")
             .env("MIMALLOC_ARENA_EAGER_COMMIT", "7")
             .env("MIMALLOC_PURGE_DELAY", "4321")
-            .status()
+            .output()
             .unwrap();
-        assert!(status.success(), "the child saw other option numbers");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "the child saw other option numbers: {said}");
+        assert!(said.contains("1 passed"), "the child ran no test: {said}");
     }
 }
