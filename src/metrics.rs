@@ -313,7 +313,11 @@ impl Metrics {
                 ConnEvent::ALL.map(ConnEvent::as_str),
             ),
             frames_error: counter(&r, "kotae_error_frames_total", "Error frames sent for malformed or oversize frames"),
-            journal_lag: gauge(&r, "kotae_journal_lag_records", "Journal records accepted but not yet committed"),
+            journal_lag: gauge(
+                &r,
+                "kotae_journal_lag_records",
+                "Journal records accepted but not yet committed, and questions not yet journaled",
+            ),
             journal_written: counter(&r, "kotae_journal_written_total", "Journal records committed"),
             journal_failures: counter(&r, "kotae_journal_failures_total", "Failed journal transactions"),
             reloads: counters(
