@@ -921,12 +921,18 @@ mod tests {
         reused.labels.iter().collect()
     }
 
-    #[test]
-    fn word_feature_ids_are_relearned_for_each_model_and_vocabulary() {
+    /// The IPADIC tokenizer and dictionaries made of one spam list.
+    fn tokenizer_and_spam_list(spam: &str) -> (TokenizerShared, Arc<Dictionaries>) {
         let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
-        let sources = [(PathBuf::from("d/spam.txt"), "[x]\nzzz\n".to_string())];
+        let sources = [(PathBuf::from("d/spam.txt"), spam.to_string())];
         let dictionaries =
             Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        (shared, dictionaries)
+    }
+
+    #[test]
+    fn word_feature_ids_are_relearned_for_each_model_and_vocabulary() {
+        let (shared, dictionaries) = tokenizer_and_spam_list("[x]\nzzz\n");
         let classifier = |model| Classifier::new(dictionaries.clone(), model, ClassifyConfig::default());
         let [q, p, s, a, o] = Label::ALL.map(|l| [l]);
         // Tokenizers number words in the order they first see them.
@@ -959,10 +965,7 @@ mod tests {
 
     #[test]
     fn a_feature_counts_once_per_message() {
-        let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
-        let sources = [(PathBuf::from("d/spam.txt"), "[x => spam]\nzzz\n".to_string())];
-        let dictionaries =
-            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let (shared, dictionaries) = tokenizer_and_spam_list("[x => spam]\nzzz\n");
         let classifier = Classifier::new(
             dictionaries.clone(),
             model(&[("w:在庫", Label::Question), ("w:送料", Label::Abuse)]),
