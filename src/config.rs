@@ -69,9 +69,10 @@ impl Config {
         if !(0.0..=1.0).contains(&p.classify.block_at) {
             problems.push(format!("pipeline.classify.block_at {} is not within 0–1", p.classify.block_at));
         }
-        if !(0.0..=1.0).contains(&p.dedupe.cluster_threshold) {
-            problems
-                .push(format!("pipeline.dedupe.cluster_threshold {} is not within 0–1", p.dedupe.cluster_threshold));
+        if let Some(t) = p.dedupe.cluster_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            problems.push(format!("pipeline.dedupe.cluster_threshold {t} is not within 0–1"));
         }
         if p.dedupe.max_clusters == 0 {
             problems.push("pipeline.dedupe.max_clusters must be at least 1".to_string());

@@ -18,7 +18,8 @@
 //! name concepts for clustering and urgency.
 //!
 //! A `| weak` section flag (`[price | weak]`) marks a generic clustering concept that gives way
-//! to any more specific concept in the same question.
+//! to any more specific concept in the same question; a `| shop` flag (`[shipping | shop]`) a
+//! shop-wide one: questions about it belong to the shop, whatever product they name.
 //!
 //! Loading reports every problem with its file and line; the caller keeps the previous
 //! dictionaries when loading fails.
@@ -31,6 +32,13 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::label::Label;
 use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+
+/// Gives the kana reading of a dictionary term, when known (the tokenizer's dictionary).
+pub type Readings<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
+
+fn is_kanji(c: char) -> bool {
+    matches!(c, '一'..='鿿' | '々')
+}
 
 /// Prior weight toward its declared label that a rule always has; the model adds a learned residual.
 pub const DEFAULT_RULE_WEIGHT: f32 = 4.0;
@@ -61,6 +69,9 @@ pub struct Rule {
     /// A generic concept (`[price | weak]`): for clustering it gives way to any more specific
     /// concept in the same question (送料いくら is about shipping, not price).
     pub weak: bool,
+    /// A shop-wide concept (`[shipping | shop]`): a question about it belongs to the shop, not to
+    /// the product it names or the one on screen (送料, 支払い, クーポン, 配送日).
+    pub shop: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,6 +140,16 @@ impl fmt::Debug for Dictionaries {
 impl Dictionaries {
     /// Loads every `*.txt` file of `dir` (sorted by name).
     pub fn load(dir: &Path, normalize: &NormalizeConfig) -> Result<Self, DictionaryError> {
+        Self::load_with(dir, normalize, None)
+    }
+
+    /// Like [`Dictionaries::load`], adding the kana reading of every concept and topic entry
+    /// written in kanji (see [`Dictionaries::compile_with`]).
+    pub fn load_with(
+        dir: &Path,
+        normalize: &NormalizeConfig,
+        readings: Option<Readings<'_>>,
+    ) -> Result<Self, DictionaryError> {
         let mut files = Vec::new();
         let read = std::fs::read_dir(dir).map_err(|e| {
             DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("cannot read directory: {e}") }])
@@ -157,7 +178,7 @@ impl Dictionaries {
         if !problems.is_empty() {
             return Err(DictionaryError(problems));
         }
-        Self::compile(dir, &sources, normalize)
+        Self::compile_with(dir, &sources, normalize, readings)
     }
 
     /// Compiles dictionaries from in-memory `(path, text)` sources (used for dry runs of edits).
@@ -166,12 +187,26 @@ impl Dictionaries {
         sources: &[(PathBuf, String)],
         normalize: &NormalizeConfig,
     ) -> Result<Self, DictionaryError> {
+        Self::compile_with(dir, sources, normalize, None)
+    }
+
+    /// Like [`Dictionaries::compile`]; with `readings`, every `synonyms` and `topics` entry
+    /// written with kanji also matches its kana reading of three kana or more (送料 also
+    /// matches そうりょう, 後払い あとばらい), as viewers type in kana and in romaji.
+    pub fn compile_with(
+        dir: &Path,
+        sources: &[(PathBuf, String)],
+        normalize: &NormalizeConfig,
+        mut readings: Option<Readings<'_>>,
+    ) -> Result<Self, DictionaryError> {
         let mut normalizer = Normalizer::new(normalize);
         let mut rules: Vec<Rule> = Vec::new();
         let mut rule_index: HashMap<String, u16> = HashMap::new();
-        let mut entries = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         let mut terms = Vec::new();
         let mut seen: HashMap<(u16, String), (PathBuf, usize)> = HashMap::new();
+        // Readings added for kanji entries, by index in `entries`.
+        let mut generated: HashMap<(u16, String), usize> = HashMap::new();
         let mut problems = Vec::new();
 
         for (path, text) in sources {
@@ -195,14 +230,22 @@ impl Dictionaries {
                         problems.push(problem("section header must end with ']'".into()));
                         continue;
                     };
-                    let (header, weak) = match header.split_once('|') {
-                        Some((h, flag)) if flag.trim() == "weak" => (h, true),
-                        Some((_, flag)) => {
-                            problems.push(problem(format!("unknown section flag '{}' (weak)", flag.trim())));
-                            continue;
+                    let mut parts = header.split('|');
+                    let header = parts.next().unwrap_or("");
+                    let (mut weak, mut shop, mut bad) = (false, false, false);
+                    for flag in parts {
+                        match flag.trim() {
+                            "weak" => weak = true,
+                            "shop" => shop = true,
+                            other => {
+                                problems.push(problem(format!("unknown section flag '{other}' (weak, shop)")));
+                                bad = true;
+                            }
                         }
-                        None => (header, false),
-                    };
+                    }
+                    if bad {
+                        continue;
+                    }
                     let (name, declared) = match header.split_once("=>") {
                         Some((name, label)) => match label.trim().parse::<Label>() {
                             Ok(l) if l != Label::Other => (name.trim(), Some(l)),
@@ -227,7 +270,7 @@ impl Dictionaries {
                         continue;
                     }
                     let idx = rules.len() as u16;
-                    rules.push(Rule { id: id.as_str().into(), section: name.to_string(), kind, declared, weak });
+                    rules.push(Rule { id: id.as_str().into(), section: name.to_string(), kind, declared, weak, shop });
                     rule_index.insert(id, idx);
                     current = Some(idx);
                     continue;
@@ -260,6 +303,12 @@ impl Dictionaries {
                     problems.push(problem(format!("entry '{term}' normalizes to nothing")));
                     continue;
                 }
+                // A written entry that a reading generated before is that entry, with its flags.
+                if let Some(i) = generated.remove(&(rule, key.clone())) {
+                    entries[i].flags = flags;
+                    seen.insert((rule, key.clone()), (path.clone(), line_no));
+                    continue;
+                }
                 if let Some((file, line)) = seen.get(&(rule, key.clone())) {
                     problems
                         .push(problem(format!("duplicate of {}:{line} (both normalize to '{key}')", file.display())));
@@ -268,6 +317,18 @@ impl Dictionaries {
                 seen.insert((rule, key.clone()), (path.clone(), line_no));
                 entries.push(Entry { rule, flags });
                 terms.push(key);
+                let concept = matches!(kind, ListKind::Synonym | ListKind::Topic);
+                if let Some(reading) = readings.as_mut().filter(|_| concept && term.chars().any(is_kanji)) {
+                    if let Some(kana) = reading(term).map(|r| normalizer.key_of(&r))
+                        && kana.chars().count() >= 3
+                        && !seen.contains_key(&(rule, kana.clone()))
+                        && !generated.contains_key(&(rule, kana.clone()))
+                    {
+                        generated.insert((rule, kana.clone()), entries.len());
+                        entries.push(Entry { rule, flags });
+                        terms.push(kana);
+                    }
+                }
             }
         }
         if rules.len() > u16::MAX as usize {

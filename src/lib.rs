@@ -23,6 +23,7 @@
 //!   `adapt`).
 
 pub mod alloc;
+pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod dictionary;

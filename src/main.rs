@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use kotae::commands::{self, adapt, bench_load, demo, eval, replay, serve, train};
+use kotae::commands::{self, adapt, bench_load, demo, eval, eval_stream, replay, serve, train};
 use kotae::message::InMessage;
 use kotae::pipeline::Engine;
 
@@ -35,6 +35,36 @@ enum Command {
         /// Worker threads for the stateless stages.
         #[arg(long, default_value_t = default_workers())]
         workers: usize,
+        /// The products (`{"products":[{"id","name","keywords"}]}`): questions naming one are
+        /// about it; a line's `"product"` says which was on screen.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+    },
+    /// Replay gold-annotated streams (`NAME.jsonl` with `NAME.products.json` and
+    /// `NAME.questions.json` beside it) through the stateful pipeline and score the host queue:
+    /// answered once, items per question, items mixing questions or products, non-question items.
+    EvalStream {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print one JSON object per stream instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// List the questions split over several items and the items mixing questions.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Paraphrase clusters kept together and near-miss pairs kept apart, on a cluster set.
+    EvalClusters {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Near-miss pairs in a file of their own (`{"a","b"}` lines).
+        #[arg(long)]
+        near: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        /// List the pairs that failed.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Precision, recall and F1 per label on a labelled JSON Lines file.
     Eval {
@@ -64,6 +94,22 @@ enum Command {
         /// With --cv, how many wrong lines to list.
         #[arg(long, default_value_t = 0)]
         confusions: usize,
+    },
+    /// Fit the question-identity model on gold streams and cluster sets, and write its weights
+    /// (default: model/identity.tsv in the dictionary directory).
+    TrainIdentity {
+        /// Gold streams (`NAME.jsonl` with its products and questions beside it).
+        #[arg(long, num_args = 1..)]
+        streams: Vec<PathBuf>,
+        /// Cluster sets (paraphrase clusters and near-miss pairs).
+        #[arg(long, num_args = 1..)]
+        clusters: Vec<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.001)]
+        l2: f32,
+        #[arg(long, default_value_t = 2000)]
+        epochs: usize,
     },
     /// Start a real server, replay the bundled live stream over a websocket, print the ranked
     /// questions, and keep serving the host screen.
@@ -150,7 +196,12 @@ enum Command {
         token: Option<String>,
     },
     /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
-    Explain { text: String },
+    Explain {
+        text: String,
+        /// A second question: also show whether the two are one question, and why.
+        #[arg(long)]
+        with: Option<String>,
+    },
     /// Validate a dictionary directory; every problem is listed with file and line.
     Check,
     /// Build the IPADIC tokenizer dictionary now (otherwise built on first use).
@@ -189,9 +240,13 @@ fn main() -> ExitCode {
             println!("ipadic dictionary ready in {}", dir.display());
             Ok(())
         }
-        Command::Explain { text } => {
+        Command::Explain { text, with } => {
             let engine = engine()?;
-            println!("{}", serde_json::to_string_pretty(&engine.analyzer().explain(&text))?);
+            let mut analyzer = engine.analyzer();
+            match with {
+                None => println!("{}", serde_json::to_string_pretty(&analyzer.explain(&text))?),
+                Some(other) => println!("{}", serde_json::to_string_pretty(&analyzer.explain_pair(&text, &other))?),
+            }
             Ok(())
         }
         Command::Check => {
@@ -199,15 +254,91 @@ fn main() -> ExitCode {
             println!("{}: {} rules, {} entries, ok", d.source().display(), d.rules().len(), d.len());
             Ok(())
         }
-        Command::Classify { workers } => {
+        Command::Classify { workers, catalog } => {
             let engine = engine()?;
+            let catalog = match catalog {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                    let spec: kotae::catalog::CatalogSpec =
+                        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+                    let c = kotae::catalog::Catalog::compile(spec, &config.pipeline.normalize)
+                        .with_context(|| format!("{}", path.display()))?;
+                    Arc::new(c)
+                }
+                None => kotae::catalog::Catalog::empty(),
+            };
             let stats = commands::classify::run(
                 &engine,
+                &catalog,
                 io::BufReader::with_capacity(1 << 16, io::stdin()),
                 io::stdout().lock(),
                 workers,
             )?;
             tracing::info!(lines = stats.lines, errors = stats.errors, "classified");
+            Ok(())
+        }
+        Command::EvalStream { files, json, verbose } => {
+            let engine = engine()?;
+            for file in files {
+                let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
+                let (score, trace) = eval_stream::score_stream(&engine, &config.rank, &gold);
+                if json {
+                    println!("{}", serde_json::to_string(&score)?);
+                } else {
+                    println!("{}", eval_stream::format_score(&score));
+                }
+                if verbose {
+                    eval_stream::print_trace(&trace);
+                }
+            }
+            Ok(())
+        }
+        Command::EvalClusters { files, near, json, verbose } => {
+            let engine = engine()?;
+            for file in files {
+                let set = eval_stream::ClusterSet::load(&file, near.as_deref()).map_err(anyhow::Error::msg)?;
+                let score = eval_stream::score_clusters(&engine, &set, verbose);
+                if json {
+                    println!("{}", serde_json::to_string(&score)?);
+                } else {
+                    println!(
+                        "{}: {} clusters ({} texts): paraphrase pairs together {:.3} of {}, near-miss pairs apart {:.3} of {}, wrong merges {}, not seen as questions {}",
+                        file.display(),
+                        score.clusters,
+                        score.texts,
+                        score.together,
+                        score.paraphrase_pairs,
+                        score.apart,
+                        score.near_miss_pairs,
+                        score.wrong_merges,
+                        score.not_questions
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::TrainIdentity { streams, clusters, out, l2, epochs } => {
+            // Frames do not depend on the identity model: train without reading the old one.
+            let engine = Engine::with_identity(config.pipeline.clone(), Default::default())?;
+            let mut pairs = Vec::new();
+            for file in &streams {
+                let gold = eval_stream::GoldStream::load(file).map_err(anyhow::Error::msg)?;
+                commands::train_identity::stream_pairs(&engine, &gold, &mut pairs);
+            }
+            for file in &clusters {
+                let set = eval_stream::ClusterSet::load(file, None).map_err(anyhow::Error::msg)?;
+                commands::train_identity::cluster_pairs(&engine, &set, &mut pairs);
+            }
+            let (model, summary) = commands::train_identity::fit(&pairs, l2, epochs);
+            println!("{summary}");
+            let sources: Vec<String> = streams.iter().chain(&clusters).map(|p| p.display().to_string()).collect();
+            let out = out.unwrap_or_else(|| config.pipeline.identity_path());
+            let header = format!(
+                "Question identity: weights of the pair model, written by `kotae train-identity`.\nTrained on: {}\n{summary}",
+                sources.join(", ")
+            );
+            model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote {}", out.display());
             Ok(())
         }
         Command::Eval { file, json, confusions } => {

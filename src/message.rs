@@ -23,6 +23,10 @@ pub struct InMessage {
     /// Paid amount (Super Chat, gifts) in the platform's smallest unit, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid: Option<u64>,
+    /// The product on screen when the message was sent (`kotae classify`; the server knows it
+    /// from `PUT /v1/streams/ID/product`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
 }
 
 impl InMessage {

@@ -166,7 +166,11 @@ pub struct Question {
     /// How many asks named each of `topics` (same order): the cluster is about the most named.
     #[serde(default)]
     pub topic_counts: Vec<u32>,
+    /// The product it is about (named, else on screen when first asked); `None` with `shop`.
     pub product: Option<String>,
+    /// About the shop as a whole (shipping, payment, coupons, the stream).
+    #[serde(default)]
+    pub shop: bool,
     pub paid: u64,
     pub intent: bool,
     /// Times asked again after being answered.
@@ -196,6 +200,8 @@ pub struct Asked<'a> {
     pub ts: u64,
     pub topics: &'a [String],
     pub product: Option<&'a str>,
+    /// About the shop as a whole.
+    pub shop: bool,
     pub paid: u64,
     pub intent: bool,
 }
@@ -228,6 +234,7 @@ impl Queue {
                 topics: Vec::new(),
                 topic_counts: Vec::new(),
                 product: a.product.map(str::to_string),
+                shop: a.shop,
                 paid: 0,
                 intent: false,
                 asked_after_answer: 0,
@@ -237,9 +244,6 @@ impl Queue {
         q.last_ts = q.last_ts.max(a.ts);
         q.paid += a.paid;
         q.intent |= a.intent;
-        if q.product.is_none() {
-            q.product = a.product.map(str::to_string);
-        }
         for t in a.topics {
             match q.topics.iter().position(|x| x == t) {
                 Some(i) => {
@@ -443,7 +447,18 @@ mod tests {
     use super::*;
 
     fn ask(q: &mut Queue, cluster: u32, askers: u32, topics: &[String], ts: u64) {
-        q.observe(&Asked { cluster, askers, user: None, text: "?", ts, topics, product: None, paid: 0, intent: false });
+        q.observe(&Asked {
+            cluster,
+            askers,
+            user: None,
+            text: "?",
+            ts,
+            topics,
+            product: None,
+            shop: false,
+            paid: 0,
+            intent: false,
+        });
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::bounded;
 
+use crate::catalog::Catalog;
 use crate::message::{InMessage, OutError, OutVerdict};
 use crate::pipeline::{Analysis, Analyzer, Engine, Meta, StreamState};
 
@@ -110,6 +111,7 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
                     user: None,
                     ts: None,
                     paid: None,
+                    product: None,
                 })
                 .map_or_else(fallback, |m| m.id_or(fallback));
             return Item::Error { id, error: "missing field `text`".into() };
@@ -124,7 +126,13 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
 }
 
 /// Classifies every line of `input` onto `output`. Fails only when reading or writing fails.
-pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write, workers: usize) -> io::Result<Stats> {
+pub fn run(
+    engine: &Arc<Engine>,
+    catalog: &Arc<Catalog>,
+    input: impl BufRead + Send,
+    output: impl Write,
+    workers: usize,
+) -> io::Result<Stats> {
     let workers = workers.max(1);
     let limit = engine.config.max_message_bytes;
     // Raw lines carry JSON around the text; escapes can triple it.
@@ -209,14 +217,19 @@ pub fn run(engine: &Arc<Engine>, input: impl BufRead + Send, output: impl Write,
                         Item::Done { id, msg, analysis } => {
                             stats.verdicts += 1;
                             if !streams.contains_key(&msg.stream) {
-                                streams.insert(msg.stream.clone(), (engine.stream_state(), 0));
+                                let mut state = engine.stream_state();
+                                state.set_catalog(catalog.clone());
+                                streams.insert(msg.stream.clone(), (state, 0));
                             }
                             let Some((state, last_ts)) = streams.get_mut(&msg.stream) else {
                                 return Err(io::Error::other("stream state missing"));
                             };
                             let ts = msg.ts.unwrap_or(*last_ts);
                             *last_ts = ts;
-                            let verdict = state.process(Meta { user: msg.user.as_deref(), ts }, *analysis);
+                            let verdict = state.process(
+                                Meta { user: msg.user.as_deref(), ts, product: msg.product.as_deref() },
+                                *analysis,
+                            );
                             line.clear();
                             line.push(b'{');
                             OutVerdict::new(id, msg.text.len(), msg.stream.as_deref(), &verdict)

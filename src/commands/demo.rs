@@ -1,16 +1,14 @@
 //! `kotae demo`: replays the bundled live stream through the pipeline and prints the host's
 //! ranked questions.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::label::{Action, Label};
 use crate::message::InMessage;
-use crate::pipeline::{Engine, Meta};
-use crate::rank::{Asked, Queue, RankConfig, Ranked};
+use crate::pipeline::Engine;
+use crate::rank::Ranked;
 
 /// One product of a stream's schedule.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,66 +40,20 @@ impl Schedule {
         self.products.iter().filter(|p| p.shown_at_ms <= offset).max_by_key(|p| p.shown_at_ms)
     }
 
-    /// The product a message names, else the one on screen.
-    pub fn product_for<'a>(&'a self, text: &str, offset: u64) -> Option<&'a Product> {
-        self.products
-            .iter()
-            .find(|p| p.keywords.iter().any(|k| text.contains(k.as_str())))
-            .or_else(|| self.on_screen(offset))
-    }
-}
-
-/// Totals of a replay.
-#[derive(Debug, Default, Clone)]
-pub struct Summary {
-    pub messages: usize,
-    pub by_action: BTreeMap<&'static str, usize>,
-    pub by_label: BTreeMap<&'static str, usize>,
-    pub rejected: usize,
-}
-
-/// Replays messages through the pipeline into a queue, returning the queue and totals.
-pub fn replay(
-    engine: &Arc<Engine>,
-    rank: &RankConfig,
-    messages: &[InMessage],
-    schedule: &Schedule,
-) -> (Queue, Summary, u64) {
-    let mut analyzer = engine.analyzer();
-    let mut state = engine.stream_state();
-    let mut queue = Queue::new(rank);
-    let mut summary = Summary::default();
-    let start = messages.first().and_then(|m| m.ts).unwrap_or(0);
-    let mut now = start;
-    for m in messages {
-        now = m.ts.unwrap_or(now);
-        let offset = now - start;
-        queue.current_product = schedule.on_screen(offset).map(|p| p.id.clone());
-        summary.messages += 1;
-        let Ok(analysis) = analyzer.analyze(&m.text) else {
-            summary.rejected += 1;
-            continue;
-        };
-        let v = state.process(Meta { user: m.user.as_deref(), ts: now }, analysis);
-        *summary.by_action.entry(v.action.as_str()).or_default() += 1;
-        for l in v.labels.iter() {
-            *summary.by_label.entry(l.as_str()).or_default() += 1;
-        }
-        if let (Some(c), Action::Allow) = (v.cluster, v.action) {
-            queue.observe(&Asked {
-                cluster: c.id,
-                askers: c.askers,
-                user: m.user.as_deref(),
-                text: &m.text,
-                ts: now,
-                topics: &v.topics,
-                product: schedule.product_for(&m.text, offset).map(|p| p.id.as_str()),
-                paid: m.paid.unwrap_or(0),
-                intent: v.labels.contains(Label::PurchaseIntent),
-            });
+    /// The catalogue the shop sends (`PUT /v1/streams/ID/catalog`).
+    pub fn catalog(&self) -> crate::catalog::CatalogSpec {
+        crate::catalog::CatalogSpec {
+            products: self
+                .products
+                .iter()
+                .map(|p| crate::catalog::ProductSpec {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    keywords: p.keywords.clone(),
+                })
+                .collect(),
         }
     }
-    (queue, summary, now)
 }
 
 /// Formats the top questions for a terminal.
@@ -210,6 +162,12 @@ pub async fn live(
         Some(speed) => Pace::Timestamps { speed },
         None => Pace::Rate(opts.rate),
     };
+    let catalog = serde_json::to_string(&schedule.catalog()).unwrap_or_default();
+    match http(&authority, "PUT", &format!("/v1/streams/{stream_id}/catalog"), None, Some(&catalog)).await {
+        Ok((200, _)) => {}
+        Ok((status, body)) => eprintln!("kotae: the catalogue was refused ({status}): {body}"),
+        Err(e) => eprintln!("kotae: sending the catalogue failed: {e}"),
+    }
     let segs = segments(&messages, &schedule);
     let mut products = schedule.products.clone();
     products.sort_by_key(|p| p.shown_at_ms);

@@ -84,7 +84,9 @@ pub fn evaluate(engine: &Arc<Engine>, rows: &[Labelled]) -> Report {
     let predictions: Vec<LabelSet> = rows
         .iter()
         .map(|row| match analyzer.analyze(&row.text) {
-            Ok(a) => state.process(Meta { user: row.user.as_deref(), ts: row.ts.unwrap_or(0) }, a).labels,
+            Ok(a) => {
+                state.process(Meta { user: row.user.as_deref(), ts: row.ts.unwrap_or(0), product: None }, a).labels
+            }
             Err(_) => LabelSet::default(),
         })
         .collect();

@@ -6,9 +6,11 @@ pub mod classify;
 pub mod client;
 pub mod demo;
 pub mod eval;
+pub mod eval_stream;
 pub mod replay;
 pub mod serve;
 pub mod train;
+pub mod train_identity;
 
 use std::path::Path;
 

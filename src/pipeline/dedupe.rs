@@ -1,11 +1,11 @@
 //! Stateful, in-order deduplication for one stream: per-user repeats, cross-user copypasta and
 //! question clusters (lines a host would answer once share a cluster id).
 //!
-//! A question's [`Signature`] is computed by the stateless stage: the concepts the `synonyms` and
-//! `topics` dictionaries name in it (`size_m`, `stock`, `shipping`), its slot values (product
-//! number 3番, colour, size) and its remaining content words. Two questions join when their
-//! weighted overlap reaches [`DedupeConfig::cluster_threshold`] and no slot disagrees, so
-//! `Mの在庫` and `Mの着丈` (different topic) or `黒M` and `白M` (different colour) stay apart.
+//! A question's [`Frame`] is computed by the stateless stage (what it asks about, its exclusive
+//! values, the kind of ask: see [`super::frame`]) and its scope (a product or the shop) by the
+//! stream's state. A question joins the cluster of its scope whose closest member the identity
+//! model ([`super::identity`]) rates as the same question, so `Mの在庫` and `Mの着丈` (different
+//! concepts), `黒M` and `白M` (different colour) and the price of two products stay apart.
 //!
 //! Memory per stream is bounded by counts as well as times: the repeat and copypasta window
 //! holds at most [`DedupeConfig::window_messages`] messages, a cluster at most [`MEMBERS`]
@@ -17,8 +17,12 @@ use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 
 use rustc_hash::{FxHashMap, FxHasher};
+
+use super::frame::{Ask, Frame, FrameView};
+use super::identity::IdentityModel;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Configuration of the dedupe stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -42,9 +46,10 @@ pub struct DedupeConfig {
     /// Shortest text considered for copypasta, in characters of the key view.
     #[serde(default = "DedupeConfig::default_copypasta_chars")]
     pub copypasta_min_chars: usize,
-    /// Similarity above which two questions are one cluster (0–1).
-    #[serde(default = "DedupeConfig::default_threshold")]
-    pub cluster_threshold: f32,
+    /// Probability above which the identity model's two questions are one cluster (0–1);
+    /// unset, the threshold in the model file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_threshold: Option<f32>,
     /// Clusters older than this (since their last question) are not joined any more, in ms.
     #[serde(default = "DedupeConfig::default_cluster_ttl")]
     pub cluster_ttl_ms: u64,
@@ -70,9 +75,6 @@ impl DedupeConfig {
     fn default_copypasta_chars() -> usize {
         12
     }
-    fn default_threshold() -> f32 {
-        0.5
-    }
     fn default_cluster_ttl() -> u64 {
         30 * 60_000
     }
@@ -89,136 +91,23 @@ impl Default for DedupeConfig {
             repeat_flood: Self::default_repeat(),
             copypasta_users: Self::default_copypasta_users(),
             copypasta_min_chars: Self::default_copypasta_chars(),
-            cluster_threshold: Self::default_threshold(),
+            cluster_threshold: None,
             cluster_ttl_ms: Self::default_cluster_ttl(),
             max_clusters: Self::default_max_clusters(),
         }
     }
 }
 
-/// What a question is about, for clustering.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Signature {
-    /// Fine concept hashes (`synonyms` sections), sorted and unique.
-    pub concepts: Vec<u64>,
-    /// Coarse topic hashes (`topics` sections), sorted and unique.
-    pub topics: Vec<u64>,
-    /// Slot `[family, value]` hashes: values of one family exclude each other.
-    pub slots: Vec<[u64; 2]>,
-    /// Noun hashes not covered by a concept, sorted and unique: they name what is asked about.
-    pub words: Vec<u64>,
-    /// Other content words (verbs, adjectives): mostly phrasing, so they weigh little.
-    pub phrasing: Vec<u64>,
-}
-
-impl Signature {
-    pub fn clear(&mut self) {
-        self.concepts.clear();
-        self.topics.clear();
-        self.slots.clear();
-        self.words.clear();
-        self.phrasing.clear();
-    }
-
-    /// Sorts and deduplicates after filling.
-    pub fn finish(&mut self) {
-        for v in [&mut self.concepts, &mut self.topics, &mut self.words, &mut self.phrasing] {
-            v.sort_unstable();
-            v.dedup();
-        }
-        self.slots.sort_unstable();
-        self.slots.dedup();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.concepts.is_empty()
-            && self.topics.is_empty()
-            && self.slots.is_empty()
-            && self.words.is_empty()
-            && self.phrasing.is_empty()
-    }
-
-    /// Similarity in 0–1; 0 when a slot disagrees.
-    pub fn similarity(&self, other: &Signature) -> f32 {
-        self.view().similarity(other.view())
-    }
-
-    /// The signature as borrowed parts (how clusters keep their members).
-    pub fn view(&self) -> SigView<'_> {
-        SigView {
-            concepts: &self.concepts,
-            topics: &self.topics,
-            slots: &self.slots,
-            words: &self.words,
-            phrasing: &self.phrasing,
-        }
-    }
-}
-
-/// A [`Signature`]'s parts, borrowed from it or from a cluster's packed members.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SigView<'a> {
-    pub concepts: &'a [u64],
-    pub topics: &'a [u64],
-    pub slots: &'a [[u64; 2]],
-    pub words: &'a [u64],
-    pub phrasing: &'a [u64],
-}
-
-impl SigView<'_> {
-    /// Similarity in 0–1; 0 when a slot disagrees.
-    pub fn similarity(self, other: SigView<'_>) -> f32 {
-        let disagree = |a: &SigView<'_>, b: &SigView<'_>| {
-            a.slots.iter().any(|&[fam, val]| {
-                let mut theirs = b.slots.iter().filter(|s| s[0] == fam).peekable();
-                theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
-            })
-        };
-        if disagree(&self, &other) || disagree(&other, &self) {
-            return 0.0;
-        }
-        // The same fine concepts and slots is the same question however it is worded, unless
-        // both also name other things and none of them alike (土曜日 vs 日曜日 指定).
-        if !self.concepts.is_empty() && self.concepts == other.concepts && self.slots == other.slots {
-            let disjoint_nouns =
-                !self.words.is_empty() && !other.words.is_empty() && overlap(self.words, other.words).0 == 0;
-            if !disjoint_nouns {
-                return 1.0;
-            }
-        }
-        // Both name what they ask, and nothing in common: different questions (price vs stock of 1番L).
-        if !self.concepts.is_empty() && !other.concepts.is_empty() && overlap(self.concepts, other.concepts).0 == 0 {
-            return 0.0;
-        }
-        // Otherwise a weighted overlap: fine concepts say what is asked, coarse topics only hint,
-        // nouns name things, other words are mostly phrasing.
-        const CONCEPT: f32 = 2.0;
-        const TOPIC: f32 = 0.5;
-        const SLOT: f32 = 2.0;
-        const WORD: f32 = 1.5;
-        const PHRASING: f32 = 0.3;
-        let (ci, cu) = overlap(self.concepts, other.concepts);
-        let (ti, tu) = overlap(self.topics, other.topics);
-        let (wi, wu) = overlap(self.words, other.words);
-        let (pi, pu) = overlap(self.phrasing, other.phrasing);
-        let si = self.slots.iter().filter(|s| other.slots.contains(s)).count();
-        let su = self.slots.len() + other.slots.len() - si;
-        let inter =
-            ci as f32 * CONCEPT + ti as f32 * TOPIC + wi as f32 * WORD + pi as f32 * PHRASING + si as f32 * SLOT;
-        let union =
-            cu as f32 * CONCEPT + tu as f32 * TOPIC + wu as f32 * WORD + pu as f32 * PHRASING + su as f32 * SLOT;
-        if union == 0.0 { 0.0 } else { inter / union }
-    }
-
-    /// Keys for the inverted index: a cluster is a candidate when it shares any of them.
-    fn keys(self) -> impl Iterator<Item = u64> {
-        self.concepts
-            .iter()
-            .chain(self.topics)
-            .chain(self.words)
-            .copied()
-            .chain(self.slots.iter().map(|s| s[0] ^ s[1].rotate_left(17)))
-    }
+/// Index keys of a frame: a cluster is a candidate when it shares any of them.
+fn keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
+    f.concepts
+        .iter()
+        .chain(f.weak)
+        .chain(f.topics)
+        .chain(f.nouns)
+        .chain(f.grams)
+        .copied()
+        .chain(f.slots.iter().map(|s| s[0] ^ s[1].rotate_left(17)))
 }
 
 /// Candidate clusters compared per question (those sharing the most keys).
@@ -238,20 +127,9 @@ fn push_capped(ids: &mut Ids, id: u32) {
     ids.push(id);
 }
 
-fn overlap(a: &[u64], b: &[u64]) -> (usize, usize) {
-    let (mut i, mut j, mut inter) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                inter += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    (inter, a.len() + b.len() - inter)
+/// An index key within a scope: clusters of other scopes never come up as candidates.
+fn scoped(key: u64, scope: u64) -> u64 {
+    key ^ scope.rotate_left(29)
 }
 
 /// Stable 64-bit hash of a string (FxHash: fast, not keyed, fine for in-process maps).
@@ -264,6 +142,8 @@ pub fn hash_str(s: &str) -> u64 {
 /// What the stateless stage hands the dedupe stage about one message.
 #[derive(Debug, Clone, Default)]
 pub struct DedupeInput<'a> {
+    /// Question-identity scope (a product, the shop): clusters never join across scopes.
+    pub scope: u64,
     pub user: Option<&'a str>,
     pub ts: u64,
     /// Hash of the key view.
@@ -273,7 +153,7 @@ pub struct DedupeInput<'a> {
     pub is_question: bool,
     pub is_purchase: bool,
     /// Present on questions.
-    pub signature: Option<&'a Signature>,
+    pub frame: Option<&'a Frame>,
 }
 
 /// The dedupe stage's findings for one message.
@@ -312,31 +192,34 @@ pub struct Evictions {
 /// Member signatures kept per cluster for matching (a new question is compared to each).
 pub const MEMBERS: usize = 8;
 
-/// Words of a packed member's header: the lengths of its five parts.
-const HEADER: usize = 3;
-
-/// A cluster's member signatures in one allocation (a cluster's wordings are added rarely and
-/// read on every candidate comparison). Per member: a header of [`HEADER`] words holding the part
-/// lengths (concepts | topics << 32, slots | words << 32, phrasing), then the parts, a slot
+/// A cluster's member frames in one allocation (a cluster's wordings are added rarely and read
+/// on every candidate comparison). Per member: one header word holding the seven part lengths
+/// (eight bits each: a part holds at most 255 entries) and the ask, then the parts, a slot
 /// taking two words.
 #[derive(Debug, Default)]
 struct Members(Box<[u64]>);
 
+/// Most entries one part of a packed member keeps.
+const PART_MAX: usize = 255;
+
 impl Members {
-    fn push(&mut self, sig: SigView<'_>) {
-        let len = |n: usize| n as u64;
-        let size =
-            HEADER + sig.concepts.len() + sig.topics.len() + 2 * sig.slots.len() + sig.words.len() + sig.phrasing.len();
+    fn push(&mut self, f: FrameView<'_>) {
+        let cut = |p: &[u64]| p.len().min(PART_MAX);
+        let slots = f.slots.len().min(PART_MAX);
+        let parts = [f.concepts, f.weak, f.topics, f.nouns, f.preds, f.grams];
+        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots;
         let mut v = Vec::with_capacity(self.0.len() + size);
         v.extend_from_slice(&self.0);
-        v.push(len(sig.concepts.len()) | len(sig.topics.len()) << 32);
-        v.push(len(sig.slots.len()) | len(sig.words.len()) << 32);
-        v.push(len(sig.phrasing.len()));
-        v.extend_from_slice(sig.concepts);
-        v.extend_from_slice(sig.topics);
-        v.extend_from_slice(sig.slots.as_flattened());
-        v.extend_from_slice(sig.words);
-        v.extend_from_slice(sig.phrasing);
+        let mut header = f.ask.code() << 56;
+        for (i, p) in parts.iter().enumerate() {
+            header |= (cut(p) as u64) << (8 * i);
+        }
+        header |= (slots as u64) << 48;
+        v.push(header);
+        for p in parts {
+            v.extend_from_slice(&p[..cut(p)]);
+        }
+        v.extend_from_slice(f.slots[..slots].as_flattened());
         self.0 = v.into_boxed_slice();
     }
 
@@ -348,23 +231,36 @@ impl Members {
 struct MemberIter<'a>(&'a [u64]);
 
 impl<'a> Iterator for MemberIter<'a> {
-    type Item = SigView<'a>;
+    type Item = FrameView<'a>;
 
-    fn next(&mut self) -> Option<SigView<'a>> {
-        let (&[h0, h1, h2], rest) = self.0.split_first_chunk::<HEADER>()?;
-        let low = |h: u64| (h & 0xffff_ffff) as usize;
-        let (concepts, rest) = rest.split_at_checked(low(h0))?;
-        let (topics, rest) = rest.split_at_checked((h0 >> 32) as usize)?;
-        let (slots, rest) = rest.split_at_checked(2 * low(h1))?;
-        let (words, rest) = rest.split_at_checked((h1 >> 32) as usize)?;
-        let (phrasing, rest) = rest.split_at_checked(h2 as usize)?;
+    fn next(&mut self) -> Option<FrameView<'a>> {
+        let (&header, mut rest) = self.0.split_first()?;
+        let mut parts: [&[u64]; 6] = [&[]; 6];
+        for (i, part) in parts.iter_mut().enumerate() {
+            let (p, r) = rest.split_at_checked(((header >> (8 * i)) & 0xff) as usize)?;
+            *part = p;
+            rest = r;
+        }
+        let (slots, rest) = rest.split_at_checked(2 * ((header >> 48) & 0xff) as usize)?;
         self.0 = rest;
-        Some(SigView { concepts, topics, slots: slots.as_chunks::<2>().0, words, phrasing })
+        let [concepts, weak, topics, nouns, preds, grams] = parts;
+        Some(FrameView {
+            concepts,
+            weak,
+            topics,
+            slots: slots.as_chunks::<2>().0,
+            nouns,
+            preds,
+            grams,
+            ask: Ask::from_code(header >> 56),
+        })
     }
 }
 
 struct Cluster {
-    /// Signatures of the first [`MEMBERS`] distinct wordings.
+    /// The scope all its questions share.
+    scope: u64,
+    /// Frames of the first [`MEMBERS`] distinct wordings.
     members: Members,
     askers: Vec<u64>,
     last_ts: u64,
@@ -435,8 +331,12 @@ pub struct Dedupe {
     /// Recent distinct users per text: `key hash → [(user hash, number of their first send)]`.
     texts: FxHashMap<u64, SmallVec<[Seen; 2]>>,
     clusters: FxHashMap<u32, Cluster>,
-    /// Inverted index: signature key → clusters containing it.
+    /// Inverted index: frame key (within its scope) → clusters containing it.
     index: FxHashMap<u64, Ids>,
+    /// Whether two frames are one question.
+    identity: Arc<IdentityModel>,
+    /// Probability above which they are.
+    threshold: f32,
     next_id: u32,
     last_purge: u64,
     /// Message number of the last purge of what left the window by count.
@@ -461,9 +361,11 @@ pub struct WindowSize {
 }
 
 impl Dedupe {
-    pub fn new(config: &DedupeConfig) -> Self {
+    pub fn new(config: &DedupeConfig, identity: Arc<IdentityModel>) -> Self {
         let cap = config.window_messages.get();
         Self {
+            threshold: config.cluster_threshold.unwrap_or(identity.threshold),
+            identity,
             config: config.clone(),
             // Exactly the bound (plus the message being added): a doubling deque would reserve
             // up to twice that per stream. Larger bounds grow as messages come.
@@ -543,8 +445,8 @@ impl Dedupe {
                 out.copypasta = users.len() as u32 >= self.config.copypasta_users;
             }
         }
-        if let Some(sig) = input.signature {
-            out.cluster = Some(self.cluster(sig.view(), user.unwrap_or(input.key_hash ^ ts), ts));
+        if let Some(frame) = input.frame {
+            out.cluster = Some(self.cluster(input.scope, frame.view(), user.unwrap_or(input.key_hash ^ ts), ts));
         }
         self.window.log.push_back(Logged { ts, key: input.key_hash, prev });
         if self.window.log.len() > self.window.cap
@@ -557,9 +459,9 @@ impl Dedupe {
         out
     }
 
-    fn cluster(&mut self, sig: SigView<'_>, asker: u64, ts: u64) -> ClusterRef {
+    fn cluster(&mut self, scope: u64, sig: FrameView<'_>, asker: u64, ts: u64) -> ClusterRef {
         self.candidates.clear();
-        for key in sig.keys() {
+        for key in keys(sig).map(|k| scoped(k, scope)) {
             if let Some(ids) = self.index.get(&key) {
                 self.candidates.extend(ids.iter().copied());
             }
@@ -577,11 +479,11 @@ impl Dedupe {
         let mut best: Option<(f32, u32)> = None;
         for (_, id) in &self.ranked {
             let Some(c) = self.clusters.get(id) else { continue };
-            if c.last_ts + ttl < ts {
+            if c.last_ts + ttl < ts || c.scope != scope {
                 continue;
             }
-            let s = c.members.iter().map(|m| m.similarity(sig)).fold(0.0, f32::max);
-            if s > self.config.cluster_threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
+            let s = c.members.iter().map(|m| self.identity.probability(m, sig)).fold(0.0, f32::max);
+            if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
             }
         }
@@ -599,7 +501,7 @@ impl Dedupe {
             let askers = c.askers.len() as u32;
             if c.members.iter().count() < MEMBERS && !c.members.iter().any(|m| m == sig) {
                 c.members.push(sig);
-                for key in sig.keys() {
+                for key in keys(sig).map(|k| scoped(k, scope)) {
                     let ids = self.index.entry(key).or_default();
                     if !ids.contains(&id) {
                         push_capped(ids, id);
@@ -613,12 +515,12 @@ impl Dedupe {
         }
         let id = self.next_id;
         self.next_id += 1;
-        for key in sig.keys() {
+        for key in keys(sig).map(|k| scoped(k, scope)) {
             push_capped(self.index.entry(key).or_default(), id);
         }
         let mut members = Members::default();
         members.push(sig);
-        self.clusters.insert(id, Cluster { members, askers: vec![asker], last_ts: ts });
+        self.clusters.insert(id, Cluster { scope, members, askers: vec![asker], last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }
     }
 
@@ -631,7 +533,7 @@ impl Dedupe {
 
     fn remove_cluster(&mut self, id: u32) {
         if let Some(c) = self.clusters.remove(&id) {
-            for key in c.members.iter().flat_map(|m| m.keys()) {
+            for key in c.members.iter().flat_map(keys).map(|k| scoped(k, c.scope)) {
                 if let Some(ids) = self.index.get_mut(&key) {
                     ids.retain(|x| *x != id);
                     if ids.is_empty() {

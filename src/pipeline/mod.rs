@@ -4,6 +4,8 @@
 
 pub mod classify;
 pub mod dedupe;
+pub mod frame;
+pub mod identity;
 pub mod normalize;
 pub mod tokenize;
 
@@ -13,12 +15,15 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{Catalog, Mention};
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
 use crate::label::{Action, Label, LabelSet};
 use classify::{Classification, Classifier, ClassifyConfig, Model, ModelError, Reason, Scratch};
-use dedupe::{ClusterRef, Dedupe, DedupeConfig, DedupeInput, Signature, hash_str};
+use dedupe::{ClusterRef, Dedupe, DedupeConfig, DedupeInput, hash_str};
+use frame::{Frame, FrameNames};
+use identity::{IdentityError, IdentityModel};
 use normalize::{NormalizeConfig, Normalized, Normalizer};
-use tokenize::{Pos, Sub, TokenizeConfig, TokenizeError, Tokenizer, TokenizerShared, Tokens};
+use tokenize::{TokenizeConfig, TokenizeError, Tokenizer, TokenizerShared, Tokens};
 
 /// Configuration of the whole pipeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -46,6 +51,11 @@ impl PipelineConfig {
     }
     fn default_max_bytes() -> usize {
         4096
+    }
+
+    /// The question-identity model's path (`model/identity.tsv` in the dictionary directory).
+    pub fn identity_path(&self) -> PathBuf {
+        self.dictionaries.join("model/identity.tsv")
     }
 
     /// The model path, resolved against the dictionary directory.
@@ -80,6 +90,8 @@ pub enum PipelineError {
     Dictionary(#[from] DictionaryError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
 }
 
 /// Why a message was rejected before classification.
@@ -97,18 +109,34 @@ pub struct Engine {
     pub config: PipelineConfig,
     tokenizer: TokenizerShared,
     classifier: ArcSwap<Classifier>,
+    /// Whether two question frames are one question (loaded once; new streams use the one in force).
+    identity: ArcSwap<IdentityModel>,
 }
 
 impl Engine {
     /// Loads the tokenizer dictionary, keyword dictionaries and model.
     pub fn new(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
-        let tokenizer = TokenizerShared::new(&config.tokenize)?;
-        let classifier = Self::load_classifier(&config)?;
-        Ok(Arc::new(Self { config, tokenizer, classifier: ArcSwap::from_pointee(classifier) }))
+        let identity = IdentityModel::load(&config.identity_path())?;
+        Self::with_identity(config, identity)
     }
 
-    fn load_classifier(config: &PipelineConfig) -> Result<Classifier, PipelineError> {
-        let dictionaries = Dictionaries::load(&config.dictionaries, &config.normalize)?;
+    /// Like [`Engine::new`] with a given question-identity model instead of the model file
+    /// (training one, or checking a candidate).
+    pub fn with_identity(config: PipelineConfig, identity: IdentityModel) -> Result<Arc<Self>, PipelineError> {
+        let tokenizer = TokenizerShared::new(&config.tokenize)?;
+        let classifier = Self::load_classifier(&config, &tokenizer)?;
+        Ok(Arc::new(Self {
+            config,
+            tokenizer,
+            classifier: ArcSwap::from_pointee(classifier),
+            identity: ArcSwap::from_pointee(identity),
+        }))
+    }
+
+    fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
+        let mut t = tokenizer.tokenizer();
+        let dictionaries =
+            Dictionaries::load_with(&config.dictionaries, &config.normalize, Some(&mut |w: &str| t.reading(w)))?;
         let model_path = config.model_path();
         let model = if model_path.exists() { Model::load(&model_path)? } else { Model::default() };
         Ok(Classifier::new(Arc::new(dictionaries), Arc::new(model), config.classify.clone()))
@@ -116,7 +144,7 @@ impl Engine {
 
     /// Reloads dictionaries and model from disk. On error the running ones stay in force.
     pub fn reload(&self) -> Result<(), PipelineError> {
-        let classifier = Self::load_classifier(&self.config)?;
+        let classifier = Self::load_classifier(&self.config, &self.tokenizer)?;
         self.classifier.store(Arc::new(classifier));
         Ok(())
     }
@@ -126,6 +154,16 @@ impl Engine {
         let current = self.classifier.load();
         let next = Classifier::new(Arc::new(dictionaries), current.model.clone(), current.config.clone());
         self.classifier.store(Arc::new(next));
+    }
+
+    /// The question-identity model in force.
+    pub fn identity(&self) -> Arc<IdentityModel> {
+        self.identity.load_full()
+    }
+
+    /// Replaces the question-identity model (streams created afterwards use it).
+    pub fn set_identity(&self, model: IdentityModel) {
+        self.identity.store(Arc::new(model));
     }
 
     /// The classifier in force.
@@ -148,12 +186,29 @@ impl Engine {
 
     /// A new per-stream state.
     pub fn stream_state(&self) -> StreamState {
-        StreamState { dedupe: Dedupe::new(&self.config.dedupe), classify: self.config.classify.clone() }
+        StreamState {
+            dedupe: Dedupe::new(&self.config.dedupe, self.identity.load_full()),
+            classify: self.config.classify.clone(),
+            catalog: Catalog::empty(),
+            mentions: Vec::new(),
+        }
     }
 
     /// Checks a dictionary directory without installing it.
     pub fn check_dictionaries(&self, dir: &Path) -> Result<Dictionaries, DictionaryError> {
-        Dictionaries::load(dir, &self.config.normalize)
+        let mut t = self.tokenizer.tokenizer();
+        Dictionaries::load_with(dir, &self.config.normalize, Some(&mut |w: &str| t.reading(w)))
+    }
+
+    /// Compiles dictionaries from in-memory sources as [`Engine::new`] would (with the kana
+    /// readings of concept entries), for edits checked before they are installed.
+    pub fn compile_dictionaries(
+        &self,
+        dir: &Path,
+        sources: &[(PathBuf, String)],
+    ) -> Result<Dictionaries, DictionaryError> {
+        let mut t = self.tokenizer.tokenizer();
+        Dictionaries::compile_with(dir, sources, &self.config.normalize, Some(&mut |w: &str| t.reading(w)))
     }
 }
 
@@ -162,11 +217,16 @@ impl Engine {
 pub struct Analysis {
     pub classification: Classification,
     /// Present when the message is a question.
-    pub signature: Option<Signature>,
+    pub frame: Option<Frame>,
     pub key_hash: u64,
     pub key_chars: usize,
     /// Purchase-blocking topics named (section names of the `topics` list).
     pub topics: Vec<String>,
+    /// The folded key view, where the stream's catalogue looks for product names.
+    pub key: String,
+    /// Key-view spans of concept and topic words: a catalogue keyword that is one of them
+    /// (サイズ, ゴールド) names an attribute, not a product.
+    pub concept_spans: Vec<[u32; 2]>,
 }
 
 /// Normalize → tokenize → classify for one worker thread; owns its scratch buffers.
@@ -179,55 +239,6 @@ pub struct Analyzer {
     hits: Vec<Hit>,
     scratch: Scratch,
 }
-
-/// Content words that say nothing about what a question is about.
-const STOP_WORDS: &[&str] = &[
-    "する",
-    "ある",
-    "いる",
-    "なる",
-    "できる",
-    "れる",
-    "られる",
-    "いう",
-    "思う",
-    "くれる",
-    "みる",
-    "もらう",
-    "いただく",
-    "くださる",
-    "大丈夫",
-    "これ",
-    "それ",
-    "あれ",
-    "どれ",
-    "何",
-    "なに",
-    "ない",
-    "よい",
-    "いい",
-    "感じ",
-    "方",
-    "こと",
-    "もの",
-    "の",
-    "ん",
-    "さん",
-    "今",
-    "まだ",
-    "教える",
-    "見せる",
-    "ちゃん",
-    "店長",
-    "ござる",
-    "です",
-    "ます",
-    "いける",
-    "いく",
-    "ok",
-    "OK",
-    "オッケー",
-];
 
 impl Analyzer {
     /// The engine this analyzer belongs to.
@@ -260,20 +271,57 @@ impl Analyzer {
         out.key_hash = hash_str(key);
         out.key_chars = key.chars().count();
         out.topics.clear();
+        out.key.clear();
+        out.key.push_str(key);
+        out.concept_spans.clear();
         let rules = classifier.dictionaries.rules();
         for h in &self.hits {
             let r = &rules[h.rule as usize];
             if r.kind == ListKind::Topic && !out.topics.contains(&r.section) {
                 out.topics.push(r.section.clone());
             }
+            if matches!(r.kind, ListKind::Topic | ListKind::Synonym) {
+                out.concept_spans.push([h.start, h.end]);
+            }
         }
         if out.classification.labels.contains(Label::Question) {
-            let sig = out.signature.get_or_insert_with(Signature::default);
-            self.signature(&classifier, sig);
+            let f = out.frame.get_or_insert_with(Frame::default);
+            self.build_frame(&classifier, text, f, None);
         } else {
-            out.signature = None;
+            out.frame = None;
         }
         Ok(())
+    }
+
+    /// Builds a question's frame; a romaji line is framed as the kana it stands for (its
+    /// classification stays on the text as written). Leaves the analysis buffers as they were
+    /// unless the line is romaji.
+    fn build_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, names: Option<&mut FrameNames>) {
+        match frame::romaji_to_kana(text) {
+            Some(kana) => {
+                let mut norm = Normalized::default();
+                let mut tokens = Tokens::default();
+                let mut hits = Vec::new();
+                self.normalizer.process(&kana, &mut norm);
+                self.tokenizer.process(norm.surface.as_str(), &mut tokens);
+                classifier.dictionaries.find(norm.key.as_str(), &mut hits);
+                frame::build(classifier, &norm, &tokens, &hits, f, names);
+            }
+            None => frame::build(classifier, &self.norm, &self.tokens, &self.hits, f, names),
+        }
+    }
+
+    /// A text's question frame, whether or not it reads as a question (for training the
+    /// identity model), with the analysis.
+    pub fn frame_of(&mut self, text: &str) -> Option<Analysis> {
+        let mut a = self.analyze(text).ok()?;
+        if a.frame.is_none() {
+            let classifier = self.engine.classifier.load_full();
+            let mut f = Frame::default();
+            self.build_frame(&classifier, text, &mut f, None);
+            a.frame = Some(f);
+        }
+        Some(a)
     }
 
     /// Every feature name of a text and the prior of its declared rules (for training).
@@ -344,15 +392,11 @@ impl Analyzer {
             }
             features.push(ExplainedFeature { name: f.name.to_string(), weights: w, span: [f.span.0, f.span.1] });
         });
-        let signature = analysis.as_ref().and_then(|a| a.signature.as_ref()).map(|s| {
-            format!(
-                "concepts {} topics {} slots {} nouns {} phrasing {}",
-                s.concepts.len(),
-                s.topics.len(),
-                s.slots.len(),
-                s.words.len(),
-                s.phrasing.len()
-            )
+        let frame = analysis.as_ref().and_then(|a| a.frame.as_ref()).map(|_| {
+            let mut names = FrameNames::default();
+            let mut f = Frame::default();
+            self.build_frame(&classifier, text, &mut f, Some(&mut names));
+            names
         });
         Explanation {
             surface,
@@ -362,8 +406,26 @@ impl Analyzer {
             features,
             labels: analysis.as_ref().map(|a| a.classification.labels.iter().collect()).unwrap_or_default(),
             scores: analysis.as_ref().map(|a| a.classification.scores).unwrap_or_default(),
-            signature,
+            frame,
         }
+    }
+
+    /// Two questions side by side: each one's frame, and whether the identity model takes them
+    /// for one question, feature by feature. Frames are built whether or not the texts read as
+    /// questions; scopes (products) are not considered here.
+    pub fn explain_pair(&mut self, a: &str, b: &str) -> PairExplanation {
+        let classifier = self.engine.classifier.load_full();
+        let mut frame_of = |text: &str| {
+            let mut names = FrameNames::default();
+            let mut f = Frame::default();
+            if self.analyze(text).is_ok() {
+                self.build_frame(&classifier, text, &mut f, Some(&mut names));
+            }
+            (f, names)
+        };
+        let (fa, na) = frame_of(a);
+        let (fb, nb) = frame_of(b);
+        PairExplanation { a: na, b: nb, identity: self.engine.identity().explain(fa.view(), fb.view()) }
     }
 
     /// The classification under another classifier, statelessly (for dry runs of edits).
@@ -385,92 +447,6 @@ impl Analyzer {
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out);
         out.labels
     }
-
-    fn signature(&self, classifier: &Classifier, sig: &mut Signature) {
-        sig.clear();
-        let rules = classifier.dictionaries.rules();
-        // Words inside a fine concept are that concept; words inside a coarse topic still count.
-        // A synonym match inside a longer one is part of it (税込価格 is tax, not price).
-        let synonym = |h: &Hit| rules[h.rule as usize].kind == ListKind::Synonym;
-        let mut covered: Vec<(usize, usize)> = Vec::new();
-        let mut asks_existence = false;
-        let mut weak: Vec<u64> = Vec::new();
-        for h in &self.hits {
-            let r = &rules[h.rule as usize];
-            match r.kind {
-                ListKind::Synonym => {
-                    let inside_longer = self.hits.iter().any(|o| {
-                        synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start)
-                    });
-                    if inside_longer {
-                        continue;
-                    }
-                    covered.push(self.norm.key.original_span(h.start as usize, h.end as usize));
-                    match classifier.slot_family(h.rule) {
-                        Some(family) => sig.slots.push([family, hash_str(&r.section)]),
-                        None if r.weak => weak.push(hash_str(&r.section)),
-                        None => sig.concepts.push(hash_str(&r.section)),
-                    }
-                }
-                ListKind::Topic => sig.topics.push(hash_str(&r.section)),
-                _ if &*r.id == "ja.question.exists" => asks_existence = true,
-                _ => {}
-            }
-        }
-        // Numbers (product numbers, heights, models, counts) are exclusive values.
-        let surface = self.norm.surface.as_str();
-        let num = hash_str("num");
-        for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
-            sig.slots.push([num, hash_str(digits)]);
-        }
-        // Generic concepts count only when nothing more specific was named.
-        if sig.concepts.is_empty() {
-            sig.concepts.append(&mut weak);
-        }
-        // 「Mある？」「黒まだある？」 name no concept but ask about stock of a product attribute.
-        let attribute_only = sig.slots.iter().all(|&[family, _]| classifier.is_attribute_family(family));
-        if asks_existence && sig.concepts.is_empty() && attribute_only {
-            sig.concepts.push(hash_str("stock"));
-        }
-        for t in &self.tokens.list {
-            if !t.pos.is_content()
-                || matches!(t.sub, Sub::Number | Sub::Pronoun | Sub::Dependent | Sub::Suffix)
-                || t.pos == Pos::Adverb
-            {
-                continue;
-            }
-            let base = self.tokens.base(t);
-            if STOP_WORDS.contains(&base)
-                || base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c))
-            {
-                continue;
-            }
-            let span = self.norm.surface.original_span(t.start as usize, t.end as usize);
-            if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) {
-                continue;
-            }
-            if t.pos == Pos::Noun {
-                sig.words.push(fold_hash(base));
-            } else {
-                sig.phrasing.push(fold_hash(base));
-            }
-        }
-        sig.finish();
-    }
-}
-
-/// Hash of a word with katakana folded to hiragana and ASCII lowercased, without allocating.
-fn fold_hash(word: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    for c in word.chars() {
-        let c = match c as u32 {
-            u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
-            _ => c.to_ascii_lowercase(),
-        };
-        h.write_u32(c as u32);
-    }
-    h.finish()
 }
 
 /// What [`Analyzer::explain`] shows.
@@ -485,8 +461,16 @@ pub struct Explanation {
     pub features: Vec<ExplainedFeature>,
     pub labels: Vec<Label>,
     pub scores: [f32; 4],
-    /// Size of each part of the cluster signature, for questions.
-    pub signature: Option<String>,
+    /// What a question asks about, by name (questions only).
+    pub frame: Option<FrameNames>,
+}
+
+/// Two questions' frames and the identity model's verdict on them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairExplanation {
+    pub a: FrameNames,
+    pub b: FrameNames,
+    pub identity: identity::PairExplanation,
 }
 
 /// A token as [`Explanation`] shows it.
@@ -520,6 +504,42 @@ pub struct Meta<'a> {
     pub user: Option<&'a str>,
     /// Milliseconds; messages without one use the previous message's.
     pub ts: u64,
+    /// The product on screen when the message was sent, if any.
+    pub product: Option<&'a str>,
+}
+
+/// What a question (or any message) is about: a product of the stream, or the shop as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum About {
+    /// Shipping, payment, coupons, delivery dates, the host, the stream; and whatever is asked
+    /// while no product is on screen and none is named.
+    #[default]
+    Shop,
+    /// A product, by id: the one the message names, else the one on screen.
+    Product(Arc<str>),
+}
+
+impl About {
+    /// The product id, when about a product.
+    pub fn product(&self) -> Option<&str> {
+        match self {
+            About::Product(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the shop as a whole.
+    pub fn is_shop(&self) -> bool {
+        matches!(self, About::Shop)
+    }
+
+    /// The question-identity scope: questions of different scopes are never one question.
+    pub fn scope(&self) -> u64 {
+        match self {
+            About::Shop => 1,
+            About::Product(p) => hash_str(p) | 2,
+        }
+    }
 }
 
 /// The outcome for one message: labels, action, scores, cluster and reasons.
@@ -533,26 +553,32 @@ pub struct Verdict {
     /// How many times this user sent this text within the dedupe window.
     pub repeats: u32,
     pub topics: Vec<String>,
+    /// What the message is about (for questions: the scope of its cluster).
+    pub about: About,
 }
 
 /// Stateful dedupe and clustering of one stream. One owner.
 pub struct StreamState {
     dedupe: Dedupe,
     classify: ClassifyConfig,
+    catalog: Arc<Catalog>,
+    mentions: Vec<Mention>,
 }
 
 impl StreamState {
     /// Runs the stateful stage and decides the verdict.
     pub fn process(&mut self, meta: Meta<'_>, analysis: Analysis) -> Verdict {
-        let Analysis { mut classification, signature, key_hash, key_chars, topics } = analysis;
+        let about = self.about(&analysis, meta.product);
+        let Analysis { mut classification, frame, key_hash, key_chars, topics, .. } = analysis;
         let input = DedupeInput {
+            scope: about.scope(),
             user: meta.user,
             ts: meta.ts,
             key_hash,
             key_chars,
             is_question: classification.labels.contains(Label::Question),
             is_purchase: classification.labels.contains(Label::PurchaseIntent),
-            signature: signature.as_ref(),
+            frame: frame.as_ref(),
         };
         let outcome = self.dedupe.process(&input);
         let whole = [0, u32::MAX];
@@ -574,7 +600,40 @@ impl StreamState {
             reasons: classification.reasons,
             repeats: outcome.repeats,
             topics,
+            about,
         }
+    }
+
+    /// What a message is about. A question about a shop-wide concept (送料, 支払い) belongs to the
+    /// shop. Otherwise the product the message names by a catalogue name or keyword (the one on
+    /// screen when it names several, else the first), unless that keyword is also an attribute
+    /// word (サイズ, ゴールド); failing that, the product on screen.
+    pub fn about(&mut self, analysis: &Analysis, on_screen: Option<&str>) -> About {
+        if analysis.frame.as_ref().is_some_and(|s| s.shop) {
+            return About::Shop;
+        }
+        self.catalog.mentions(&analysis.key, &mut self.mentions);
+        let spans = &analysis.concept_spans;
+        self.mentions.retain(|m| !spans.iter().any(|&[s, e]| s <= m.start && m.end <= e));
+        let products = self.catalog.products();
+        let named = |id: &str| self.mentions.iter().any(|m| products[m.product as usize].id == id);
+        if let Some(on) = on_screen.filter(|on| named(on)) {
+            return About::Product(Arc::from(on));
+        }
+        if let Some(m) = self.mentions.first() {
+            return About::Product(Arc::from(products[m.product as usize].id.as_str()));
+        }
+        on_screen.map_or(About::Shop, |p| About::Product(Arc::from(p)))
+    }
+
+    /// Replaces the stream's catalogue (later messages are matched against it).
+    pub fn set_catalog(&mut self, catalog: Arc<Catalog>) {
+        self.catalog = catalog;
+    }
+
+    /// The stream's catalogue.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Number of question clusters remembered.

@@ -136,6 +136,8 @@ pub enum Sub {
     Proper,
     /// 接尾 (counters and suffixes: 番, 号, さん)
     Suffix,
+    /// 副詞可能 (nouns of time and degree that act as adverbs: さっき, 今日, 全部)
+    Adverbial,
     /// anything else
     Other,
 }
@@ -154,6 +156,7 @@ impl Sub {
             "サ変接続" => Sub::Sahen,
             "固有名詞" => Sub::Proper,
             "接尾" => Sub::Suffix,
+            "副詞可能" => Sub::Adverbial,
             _ => Sub::Other,
         }
     }
@@ -319,6 +322,24 @@ fn next_vocabulary() -> u64 {
 const KNOWN_CAP: usize = 100_000;
 
 impl Tokenizer {
+    /// The reading (読み, katakana) of a word or phrase, when the dictionary knows every word
+    /// of it (for dictionary entries: 送料 → ソウリョウ). Not for the per-message path.
+    pub fn reading(&mut self, text: &str) -> Option<String> {
+        let tokens = self.worker.segment(text).ok()?;
+        let mut out = String::new();
+        for tok in &tokens {
+            if tok.word_id.is_unknown() || !tok.word_id.is_system() {
+                return None;
+            }
+            let reading = tok.dictionary.word_details_iter(tok.word_id.id() as usize).nth(7)?;
+            if reading == "*" || reading.is_empty() {
+                return None;
+            }
+            out.push_str(reading);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
     /// Segments the surface view `text` into `out`.
     pub fn process(&mut self, text: &str, out: &mut Tokens) {
         out.clear();

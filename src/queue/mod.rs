@@ -565,7 +565,10 @@ impl Shard {
                         ctx.last_ts = ts;
                         ctx.last_wall = Instant::now();
                     }
-                    let mut verdict = ctx.state.process(Meta { user: m.user.as_deref(), ts }, *analysis);
+                    let mut verdict = ctx.state.process(
+                        Meta { user: m.user.as_deref(), ts, product: ctx.queue.current_product.as_deref() },
+                        *analysis,
+                    );
                     if let Some(c) = verdict.cluster.as_mut() {
                         c.id += ctx.base;
                         ctx.max_id = ctx.max_id.max(c.id);
@@ -582,7 +585,8 @@ impl Shard {
                             text: &m.text,
                             ts,
                             topics: &verdict.topics,
-                            product: ctx.queue.current_product.clone().as_deref(),
+                            product: verdict.about.product(),
+                            shop: verdict.about.is_shop(),
                             paid: m.paid.unwrap_or(0),
                             intent: verdict.labels.contains(Label::PurchaseIntent),
                         });
@@ -786,6 +790,7 @@ mod tests {
             user: Some("u".into()),
             ts: Some(1_000),
             paid: None,
+            product: None,
         };
         let a = analyzer.analyze(text).expect("analyzed");
         match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])[0] {

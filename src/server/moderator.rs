@@ -414,6 +414,8 @@ fn content(line: &str) -> &str {
 /// The section name of a header line (`[insult => abuse]` → `insult`), if it is one.
 fn header(line: &str) -> Option<(&str, Option<&str>)> {
     let h = content(line).strip_prefix('[')?.strip_suffix(']')?;
+    // Section flags (`[price | weak]`, `[shipping | shop]`) are not part of the name.
+    let h = h.split('|').next().unwrap_or(h);
     Some(match h.split_once("=>") {
         Some((n, l)) => (n.trim(), Some(l.trim())),
         None => (h.trim(), None),
@@ -573,7 +575,7 @@ fn edited(engine: &Engine, edit: &Edit) -> Result<(Vec<(PathBuf, String)>, usize
 
 fn compile(engine: &Engine, sources: &[(PathBuf, String)]) -> Result<Dictionaries, Refused> {
     let dir = &engine.config.dictionaries;
-    Dictionaries::compile(dir, sources, &engine.config.normalize).map_err(|DictionaryError(problems)| {
+    engine.compile_dictionaries(dir, sources).map_err(|DictionaryError(problems)| {
         let problems: Vec<String> = problems
             .iter()
             .map(|p| {

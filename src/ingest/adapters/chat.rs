@@ -267,6 +267,7 @@ impl ChatMessage {
             user: self.author.id.as_ref().map(|id| format!("{}:{id}", self.platform.prefix())),
             ts: Some(self.sent_at_ms.unwrap_or(self.received_at_ms)),
             paid: self.paid.as_ref().map(Paid::smallest_units).filter(|&p| p > 0),
+            product: None,
         }
     }
 }

@@ -1,0 +1,540 @@
+//! `kotae eval-stream` and `kotae eval-clusters`: how well the host queue holds the questions
+//! viewers asked, measured on gold-annotated streams and paraphrase sets.
+//!
+//! A gold stream is JSON Lines in time order (`{"id","ts","user","text","q"}`, `q` naming the
+//! distinct question on every question line), a `*.products.json` catalogue with a schedule
+//! (`shown_at_ms` from the stream start) and a `*.questions.json` saying which product each key is
+//! about. The stream is replayed through the real stateful pipeline (analysis, the stream's
+//! dedupe and clusters with its catalogue and the product on screen, the host queue), and the
+//! queue is scored as DESIGN.md defines: a queue item's key is the key most of its lines carry;
+//! a distinct question is *answered once* when the lines of it that reached the queue all went to
+//! one item whose key is theirs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, CatalogSpec, ProductSpec};
+use crate::label::{Action, Label};
+use crate::pipeline::{Analyzer, Engine, Meta, StreamState};
+use crate::rank::{Asked, Queue, RankConfig};
+
+/// One line of a gold stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoldLine {
+    pub id: String,
+    pub ts: u64,
+    #[serde(default)]
+    pub user: Option<String>,
+    pub text: String,
+    /// The distinct question this line asks, on question lines.
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub paid: Option<u64>,
+}
+
+/// A product of a gold stream's schedule.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScheduledProduct {
+    pub id: String,
+    pub name: String,
+    pub shown_at_ms: u64,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+/// A gold stream's `*.products.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoldSchedule {
+    pub stream: String,
+    pub products: Vec<ScheduledProduct>,
+}
+
+/// What a gold key is about (`*.questions.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoldQuestion {
+    #[serde(default)]
+    pub product: Option<String>,
+}
+
+/// A gold stream with its schedule and keys.
+#[derive(Debug, Clone)]
+pub struct GoldStream {
+    pub lines: Vec<GoldLine>,
+    pub schedule: GoldSchedule,
+    pub questions: HashMap<String, GoldQuestion>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl GoldStream {
+    /// Reads `NAME.jsonl` with `NAME.products.json` and `NAME.questions.json` beside it.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut lines = Vec::new();
+        for (n, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            lines.push(serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?);
+        }
+        let sibling = |ext: &str| -> PathBuf {
+            let s = path.to_string_lossy();
+            PathBuf::from(s.strip_suffix(".jsonl").unwrap_or(&s).to_string() + ext)
+        };
+        Ok(Self {
+            lines,
+            schedule: read_json(&sibling(".products.json"))?,
+            questions: read_json(&sibling(".questions.json"))?,
+        })
+    }
+
+    /// The catalogue the shop would send.
+    pub fn catalog(&self) -> CatalogSpec {
+        CatalogSpec {
+            products: self
+                .schedule
+                .products
+                .iter()
+                .map(|p| ProductSpec { id: p.id.clone(), name: p.name.clone(), keywords: p.keywords.clone() })
+                .collect(),
+        }
+    }
+
+    /// The product on screen at `ts`: the schedule counts from the stream's start, the first
+    /// line's time rounded down to the hour.
+    pub fn on_screen(&self, ts: u64) -> Option<&str> {
+        let start = self.lines.first().map_or(0, |l| l.ts - l.ts % 3_600_000);
+        let offset = ts.saturating_sub(start);
+        self.schedule
+            .products
+            .iter()
+            .filter(|p| p.shown_at_ms <= offset)
+            .max_by_key(|p| p.shown_at_ms)
+            .map(|p| p.id.as_str())
+    }
+}
+
+/// The queue's figures on one gold stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StreamScore {
+    pub stream: String,
+    pub lines: usize,
+    pub distinct_questions: usize,
+    pub queue_items: usize,
+    /// Distinct questions that own at least one queue item.
+    pub covered: f64,
+    /// Distinct questions whose queued lines all went to one item of their own.
+    pub answered_once: f64,
+    /// Queue items per distinct question that reached the queue.
+    pub items_per_question: f64,
+    /// Items holding lines of several distinct questions.
+    pub mixed_items: usize,
+    /// Items holding questions about different products (the shop counting as one).
+    pub cross_product_items: usize,
+    /// Items whose lines are mostly not questions.
+    pub noise_items: usize,
+    /// Share of [`StreamScore::noise_items`] in all items.
+    pub noise_share: f64,
+    /// Question lines that reached the queue.
+    pub question_line_recall: f64,
+    pub non_question_lines_in_queue: usize,
+    pub questions_blocked: usize,
+    /// At each minute with an open question about the product on screen, whether the most-asked
+    /// one is among the first three of the ranked list.
+    pub on_screen_top3: f64,
+}
+
+/// What the replay kept for reading the failures (`-v`).
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Per queue item: its lines `(gold key or "-", text, product)`.
+    pub items: BTreeMap<u32, Vec<(String, String, Option<String>)>>,
+    /// Per gold key: its lines `(item, text)`.
+    pub keys: BTreeMap<String, Vec<(Option<u32>, String)>>,
+}
+
+/// Replays a gold stream through the stateful pipeline and scores the host queue.
+pub fn score_stream(engine: &Arc<Engine>, rank: &RankConfig, gold: &GoldStream) -> (StreamScore, Trace) {
+    let mut analyzer: Analyzer = engine.analyzer();
+    let mut state: StreamState = engine.stream_state();
+    match Catalog::compile(gold.catalog(), &engine.config.normalize) {
+        Ok(c) => state.set_catalog(Arc::new(c)),
+        Err(e) => eprintln!("kotae: the stream's catalogue is not used: {e}"),
+    }
+    let mut queue = Queue::new(rank);
+    let mut item_of: HashMap<&str, u32> = HashMap::new();
+    let mut blocked = 0;
+    let (mut top3_hits, mut top3_moments) = (0usize, 0usize);
+    let mut next_minute = gold.lines.first().map_or(0, |l| l.ts + 60_000);
+    let mut trace = Trace::default();
+    for line in &gold.lines {
+        let on = gold.on_screen(line.ts);
+        queue.current_product = on.map(str::to_string);
+        while line.ts >= next_minute {
+            if let Some(hit) = on_screen_in_top3(&queue, next_minute) {
+                top3_moments += 1;
+                top3_hits += usize::from(hit);
+            }
+            next_minute += 60_000;
+        }
+        let Ok(analysis) = analyzer.analyze(&line.text) else { continue };
+        let v = state.process(Meta { user: line.user.as_deref(), ts: line.ts, product: on }, analysis);
+        if line.q.is_some() && v.action == Action::Block {
+            blocked += 1;
+        }
+        if let (Some(c), Action::Allow) = (v.cluster, v.action) {
+            queue.observe(&Asked {
+                cluster: c.id,
+                askers: c.askers,
+                user: line.user.as_deref(),
+                text: &line.text,
+                ts: line.ts,
+                topics: &v.topics,
+                product: v.about.product(),
+                shop: v.about.is_shop(),
+                paid: line.paid.unwrap_or(0),
+                intent: v.labels.contains(Label::PurchaseIntent),
+            });
+            item_of.insert(&line.id, c.id);
+            trace.items.entry(c.id).or_default().push((
+                line.q.clone().unwrap_or_else(|| "-".into()),
+                line.text.clone(),
+                v.about.product().map(str::to_string),
+            ));
+        }
+        if let Some(q) = &line.q {
+            trace.keys.entry(q.clone()).or_default().push((item_of.get(line.id.as_str()).copied(), line.text.clone()));
+        }
+    }
+    let score = score(gold, &item_of, blocked, (top3_hits, top3_moments));
+    (score, trace)
+}
+
+/// Whether the most-asked open question about the product on screen ranks in the first three;
+/// `None` when there is none.
+fn on_screen_in_top3(queue: &Queue, now: u64) -> Option<bool> {
+    let on = queue.current_product.as_deref()?;
+    let ranked = queue.ranked(now);
+    let best = ranked
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.question.product.as_deref() == Some(on) && !r.question.shop)
+        .max_by_key(|(i, r)| (r.question.askers, std::cmp::Reverse(*i)))?;
+    Some(best.0 < 3)
+}
+
+fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: (usize, usize)) -> StreamScore {
+    let mut item_keys: HashMap<u32, BTreeMap<&str, usize>> = HashMap::new();
+    for l in &gold.lines {
+        if let Some(&item) = item_of.get(l.id.as_str()) {
+            *item_keys.entry(item).or_default().entry(l.q.as_deref().unwrap_or("-")).or_default() += 1;
+        }
+    }
+    // The key most of an item's lines carry (ties: the first in key order, as a stable choice).
+    let majority = |item: u32| -> &str {
+        item_keys[&item].iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or("-", |(k, _)| k)
+    };
+    let keys: HashSet<&str> = gold.lines.iter().filter_map(|l| l.q.as_deref()).collect();
+    let (mut covered, mut clean, mut frag) = (0, 0, Vec::new());
+    for k in &keys {
+        let items: HashSet<u32> = gold
+            .lines
+            .iter()
+            .filter(|l| l.q.as_deref() == Some(k))
+            .filter_map(|l| item_of.get(l.id.as_str()).copied())
+            .collect();
+        let own = items.iter().any(|&i| majority(i) == *k);
+        covered += usize::from(own);
+        clean += usize::from(own && items.len() == 1);
+        if !items.is_empty() {
+            frag.push(items.len());
+        }
+    }
+    let product_of = |k: &str| gold.questions.get(k).and_then(|q| q.product.clone()).unwrap_or_else(|| "shop".into());
+    let noise = item_keys.keys().filter(|&&i| majority(i) == "-").count();
+    let mixed = item_keys.values().filter(|m| m.keys().filter(|k| **k != "-").count() > 1).count();
+    let cross = item_keys
+        .values()
+        .filter(|m| m.keys().filter(|k| **k != "-").map(|k| product_of(k)).collect::<HashSet<_>>().len() > 1)
+        .count();
+    let q_lines = gold.lines.iter().filter(|l| l.q.is_some()).count();
+    let q_queued = gold.lines.iter().filter(|l| l.q.is_some() && item_of.contains_key(l.id.as_str())).count();
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { round(a as f64 / b as f64) };
+    StreamScore {
+        stream: gold.schedule.stream.clone(),
+        lines: gold.lines.len(),
+        distinct_questions: keys.len(),
+        queue_items: item_keys.len(),
+        covered: ratio(covered, keys.len()),
+        answered_once: ratio(clean, keys.len()),
+        items_per_question: if frag.is_empty() {
+            0.0
+        } else {
+            round(frag.iter().sum::<usize>() as f64 / frag.len() as f64)
+        },
+        mixed_items: mixed,
+        cross_product_items: cross,
+        noise_items: noise,
+        noise_share: ratio(noise, item_keys.len()),
+        question_line_recall: ratio(q_queued, q_lines),
+        non_question_lines_in_queue: gold
+            .lines
+            .iter()
+            .filter(|l| l.q.is_none() && item_of.contains_key(l.id.as_str()))
+            .count(),
+        questions_blocked: blocked,
+        on_screen_top3: ratio(top3.0, top3.1),
+    }
+}
+
+/// Prints, for reading failures: gold keys split over several items or missing, and items that
+/// mix keys or hold no question.
+pub fn print_trace(trace: &Trace) {
+    for (k, lines) in &trace.keys {
+        let items: HashSet<Option<u32>> = lines.iter().map(|(i, _)| *i).collect();
+        if items.len() > 1 || items.contains(&None) {
+            println!("SPLIT {k}");
+            for (i, t) in lines {
+                println!("    {} {t}", i.map_or("-".into(), |i| format!("q{i}")));
+            }
+        }
+    }
+    for (item, lines) in &trace.items {
+        let keys: HashSet<&str> = lines.iter().map(|(k, _, _)| k.as_str()).collect();
+        if keys.len() > 1 || keys.contains("-") {
+            println!("MIXED q{item}");
+            for (k, t, p) in lines {
+                println!("    {k} [{}] {t}", p.as_deref().unwrap_or("-"));
+            }
+        }
+    }
+}
+
+/// A paraphrase cluster: texts a host would answer once, asked while `on_screen` was shown.
+#[derive(Debug, Clone)]
+pub struct ParaCluster {
+    pub id: String,
+    pub on_screen: Option<String>,
+    pub texts: Vec<String>,
+}
+
+/// A near-miss pair: alike in words, different answers.
+#[derive(Debug, Clone)]
+pub struct NearMiss {
+    pub a: (String, Option<String>),
+    pub b: (String, Option<String>),
+}
+
+/// A paraphrase set with its near-miss pairs and, when given, its catalogue.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSet {
+    pub clusters: Vec<ParaCluster>,
+    pub near: Vec<NearMiss>,
+    pub catalog: Option<CatalogSpec>,
+}
+
+impl ClusterSet {
+    /// Reads a cluster file in any of the shapes the fixtures use: one cluster per line
+    /// (`{"cluster","texts",["on_screen"]}`) followed by `{"near_miss":[…]}` lines whose sides
+    /// are strings or `{"text","on_screen"}`; or one text per line (`{"cluster","text"}`) with
+    /// the near misses (`{"a","b"}`) in a second file. A `products.json` beside it is the
+    /// catalogue.
+    pub fn load(path: &Path, near_path: Option<&Path>) -> Result<Self, String> {
+        let mut set = ClusterSet::default();
+        let mut by_id: BTreeMap<String, usize> = BTreeMap::new();
+        let mut read = |p: &Path, set: &mut ClusterSet| -> Result<(), String> {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            for (n, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let v: serde_json::Value =
+                    serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", p.display(), n + 1))?;
+                let side = |s: &serde_json::Value| -> Option<(String, Option<String>)> {
+                    match s {
+                        serde_json::Value::String(t) => Some((t.clone(), None)),
+                        o => Some((o["text"].as_str()?.to_string(), o["on_screen"].as_str().map(str::to_string))),
+                    }
+                };
+                if let Some(pair) = v["near_miss"].as_array() {
+                    if let (Some(a), Some(b)) = (pair.first().and_then(side), pair.get(1).and_then(side)) {
+                        set.near.push(NearMiss { a, b });
+                    }
+                } else if let (Some(a), Some(b)) = (v["a"].as_str(), v["b"].as_str()) {
+                    set.near.push(NearMiss { a: (a.into(), None), b: (b.into(), None) });
+                } else if let Some(id) = v["cluster"].as_str() {
+                    let on = v["on_screen"].as_str().map(str::to_string);
+                    let texts: Vec<String> = match (v["texts"].as_array(), v["text"].as_str()) {
+                        (Some(ts), _) => ts.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+                        (None, Some(t)) => vec![t.to_string()],
+                        _ => return Err(format!("{}:{}: a cluster without texts", p.display(), n + 1)),
+                    };
+                    let i = *by_id.entry(id.to_string()).or_insert_with(|| {
+                        set.clusters.push(ParaCluster { id: id.to_string(), on_screen: on.clone(), texts: Vec::new() });
+                        set.clusters.len() - 1
+                    });
+                    set.clusters[i].texts.extend(texts);
+                } else {
+                    return Err(format!("{}:{}: neither a cluster nor a near-miss pair", p.display(), n + 1));
+                }
+            }
+            Ok(())
+        };
+        read(path, &mut set)?;
+        // `x/paraphrases.jsonl` keeps its near misses in `x/near_miss.jsonl`.
+        let sibling = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| n.contains("paraphrases"))
+            .map(|n| path.with_file_name(n.replace("paraphrases", "near_miss")));
+        if let Some(np) = near_path.map(Path::to_path_buf).or(sibling.filter(|p| p.exists())) {
+            read(&np, &mut set)?;
+        }
+        let products = path.with_file_name("products.json");
+        if products.exists() {
+            set.catalog = Some(read_json(&products)?);
+        }
+        Ok(set)
+    }
+}
+
+/// How a cluster set fared: paraphrase pairs that shared an item, near-miss pairs kept apart.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterScore {
+    pub clusters: usize,
+    pub texts: usize,
+    pub paraphrase_pairs: usize,
+    pub together: f64,
+    pub near_miss_pairs: usize,
+    pub apart: f64,
+    /// Pairs from different clusters that shared an item.
+    pub wrong_merges: usize,
+    /// Paraphrase texts not seen as questions.
+    pub not_questions: usize,
+}
+
+/// Scores a cluster set: all paraphrases as one stream, clusters interleaved round-robin as in a
+/// live chat, each text sent with its product on screen; each near-miss pair as its own stream.
+/// With `verbose`, prints the pairs that failed.
+pub fn score_clusters(engine: &Arc<Engine>, set: &ClusterSet, verbose: bool) -> ClusterScore {
+    let catalog = set.catalog.clone().map(|c| match Catalog::compile(c, &engine.config.normalize) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("kotae: the set's catalogue is not used: {e}");
+            Catalog::empty()
+        }
+    });
+    let mut analyzer = engine.analyzer();
+    let fresh = || {
+        let mut s = engine.stream_state();
+        if let Some(c) = &catalog {
+            s.set_catalog(c.clone());
+        }
+        s
+    };
+    let cluster_of = |state: &mut StreamState, a: &mut Analyzer, text: &str, user: &str, on: Option<&str>| {
+        a.analyze(text)
+            .ok()
+            .and_then(|x| state.process(Meta { user: Some(user), ts: 0, product: on }, x).cluster.map(|c| c.id))
+    };
+    let mut state = fresh();
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    let longest = set.clusters.iter().map(|c| c.texts.len()).max().unwrap_or(0);
+    for round in 0..longest {
+        for (ci, c) in set.clusters.iter().enumerate() {
+            if round < c.texts.len() {
+                order.push((ci, round));
+            }
+        }
+    }
+    let mut ids: HashMap<(usize, usize), Option<u32>> = HashMap::new();
+    for (n, &(ci, ti)) in order.iter().enumerate() {
+        let c = &set.clusters[ci];
+        ids.insert(
+            (ci, ti),
+            cluster_of(&mut state, &mut analyzer, &c.texts[ti], &format!("u{n}"), c.on_screen.as_deref()),
+        );
+    }
+    let (mut pairs, mut together, mut wrong) = (0, 0, 0);
+    let all: Vec<(usize, usize)> = order.clone();
+    for (x, &(ci, ti)) in all.iter().enumerate() {
+        for &(cj, tj) in &all[x + 1..] {
+            let (a, b) = (ids[&(ci, ti)], ids[&(cj, tj)]);
+            let same = a.is_some() && a == b;
+            if ci == cj {
+                pairs += 1;
+                together += usize::from(same);
+            } else if same {
+                wrong += 1;
+                if verbose {
+                    println!("WRONG MERGE {} / {}", set.clusters[ci].texts[ti], set.clusters[cj].texts[tj]);
+                }
+            }
+        }
+    }
+    if verbose {
+        for (ci, c) in set.clusters.iter().enumerate() {
+            let line: Vec<String> = (0..c.texts.len())
+                .map(|ti| format!("{}:{}", ids[&(ci, ti)].map_or("-".into(), |i| i.to_string()), c.texts[ti]))
+                .collect();
+            println!("{} {}", c.id, line.join(" | "));
+        }
+    }
+    let apart = set
+        .near
+        .iter()
+        .filter(|n| {
+            let mut state = fresh();
+            let a = cluster_of(&mut state, &mut analyzer, &n.a.0, "a", n.a.1.as_deref());
+            let b = cluster_of(&mut state, &mut analyzer, &n.b.0, "b", n.b.1.as_deref());
+            let ok = a.is_none() || a != b;
+            if verbose && !ok {
+                println!(
+                    "MERGED {} [{}] / {} [{}]",
+                    n.a.0,
+                    n.a.1.as_deref().unwrap_or("-"),
+                    n.b.0,
+                    n.b.1.as_deref().unwrap_or("-")
+                );
+            }
+            ok
+        })
+        .count();
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    ClusterScore {
+        clusters: set.clusters.len(),
+        texts: order.len(),
+        paraphrase_pairs: pairs,
+        together: if pairs == 0 { 0.0 } else { round(together as f64 / pairs as f64) },
+        near_miss_pairs: set.near.len(),
+        apart: if set.near.is_empty() { 0.0 } else { round(apart as f64 / set.near.len() as f64) },
+        wrong_merges: wrong,
+        not_questions: ids.values().filter(|i| i.is_none()).count(),
+    }
+}
+
+/// One stream's figures as a line for people.
+pub fn format_score(s: &StreamScore) -> String {
+    format!(
+        "{}: {} lines, {} distinct questions → {} queue items; answered once {:.3}, covered {:.3}, items per question {:.2}, \
+         items mixing questions {}, mixing products {}, without a question {} ({:.1}%), question lines queued {:.3}, \
+         non-question lines queued {}, questions blocked {}, on-screen top question in the first three {:.3}",
+        s.stream,
+        s.lines,
+        s.distinct_questions,
+        s.queue_items,
+        s.answered_once,
+        s.covered,
+        s.items_per_question,
+        s.mixed_items,
+        s.cross_product_items,
+        s.noise_items,
+        s.noise_share * 100.0,
+        s.question_line_recall,
+        s.non_question_lines_in_queue,
+        s.questions_blocked,
+        s.on_screen_top3
+    )
+}

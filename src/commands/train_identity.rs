@@ -1,0 +1,103 @@
+//! `kotae train-identity`: fits the question-identity model on labelled pairs.
+//!
+//! Pairs come from gold streams (two question lines of one scope are the same question when they
+//! carry the same key) and cluster sets (two texts of one cluster are; texts of different
+//! clusters, and each near-miss pair, are not). Only pairs within one scope count: questions
+//! about different products never meet in the queue, so the model never has to tell them apart.
+
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::pipeline::identity::{self, IdentityModel, Pair};
+use crate::pipeline::{About, Engine, frame::Frame};
+
+use super::eval_stream::{ClusterSet, GoldStream};
+
+/// A question text with its frame and scope.
+struct Framed {
+    group: String,
+    scope: About,
+    frame: Frame,
+}
+
+fn frames(
+    engine: &Arc<Engine>,
+    catalog: Option<&Arc<Catalog>>,
+    texts: impl Iterator<Item = (String, String, Option<String>)>,
+) -> Vec<Framed> {
+    let mut analyzer = engine.analyzer();
+    let mut state = engine.stream_state();
+    if let Some(c) = catalog {
+        state.set_catalog(c.clone());
+    }
+    let mut out = Vec::new();
+    for (group, text, on_screen) in texts {
+        let Some(a) = analyzer.frame_of(&text) else { continue };
+        let scope = state.about(&a, on_screen.as_deref());
+        if let Some(frame) = a.frame {
+            out.push(Framed { group, scope, frame });
+        }
+    }
+    out
+}
+
+/// How much a near-miss pair counts against an ordinary pair of different questions.
+const NEAR_MISS_WEIGHT: f32 = 10.0;
+
+fn pairs_of(items: &[Framed], weight: f32, out: &mut Vec<Pair>) {
+    for (i, a) in items.iter().enumerate() {
+        for b in &items[i + 1..] {
+            if a.scope != b.scope {
+                continue;
+            }
+            if let Some(features) = identity::features(a.frame.view(), b.frame.view()) {
+                out.push(Pair { features, same: a.group == b.group, weight });
+            }
+        }
+    }
+}
+
+/// Labelled pairs from gold streams.
+pub fn stream_pairs(engine: &Arc<Engine>, gold: &GoldStream, out: &mut Vec<Pair>) {
+    let catalog = Catalog::compile(gold.catalog(), &engine.config.normalize).ok().map(Arc::new);
+    let texts = gold
+        .lines
+        .iter()
+        .filter_map(|l| Some((l.q.clone()?, l.text.clone(), gold.on_screen(l.ts).map(str::to_string))));
+    pairs_of(&frames(engine, catalog.as_ref(), texts), 1.0, out);
+}
+
+/// Labelled pairs from a cluster set: within clusters, across clusters, and near misses.
+pub fn cluster_pairs(engine: &Arc<Engine>, set: &ClusterSet, out: &mut Vec<Pair>) {
+    let catalog = set.catalog.clone().and_then(|c| Catalog::compile(c, &engine.config.normalize).ok()).map(Arc::new);
+    let texts =
+        set.clusters.iter().flat_map(|c| c.texts.iter().map(move |t| (c.id.clone(), t.clone(), c.on_screen.clone())));
+    pairs_of(&frames(engine, catalog.as_ref(), texts), 1.0, out);
+    for (i, n) in set.near.iter().enumerate() {
+        let texts = [(format!("a{i}"), n.a.0.clone(), n.a.1.clone()), (format!("b{i}"), n.b.0.clone(), n.b.1.clone())];
+        pairs_of(&frames(engine, catalog.as_ref(), texts.into_iter()), NEAR_MISS_WEIGHT, out);
+    }
+}
+
+/// Fits the model; returns it with a summary line.
+pub fn fit(pairs: &[Pair], l2: f32, epochs: usize) -> (IdentityModel, String) {
+    let model = identity::train(pairs, l2, epochs);
+    let (mut tp, mut fp, mut fneg, mut tn) = (0, 0, 0, 0);
+    for p in pairs {
+        match (model.probability_of(&p.features) > model.threshold, p.same) {
+            (true, true) => tp += 1,
+            (true, false) => fp += 1,
+            (false, true) => fneg += 1,
+            (false, false) => tn += 1,
+        }
+    }
+    let summary = format!(
+        "{} pairs ({} same): same pairs kept together {:.3}, different pairs kept apart {:.3}, threshold {:.2}",
+        pairs.len(),
+        tp + fneg,
+        tp as f64 / (tp + fneg).max(1) as f64,
+        tn as f64 / (tn + fp).max(1) as f64,
+        model.threshold
+    );
+    (model, summary)
+}

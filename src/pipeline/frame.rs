@@ -1,0 +1,620 @@
+//! A question's frame: what it asks about, and what kind of ask it is.
+//!
+//! A host answers "the same question" once: the same thing asked about (a concept from the
+//! `synonyms` and `topics` dictionaries such as `stock`, `length` or `shipping`; failing that,
+//! the question's own nouns) of the same subject (a product, or the shop: decided later, with the
+//! stream's catalogue) with the same exclusive values (size M, colour black, a number) and the
+//! same kind of ask (show me, how much, when, which, can it, is there). The frame holds each of
+//! these as sorted hashes, plus the character bigrams of the words no concept covers, so that
+//! an unseen compound (耐荷重, 毛羽落ち) still meets its variants. [`super::identity`] decides
+//! whether two frames are one question; explanations carry the names ([`FrameNames`]).
+
+use crate::dictionary::{Hit, ListKind};
+use crate::pipeline::classify::Classifier;
+use crate::pipeline::dedupe::hash_str;
+use crate::pipeline::normalize::Normalized;
+use crate::pipeline::tokenize::{Pos, Sub, Tokens};
+
+/// The kind of ask, from the question's cue words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ask {
+    /// No cue says which.
+    #[default]
+    Unknown,
+    /// Show or do something (見せて, 着てみて, 座ってみて).
+    Show,
+    /// An amount: price, size, length, how many (いくら, 何cm, どのくらい).
+    Amount,
+    /// A date or time (いつ, 何日, 何時).
+    When,
+    /// A choice among options (どれ, どっち, 何色).
+    Which,
+    /// A place (どこ).
+    Where,
+    /// How to do something (どうやって, 方法).
+    How,
+    /// Whether something exists or is left (ある？, 残ってる).
+    Exists,
+    /// Whether something can be done or is fine (できる？, 使える？, 大丈夫？).
+    Can,
+}
+
+impl Ask {
+    /// A stable small number (packed with the frame).
+    pub fn code(self) -> u64 {
+        self as u64
+    }
+
+    /// The ask of a packed code.
+    pub fn from_code(code: u64) -> Self {
+        match code {
+            1 => Ask::Show,
+            2 => Ask::Amount,
+            3 => Ask::When,
+            4 => Ask::Which,
+            5 => Ask::Where,
+            6 => Ask::How,
+            7 => Ask::Exists,
+            8 => Ask::Can,
+            _ => Ask::Unknown,
+        }
+    }
+
+    /// The name shown in explanations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ask::Unknown => "unknown",
+            Ask::Show => "show",
+            Ask::Amount => "amount",
+            Ask::When => "when",
+            Ask::Which => "which",
+            Ask::Where => "where",
+            Ask::How => "how",
+            Ask::Exists => "exists",
+            Ask::Can => "can",
+        }
+    }
+}
+
+/// What a question is about, for question identity. Every list is sorted and unique.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frame {
+    /// Fine concepts (`synonyms` sections that are neither slots nor weak).
+    pub concepts: Vec<u64>,
+    /// Generic concepts (`| weak`: price, payment, fit) that say little when a fine one is there.
+    pub weak: Vec<u64>,
+    /// Coarse topics (`topics` sections).
+    pub topics: Vec<u64>,
+    /// Exclusive values `[family, value]`: two values of one family are never one question.
+    pub slots: Vec<[u64; 2]>,
+    /// Nouns no concept covers: they name what is asked about.
+    pub nouns: Vec<u64>,
+    /// Verbs and adjectives no concept covers: mostly phrasing.
+    pub preds: Vec<u64>,
+    /// Character bigrams of the words no concept covers (katakana folded to hiragana).
+    pub grams: Vec<u64>,
+    pub ask: Ask,
+    /// Every concept named is shop-wide (送料, 支払い): the question belongs to the shop.
+    pub shop: bool,
+}
+
+impl Frame {
+    /// Empties the frame, keeping its buffers.
+    pub fn clear(&mut self) {
+        for v in
+            [&mut self.concepts, &mut self.weak, &mut self.topics, &mut self.nouns, &mut self.preds, &mut self.grams]
+        {
+            v.clear();
+        }
+        self.slots.clear();
+        self.ask = Ask::Unknown;
+        self.shop = false;
+    }
+
+    /// The frame as borrowed parts.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView {
+            concepts: &self.concepts,
+            weak: &self.weak,
+            topics: &self.topics,
+            slots: &self.slots,
+            nouns: &self.nouns,
+            preds: &self.preds,
+            grams: &self.grams,
+            ask: self.ask,
+        }
+    }
+}
+
+/// A [`Frame`]'s parts, borrowed from it or from a cluster's packed members.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameView<'a> {
+    pub concepts: &'a [u64],
+    pub weak: &'a [u64],
+    pub topics: &'a [u64],
+    pub slots: &'a [[u64; 2]],
+    pub nouns: &'a [u64],
+    pub preds: &'a [u64],
+    pub grams: &'a [u64],
+    pub ask: Ask,
+}
+
+/// The names behind a frame's hashes, for people.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FrameNames {
+    pub concepts: Vec<String>,
+    pub weak: Vec<String>,
+    pub topics: Vec<String>,
+    pub slots: Vec<String>,
+    pub nouns: Vec<String>,
+    pub preds: Vec<String>,
+    pub ask: &'static str,
+    pub shop: bool,
+}
+
+/// Content words that say nothing about what a question is about.
+const STOP_WORDS: &[&str] = &[
+    "する",
+    "ある",
+    "いる",
+    "なる",
+    "できる",
+    "れる",
+    "られる",
+    "いう",
+    "思う",
+    "くれる",
+    "みる",
+    "もらう",
+    "いただく",
+    "くださる",
+    "大丈夫",
+    "これ",
+    "それ",
+    "あれ",
+    "どれ",
+    "何",
+    "なに",
+    "ない",
+    "よい",
+    "いい",
+    "感じ",
+    "方",
+    "こと",
+    "もの",
+    "の",
+    "ん",
+    "さん",
+    "今",
+    "まだ",
+    "教える",
+    "見せる",
+    "ちゃん",
+    "店長",
+    "ござる",
+    "です",
+    "ます",
+    "いける",
+    "いく",
+    "ok",
+    "OK",
+    "オッケー",
+    "やつ",
+    "ほう",
+    "どう",
+    "どこ",
+    "いつ",
+    "いくら",
+    "おいくら",
+    "どの",
+    "どんな",
+    "くらい",
+    "ぐらい",
+    "ほしい",
+    "欲しい",
+    "わかる",
+    "分かる",
+    "知る",
+    "聞く",
+    "お願い",
+    "願う",
+    "すみません",
+];
+
+/// Verbs whose て-form request asks the host to show or do something on screen.
+const SHOW_VERBS: &[&str] = &[
+    "見せる",
+    "着る",
+    "つける",
+    "付ける",
+    "塗る",
+    "使う",
+    "開ける",
+    "持つ",
+    "履く",
+    "はく",
+    "当てる",
+    "合わせる",
+    "回る",
+    "映す",
+    "寄る",
+    "点ける",
+    "座る",
+    "広げる",
+    "透かす",
+    "比べる",
+    "並べる",
+    "乗る",
+    "動かす",
+    "入れる",
+    "置く",
+    "やる",
+    "回す",
+    "見る",
+    "羽織る",
+    "巻く",
+    "押す",
+    "切る",
+    "焼く",
+    "試す",
+    "かける",
+    "振る",
+    "伸ばす",
+    "閉める",
+    "畳む",
+];
+
+/// Fills `frame` from a question's analysis; with `names`, also what each hash stands for.
+pub fn build(
+    classifier: &Classifier,
+    norm: &Normalized,
+    tokens: &Tokens,
+    hits: &[Hit],
+    frame: &mut Frame,
+    mut names: Option<&mut FrameNames>,
+) {
+    frame.clear();
+    let rules = classifier.dictionaries.rules();
+    // Words inside a fine concept are that concept; words inside a coarse topic still count.
+    // A synonym match inside a longer one is part of it (税込価格 is tax, not price).
+    let synonym = |h: &Hit| rules[h.rule as usize].kind == ListKind::Synonym;
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+    let mut asks_existence = false;
+    // Shop-wide when every fine concept named is (送料いくら？: shipping, price being weak), or,
+    // naming none, every topic is; not Mの在庫と送料は？.
+    let (mut shop_fine, mut product_fine, mut shop_topics, mut product_topics) = (0, 0, 0, 0);
+    let note = |names: &mut Option<&mut FrameNames>, f: &dyn Fn(&mut FrameNames)| {
+        if let Some(n) = names.as_deref_mut() {
+            f(n);
+        }
+    };
+    for h in hits {
+        let r = &rules[h.rule as usize];
+        if !r.weak {
+            match (r.kind, r.shop) {
+                (ListKind::Synonym, true) => shop_fine += 1,
+                (ListKind::Synonym, false) if classifier.slot_family(h.rule).is_none() => product_fine += 1,
+                (ListKind::Topic, true) => shop_topics += 1,
+                (ListKind::Topic, false) => product_topics += 1,
+                _ => {}
+            }
+        }
+        match r.kind {
+            ListKind::Synonym => {
+                let inside_longer = hits.iter().any(|o| {
+                    synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start)
+                });
+                if inside_longer {
+                    continue;
+                }
+                covered.push(norm.key.original_span(h.start as usize, h.end as usize));
+                match classifier.slot_family(h.rule) {
+                    Some(family) => {
+                        frame.slots.push([family, hash_str(&r.section)]);
+                        note(&mut names, &|n| n.slots.push(r.section.clone()));
+                    }
+                    None if r.weak => {
+                        frame.weak.push(hash_str(&r.section));
+                        note(&mut names, &|n| n.weak.push(r.section.clone()));
+                    }
+                    None => {
+                        frame.concepts.push(hash_str(&r.section));
+                        note(&mut names, &|n| n.concepts.push(r.section.clone()));
+                    }
+                }
+            }
+            ListKind::Topic => {
+                frame.topics.push(hash_str(&r.section));
+                note(&mut names, &|n| n.topics.push(r.section.clone()));
+            }
+            _ => {
+                if let Some(ask) = ask_of_rule(&r.id) {
+                    if ask == Ask::Exists {
+                        asks_existence = true;
+                    }
+                    // Specific asks (how much, when) win over generic ones (can it, is there).
+                    if frame.ask == Ask::Unknown || matches!(frame.ask, Ask::Exists | Ask::Can) {
+                        frame.ask = ask;
+                    }
+                }
+            }
+        }
+    }
+    frame.shop = if shop_fine + product_fine > 0 {
+        shop_fine > 0 && product_fine == 0
+    } else {
+        shop_topics > 0 && product_topics == 0
+    };
+    // Numbers (product numbers, heights, models, counts) are exclusive values.
+    let surface = norm.surface.as_str();
+    let num = hash_str("num");
+    for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
+        frame.slots.push([num, hash_str(digits)]);
+        note(&mut names, &|n| n.slots.push(format!("num_{digits}")));
+    }
+    // 「Mある？」「黒まだある？」 name no concept but ask about stock of a product attribute.
+    // (フードはありますか asks whether the thing has a feature, not about stock.)
+    let attribute_only =
+        !frame.slots.is_empty() && frame.slots.iter().all(|&[family, _]| classifier.is_attribute_family(family));
+    if asks_existence && frame.concepts.is_empty() && attribute_only {
+        frame.concepts.push(hash_str("stock"));
+        note(&mut names, &|n| n.concepts.push("stock".into()));
+    }
+    // 何cm / 何人 / 何歳: the unit says what amount is asked, an exclusive value.
+    if let Some(unit) = unit_asked(tokens, surface) {
+        frame.slots.push([hash_str("unit"), hash_str(unit)]);
+        note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
+    }
+    let ask = ask_of_tokens(tokens, surface);
+    if ask != Ask::Unknown && (frame.ask == Ask::Unknown || matches!(frame.ask, Ask::Exists | Ask::Can)) {
+        frame.ask = ask;
+    }
+    for t in &tokens.list {
+        let base = tokens.base(t);
+        let content = t.pos.is_content() || t.unknown;
+        if !content
+            || matches!(t.sub, Sub::Number | Sub::Pronoun | Sub::Dependent | Sub::Suffix | Sub::Adverbial)
+            || t.pos == Pos::Adverb
+        {
+            continue;
+        }
+        if STOP_WORDS.contains(&base) {
+            continue;
+        }
+        let span = norm.surface.original_span(t.start as usize, t.end as usize);
+        if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) {
+            continue;
+        }
+        let word = &surface[t.start as usize..t.end as usize];
+        push_grams(word, &mut frame.grams);
+        let short = base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c));
+        if short {
+            continue;
+        }
+        if t.pos == Pos::Noun || t.unknown {
+            frame.nouns.push(fold_hash(base));
+            note(&mut names, &|n| n.nouns.push(base.to_string()));
+        } else {
+            frame.preds.push(fold_hash(base));
+            note(&mut names, &|n| n.preds.push(base.to_string()));
+        }
+    }
+    finish(frame);
+    if let Some(n) = names {
+        n.ask = frame.ask.name();
+        n.shop = frame.shop;
+        for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds] {
+            v.sort();
+            v.dedup();
+        }
+    }
+}
+
+/// Sorts and deduplicates every list.
+pub fn finish(frame: &mut Frame) {
+    for v in
+        [&mut frame.concepts, &mut frame.weak, &mut frame.topics, &mut frame.nouns, &mut frame.preds, &mut frame.grams]
+    {
+        v.sort_unstable();
+        v.dedup();
+    }
+    frame.slots.sort_unstable();
+    frame.slots.dedup();
+}
+
+/// The unit of an amount asked (`何センチ` → `cm`), by canonical name.
+fn unit_asked(tokens: &Tokens, surface: &str) -> Option<&'static str> {
+    let words: Vec<&str> = tokens.list.iter().map(|t| &surface[t.start as usize..t.end as usize]).collect();
+    for (i, w) in words.iter().enumerate() {
+        if !matches!(*w, "何" | "なん" | "なに") {
+            continue;
+        }
+        // The counter may be split from 何 or follow it in the same token run (何cm).
+        let next: String = words[i + 1..].iter().take(2).copied().collect();
+        let next = next.to_lowercase();
+        for (prefixes, unit) in UNITS {
+            if prefixes.iter().any(|p| next.starts_with(p)) {
+                return Some(unit);
+            }
+        }
+    }
+    None
+}
+
+/// Counters after 何 and the unit they ask for; longer spellings first where they overlap.
+const UNITS: &[(&[&str], &str)] = &[
+    (&["センチ", "cm", "せんち"], "cm"),
+    (&["ミリリットル", "ml", "cc"], "ml"),
+    (&["ミリ", "mm"], "mm"),
+    (&["メートル"], "m"),
+    (&["キロ", "kg"], "kg"),
+    (&["グラム", "g"], "g"),
+    (&["リットル", "l"], "l"),
+    (&["人", "名"], "people"),
+    (&["歳", "才", "さい"], "age"),
+    (&["ヶ月", "か月", "カ月", "ヵ月"], "months"),
+    (&["年"], "years"),
+    (&["日", "曜"], "days"),
+    (&["時間"], "hours"),
+    (&["分"], "minutes"),
+    (&["時"], "clock"),
+    (&["回"], "times"),
+    (&["色", "カラー"], "colors"),
+    (&["号"], "ring_size"),
+    (&["ワット", "w"], "watts"),
+    (&["円", "えん"], "yen"),
+    (&["%", "パーセント", "％"], "percent"),
+    (&["個", "枚", "本", "足", "着", "点", "袋", "箱", "粒", "錠", "杯", "切れ", "食"], "pieces"),
+    (&["段", "階"], "levels"),
+    (&["畳"], "tatami"),
+    (&["インチ"], "inch"),
+    (&["デシベル", "db"], "db"),
+];
+
+/// The ask a question-cue rule implies.
+fn ask_of_rule(id: &str) -> Option<Ask> {
+    Some(match id {
+        "ja.question.exists" => Ask::Exists,
+        "ja.question.can" => Ask::Can,
+        _ => return None,
+    })
+}
+
+/// The ask the words imply: interrogatives, and a request verb in て-form.
+fn ask_of_tokens(tokens: &Tokens, surface: &str) -> Ask {
+    let mut ask = Ask::Unknown;
+    for (i, t) in tokens.list.iter().enumerate() {
+        let s = &surface[t.start as usize..t.end as usize];
+        let base = tokens.base(t);
+        let next = tokens.list.get(i + 1).map(|n| &surface[n.start as usize..n.end as usize]);
+        let found = match base {
+            "いくら" | "おいくら" | "いくつ" | "なんぼ" | "どのくらい" | "どれくらい" | "どれぐらい" | "どのぐらい" => {
+                Ask::Amount
+            }
+            "いつ" | "いつ頃" | "いつごろ" => Ask::When,
+            "どれ" | "どっち" | "どちら" | "どの" => Ask::Which,
+            "どこ" => Ask::Where,
+            "方法" | "やり方" | "仕方" | "どうやって" => Ask::How,
+            "何" | "なん" | "なに" => match next {
+                Some(n) if n.starts_with('色') => Ask::Which,
+                Some(n) if n.starts_with('日') || n.starts_with('時') || n.starts_with("曜") => Ask::When,
+                Some(n) if n.chars().next().is_some_and(|c| c.is_alphanumeric()) => Ask::Amount,
+                _ => Ask::Unknown,
+            },
+            _ if s == "どう" && next.is_some_and(|n| n.starts_with('や')) => Ask::How,
+            _ if t.pos == Pos::Verb && SHOW_VERBS.contains(&base) => {
+                let te = next.is_some_and(|n| n.starts_with('て') || n.starts_with('で'));
+                if te { Ask::Show } else { Ask::Unknown }
+            }
+            _ => Ask::Unknown,
+        };
+        if found != Ask::Unknown && ask == Ask::Unknown {
+            ask = found;
+        }
+    }
+    ask
+}
+
+/// Character bigrams of a word, katakana folded to hiragana and ASCII lowercased; a one-kanji
+/// word is its own gram.
+fn push_grams(word: &str, out: &mut Vec<u64>) {
+    let fold = |c: char| match c as u32 {
+        u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
+        _ => c.to_ascii_lowercase(),
+    };
+    let chars: Vec<char> = word.chars().map(fold).filter(|c| c.is_alphanumeric()).collect();
+    if chars.len() == 1 && ('一'..='鿿').contains(&chars[0]) {
+        out.push(gram_hash(chars[0], ' '));
+    }
+    for w in chars.windows(2) {
+        out.push(gram_hash(w[0], w[1]));
+    }
+}
+
+fn gram_hash(a: char, b: char) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write_u32(a as u32);
+    h.write_u32(b as u32);
+    h.write_u8(0x67);
+    h.finish()
+}
+
+/// Hash of a word with katakana folded to hiragana and ASCII lowercased, without allocating.
+pub fn fold_hash(word: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    for c in word.chars() {
+        let c = match c as u32 {
+            u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
+            _ => c.to_ascii_lowercase(),
+        };
+        h.write_u32(c as u32);
+    }
+    h.finish()
+}
+
+/// Latin words of chat that read as English or as codes, never as romaji (`line` would read
+/// as りね, `size` as しぜ).
+const NOT_ROMAJI: &[&str] = &[
+    "line", "size", "ok", "dm", "url", "www", "http", "https", "com", "jp", "net", "sns", "app", "web", "pay",
+    "paypay", "free", "sale", "set", "type", "plus", "pro", "max", "mini", "new", "me", "are", "take", "made", "one",
+    "time", "live", "sale", "the", "to", "so", "no", "do", "go", "see", "home", "came", "same", "game", "rate", "note",
+];
+
+/// The text with its romaji words in hiragana, when it reads as romaji Japanese (`souryou
+/// ikura?` → `そうりょう いくら？`): at least two Latin words of two letters or more, and most
+/// of them convert wholly to kana. Single letters (sizes S, M, L) and English words stay.
+pub fn romaji_to_kana(text: &str) -> Option<String> {
+    use wana_kana::ConvertJapanese;
+    let mut words = 0;
+    let mut clean = 0;
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut rest = text;
+    while !rest.is_empty() {
+        let latin = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        if latin == 0 {
+            let c = rest.chars().next()?;
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let word = &rest[..latin];
+        rest = &rest[latin..];
+        if word.len() < 2 {
+            out.push_str(word);
+            continue;
+        }
+        let lower = word.to_ascii_lowercase();
+        words += 1;
+        let kana = match lower.as_str() {
+            "wa" => Some("は".to_string()),
+            "wo" => Some("を".to_string()),
+            w if NOT_ROMAJI.contains(&w) => None,
+            w => Some(w.to_hiragana()).filter(|k| !k.chars().any(|c| c.is_ascii_alphabetic())),
+        };
+        match kana {
+            Some(k) => {
+                clean += 1;
+                out.push_str(&k);
+            }
+            None => out.push_str(word),
+        }
+    }
+    (words >= 2 && clean * 4 >= words * 3).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn romaji_chat_reads_as_kana_and_english_does_not() {
+        assert_eq!(romaji_to_kana("souryou ikura?").as_deref(), Some("そうりょう いくら?"));
+        assert_eq!(romaji_to_kana("M wa mada arimasu ka?").as_deref(), Some("M は まだ あります か?"));
+        assert_eq!(romaji_to_kana("How much is it?"), None);
+        assert_eq!(romaji_to_kana("LINE de renraku shite"), None, "too few romaji words once LINE stays");
+        assert_eq!(romaji_to_kana("送料いくら"), None);
+    }
+}

@@ -1,0 +1,428 @@
+//! Whether two question frames are one question: a small logistic model over what the frames
+//! share, learned from paraphrase and near-miss pairs.
+//!
+//! Two hard rules come first: questions about different subjects (products, the shop) are never
+//! one (their clusters never meet: see [`super::dedupe`]), and neither are two questions that
+//! name different values of one exclusive slot (黒M / 白M, 9号 / 11号). Otherwise each pair is
+//! described by a handful of features ([`FEATURES`]: the same concepts, concepts both named but
+//! none shared, shared nouns, shared character bigrams, the same or a different kind of ask…) and
+//! the model's weights, a reviewable TSV file written by `kotae train-identity`, turn them into
+//! a probability. Every decision can be explained feature by feature ([`IdentityModel::explain`]).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::frame::{Ask, FrameView};
+
+/// The features of a pair of frames, in the order of the model's weights.
+pub const FEATURES: [&str; 18] = [
+    "concepts_equal",
+    "concepts_jaccard",
+    "concepts_disjoint",
+    "concepts_one_side",
+    "topics_jaccard",
+    "weak_shared",
+    "weak_disjoint",
+    "nouns_jaccard",
+    "nouns_disjoint",
+    "preds_jaccard",
+    "grams_jaccard",
+    "slots_equal",
+    "slots_one_side",
+    "ask_same",
+    "ask_differ",
+    "nothing_named",
+    "one_named_other_not",
+    "contrast",
+];
+
+/// Number of pair features.
+pub const N: usize = FEATURES.len();
+
+/// A model file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("identity model {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("identity model {path}:{line}: {message}")]
+    Parse { path: PathBuf, line: usize, message: String },
+}
+
+/// The weights of the pair model and the probability above which two frames are one question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityModel {
+    pub bias: f32,
+    pub weights: [f32; N],
+    pub threshold: f32,
+}
+
+/// One feature's part in a decision.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Contribution {
+    pub feature: &'static str,
+    pub value: f32,
+    pub weight: f32,
+}
+
+/// Why two frames are, or are not, one question.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PairExplanation {
+    pub same: bool,
+    pub probability: f32,
+    pub threshold: f32,
+    /// A hard rule that decided, if any (`slot conflict`).
+    pub rule: Option<&'static str>,
+    /// Features with a non-zero value, largest contribution first.
+    pub contributions: Vec<Contribution>,
+}
+
+fn jaccard(a: &[u64], b: &[u64]) -> (f32, usize) {
+    let (mut i, mut j, mut inter) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let union = a.len() + b.len() - inter;
+    (if union == 0 { 0.0 } else { inter as f32 / union as f32 }, inter)
+}
+
+/// Whether both frames name fine concepts and none of them alike: they ask about different
+/// things (the price vs the stock of 1番のL, 発送 vs 到着).
+pub fn concepts_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
+    !a.concepts.is_empty() && !b.concepts.is_empty() && jaccard(a.concepts, b.concepts).1 == 0
+}
+
+/// Whether the frames name different values of one exclusive slot family.
+pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
+    let one_way = |x: FrameView<'_>, y: FrameView<'_>| {
+        x.slots.iter().any(|&[fam, val]| {
+            let mut theirs = y.slots.iter().filter(|s| s[0] == fam).peekable();
+            theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
+        })
+    };
+    one_way(a, b) || one_way(b, a)
+}
+
+/// The pair's features, or `None` when a hard rule keeps the frames apart.
+pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
+    if slots_conflict(a, b) || concepts_conflict(a, b) {
+        return None;
+    }
+    let flag = |x: bool| if x { 1.0 } else { 0.0 };
+    let both = |x: &[u64], y: &[u64]| !x.is_empty() && !y.is_empty();
+    let one = |x: &[u64], y: &[u64]| x.is_empty() != y.is_empty();
+    let (cj, ci) = jaccard(a.concepts, b.concepts);
+    let (tj, _) = jaccard(a.topics, b.topics);
+    let (_, wi) = jaccard(a.weak, b.weak);
+    let (nj, ni) = jaccard(a.nouns, b.nouns);
+    let (pj, _) = jaccard(a.preds, b.preds);
+    let (gj, _) = jaccard(a.grams, b.grams);
+    let slot_families = |x: FrameView<'_>| x.slots.iter().map(|s| s[0]).collect::<Vec<_>>();
+    let (fa, fb) = (slot_families(a), slot_families(b));
+    let slots_one_side = fa.iter().any(|f| !fb.contains(f)) || fb.iter().any(|f| !fa.contains(f));
+    let known = a.ask != Ask::Unknown && b.ask != Ask::Unknown;
+    let named = |x: FrameView<'_>| !x.concepts.is_empty() || !x.weak.is_empty() || !x.nouns.is_empty();
+    // Alike but for one thing each names and the other does not (本体の保証 / バッテリーの保証,
+    // 京都の送料 / 東京の送料): the mark of a near miss.
+    let contrast = ni < a.nouns.len() && ni < b.nouns.len() && (ni > 0 || ci > 0 || wi > 0);
+    Some([
+        flag(both(a.concepts, b.concepts) && a.concepts == b.concepts),
+        cj,
+        flag(both(a.concepts, b.concepts) && ci == 0),
+        flag(one(a.concepts, b.concepts)),
+        tj,
+        flag(wi > 0),
+        flag(both(a.weak, b.weak) && wi == 0),
+        nj,
+        flag(both(a.nouns, b.nouns) && ni == 0),
+        pj,
+        gj,
+        flag(!a.slots.is_empty() && a.slots == b.slots),
+        flag(slots_one_side),
+        flag(known && a.ask == b.ask),
+        flag(known && a.ask != b.ask),
+        flag(!named(a) && !named(b)),
+        flag(named(a) != named(b)),
+        flag(contrast),
+    ])
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+impl Default for IdentityModel {
+    /// Hand-set weights: what the model starts from before any training.
+    fn default() -> Self {
+        let mut weights = [0.0; N];
+        for (name, w) in [
+            ("concepts_equal", 3.0),
+            ("concepts_jaccard", 2.0),
+            ("concepts_disjoint", -4.0),
+            ("concepts_one_side", -1.0),
+            ("topics_jaccard", 0.5),
+            ("weak_shared", 1.0),
+            ("nouns_jaccard", 3.0),
+            ("nouns_disjoint", -1.0),
+            ("preds_jaccard", 0.5),
+            ("grams_jaccard", 2.0),
+            ("slots_equal", 1.0),
+            ("slots_one_side", -1.0),
+            ("ask_same", 0.5),
+            ("ask_differ", -1.5),
+            ("nothing_named", -1.0),
+            ("one_named_other_not", -1.0),
+            ("contrast", -2.0),
+        ] {
+            if let Some(i) = FEATURES.iter().position(|f| *f == name) {
+                weights[i] = w;
+            }
+        }
+        Self { bias: -1.5, weights, threshold: 0.5 }
+    }
+}
+
+impl IdentityModel {
+    /// The probability that two frames are one question (0 when a hard rule says no).
+    pub fn probability(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
+        match features(a, b) {
+            None => 0.0,
+            Some(f) => self.probability_of(&f),
+        }
+    }
+
+    /// The probability of a feature vector.
+    pub fn probability_of(&self, f: &[f32; N]) -> f32 {
+        sigmoid(self.bias + f.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f32>())
+    }
+
+    /// Why two frames are, or are not, one question.
+    pub fn explain(&self, a: FrameView<'_>, b: FrameView<'_>) -> PairExplanation {
+        let Some(f) = features(a, b) else {
+            return PairExplanation {
+                same: false,
+                probability: 0.0,
+                threshold: self.threshold,
+                rule: Some(if slots_conflict(a, b) { "slot conflict" } else { "different concepts" }),
+                contributions: Vec::new(),
+            };
+        };
+        let p = self.probability_of(&f);
+        let mut contributions: Vec<Contribution> = FEATURES
+            .iter()
+            .zip(f.iter().zip(&self.weights))
+            .filter(|(_, (x, _))| **x != 0.0)
+            .map(|(name, (x, w))| Contribution { feature: name, value: *x, weight: *w })
+            .collect();
+        contributions.sort_by(|a, b| (b.value * b.weight).abs().total_cmp(&(a.value * a.weight).abs()));
+        PairExplanation {
+            same: p > self.threshold,
+            probability: p,
+            threshold: self.threshold,
+            rule: None,
+            contributions,
+        }
+    }
+
+    /// Reads a model file: `bias`, `threshold` and one `feature<TAB>weight` row per feature;
+    /// `#` comments. Every feature must be there, once.
+    pub fn load(path: &Path) -> Result<Self, IdentityError> {
+        let file = std::fs::File::open(path).map_err(|source| IdentityError::Io { path: path.into(), source })?;
+        let mut bias = None;
+        let mut threshold = None;
+        let mut weights = [f32::NAN; N];
+        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|source| IdentityError::Io { path: path.into(), source })?;
+            let err = |message: String| IdentityError::Parse { path: path.into(), line: n + 1, message };
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (name, value) = line.split_once('\t').ok_or_else(|| err("expected name<TAB>value".into()))?;
+            let value: f32 = value.trim().parse().map_err(|e| err(format!("{e}")))?;
+            if !value.is_finite() {
+                return Err(err("not a finite number".into()));
+            }
+            match name.trim() {
+                "bias" => bias = Some(value),
+                "threshold" => threshold = Some(value),
+                feature => {
+                    let i = FEATURES
+                        .iter()
+                        .position(|f| *f == feature)
+                        .ok_or_else(|| err(format!("unknown feature '{feature}'")))?;
+                    if !weights[i].is_nan() {
+                        return Err(err(format!("'{feature}' appears twice")));
+                    }
+                    weights[i] = value;
+                }
+            }
+        }
+        let missing: Vec<&str> = FEATURES.iter().zip(&weights).filter(|(_, w)| w.is_nan()).map(|(f, _)| *f).collect();
+        let at_end = |message: String| IdentityError::Parse { path: path.into(), line: 0, message };
+        if !missing.is_empty() {
+            return Err(at_end(format!("missing features: {}", missing.join(", "))));
+        }
+        let bias = bias.ok_or_else(|| at_end("missing 'bias'".into()))?;
+        let threshold = threshold.ok_or_else(|| at_end("missing 'threshold'".into()))?;
+        if !(0.0..1.0).contains(&threshold) {
+            return Err(at_end(format!("threshold {threshold} is not within 0–1")));
+        }
+        Ok(Self { bias, weights, threshold })
+    }
+
+    /// Writes the model file, with a header saying where it came from.
+    pub fn save(&self, path: &Path, header: &str) -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for line in header.lines() {
+            writeln!(out, "# {line}")?;
+        }
+        writeln!(out, "bias\t{}", self.bias)?;
+        writeln!(out, "threshold\t{}", self.threshold)?;
+        for (name, w) in FEATURES.iter().zip(&self.weights) {
+            writeln!(out, "{name}\t{w}")?;
+        }
+        out.flush()
+    }
+}
+
+/// One labelled pair of frames' features.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub features: [f32; N],
+    pub same: bool,
+    /// How much the pair counts in training (near misses, the hard negatives, count more).
+    pub weight: f32,
+}
+
+/// Fits the pair model by L2-regularized logistic regression (full-batch gradient descent; the
+/// classes are weighted to count equally), then picks the threshold that maximizes the F1 of
+/// "same" pairs weighted toward precision (a wrong merge costs a host more than a split).
+pub fn train(pairs: &[Pair], l2: f32, epochs: usize) -> IdentityModel {
+    let positives = pairs.iter().filter(|p| p.same).map(|p| p.weight).sum::<f32>().max(1.0);
+    let negatives = pairs.iter().filter(|p| !p.same).map(|p| p.weight).sum::<f32>().max(1.0);
+    let total = positives + negatives;
+    let (wp, wn) = (total / (2.0 * positives), total / (2.0 * negatives));
+    let mut m = IdentityModel { bias: 0.0, weights: [0.0; N], threshold: 0.5 };
+    let rate = 0.5;
+    for _ in 0..epochs {
+        let mut gb = 0.0;
+        let mut gw = [0.0f32; N];
+        for p in pairs {
+            let y = if p.same { 1.0 } else { 0.0 };
+            let w = p.weight * if p.same { wp } else { wn };
+            let e = w * (m.probability_of(&p.features) - y);
+            gb += e;
+            for (g, x) in gw.iter_mut().zip(&p.features) {
+                *g += e * x;
+            }
+        }
+        m.bias -= rate * gb / total;
+        for (w, g) in m.weights.iter_mut().zip(&gw) {
+            *w -= rate * (g / total + l2 * *w);
+        }
+    }
+    // F-beta with beta 0.5: precision counts twice as much as recall.
+    let mut best = (f32::MIN, 0.5);
+    for step in 5..95 {
+        let t = step as f32 / 100.0;
+        let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
+        for p in pairs {
+            let said = m.probability_of(&p.features) > t;
+            let w = p.weight * if p.same { wp } else { wn };
+            match (said, p.same) {
+                (true, true) => tp += w,
+                (true, false) => fp += w,
+                (false, true) => fneg += w,
+                _ => {}
+            }
+        }
+        let b2 = 0.25;
+        let f = (1.0 + b2) * tp / ((1.0 + b2) * tp + b2 * fneg + fp).max(1e-9);
+        if f > best.0 {
+            best = (f, t);
+        }
+    }
+    m.threshold = best.1;
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::dedupe::hash_str;
+    use crate::pipeline::frame::Frame;
+
+    fn frame(concepts: &[&str], slots: &[(&str, &str)], nouns: &[&str], ask: Ask) -> Frame {
+        let mut f = Frame {
+            concepts: concepts.iter().map(|c| hash_str(c)).collect(),
+            slots: slots.iter().map(|(a, b)| [hash_str(a), hash_str(b)]).collect(),
+            nouns: nouns.iter().map(|c| hash_str(c)).collect(),
+            ask,
+            ..Frame::default()
+        };
+        crate::pipeline::frame::finish(&mut f);
+        f
+    }
+
+    #[test]
+    fn different_slot_values_are_never_one_question() {
+        let m = IdentityModel::default();
+        let black = frame(&["stock"], &[("color", "black")], &[], Ask::Exists);
+        let white = frame(&["stock"], &[("color", "white")], &[], Ask::Exists);
+        assert_eq!(m.probability(black.view(), white.view()), 0.0);
+        assert_eq!(m.explain(black.view(), white.view()).rule, Some("slot conflict"));
+        assert!(m.probability(black.view(), black.view()) > m.threshold);
+    }
+
+    #[test]
+    fn the_same_concept_asked_alike_is_one_question_and_different_concepts_are_not() {
+        let m = IdentityModel::default();
+        let stock = frame(&["stock"], &[], &[], Ask::Exists);
+        let stock_again = frame(&["stock"], &[], &["色"], Ask::Exists);
+        let length = frame(&["length"], &[], &[], Ask::Amount);
+        assert!(m.probability(stock.view(), stock_again.view()) > m.threshold);
+        assert!(m.probability(stock.view(), length.view()) < m.threshold);
+        let why = m.explain(stock.view(), length.view());
+        assert_eq!(why.contributions[0].feature, "concepts_disjoint", "{why:?}");
+    }
+
+    #[test]
+    fn a_model_file_round_trips_and_a_broken_one_names_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.tsv");
+        let m = IdentityModel::default();
+        m.save(&path, "hand-set").unwrap();
+        assert_eq!(IdentityModel::load(&path).unwrap(), m);
+        std::fs::write(&path, "bias\t1\nthreshold\t0.5\nnot_a_feature\t2\n").unwrap();
+        let e = IdentityModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains(":3: unknown feature"), "{e}");
+        std::fs::write(&path, "bias\t1\nthreshold\t0.5\n").unwrap();
+        let e = IdentityModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains("missing features"), "{e}");
+    }
+
+    #[test]
+    fn training_separates_what_the_pairs_separate() {
+        let pair = |same: bool, concepts_equal: f32, disjoint: f32| {
+            let mut f = [0.0; N];
+            f[0] = concepts_equal;
+            f[2] = disjoint;
+            Pair { features: f, same, weight: 1.0 }
+        };
+        let pairs: Vec<Pair> =
+            (0..50).flat_map(|_| [pair(true, 1.0, 0.0), pair(false, 0.0, 1.0), pair(false, 0.0, 0.0)]).collect();
+        let m = train(&pairs, 0.0001, 300);
+        assert!(m.weights[0] > 0.0 && m.weights[2] < 0.0, "{m:?}");
+        assert!(pairs.iter().all(|p| (m.probability_of(&p.features) > m.threshold) == p.same));
+    }
+}
