@@ -786,6 +786,8 @@ mod tests {
             user: Some("u".into()),
             ts: Some(1_000),
             paid: None,
+            paid_currency: None,
+            paid_exponent: None,
         };
         let a = analyzer.analyze(text).expect("analyzed");
         match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])[0] {
