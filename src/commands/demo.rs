@@ -96,7 +96,7 @@ pub fn replay(
                 ts: now,
                 topics: &v.topics,
                 product: schedule.product_for(&m.text, offset).map(|p| p.id.as_str()),
-                paid: m.paid.unwrap_or(0),
+                paid: m.paid_money().ok().flatten(),
                 intent: v.labels.contains(Label::PurchaseIntent),
             });
         }

@@ -583,7 +583,7 @@ impl Shard {
                             ts,
                             topics: &verdict.topics,
                             product: ctx.queue.current_product.clone().as_deref(),
-                            paid: m.paid.unwrap_or(0),
+                            paid: m.paid_money().ok().flatten(),
                             intent: verdict.labels.contains(Label::PurchaseIntent),
                         });
                         if let QuestionState::Answered(at) = q.state {
