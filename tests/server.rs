@@ -682,3 +682,63 @@ async fn paid_questions_show_their_own_currency_and_rank_by_their_value_in_yen()
     server.assert_outcomes_add_up().await;
     server.shutdown().await;
 }
+
+/// A YouTube chat that ends (403 `liveChatEnded`) ends its adapter: the stream's summary, which
+/// the host screen polls, says all its adapters have ended, and `/metrics` counts it by reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_adapters_have_all_ended_says_so_to_the_host_screen() {
+    use axum::extract::Query;
+    let page = std::fs::read_to_string(root().join("fixtures/platforms/youtube/page1.json")).unwrap();
+    let mut page: Value = serde_json::from_str(&page).unwrap();
+    page["pollingIntervalMillis"] = 20.into();
+    let page = page.to_string();
+    let ended = std::fs::read_to_string(root().join("fixtures/platforms/youtube/error-chat-ended.json")).unwrap();
+    let app = axum::Router::new().route(
+        "/youtube/v3/liveChat/messages",
+        axum::routing::get(move |q: Query<std::collections::HashMap<String, String>>| {
+            let (page, ended) = (page.clone(), ended.clone());
+            async move {
+                use axum::response::IntoResponse;
+                let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                if q.contains_key("pageToken") {
+                    (axum::http::StatusCode::FORBIDDEN, json, ended).into_response()
+                } else {
+                    (json, page).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = TestServer::start(|c| {
+        let mut yt = kotae::ingest::adapters::YoutubeConfig::for_chat("chat-1");
+        yt.api_url = format!("http://{api}/youtube/v3");
+        yt.min_poll_ms = 0;
+        c.adapters.reconnect_min_ms = 10;
+        c.adapters.streams.push(kotae::ingest::adapters::StreamAdapters {
+            stream: "yt-ended".into(),
+            twitch: None,
+            youtube: Some(yt),
+            niconico: None,
+        });
+    })
+    .await;
+    let started = Instant::now();
+    let summary = loop {
+        let (status, summary) = server.get("/v1/streams/yt-ended/summary").await;
+        assert_eq!(status, 200);
+        if summary["adapters"]["all_ended"] == true {
+            break summary;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the adapter never ended: {summary}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(summary["adapters"]["ended"][0]["platform"], "youtube", "{summary}");
+    assert_eq!(summary["adapters"]["ended"][0]["reason"], "chat_ended", "{summary}");
+    let text = server.metrics().await;
+    assert_eq!(metric(&text, "kotae_adapter_ended{platform=\"youtube\",reason=\"chat_ended\"}"), Some(1.0), "{text}");
+    let (_, other) = server.get("/v1/streams/other/summary").await;
+    assert!(other.get("adapters").is_none(), "a stream without adapters says nothing about them: {other}");
+    assert!(server.shutdown().await.in_time());
+}
