@@ -119,6 +119,16 @@ mod tests {
     }
 
     #[test]
+    fn paid_rates_are_checked_with_the_others() {
+        let text = "[rank.paid_rates.per_unit]\nUSD = -1.0\nusd = 150.0\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("2 problem(s)"), "{err}");
+        assert!(err.contains("rank.paid_rates.per_unit.USD") && err.contains("'usd'"), "{err}");
+        let err = Config::parse("[rank.paid_rates]\ncurrency = \"yen\"\n", Path::new("k.toml")).unwrap_err();
+        assert!(err.to_string().contains("not a code"), "{err}");
+    }
+
+    #[test]
     fn the_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.example.toml");
         let config = Config::load(&path).unwrap();

@@ -17,6 +17,8 @@
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.
+//! - [`money`]: paid amounts with currency and exponent, ISO 4217 minor units, how amounts are
+//!   written for the host, and the rate table ranking converts them with.
 //! - [`config`]: `kotae.toml`, typed and validated.
 //! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
 //! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`,
@@ -33,6 +35,7 @@ pub mod label;
 pub mod message;
 pub mod metrics;
 pub mod moderation;
+pub mod money;
 pub mod pipeline;
 pub mod queue;
 pub mod rank;

@@ -1,9 +1,10 @@
 //! The JSON shapes of the contracts: an incoming message and the verdict written for it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::label::Label;
+use crate::money::{Currency, MAX_EXPONENT, Money, MoneyError};
 use crate::pipeline::Verdict;
 
 /// One chat message as platforms and `kotae classify` send it. Only `text` is required;
@@ -20,16 +21,57 @@ pub struct InMessage {
     /// Unix milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts: Option<u64>,
-    /// Paid amount (Super Chat, gifts) in the platform's smallest unit, if any.
+    /// Amount paid with the message (Super Chat, Hype Chat, cheers, gifts) in `paid_exponent`
+    /// decimal places of `paid_currency`. A bare number, with neither, is yen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid: Option<u64>,
     /// The product on screen when the message was sent (`kotae classify`; the server knows it
     /// from `PUT /v1/streams/ID/product`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
+    /// The currency of `paid`: an ISO 4217 code (`USD`), or `BITS` (Twitch), `NICOAD_POINT`
+    /// (Niconico). Absent: yen.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "paid_currency")]
+    pub paid_currency: Option<Currency>,
+    /// Decimal places of `paid` (2: 499 is 4.99). Absent: the currency's ISO 4217 minor unit.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "paid_exponent")]
+    pub paid_exponent: Option<u8>,
+}
+
+/// `paid_currency`, checked, with the field named in the error.
+fn paid_currency<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Currency>, D::Error> {
+    let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
+    s.map(|s| Currency::new(&s).map_err(|e| serde::de::Error::custom(format_args!("paid_currency: {e}")))).transpose()
+}
+
+/// `paid_exponent`, at most [`MAX_EXPONENT`].
+fn paid_exponent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
+    match <Option<u8>>::deserialize(d)? {
+        Some(e) if e > MAX_EXPONENT => {
+            Err(serde::de::Error::custom(format_args!("paid_exponent: {e} is over {MAX_EXPONENT} decimal places")))
+        }
+        e => Ok(e),
+    }
 }
 
 impl InMessage {
+    /// The paid amount with its currency and exponent; `None` when nothing (or 0) was paid. An
+    /// error names the field to fix: a currency kotae cannot scale needs `paid_exponent`.
+    pub fn paid_money(&self) -> Result<Option<Money>, String> {
+        let Some(amount) = self.paid.filter(|&a| a > 0) else { return Ok(None) };
+        let currency = self.paid_currency.unwrap_or(Currency::JPY);
+        let money = match self.paid_exponent {
+            Some(e) => Money::new(amount, currency, e),
+            None => Money::in_minor_units(amount, currency),
+        };
+        money.map(Some).map_err(|e| match e {
+            MoneyError::UnknownExponent(c) => {
+                format!("paid_currency {c} has no ISO 4217 minor unit kotae knows: send paid_exponent with it")
+            }
+            other => format!("paid_exponent: {other}"),
+        })
+    }
+
     /// The id as a string: the given one, or `fallback` (the line number).
     pub fn id_or(&self, fallback: impl FnOnce() -> String) -> String {
         match &self.id {
@@ -217,6 +259,37 @@ mod tests {
             ],
             topics: topics.iter().map(|t| t.to_string()).collect(),
         }
+    }
+
+    fn paid(json: &str) -> Result<Option<String>, String> {
+        let m: InMessage = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        m.paid_money().map(|p| p.map(|m| m.display()))
+    }
+
+    #[test]
+    fn paid_amounts_keep_their_currency_and_a_bare_number_is_yen() {
+        assert_eq!(paid(r#"{"text":"a","paid":500}"#), Ok(Some("¥500".into())));
+        assert_eq!(paid(r#"{"text":"a","paid":499,"paid_currency":"USD"}"#), Ok(Some("US$4.99".into())));
+        assert_eq!(
+            paid(r#"{"text":"a","paid":499,"paid_currency":"USD","paid_exponent":2}"#),
+            Ok(Some("US$4.99".into()))
+        );
+        assert_eq!(paid(r#"{"text":"a","paid":200,"paid_currency":"BITS"}"#), Ok(Some("200 bits".into())));
+        assert_eq!(paid(r#"{"text":"a","paid":7500,"paid_currency":"TWD"}"#), Ok(Some("NT$75.00".into())));
+        assert_eq!(paid(r#"{"text":"a","paid":0,"paid_currency":"USD"}"#), Ok(None));
+        assert_eq!(paid(r#"{"text":"a"}"#), Ok(None));
+        assert_eq!(
+            paid(r#"{"text":"a","paid":5,"paid_currency":"ABC","paid_exponent":1}"#),
+            Ok(Some("ABC 0.5".into()))
+        );
+    }
+
+    #[test]
+    fn bad_paid_fields_are_errors_naming_the_field() {
+        let err = |json: &str| paid(json).unwrap_err();
+        assert!(err(r#"{"text":"a","paid":5,"paid_currency":"us dollars"}"#).contains("paid_currency"));
+        assert!(err(r#"{"text":"a","paid":5,"paid_currency":"ABC"}"#).contains("paid_exponent"));
+        assert!(err(r#"{"text":"a","paid":5,"paid_currency":"USD","paid_exponent":12}"#).contains("paid_exponent"));
     }
 
     #[test]

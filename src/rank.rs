@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::money::{self, Money, PaidRates};
+
 /// Urgency weights.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +32,7 @@ pub struct RankConfig {
     /// Waiting stops adding points after this many minutes.
     #[serde(default = "RankConfig::d_wait_cap")]
     pub wait_cap_minutes: f32,
-    /// Points per 100 (yen) paid in the cluster, up to `paid_cap`.
+    /// Points per 100 paid in the cluster (in `paid_rates.currency`, yen by default), up to `paid_cap`.
     #[serde(default = "RankConfig::d_paid")]
     pub per_100_paid: f32,
     /// Upper bound of the paid term.
@@ -45,6 +47,9 @@ pub struct RankConfig {
     /// Multiplier for stale clusters (0–1).
     #[serde(default = "RankConfig::d_stale_factor")]
     pub stale_factor: f32,
+    /// How amounts paid in any currency become one value for the paid term.
+    #[serde(default)]
+    pub paid_rates: PaidRates,
 }
 
 impl RankConfig {
@@ -99,6 +104,7 @@ impl RankConfig {
         if !(0.0..=1.0).contains(&self.stale_factor) {
             p.push(format!("rank.stale_factor {} is not within 0–1", self.stale_factor));
         }
+        p.extend(self.paid_rates.problems("rank.paid_rates"));
         for (name, v) in [
             ("per_asker", self.per_asker),
             ("on_screen", self.on_screen),
@@ -126,6 +132,7 @@ impl Default for RankConfig {
             purchase_intent: Self::d_intent(),
             stale_after_minutes: Self::d_stale_after(),
             stale_factor: Self::d_stale_factor(),
+            paid_rates: PaidRates::default(),
         }
     }
 }
@@ -171,7 +178,12 @@ pub struct Question {
     /// About the shop as a whole (shipping, payment, coupons, the stream).
     #[serde(default)]
     pub shop: bool,
+    /// What was paid, converted to `rank.paid_rates.currency` (yen by default), in whole units:
+    /// what the paid term ranks by.
     pub paid: u64,
+    /// What was paid, per currency as paid (US$4.99, 200 bits): what the host is shown.
+    #[serde(default)]
+    pub paid_amounts: Vec<Money>,
     pub intent: bool,
     /// Times asked again after being answered.
     pub asked_after_answer: u32,
@@ -202,7 +214,8 @@ pub struct Asked<'a> {
     pub product: Option<&'a str>,
     /// About the shop as a whole.
     pub shop: bool,
-    pub paid: u64,
+    /// Amount paid with this ask, in its own currency.
+    pub paid: Option<Money>,
     pub intent: bool,
 }
 
@@ -236,13 +249,18 @@ impl Queue {
                 product: a.product.map(str::to_string),
                 shop: a.shop,
                 paid: 0,
+                paid_amounts: Vec::new(),
                 intent: false,
                 asked_after_answer: 0,
             })
         });
         q.askers = q.askers.max(a.askers);
         q.last_ts = q.last_ts.max(a.ts);
-        q.paid += a.paid;
+        if let Some(p) = &a.paid {
+            let value = self.config.paid_rates.value(p).unwrap_or(0.0);
+            q.paid = q.paid.saturating_add(value.round() as u64);
+            money::add_to_totals(&mut q.paid_amounts, p);
+        }
         q.intent |= a.intent;
         for t in a.topics {
             match q.topics.iter().position(|x| x == t) {
@@ -385,9 +403,9 @@ impl Queue {
             score += c.purchase_intent;
             note(&|| "buying".into());
         }
-        if q.paid > 0 {
+        if q.paid > 0 || !q.paid_amounts.is_empty() {
             score += (c.per_100_paid * q.paid as f32 / 100.0).min(c.paid_cap);
-            note(&|| format!("paid ¥{}", q.paid));
+            note(&|| paid_note(q, c));
         }
         let waited = now.saturating_sub(q.first_ts) as f32 / 60_000.0;
         score += c.per_minute_waiting * waited.min(c.wait_cap_minutes);
@@ -442,6 +460,17 @@ impl Queue {
     }
 }
 
+/// The paid part of the "why": each currency as paid (`paid US$4.99 + 200 bits`); questions
+/// journaled before amounts kept their currency show their converted total.
+fn paid_note(q: &Question, c: &RankConfig) -> String {
+    if q.paid_amounts.is_empty() {
+        let total = Money { amount: q.paid, currency: c.paid_rates.currency, exponent: 0 };
+        return format!("paid {}", total.display());
+    }
+    let parts: Vec<String> = q.paid_amounts.iter().map(Money::display).collect();
+    format!("paid {}", parts.join(" + "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,7 +485,7 @@ mod tests {
             topics,
             product: None,
             shop: false,
-            paid: 0,
+            paid: None,
             intent: false,
         });
     }
@@ -509,6 +538,35 @@ mod tests {
         ask(&mut q, 1, 2, &skin, 0);
         ask(&mut q, 1, 3, &price, 0);
         assert!(q.ranked(0)[0].why.starts_with("×3 asked · price"), "{}", q.ranked(0)[0].why);
+    }
+
+    #[test]
+    fn paid_asks_rank_by_their_value_in_yen_and_show_their_own_currency() {
+        let mut q = Queue::new(&RankConfig::default());
+        let usd = Money::new(100, crate::money::Currency::new("USD").unwrap(), 2).unwrap();
+        let ask = |q: &mut Queue, cluster, paid| {
+            q.observe(&Asked {
+                cluster,
+                askers: 1,
+                user: None,
+                text: "?",
+                ts: 0,
+                topics: &[],
+                product: None,
+                paid,
+                intent: false,
+            });
+        };
+        ask(&mut q, 1, Some(Money::yen(100)));
+        ask(&mut q, 2, Some(usd));
+        ask(&mut q, 2, Some(Money::yen(500)));
+        ask(&mut q, 3, None);
+        let ranked = q.ranked(0);
+        let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["q2", "q1", "q3"], "US$1.00 + ¥500 ≈ ¥650 > ¥100 > nothing");
+        assert_eq!(ranked[0].why, "×1 asked · paid US$1.00 + ¥500 · waiting 0s");
+        assert_eq!(ranked[0].question.paid, 650);
+        assert_eq!(ranked[1].why, "×1 asked · paid ¥100 · waiting 0s");
     }
 
     #[test]

@@ -18,9 +18,11 @@ use kotae::ingest::adapters::niconico::NiconicoAdapter;
 use kotae::ingest::adapters::twitch::TwitchAdapter;
 use kotae::ingest::adapters::youtube::YoutubeAdapter;
 use kotae::ingest::adapters::{
-    ActionError, ActionOutcome, Adapter, AdaptersConfig, ChatMessage, ConnState, IdScope, Ingested, MessageKind,
-    ModerationAction, ModerationEvent, NiconicoConfig, Platform, RunningAdapter, TwitchConfig, YoutubeConfig,
+    ActionError, ActionOutcome, Adapter, AdaptersConfig, ChatMessage, ConnState, EndReason, IdOrigin, IdScope,
+    Ingested, MessageKind, ModerationAction, ModerationEvent, NiconicoConfig, Platform, RunningAdapter, Support,
+    TwitchConfig, YoutubeConfig,
 };
+use kotae::money::Money;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -420,6 +422,48 @@ async fn twitch_messages_arrive_normalized_across_a_drop_and_a_reconnect_without
 }
 
 #[tokio::test]
+async fn twitch_hype_chat_cheers_without_id_subs_and_anonymous_gifts_arrive_once_and_whole() {
+    let paid = fixture_lines("twitch/paid.irc");
+    assert_eq!(paid.len(), 10);
+    // The cheer without an id is in flight when the first connection drops, and comes again.
+    let plan = vec![
+        Conn { lines: paid[..3].to_vec(), end: End::Drop },
+        Conn { lines: paid[2..].to_vec(), end: End::PingAndStay },
+    ];
+    let (addr, _client) = fake_twitch(plan).await;
+    let mut h = start(Box::new(twitch_adapter(addr, None)));
+    let items = h.take(10).await;
+    let m = h.running.metrics.snapshot();
+    assert_eq!((m.duplicates, m.parse_errors), (1, 0), "the repeated cheer is dropped by its synthetic id: {m:?}");
+    let c = chats(&items);
+    let kinds: Vec<MessageKind> = c.iter().map(|m| m.kind).collect();
+    use MessageKind::{Gift, Membership, Paid};
+    assert_eq!(kinds, [Paid, Paid, Paid, Membership, Membership, Gift, Gift, Gift, Membership, Membership]);
+    let shown: Vec<String> = c[..3].iter().map(|m| m.paid.as_ref().unwrap().money.display()).collect();
+    assert_eq!(shown, ["US$4.99", "¥1,000", "200 bits"]);
+    let hype = c[0].to_in_message();
+    assert_eq!(hype.paid, Some(499), "US$4.99 in cents");
+    assert_eq!((hype.paid_currency.map(|c| c.to_string()), hype.paid_exponent), (Some("USD".into()), Some(2)));
+    assert_eq!(c[1].to_in_message().paid, Some(1000));
+    assert_eq!(c[2].to_in_message().paid, Some(200));
+    assert_eq!(c[2].id_origin, IdOrigin::Synthesized);
+    assert_eq!(c[2].text, "cheer200 黒のLはまだありますか");
+    assert_eq!(c[3].author.member_months, Some(14), "msg-param-cumulative-months");
+    for anon in [c[5], c[6]] {
+        assert_eq!(anon.author.id, None, "the anonymous gifter is nobody");
+        assert!(anon.author.roles.anonymous);
+        assert_eq!(anon.to_in_message().user, None);
+    }
+    let gifts: Vec<(Option<u32>, Option<&str>)> = c[5..8]
+        .iter()
+        .map(|m| m.support.as_ref().map_or((None, None), |s| (s.gift_count, s.level.as_deref())))
+        .collect();
+    assert_eq!(gifts, [(Some(1), Some("Tier 1")), (Some(5), Some("Tier 1")), (Some(5), Some("Tier 2"))]);
+    assert!(c[8..].iter().all(|m| m.support.as_ref().is_some_and(|s| s.upgrade)), "gift upgrades are flagged");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn twitch_actions_reach_the_helix_moderation_endpoints() {
     let (helix, fake) = FakeHttp::start(|r, _| {
         if r.body.contains("\"403\"") {
@@ -566,10 +610,7 @@ async fn youtube_polling_follows_page_tokens_and_intervals_and_resumes_a_broken_
     assert_eq!(yen.kind, MessageKind::Paid);
     assert_eq!(yen.text, "敏感肌でも使えますか？");
     let paid = yen.paid.as_ref().unwrap();
-    assert_eq!(
-        (paid.amount_micros, paid.currency.as_str(), paid.display.as_deref()),
-        (1_000_000_000, "JPY", Some("¥1,000"))
-    );
+    assert_eq!((paid.money, paid.display.as_deref()), (Money::yen(1000), Some("¥1,000")));
     assert_eq!(yen.to_in_message().paid, Some(1000));
     assert_eq!(yen.to_in_message().user.as_deref(), Some("yt:UChanakohanakohanako00D"));
     assert_eq!(c[2].kind, MessageKind::Membership);
@@ -585,10 +626,81 @@ async fn youtube_polling_follows_page_tokens_and_intervals_and_resumes_a_broken_
     );
     let m = metrics.snapshot();
     assert_eq!(m.parse_errors, 1, "the super chat without details: {m:?}");
-    assert_eq!(m.duplicates, 1, "page 3 repeats the last item of page 2: {m:?}");
+    assert_eq!(m.duplicates, 2, "page 3 repeats the deletion event and the last message of page 2: {m:?}");
     assert_eq!(m.reconnects, 1, "{m:?}");
     assert_eq!(m.quota_units, 4 * 5, "every list call costs 5 units");
     assert_eq!(m.state, ConnState::Stopped, "offlineAt ends the adapter");
+    assert_eq!(m.ended, Some(EndReason::ChatEnded));
+}
+
+/// A page answer, or a fixture error body with its status.
+fn youtube_error(file: &str, status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap();
+    (status, [("content-type", "application/json; charset=UTF-8")], fixture(file)).into_response()
+}
+
+#[tokio::test]
+async fn youtube_an_ended_missing_or_disabled_chat_ends_the_adapter_instead_of_polling_forever() {
+    for (file, status, reason) in [
+        ("youtube/error-chat-ended.json", 403, EndReason::ChatEnded),
+        ("youtube/error-chat-not-found.json", 404, EndReason::ChatNotFound),
+        ("youtube/error-chat-disabled.json", 403, EndReason::ChatDisabled),
+    ] {
+        // The first page, then a rate-limit answer (retried), then the chat is over.
+        let (api, fake) = FakeHttp::start(move |r, nth| match r.param("pageToken") {
+            None => {
+                let mut page: serde_json::Value = serde_json::from_str(&fixture("youtube/page1.json")).unwrap();
+                page["pollingIntervalMillis"] = 20.into();
+                (StatusCode::OK, page.to_string()).into_response()
+            }
+            Some(_) if nth == 1 => youtube_error("youtube/error-rate-limit.json", 403),
+            Some(_) => youtube_error(file, status),
+        })
+        .await;
+        let h = start(Box::new(youtube_adapter(api, None)));
+        let metrics = h.running.metrics.clone();
+        let (items, running) = h.until_end().await;
+        assert_eq!(chats(&items).len(), 3, "{file}: the first page is delivered");
+        assert_eq!(fake.requests().len(), 3, "{file}: one retry after the rate limit, none after the end");
+        let m = metrics.snapshot();
+        assert_eq!(m.quota_units, 3 * 5, "{file}");
+        assert_eq!(m.reconnects, 1, "{file}: the rate limit was retried");
+        assert_eq!(m.state, ConnState::Stopped, "{file}");
+        assert_eq!(m.ended, Some(reason), "{file}");
+        running.task.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn youtube_paid_items_keep_their_currency_minor_units_and_membership_details() {
+    let (api, _fake) = FakeHttp::start(|r, _| {
+        assert_eq!(r.param("pageToken"), None, "the page carries offlineAt: no second poll");
+        let mut page: serde_json::Value = serde_json::from_str(&fixture("youtube/page-paid.json")).unwrap();
+        page["pollingIntervalMillis"] = 20.into();
+        (StatusCode::OK, page.to_string()).into_response()
+    })
+    .await;
+    let h = start(Box::new(youtube_adapter(api, None)));
+    let (items, _running) = h.until_end().await;
+    let c = chats(&items);
+    let kinds: Vec<MessageKind> = c.iter().map(|m| m.kind).collect();
+    use MessageKind::{Gift, Membership, Paid};
+    assert_eq!(kinds, [Paid, Paid, Paid, Paid, Paid, Gift, Membership, Membership, Membership]);
+    // US$4.99, NT$75.00, HUF 1,500.50, ₩2,000, KWD 1.500 in each currency's ISO 4217 minor units.
+    let units: Vec<Option<u64>> = c[..5].iter().map(|m| m.to_in_message().paid).collect();
+    assert_eq!(units, [Some(499), Some(7500), Some(150_050), Some(2000), Some(1500)]);
+    let shown: Vec<String> = c[..5].iter().map(|m| m.paid.as_ref().unwrap().money.display()).collect();
+    assert_eq!(shown, ["US$4.99", "NT$75.00", "HUF 1,500.50", "₩2,000", "KWD 1.500"]);
+    let exponents: Vec<Option<u8>> = c[..5].iter().map(|m| m.to_in_message().paid_exponent).collect();
+    assert_eq!(exponents, [Some(2), Some(2), Some(2), Some(0), Some(3)]);
+    assert_eq!(c[3].text, "ハートのスタンプ", "a Super Sticker's text is its alt text");
+    let support: Vec<Support> = c[5..].iter().map(|m| m.support.clone().expect("member details")).collect();
+    assert_eq!((support[0].gift_count, support[0].level.as_deref()), (Some(5), Some("メンバー")));
+    assert_eq!(support[1].gifter_id.as_deref(), Some("UCgiftgiftgiftgiftgift06"));
+    assert!(support[2].upgrade && !support[1].upgrade);
+    assert_eq!(support[2].level.as_deref(), Some("ゴールド"));
+    assert_eq!(support[3].level.as_deref(), Some("ゴールド"));
+    assert_eq!(c[8].author.member_months, Some(12));
 }
 
 #[tokio::test]
@@ -724,7 +836,7 @@ async fn niconico_comments_stream_normalized_and_a_broken_segment_is_fetched_aga
     assert_eq!(logged_in.to_in_message().user.as_deref(), Some("nico:12345678"));
     let gift = c[6];
     assert_eq!(gift.kind, MessageKind::Gift);
-    assert_eq!(gift.paid.as_ref().map(|p| p.amount_micros), Some(500_000_000));
+    assert_eq!(gift.paid.as_ref().map(|p| p.money.display()).as_deref(), Some("500 nicoad pt"));
     assert_eq!(gift.to_in_message().paid, Some(500));
     let ids: std::collections::HashSet<&str> = c.iter().map(|m| m.id.as_str()).collect();
     assert_eq!(ids.len(), c.len(), "no message twice");
@@ -740,6 +852,7 @@ async fn niconico_comments_stream_normalized_and_a_broken_segment_is_fetched_aga
     assert_eq!(m.reconnects, 1, "{m:?}");
     assert_eq!(m.messages, 10);
     assert_eq!(m.state, ConnState::Stopped, "no `next` entry: the programme ended");
+    assert_eq!(m.ended, Some(EndReason::ChatEnded));
 }
 
 #[tokio::test]
@@ -973,6 +1086,8 @@ async fn adapt_prints_classify_input_lines_from_a_configured_stream() {
     assert_eq!(yen.stream.as_deref(), Some("shop-1"));
     assert_eq!(yen.user.as_deref(), Some("yt:UChanakohanakohanako00D"));
     assert_eq!(yen.paid, Some(1000));
+    assert_eq!(yen.paid_currency.map(|c| c.to_string()).as_deref(), Some("JPY"));
+    assert_eq!(yen.paid_exponent, Some(0));
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].metrics.messages, 9);
 }

@@ -186,3 +186,116 @@ async fn sigterm_answers_frames_in_flight_flushes_and_exits_in_time() {
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
     assert_eq!(n, (frames * 100) as i64);
 }
+
+/// A fake YouTube Data API: the first poll gets `page1.json` (three messages), every later one an
+/// empty page asking for a long wait, so the adapter idles until it is told to stop.
+async fn fake_youtube() -> std::net::SocketAddr {
+    use axum::extract::Query;
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/platforms/youtube/page1.json"))
+            .unwrap();
+    let mut page: Value = serde_json::from_str(&page).unwrap();
+    page["pollingIntervalMillis"] = 20.into();
+    let page = page.to_string();
+    let idle = json!({"kind": "youtube#liveChatMessageListResponse", "etag": "idle", "nextPageToken": "GOB9kK2xQ_idle",
+                      "pollingIntervalMillis": 60_000, "items": []})
+    .to_string();
+    let app = axum::Router::new().route(
+        "/youtube/v3/liveChat/messages",
+        axum::routing::get(move |q: Query<std::collections::HashMap<String, String>>| {
+            let body = if q.contains_key("pageToken") { idle.clone() } else { page.clone() };
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn adapters_toml(api: std::net::SocketAddr, stream: &str) -> String {
+    format!(
+        "[adapters]\n[[adapters.streams]]\nstream = \"{stream}\"\n[adapters.streams.youtube]\nlive_chat_id = \"chat-1\"\napi_url = \"http://{api}/youtube/v3\"\nmin_poll_ms = 0\n"
+    )
+}
+
+/// Waits for the child to exit, at most `limit`.
+async fn exit_within(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(started.elapsed() < limit, "did not exit within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adapt_stops_its_adapters_on_sigterm_and_prints_their_counters() {
+    let api = fake_youtube().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kotae.toml");
+    std::fs::write(&config, adapters_toml(api, "shop-1")).unwrap();
+    let mut child = Server(
+        Command::new(env!("CARGO_BIN_EXE_kotae"))
+            .args(["adapt", "--config"])
+            .arg(&config)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KOTAE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kotae adapt"),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().take(3).map(|l| l.unwrap()).collect::<Vec<String>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.len(), 3, "the first page's messages are printed");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = exit_within(&mut child, Duration::from_secs(10)).await;
+    assert!(status.success(), "SIGTERM stops `kotae adapt` cleanly: {status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let report = log
+        .lines()
+        .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(|v| v.get("metrics").is_some()))
+        .unwrap_or_else(|| panic!("no counters on stderr:\n{log}"));
+    assert_eq!(report["platform"], "youtube");
+    assert_eq!(report["metrics"]["messages"], 3, "{report}");
+    assert_eq!(report["metrics"]["state"], "stopped", "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_its_adapters_on_sigterm_and_logs_their_counters() {
+    let api = fake_youtube().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&adapters_toml(api, "yt-shop"));
+    std::fs::write(&config, text).unwrap();
+    let (mut child, addr) = spawn(&config);
+    let started = Instant::now();
+    loop {
+        let (_, text) = http(&addr, "GET", "/metrics", None, None).await.unwrap();
+        if metric(&text, "kotae_adapter_events_total{platform=\"youtube\",event=\"messages\"}") == Some(3.0) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the adapter's messages never arrived:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = exit_within(&mut child, Duration::from_secs(15)).await;
+    assert!(status.success(), "{status}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("platform adapter stopped"))
+        .unwrap_or_else(|| panic!("no adapter counters in the log:\n{log}"));
+    assert!(stopped.contains("platform=youtube") && stopped.contains("messages=3"), "{stopped}");
+    assert!(log.contains("shutdown complete"), "{log}");
+}

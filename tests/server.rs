@@ -635,3 +635,110 @@ async fn youtube_chat_read_by_an_adapter_goes_through_the_pipeline_and_is_counte
     assert!(questions.to_string().contains("在庫"), "the fixture's stock question is queued: {questions}");
     assert!(server.shutdown().await.in_time());
 }
+
+/// Paid messages keep amount, currency and exponent from the ingest frame to the host's list and
+/// its "why" (¥100, US$1.00, 200 bits), and rank by their value in yen through the rate table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_questions_show_their_own_currency_and_rank_by_their_value_in_yen() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.ws("paid").await;
+    let t0 = 1_795_316_400_000u64;
+    let asks = [
+        json!({"id": "yen", "user": "a", "text": "Mサイズの着丈は何センチですか", "ts": t0, "paid": 100}),
+        json!({"id": "usd", "user": "b", "text": "Lサイズの肩幅は何センチですか", "ts": t0 + 1000,
+               "paid": 100, "paid_currency": "USD", "paid_exponent": 2}),
+        json!({"id": "bits", "user": "c", "text": "Sサイズの袖丈は何センチですか", "ts": t0 + 2000,
+               "paid": 200, "paid_currency": "BITS"}),
+    ];
+    for a in &asks {
+        send(&mut ws, a).await;
+        let v = recv(&mut ws).await;
+        assert!(v["cluster"].is_string(), "a question: {v}");
+    }
+    let (_, list) = server.get("/v1/streams/paid/questions").await;
+    let questions = list["questions"].as_array().unwrap();
+    let by_text = |needle: &str| -> &Value {
+        questions
+            .iter()
+            .find(|q| q["wordings"][0]["text"].as_str().is_some_and(|t| t.starts_with(needle)))
+            .unwrap_or_else(|| panic!("no question {needle}: {list}"))
+    };
+    let (yen, usd, bits) = (by_text("Mサイズ"), by_text("Lサイズ"), by_text("Sサイズ"));
+    assert!(yen["why"].as_str().unwrap().contains("paid ¥100"), "{yen}");
+    assert!(usd["why"].as_str().unwrap().contains("paid US$1.00"), "{usd}");
+    assert!(bits["why"].as_str().unwrap().contains("paid 200 bits"), "{bits}");
+    assert_eq!(usd["paid_amounts"], json!([{"amount": 100, "currency": "USD", "exponent": 2, "display": "US$1.00"}]));
+    let score = |q: &Value| q["score"].as_f64().unwrap();
+    assert!(score(usd) > score(yen), "US$1.00 is worth more than ¥100: {list}");
+    assert!(score(bits) > score(usd), "200 bits are worth more than US$1.00 at the default rates: {list}");
+
+    // A currency that is not a code, or one kotae cannot scale without an exponent: a clear error.
+    send(&mut ws, &json!({"id": "bad1", "text": "いくらですか", "paid": 5, "paid_currency": "us dollars"})).await;
+    let e = recv(&mut ws).await;
+    assert!(e["error"].as_str().unwrap().contains("paid_currency"), "{e}");
+    send(&mut ws, &json!({"id": "bad2", "text": "いくらですか", "paid": 5, "paid_currency": "ABC"})).await;
+    let e = recv(&mut ws).await;
+    assert!(e["error"].as_str().unwrap().contains("paid_exponent"), "{e}");
+    server.assert_outcomes_add_up().await;
+    server.shutdown().await;
+}
+
+/// A YouTube chat that ends (403 `liveChatEnded`) ends its adapter: the stream's summary, which
+/// the host screen polls, says all its adapters have ended, and `/metrics` counts it by reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_whose_adapters_have_all_ended_says_so_to_the_host_screen() {
+    use axum::extract::Query;
+    let page = std::fs::read_to_string(root().join("fixtures/platforms/youtube/page1.json")).unwrap();
+    let mut page: Value = serde_json::from_str(&page).unwrap();
+    page["pollingIntervalMillis"] = 20.into();
+    let page = page.to_string();
+    let ended = std::fs::read_to_string(root().join("fixtures/platforms/youtube/error-chat-ended.json")).unwrap();
+    let app = axum::Router::new().route(
+        "/youtube/v3/liveChat/messages",
+        axum::routing::get(move |q: Query<std::collections::HashMap<String, String>>| {
+            let (page, ended) = (page.clone(), ended.clone());
+            async move {
+                use axum::response::IntoResponse;
+                let json = [(axum::http::header::CONTENT_TYPE, "application/json")];
+                if q.contains_key("pageToken") {
+                    (axum::http::StatusCode::FORBIDDEN, json, ended).into_response()
+                } else {
+                    (json, page).into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = TestServer::start(|c| {
+        let mut yt = kotae::ingest::adapters::YoutubeConfig::for_chat("chat-1");
+        yt.api_url = format!("http://{api}/youtube/v3");
+        yt.min_poll_ms = 0;
+        c.adapters.reconnect_min_ms = 10;
+        c.adapters.streams.push(kotae::ingest::adapters::StreamAdapters {
+            stream: "yt-ended".into(),
+            twitch: None,
+            youtube: Some(yt),
+            niconico: None,
+        });
+    })
+    .await;
+    let started = Instant::now();
+    let summary = loop {
+        let (status, summary) = server.get("/v1/streams/yt-ended/summary").await;
+        assert_eq!(status, 200);
+        if summary["adapters"]["all_ended"] == true {
+            break summary;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the adapter never ended: {summary}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(summary["adapters"]["ended"][0]["platform"], "youtube", "{summary}");
+    assert_eq!(summary["adapters"]["ended"][0]["reason"], "chat_ended", "{summary}");
+    let text = server.metrics().await;
+    assert_eq!(metric(&text, "kotae_adapter_ended{platform=\"youtube\",reason=\"chat_ended\"}"), Some(1.0), "{text}");
+    let (_, other) = server.get("/v1/streams/other/summary").await;
+    assert!(other.get("adapters").is_none(), "a stream without adapters says nothing about them: {other}");
+    assert!(server.shutdown().await.in_time());
+}

@@ -103,12 +103,12 @@ pub async fn run(
     Ok(reports)
 }
 
-/// `kotae adapt` from `main`: its own runtime, Ctrl-C as shutdown, counters on stderr at the end.
+/// `kotae adapt` from `main`: its own runtime, SIGTERM or Ctrl-C as shutdown, counters on stderr
+/// at the end (after the adapters have stopped, so they are final).
 pub fn run_blocking(config: &AdaptersConfig, output: Output) -> Result<(), AdaptError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let reports = runtime.block_on(run(config, std::io::stdout().lock(), output, async {
-        let _ = tokio::signal::ctrl_c().await;
-    }))?;
+    let reports =
+        runtime.block_on(run(config, std::io::stdout().lock(), output, crate::commands::serve::shutdown_signal()))?;
     for r in reports {
         eprintln!("{}", serde_json::to_string(&r).unwrap_or_default());
     }

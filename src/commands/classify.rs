@@ -112,6 +112,8 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
                     ts: None,
                     paid: None,
                     product: None,
+                    paid_currency: None,
+                    paid_exponent: None,
                 })
                 .map_or_else(fallback, |m| m.id_or(fallback));
             return Item::Error { id, error: "missing field `text`".into() };
@@ -119,6 +121,9 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
         Err(e) => return Item::Error { id: fallback(), error: format!("invalid json: {e}") },
     };
     let id = msg.id_or(fallback);
+    if let Err(error) = msg.paid_money() {
+        return Item::Error { id, error };
+    }
     match analyzer.analyze(&msg.text) {
         Ok(analysis) => Item::Done { id, msg, analysis: Box::new(analysis) },
         Err(reject) => Item::Error { id, error: reject.to_string() },

@@ -196,7 +196,7 @@ pub fn score_stream(engine: &Arc<Engine>, rank: &RankConfig, gold: &GoldStream) 
                 topics: &v.topics,
                 product: v.about.product(),
                 shop: v.about.is_shop(),
-                paid: line.paid.unwrap_or(0),
+                paid: line.paid.filter(|&p| p > 0).map(crate::money::Money::yen),
                 intent: v.labels.contains(Label::PurchaseIntent),
             });
             item_of.insert(&line.id, c.id);

@@ -88,6 +88,9 @@ fn accept_message(mut m: InMessage, seq: u64, max_message_bytes: usize) -> Item 
         let e = Reject::TooLarge(m.text.len(), max_message_bytes);
         return Item::reject(id, e.to_string(), RejectReason::TooLarge);
     }
+    if let Err(e) = m.paid_money() {
+        return Item::reject(id, format!("invalid message: {e}"), RejectReason::Malformed);
+    }
     m.id = Some(Value::String(id));
     Item::Parsed(m)
 }

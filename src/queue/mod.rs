@@ -587,7 +587,7 @@ impl Shard {
                             topics: &verdict.topics,
                             product: verdict.about.product(),
                             shop: verdict.about.is_shop(),
-                            paid: m.paid.unwrap_or(0),
+                            paid: m.paid_money().ok().flatten(),
                             intent: verdict.labels.contains(Label::PurchaseIntent),
                         });
                         if let QuestionState::Answered(at) = q.state {
@@ -791,6 +791,8 @@ mod tests {
             ts: Some(1_000),
             paid: None,
             product: None,
+            paid_currency: None,
+            paid_exponent: None,
         };
         let a = analyzer.analyze(text).expect("analyzed");
         match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])[0] {

@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::ingest::Item;
+use serde::Serialize;
+
 use crate::ingest::adapters::{
-    self, ActionSender, AdapterMetrics, AdaptersConfig, Ingested, ModerationAction, Platform,
+    self, ActionSender, AdapterMetrics, AdaptersConfig, EndReason, Ingested, ModerationAction, Platform,
 };
 use crate::label::Action;
 use crate::queue::Out;
@@ -26,21 +28,60 @@ use super::Ctx;
 /// Counters of the running adapters, by platform (labels never carry stream ids).
 #[derive(Default)]
 pub(crate) struct AdapterStats {
-    adapters: std::sync::Mutex<Vec<(Platform, Arc<AdapterMetrics>)>>,
+    adapters: std::sync::Mutex<Vec<(Platform, String, Arc<AdapterMetrics>)>>,
+}
+
+/// Where one stream's adapters stand, for the host screen (`adapters` in the stream summary).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct StreamAdapters {
+    /// Every adapter of the stream has ended because its platform said the chat is over.
+    pub all_ended: bool,
+    /// Adapters still reading (connecting, connected or waiting to reconnect).
+    pub running: usize,
+    /// Adapters whose platform ended the chat, and why.
+    pub ended: Vec<EndedAdapter>,
+}
+
+/// One adapter the platform ended.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct EndedAdapter {
+    pub platform: Platform,
+    pub reason: EndReason,
 }
 
 impl AdapterStats {
-    /// Prometheus text for `/metrics`: per-platform sums over the running adapters.
-    pub fn render(&self) -> String {
-        let adapters = match self.adapters.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Platform, String, Arc<AdapterMetrics>)>> {
+        match self.adapters.lock() {
             Ok(a) => a,
             Err(poisoned) => poisoned.into_inner(),
-        };
+        }
+    }
+
+    /// The state of `stream`'s adapters; `None` when it has none.
+    pub fn stream(&self, stream: &str) -> Option<StreamAdapters> {
+        let adapters = self.lock();
+        let mine: Vec<&(Platform, String, Arc<AdapterMetrics>)> =
+            adapters.iter().filter(|(_, s, _)| s == stream).collect();
+        if mine.is_empty() {
+            return None;
+        }
+        let ended: Vec<EndedAdapter> = mine
+            .iter()
+            .filter_map(|(platform, _, m)| m.ended().map(|reason| EndedAdapter { platform: *platform, reason }))
+            .collect();
+        let running = mine.iter().filter(|(_, _, m)| m.state() != adapters::ConnState::Stopped).count();
+        Some(StreamAdapters { all_ended: ended.len() == mine.len(), running, ended })
+    }
+
+    /// Prometheus text for `/metrics`: per-platform sums over the running adapters.
+    pub fn render(&self) -> String {
+        let adapters = self.lock();
         if adapters.is_empty() {
             return String::new();
         }
         let mut by: HashMap<String, [u64; 8]> = HashMap::new();
-        for (platform, m) in adapters.iter() {
+        let mut ended: HashMap<(String, EndReason), u64> = HashMap::new();
+        for (platform, _, m) in adapters.iter() {
             let s = m.snapshot();
             let row = by.entry(platform.to_string()).or_default();
             let connected = u64::from(matches!(s.state, adapters::ConnState::Connected));
@@ -56,6 +97,9 @@ impl AdapterStats {
             ]) {
                 *slot += v;
             }
+            for reason in EndReason::ALL {
+                *ended.entry((platform.to_string(), reason)).or_default() += u64::from(s.ended == Some(reason));
+            }
         }
         let mut out = String::new();
         out.push_str("# HELP kotae_adapter_connected Platform adapters connected now\n");
@@ -70,6 +114,13 @@ impl AdapterStats {
             for (name, v) in names.iter().zip(&row[1..]) {
                 let _ = writeln!(out, "kotae_adapter_events_total{{platform=\"{p}\",event=\"{name}\"}} {v}");
             }
+        }
+        out.push_str("# HELP kotae_adapter_ended Platform adapters stopped because the platform said the chat is over, by reason\n");
+        out.push_str("# TYPE kotae_adapter_ended gauge\n");
+        let mut ended: Vec<_> = ended.into_iter().collect();
+        ended.sort_by_key(|((p, r), _)| (p.clone(), *r as u8));
+        for ((p, reason), n) in ended {
+            let _ = writeln!(out, "kotae_adapter_ended{{platform=\"{p}\",reason=\"{}\"}} {n}", reason.as_str());
         }
         out
     }
@@ -94,12 +145,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, config: AdaptersConfig) {
     let mut tasks = Vec::new();
     for adapter in built {
         let running = adapters::spawn(adapter, tx.clone(), config.action_capacity, stop_rx.clone());
-        if let Ok(mut stats) = ctx.adapter_stats.adapters.lock() {
-            stats.push((running.platform, running.metrics.clone()));
-        }
+        ctx.adapter_stats.lock().push((running.platform, running.stream.clone(), running.metrics.clone()));
         tracing::info!(platform = %running.platform, stream = %running.stream, "platform adapter started");
         senders.insert((running.stream.clone(), running.platform), running.actions.clone());
-        tasks.push(running.task);
+        tasks.push((running.platform, running.stream, running.metrics, running.task));
     }
     drop(tx);
     let mut closing = ctx.closing.clone();
@@ -143,7 +192,29 @@ pub(crate) async fn run(ctx: Arc<Ctx>, config: AdaptersConfig) {
         }
     }
     let _ = stop_tx.send(true);
-    for t in tasks {
-        let _ = t.await;
+    // Every adapter has dropped its sender, so each task is ending; its counters are final.
+    for (platform, stream, metrics, task) in tasks {
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(%platform, %stream, error = %e, "platform adapter failed"),
+            Err(e) => tracing::warn!(%platform, %stream, error = %e, "platform adapter task panicked"),
+            Ok(Ok(())) => {}
+        }
+        let m = metrics.snapshot();
+        tracing::info!(
+            %platform,
+            %stream,
+            ended = m.ended.map_or("no", EndReason::as_str),
+            connects = m.connects,
+            reconnects = m.reconnects,
+            messages = m.messages,
+            moderation_events = m.moderation_events,
+            duplicates = m.duplicates,
+            parse_errors = m.parse_errors,
+            actions_ok = m.actions_ok,
+            actions_failed = m.actions_failed,
+            actions_rejected = m.actions_rejected,
+            quota_units = m.quota_units,
+            "platform adapter stopped"
+        );
     }
 }

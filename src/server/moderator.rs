@@ -151,7 +151,16 @@ pub(crate) async fn summary(
     }
     let m = ctx.console.moderation.stream(&stream);
     let s = m.lock().unwrap_or_else(|e| e.into_inner()).summary(&stream);
-    axum::Json(s).into_response()
+    // The host screen polls this: it also says when the stream's platform adapters have ended.
+    match (ctx.adapter_stats.stream(&stream), serde_json::to_value(&s)) {
+        (Some(adapters), Ok(mut v)) => {
+            if let Some(o) = v.as_object_mut() {
+                o.insert("adapters".into(), serde_json::to_value(adapters).unwrap_or_default());
+            }
+            axum::Json(v).into_response()
+        }
+        _ => axum::Json(s).into_response(),
+    }
 }
 
 /// `GET /v1/streams/ID/held[?all=1]`.

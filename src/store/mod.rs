@@ -466,6 +466,7 @@ mod tests {
             topic_counts: vec![1],
             product: None,
             paid: 0,
+            paid_amounts: Vec::new(),
             intent: false,
             asked_after_answer: 0,
         }

@@ -8,6 +8,7 @@ use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use crate::message::InMessage;
+use crate::money::{Currency, Money};
 
 /// A chat platform kotae connects out to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -140,37 +141,43 @@ pub enum Fragment {
 /// Money or platform currency attached to a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Paid {
-    /// Amount in millionths of `currency`'s unit (YouTube `amountMicros`; 1 bit = 1,000,000).
-    pub amount_micros: u64,
-    /// ISO 4217 code (`JPY`), or `BITS` (Twitch cheers), `NICOAD_POINT` (Niconico gifts).
-    pub currency: String,
+    /// Amount, currency and exponent: US$4.99 is 499 `USD` with exponent 2; a cheer of 200 bits
+    /// is 200 `BITS`; a Nicoad of 500 points is 500 `NICOAD_POINT`.
+    pub money: Money,
     /// The platform's display string (`¥1,000`), when given.
     pub display: Option<String>,
-    /// Colour band / tier, when given.
+    /// Colour band (YouTube `tier`) or Hype Chat level (1–10), when given.
     pub tier: Option<u32>,
 }
 
-/// Currencies whose minor unit is not 1/100 of the major (ISO 4217 exponents other than 2).
-const ZERO_DECIMAL: &[&str] = &["JPY", "KRW", "VND", "CLP", "ISK", "PYG", "UGX", "XAF", "XOF", "HUF", "TWD"];
-const THREE_DECIMAL: &[&str] = &["BHD", "KWD", "OMR", "JOD", "TND", "IQD", "LYD"];
-
 impl Paid {
-    /// The amount in the currency's smallest unit, the unit of [`InMessage::paid`]: yen for JPY,
-    /// cents for USD, bits for Twitch cheers, points for Niconico gifts.
-    pub fn smallest_units(&self) -> u64 {
-        let exponent = if ZERO_DECIMAL.contains(&self.currency.as_str()) || !is_iso_code(&self.currency) {
-            0
-        } else if THREE_DECIMAL.contains(&self.currency.as_str()) {
-            3
-        } else {
-            2
-        };
-        self.amount_micros / 10u64.pow(6 - exponent)
+    /// An amount in millionths of the unit (YouTube `amountMicros`), kept in the currency's
+    /// ISO 4217 minor unit (cents for USD and TWD, yen for JPY).
+    pub fn from_micros(micros: u64, currency: Currency, display: Option<String>, tier: Option<u32>) -> Self {
+        Self { money: Money::from_micros(micros, currency), display, tier }
     }
 }
 
-fn is_iso_code(c: &str) -> bool {
-    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+/// Membership and gift details (YouTube member events, Twitch subs and gifted subs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Support {
+    /// How many memberships or subs one gift gives (YouTube `giftMembershipsCount`, Twitch
+    /// `msg-param-mass-gift-count`; 1 for a single gifted sub).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gift_count: Option<u32>,
+    /// Membership level or sub plan: YouTube `memberLevelName` / `giftMembershipsLevelName`,
+    /// Twitch `Prime`, `Tier 1`, `Tier 2`, `Tier 3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// An upgrade of an existing membership (YouTube `isUpgrade`, Twitch `primepaidupgrade`,
+    /// `giftpaidupgrade`, `anongiftpaidupgrade`).
+    pub upgrade: bool,
+    /// Who received a gift (Twitch `msg-param-recipient-id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<String>,
+    /// Who gave the gift this event is about (YouTube `gifterChannelId`), when it is not the author.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gifter_id: Option<String>,
 }
 
 /// The message this one replies to.
@@ -243,6 +250,9 @@ pub struct ChatMessage {
     /// The text split into text and emote pieces; empty when the platform has no emote data.
     pub fragments: Vec<Fragment>,
     pub paid: Option<Paid>,
+    /// Gift count, membership level and upgrade flag of `gift` and `membership` items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub support: Option<Support>,
     pub reply: Option<ReplyRef>,
     /// Platform clock, Unix milliseconds.
     pub sent_at_ms: Option<u64>,
@@ -258,15 +268,19 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     /// The engine's input shape: `text`, `id`, `stream`, `user` (platform-prefixed author id,
-    /// `tw:29803735`), `ts` (sent, else received) and `paid` (smallest currency units).
+    /// `tw:29803735`), `ts` (sent, else received) and the payment as `paid`, `paid_currency`
+    /// and `paid_exponent` (499, `USD`, 2).
     pub fn to_in_message(&self) -> InMessage {
+        let paid = self.paid.as_ref().map(|p| p.money).filter(|m| !m.is_zero());
         InMessage {
             text: self.text.clone(),
             id: Some(Value::String(self.id.clone())),
             stream: Some(self.stream.clone()),
             user: self.author.id.as_ref().map(|id| format!("{}:{id}", self.platform.prefix())),
             ts: Some(self.sent_at_ms.unwrap_or(self.received_at_ms)),
-            paid: self.paid.as_ref().map(Paid::smallest_units).filter(|&p| p > 0),
+            paid: paid.map(|m| m.amount),
+            paid_currency: paid.map(|m| m.currency),
+            paid_exponent: paid.map(|m| m.exponent),
             product: None,
         }
     }
@@ -379,16 +393,59 @@ pub enum ActionError {
 mod tests {
     use super::*;
 
-    fn paid(micros: u64, currency: &str) -> Paid {
-        Paid { amount_micros: micros, currency: currency.into(), display: None, tier: None }
+    fn units(micros: u64, currency: &str) -> (u64, u8) {
+        let p = Paid::from_micros(micros, Currency::new(currency).unwrap(), None, None);
+        (p.money.amount, p.money.exponent)
     }
 
     #[test]
     fn paid_amounts_become_smallest_currency_units() {
-        assert_eq!(paid(1_000_000_000, "JPY").smallest_units(), 1000);
-        assert_eq!(paid(2_000_000, "CAD").smallest_units(), 200);
-        assert_eq!(paid(1_500_000, "KWD").smallest_units(), 1500);
-        assert_eq!(paid(100_000_000, "BITS").smallest_units(), 100);
+        assert_eq!(units(1_000_000_000, "JPY"), (1000, 0));
+        assert_eq!(units(2_000_000, "CAD"), (200, 2));
+        assert_eq!(units(1_500_000, "KWD"), (1500, 3));
+        assert_eq!(units(100_000_000, "BITS"), (100, 0));
+    }
+
+    #[test]
+    fn iso_4217_minor_units_decide_the_smallest_unit() {
+        assert_eq!(units(75_000_000, "TWD"), (7500, 2), "NT$75.00");
+        assert_eq!(units(1_500_500_000, "HUF"), (150_050, 2), "HUF 1,500.50");
+        assert_eq!(units(2_000_000_000, "KRW"), (2000, 0));
+        assert_eq!(units(1_000_000, "CLF"), (10_000, 4), "four decimals");
+        assert_eq!(units(3_000_000, "XPF"), (3, 0), "no decimals");
+    }
+
+    #[test]
+    fn the_engine_input_carries_amount_currency_and_exponent() {
+        let paid = Paid::from_micros(4_990_000, Currency::new("USD").unwrap(), Some("$4.99".into()), Some(2));
+        let m = ChatMessage {
+            platform: Platform::YouTube,
+            stream: "s".into(),
+            channel: "c".into(),
+            id: "m1".into(),
+            id_origin: IdOrigin::Native,
+            kind: MessageKind::Paid,
+            author: Author::named("Mia"),
+            text: "Mはありますか".into(),
+            fragments: Vec::new(),
+            paid: Some(paid),
+            support: None,
+            reply: None,
+            sent_at_ms: Some(5),
+            received_at_ms: 6,
+            seq: 1,
+            backfill: false,
+            raw: RawFrame { encoding: RawEncoding::Json, bytes: Bytes::new() },
+        };
+        let input = m.to_in_message();
+        assert_eq!(
+            (input.paid, input.paid_currency.map(|c| c.to_string()), input.paid_exponent),
+            (Some(499), Some("USD".into()), Some(2))
+        );
+        let line = serde_json::to_string(&input).unwrap();
+        assert!(line.contains(r#""paid":499,"paid_currency":"USD","paid_exponent":2"#), "{line}");
+        let back: InMessage = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.paid_money().unwrap().map(|m| m.display()), Some("US$4.99".into()));
     }
 
     #[test]

@@ -11,8 +11,9 @@ use bytes::Bytes;
 
 use super::chat::{
     Author, Badge, ChatMessage, Fragment, IdOrigin, IdScope, MessageKind, ModerationEvent, Paid, Platform, RawEncoding,
-    RawFrame, ReplyRef, Roles,
+    RawFrame, ReplyRef, Roles, Support,
 };
+use crate::money::{Currency, Money};
 
 /// A line that is not IRC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -276,11 +277,23 @@ pub fn interpret(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<Ev
     })
 }
 
+/// The accounts Twitch puts on anonymous gifts and cheers (announced with anonymous sub gifting,
+/// discuss.dev.twitch.tv/t/18683): they stand for nobody, so nothing is credited to them.
+const ANONYMOUS_ACCOUNTS: &[(&str, &str)] = &[("274598607", "ananonymousgifter"), ("407665396", "ananonymouscheerer")];
+
+/// Whether the line's sender is an anonymous gifter or cheerer rather than a person.
+fn is_anonymous(msg: &IrcMessage<'_>) -> bool {
+    let (id, login) = (msg.tag("user-id"), msg.tag("login").or_else(|| msg.nick()));
+    ANONYMOUS_ACCOUNTS.iter().any(|(i, l)| id == Some(*i) || login == Some(*l))
+        || matches!(msg.tag("msg-id"), Some("anonsubgift" | "anonsubmysterygift"))
+}
+
 fn author(msg: &IrcMessage<'_>) -> Author {
     let badges = msg.tag("badges").map(parse_badges).unwrap_or_default();
     let has = |set: &str| badges.iter().any(|b| b.set == set);
     let flag = |key: &str| msg.tag(key) == Some("1");
     let login = msg.tag_nonempty("login").map(str::to_string).or_else(|| msg.nick().map(str::to_string));
+    let anonymous = is_anonymous(msg);
     let roles = Roles {
         broadcaster: has("broadcaster"),
         moderator: flag("mod") || has("moderator"),
@@ -291,23 +304,41 @@ fn author(msg: &IrcMessage<'_>) -> Author {
         first_time: flag("first-msg"),
         returning: flag("returning-chatter"),
         staff: has("staff") || has("admin") || has("global_mod"),
-        anonymous: false,
+        anonymous,
     };
-    let member_months = msg
-        .tag("badge-info")
-        .map(parse_badges)
-        .unwrap_or_default()
-        .into_iter()
-        .find(|b| b.set == "subscriber" || b.set == "founder")
-        .and_then(|b| b.version.parse().ok());
+    // A sub or resub says how many months in total; the badge can lag behind it.
+    let cumulative = match msg.tag("msg-id") {
+        Some("sub" | "resub") => msg.tag("msg-param-cumulative-months").and_then(|m| m.parse().ok()).filter(|&m| m > 0),
+        _ => None,
+    };
+    let member_months = cumulative.or_else(|| {
+        msg.tag("badge-info")
+            .map(parse_badges)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|b| b.set == "subscriber" || b.set == "founder")
+            .and_then(|b| b.version.parse().ok())
+    });
+    let display_name =
+        msg.tag_nonempty("display-name").map(str::to_string).or_else(|| login.clone()).unwrap_or_default();
+    if anonymous {
+        // Shown as Twitch shows it, but no id or login: dedupe, asker counts and bans must not
+        // treat every anonymous gift as one very generous viewer.
+        return Author {
+            id: None,
+            id_scope: IdScope::Unknown,
+            login: None,
+            display_name,
+            color: None,
+            roles,
+            badges,
+            member_months: None,
+        };
+    }
     Author {
         id: msg.tag_nonempty("user-id").map(str::to_string),
         id_scope: IdScope::Global,
-        display_name: msg
-            .tag_nonempty("display-name")
-            .map(str::to_string)
-            .or_else(|| login.clone())
-            .unwrap_or_default(),
+        display_name,
         login,
         color: msg.tag_nonempty("color").map(str::to_string),
         roles,
@@ -316,19 +347,59 @@ fn author(msg: &IrcMessage<'_>) -> Author {
     }
 }
 
-fn base(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>, id: String, text: String, kind: MessageKind) -> ChatMessage {
+/// The message id: the `id` tag, or, for lines without one (older and relayed lines, some
+/// cheers), an id synthesized from what identifies the message — channel, sender, send time and
+/// text — so a resumed connection that delivers the line again gives it the same id and the
+/// repeat is dropped. Without `tmi-sent-ts` the receive time stands in, and a repeat after a
+/// resume is no longer recognized.
+fn message_id(msg: &IrcMessage<'_>, text: &str, cx: Context<'_>) -> (String, IdOrigin) {
+    if let Some(id) = msg.tag_nonempty("id") {
+        return (id.to_string(), IdOrigin::Native);
+    }
+    let sender = msg.tag_nonempty("user-id").or_else(|| msg.tag_nonempty("login")).or_else(|| msg.nick());
+    let sent = msg.tag_nonempty("tmi-sent-ts").map_or_else(|| cx.received_at_ms.to_string(), str::to_string);
+    let mut h = Fnv1a::default();
+    for part in [msg.command, msg.channel().unwrap_or_default(), sender.unwrap_or_default(), &sent, text] {
+        h.write(part.as_bytes());
+        h.write(&[0xff]); // a byte no UTF-8 text holds, so parts cannot run into each other
+    }
+    (format!("syn-{:016x}", h.0), IdOrigin::Synthesized)
+}
+
+/// 64-bit FNV-1a: stable across runs and builds (unlike `DefaultHasher`), and enough to tell
+/// apart the few thousand ids an adapter remembers.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+fn base(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>, text: String, kind: MessageKind) -> ChatMessage {
     let emotes = msg.tag("emotes").map(parse_emotes).unwrap_or_default();
+    let (id, id_origin) = message_id(msg, &text, cx);
     ChatMessage {
         platform: Platform::Twitch,
         stream: cx.stream.to_string(),
         channel: msg.channel().unwrap_or_default().to_string(),
         id,
-        id_origin: IdOrigin::Native,
+        id_origin,
         kind,
         author: author(msg),
         fragments: fragments(&text, &emotes),
         text,
         paid: None,
+        support: None,
         reply: None,
         sent_at_ms: msg.tag("tmi-sent-ts").and_then(|t| t.parse().ok()),
         received_at_ms: cx.received_at_ms,
@@ -338,26 +409,48 @@ fn base(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>, id: String, text: Str
     }
 }
 
+/// The payment of a PRIVMSG: a Hype Chat (`pinned-chat-paid-amount` in `-exponent` decimal
+/// places of `-currency`, `-level` ONE–TEN) or a cheer (`bits`).
+fn privmsg_paid(msg: &IrcMessage<'_>) -> Result<Option<Paid>, IrcError> {
+    let invalid = |what| IrcError::Missing { command: "PRIVMSG".into(), what };
+    if let Some(amount) = msg.tag_nonempty("pinned-chat-paid-amount") {
+        let amount: u64 = amount.parse().map_err(|_| invalid("a numeric pinned-chat-paid-amount"))?;
+        let currency = msg
+            .tag("pinned-chat-paid-currency")
+            .and_then(|c| Currency::new(c).ok())
+            .ok_or_else(|| invalid("a pinned-chat-paid-currency code"))?;
+        let money = match msg.tag_nonempty("pinned-chat-paid-exponent") {
+            Some(e) => e.parse().ok().and_then(|e| Money::new(amount, currency, e).ok()),
+            None => Money::in_minor_units(amount, currency).ok(),
+        }
+        .ok_or_else(|| invalid("a pinned-chat-paid-exponent of 0-9"))?;
+        const LEVELS: [&str; 10] = ["ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE", "TEN"];
+        let tier =
+            msg.tag("pinned-chat-paid-level").and_then(|l| LEVELS.iter().position(|x| *x == l)).map(|i| i as u32 + 1);
+        return Ok(Some(Paid { money, display: None, tier }));
+    }
+    let bits = msg.tag("bits").and_then(|b| b.parse::<u64>().ok()).filter(|&b| b > 0);
+    Ok(bits.map(|b| Paid {
+        money: Money { amount: b, currency: Currency::BITS, exponent: 0 },
+        display: None,
+        tier: None,
+    }))
+}
+
 fn privmsg(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<ChatMessage, IrcError> {
     let missing = |what| IrcError::Missing { command: "PRIVMSG".into(), what };
     if msg.params.len() < 2 {
         return Err(missing("a channel and text"));
     }
-    let id = msg.tag_nonempty("id").ok_or_else(|| missing("an id tag"))?.to_string();
     let mut text = msg.param(1).unwrap_or_default();
     // `/me` arrives as CTCP ACTION; keep the words, drop the markers.
     if let Some(inner) = text.strip_prefix("\u{1}ACTION ") {
         text = inner.strip_suffix('\u{1}').unwrap_or(inner);
     }
-    let bits: Option<u64> = msg.tag("bits").and_then(|b| b.parse().ok()).filter(|&b| b > 0);
-    let mut m =
-        base(msg, line, cx, id, text.to_string(), if bits.is_some() { MessageKind::Paid } else { MessageKind::Chat });
-    m.paid = bits.map(|b| Paid {
-        amount_micros: b.saturating_mul(1_000_000),
-        currency: "BITS".into(),
-        display: Some(format!("{b} bits")),
-        tier: None,
-    });
+    let paid = privmsg_paid(msg)?;
+    let kind = if paid.is_some() { MessageKind::Paid } else { MessageKind::Chat };
+    let mut m = base(msg, line, cx, text.to_string(), kind);
+    m.paid = paid;
     m.reply = msg.tag_nonempty("reply-parent-msg-id").map(|parent| ReplyRef {
         parent_id: parent.to_string(),
         parent_author_id: msg.tag_nonempty("reply-parent-user-id").map(str::to_string),
@@ -368,19 +461,51 @@ fn privmsg(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<ChatMess
     Ok(m)
 }
 
+/// A sub plan as a level name: `Prime`, `Tier 1` (1000), `Tier 2` (2000), `Tier 3` (3000).
+fn sub_level(plan: &str) -> String {
+    match plan {
+        "1000" => "Tier 1".into(),
+        "2000" => "Tier 2".into(),
+        "3000" => "Tier 3".into(),
+        other => other.to_string(),
+    }
+}
+
 fn usernotice(msg: &IrcMessage<'_>, line: &str, cx: Context<'_>) -> Result<ChatMessage, IrcError> {
-    let id = msg
-        .tag_nonempty("id")
-        .ok_or_else(|| IrcError::Missing { command: "USERNOTICE".into(), what: "an id tag" })?
-        .to_string();
+    if msg.params.is_empty() {
+        return Err(IrcError::Missing { command: "USERNOTICE".into(), what: "a channel" });
+    }
     // The viewer's own words if any (resub messages), else the system text.
     let text = msg.param(1).or_else(|| msg.tag("system-msg")).unwrap_or_default().to_string();
-    let kind = match msg.tag("msg-id").unwrap_or_default() {
-        "sub" | "resub" | "primepaidupgrade" | "giftpaidupgrade" => MessageKind::Membership,
-        "subgift" | "submysterygift" | "anonsubgift" => MessageKind::Gift,
-        _ => MessageKind::System,
+    let msg_id = msg.tag("msg-id").unwrap_or_default();
+    // Anonymous variants are the same events as their named siblings, from nobody in particular.
+    let (kind, upgrade) = match msg_id {
+        "sub" | "resub" => (MessageKind::Membership, false),
+        "primepaidupgrade" | "giftpaidupgrade" | "anongiftpaidupgrade" => (MessageKind::Membership, true),
+        "subgift"
+        | "anonsubgift"
+        | "submysterygift"
+        | "anonsubmysterygift"
+        | "standardpayforward"
+        | "communitypayforward" => (MessageKind::Gift, false),
+        _ => (MessageKind::System, false),
     };
-    Ok(base(msg, line, cx, id, text, kind))
+    let mut m = base(msg, line, cx, text, kind);
+    if kind != MessageKind::System {
+        let count = |key| msg.tag(key).and_then(|c| c.parse().ok());
+        m.support = Some(Support {
+            gift_count: match msg_id {
+                "submysterygift" | "anonsubmysterygift" => count("msg-param-mass-gift-count"),
+                _ if kind == MessageKind::Gift => Some(1),
+                _ => None,
+            },
+            level: msg.tag_nonempty("msg-param-sub-plan").map(sub_level),
+            upgrade,
+            recipient_id: msg.tag_nonempty("msg-param-recipient-id").map(str::to_string),
+            gifter_id: None,
+        });
+    }
+    Ok(m)
 }
 
 #[cfg(test)]
@@ -506,8 +631,9 @@ mod tests {
             "@badge-info=;badges=bits/100;bits=1;color=#004B49;display-name=TETYYS;emotes=;flags=;id=d7f03a35-f339-41ca-b4d4-7c0721438570;mod=0;room-id=11148817;subscriber=0;tmi-sent-ts=1594571566672;turbo=0;user-id=36175310;user-type= :tetyys!tetyys@tetyys.tmi.twitch.tv PRIVMSG #pajlada :trihard1",
         );
         assert_eq!(m.kind, MessageKind::Paid);
-        assert_eq!(m.paid.as_ref().map(|p| (p.amount_micros, p.currency.as_str())), Some((1_000_000, "BITS")));
+        assert_eq!(m.paid.as_ref().map(|p| p.money), Some(Money { amount: 1, currency: Currency::BITS, exponent: 0 }));
         assert_eq!(m.to_in_message().paid, Some(1));
+        assert_eq!(m.paid.unwrap().money.display(), "1 bit");
     }
 
     #[test]
@@ -575,11 +701,112 @@ mod tests {
     }
 
     #[test]
-    fn privmsg_without_id_is_an_error_not_a_panic() {
-        let line = ":a!a@a PRIVMSG #c :hi";
-        assert!(interpret(&parse_line(line).unwrap(), line, CX).is_err());
+    fn broken_lines_are_errors_not_panics() {
+        let line = ":a!a@a PRIVMSG #c";
+        assert!(interpret(&parse_line(line).unwrap(), line, CX).is_err(), "no text");
+        let line = "@pinned-chat-paid-amount=lots;pinned-chat-paid-currency=USD :a!a@a PRIVMSG #c :hi";
+        assert!(interpret(&parse_line(line).unwrap(), line, CX).is_err(), "an amount that is not a number");
+        let line = "@pinned-chat-paid-amount=100;pinned-chat-paid-currency=usd :a!a@a PRIVMSG #c :hi";
+        assert!(interpret(&parse_line(line).unwrap(), line, CX).is_err(), "a currency that is not a code");
         assert_eq!(parse_line("   "), Err(IrcError::Empty));
         assert_eq!(parse_line("@a=b "), Err(IrcError::NoCommand));
+    }
+
+    /// The lines of `fixtures/platforms/twitch/paid.irc`, comments dropped.
+    fn paid_lines() -> Vec<&'static str> {
+        include_str!("../../../fixtures/platforms/twitch/paid.irc")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn hype_chat_is_paid_in_its_own_currency() {
+        let lines = paid_lines();
+        let usd = chat(lines[0]);
+        assert_eq!(usd.kind, MessageKind::Paid);
+        let p = usd.paid.as_ref().expect("a Hype Chat carries its payment");
+        assert_eq!(p.money, Money::new(499, Currency::new("USD").unwrap(), 2).unwrap());
+        assert_eq!((p.money.display().as_str(), p.tier), ("US$4.99", Some(1)));
+        assert_eq!(usd.text, "Mサイズの着丈は何センチですか？");
+        let yen = chat(lines[1]);
+        assert_eq!(yen.kind, MessageKind::Paid);
+        let p = yen.paid.as_ref().unwrap();
+        assert_eq!((p.money, p.tier), (Money::yen(1000), Some(2)));
+        let input = usd.to_in_message();
+        assert_eq!((input.paid, input.paid_exponent), (Some(499), Some(2)));
+        assert_eq!(input.paid_currency.map(|c| c.to_string()).as_deref(), Some("USD"));
+    }
+
+    #[test]
+    fn privmsg_without_an_id_gets_a_stable_synthetic_one() {
+        let line = paid_lines()[2];
+        let m = chat(line);
+        assert_eq!(m.id_origin, IdOrigin::Synthesized);
+        assert_eq!(m.kind, MessageKind::Paid, "a cheer without an id is still a cheer");
+        assert_eq!(chat(line).id, m.id, "the same line gets the same id, so a resumed connection's repeat is dropped");
+        let later = line.replace("tmi-sent-ts=1594571600000", "tmi-sent-ts=1594571600001");
+        assert_ne!(chat(&later).id, m.id, "another message gets another id");
+        let other_text = line.replace("黒のL", "白のL");
+        assert_ne!(chat(&other_text).id, m.id);
+    }
+
+    #[test]
+    fn sub_months_come_from_cumulative_months() {
+        let lines = paid_lines();
+        let resub = chat(lines[3]);
+        assert_eq!(resub.kind, MessageKind::Membership);
+        assert_eq!(resub.author.member_months, Some(14), "msg-param-cumulative-months, not the badge's 12");
+        assert_eq!(resub.text, "14ヶ月目です！いつも楽しみにしてます");
+        assert_eq!(resub.support.as_ref().and_then(|s| s.level.as_deref()), Some("Tier 1"));
+        let prime = chat(lines[4]);
+        assert_eq!(prime.author.member_months, Some(1));
+        assert_eq!(prime.support.as_ref().and_then(|s| s.level.as_deref()), Some("Prime"));
+    }
+
+    #[test]
+    fn gifts_keep_their_count_level_recipient_and_upgrades_their_flag() {
+        let lines = paid_lines();
+        let support = |l: &str| chat(l).support.expect("gift and membership details");
+        let single = support(lines[5]);
+        assert_eq!((single.gift_count, single.level.as_deref()), (Some(1), Some("Tier 1")));
+        assert_eq!(single.recipient_id.as_deref(), Some("500000001"));
+        let anon_mystery = support(lines[6]);
+        assert_eq!((anon_mystery.gift_count, anon_mystery.level.as_deref()), (Some(5), Some("Tier 1")));
+        let named_mystery = support(lines[7]);
+        assert_eq!((named_mystery.gift_count, named_mystery.level.as_deref()), (Some(5), Some("Tier 2")));
+        assert!(support(lines[8]).upgrade && support(lines[9]).upgrade);
+        assert!(!support(lines[3]).upgrade, "a resub is no upgrade");
+    }
+
+    #[test]
+    fn anonymous_gift_variants_map_like_their_named_siblings() {
+        let lines = paid_lines();
+        let kinds: Vec<MessageKind> = lines[5..10].iter().map(|l| chat(l).kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                MessageKind::Gift,       // subgift from the anonymous gifter
+                MessageKind::Gift,       // anonsubmysterygift
+                MessageKind::Gift,       // submysterygift
+                MessageKind::Membership, // anongiftpaidupgrade
+                MessageKind::Membership, // giftpaidupgrade
+            ]
+        );
+    }
+
+    #[test]
+    fn anonymous_gifts_are_not_credited_to_the_anonymous_account() {
+        let lines = paid_lines();
+        for line in [lines[5], lines[6]] {
+            let m = chat(line);
+            assert_eq!(m.author.id, None, "the anonymous gifter account is nobody");
+            assert!(m.author.roles.anonymous);
+            assert_eq!(m.to_in_message().user, None, "no viewer is counted for it");
+        }
+        let named = chat(lines[7]);
+        assert_eq!(named.author.id.as_deref(), Some("500000005"));
+        assert!(!named.author.roles.anonymous);
     }
 
     #[test]

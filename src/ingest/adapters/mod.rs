@@ -52,7 +52,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use chat::{
     ActionError, ActionOutcome, Author, ChatMessage, Fragment, IdOrigin, IdScope, Ingested, MessageKind,
-    ModerationAction, ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles,
+    ModerationAction, ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles, Support,
 };
 pub use config::{AdaptersConfig, NiconicoConfig, StreamAdapters, TwitchConfig, YoutubeConfig};
 
@@ -88,11 +88,54 @@ pub enum ConnState {
     Stopped = 3,
 }
 
+/// Why the platform says a chat is over for good. The adapter stops instead of reconnecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u8)]
+pub enum EndReason {
+    /// The live is over: YouTube `liveChatEnded`, `offlineAt` or `chatEndedEvent`; a Niconico
+    /// view with no `next`.
+    ChatEnded = 1,
+    /// The chat does not exist (YouTube `liveChatNotFound`): a wrong or deleted chat id.
+    ChatNotFound = 2,
+    /// The chat is switched off for the live (YouTube `liveChatDisabled`).
+    ChatDisabled = 3,
+}
+
+impl EndReason {
+    /// Every reason, for metric labels.
+    pub const ALL: [EndReason; 3] = [EndReason::ChatEnded, EndReason::ChatNotFound, EndReason::ChatDisabled];
+
+    /// The metric label and JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::ChatEnded => "chat_ended",
+            EndReason::ChatNotFound => "chat_not_found",
+            EndReason::ChatDisabled => "chat_disabled",
+        }
+    }
+
+    /// YouTube's `error.errors[].reason` for it.
+    pub fn youtube_reason(self) -> &'static str {
+        match self {
+            EndReason::ChatEnded => "liveChatEnded",
+            EndReason::ChatNotFound => "liveChatNotFound",
+            EndReason::ChatDisabled => "liveChatDisabled",
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| *r as u8 == v)
+    }
+}
+
 /// Plain atomic counters of one adapter. Read them with [`AdapterMetrics::snapshot`]; the server
 /// exports the snapshot (labels: platform and a bounded state enum, never stream or user ids).
 #[derive(Debug, Default)]
 pub struct AdapterMetrics {
     state: AtomicU8,
+    /// [`EndReason`] as `u8` once the platform said the chat is over; 0 before.
+    end: AtomicU8,
     /// Successful connections (WebSocket handshakes, first successful poll or stream response).
     pub connects: AtomicU64,
     /// Connections lost or replaced (drops, RECONNECT, failed polls) after which the adapter resumed.
@@ -121,6 +164,8 @@ pub struct AdapterMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MetricsSnapshot {
     pub state: ConnState,
+    /// Set when the platform said the chat is over, and why.
+    pub ended: Option<EndReason>,
     pub connects: u64,
     pub reconnects: u64,
     pub messages: u64,
@@ -149,6 +194,15 @@ impl AdapterMetrics {
         self.state.store(s as u8, Ordering::Relaxed);
     }
 
+    /// Why the platform ended the chat, if it did.
+    pub fn ended(&self) -> Option<EndReason> {
+        EndReason::from_u8(self.end.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_ended(&self, reason: EndReason) {
+        self.end.store(reason as u8, Ordering::Relaxed);
+    }
+
     pub(crate) fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -162,6 +216,7 @@ impl AdapterMetrics {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
             state: self.state(),
+            ended: self.ended(),
             connects: r(&self.connects),
             reconnects: r(&self.reconnects),
             messages: r(&self.messages),

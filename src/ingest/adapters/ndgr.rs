@@ -11,6 +11,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 
 use super::chat::{Author, ChatMessage, IdOrigin, IdScope, MessageKind, Paid, Platform, RawEncoding, RawFrame, Roles};
+use crate::money::{Currency, Money};
 
 /// Largest frame accepted (nicomget caps messages at 16 MB).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -299,8 +300,7 @@ pub fn chat_from_frame(frame: &Bytes, cx: Context<'_>) -> Result<Option<ChatMess
                 a.roles.anonymous = true;
             }
             let paid = u64::try_from(g.point).ok().filter(|&p| p > 0).map(|p| Paid {
-                amount_micros: p.saturating_mul(1_000_000),
-                currency: "NICOAD_POINT".into(),
+                money: Money { amount: p, currency: Currency::NICOAD_POINT, exponent: 0 },
                 display: Some(format!("{p}pt {}", g.item_name)),
                 tier: None,
             });
@@ -318,6 +318,7 @@ pub fn chat_from_frame(frame: &Bytes, cx: Context<'_>) -> Result<Option<ChatMess
         text,
         fragments: Vec::new(),
         paid,
+        support: None,
         reply: None,
         sent_at_ms: meta.at.and_then(|t| t.unix_ms()),
         received_at_ms: cx.received_at_ms,

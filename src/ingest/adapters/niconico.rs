@@ -116,7 +116,13 @@ impl NiconicoAdapter {
             match next {
                 Some(n) => at = n.to_string(),
                 None => {
-                    tracing::info!(live = %self.config.live_id, "niconico programme ended");
+                    self.metrics.set_ended(super::EndReason::ChatEnded);
+                    tracing::info!(
+                        platform = "niconico",
+                        live = %self.config.live_id,
+                        reason = super::EndReason::ChatEnded.as_str(),
+                        "niconico programme ended: adapter stops"
+                    );
                     break Ok(());
                 }
             }

@@ -4,8 +4,10 @@
 //! Each poll passes the last `nextPageToken` and waits `pollingIntervalMillis` (at least
 //! `min_poll_ms`) before the next. A failed poll is retried with the same token after a backoff,
 //! so nothing is skipped; items already delivered are dropped by id. The first page is history
-//! and is flagged `backfill`. `offlineAt` or `chatEndedEvent` ends the adapter. Every call's
-//! quota cost is counted.
+//! and is flagged `backfill`. Deletions and bans are list items too and are deduplicated by id
+//! like messages. `offlineAt`, `chatEndedEvent`, and the error answers `liveChatEnded` (403),
+//! `liveChatNotFound` (404) and `liveChatDisabled` (403) end the adapter, with a log line and
+//! [`EndReason`] in its metrics; every other error is retried. Every call's quota cost is counted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +19,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::chat::{
     ActionError, ActionOutcome, Author, ChatMessage, IdOrigin, IdScope, Ingested, MessageKind, ModerationAction,
-    ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles,
+    ModerationEvent, ModerationNotice, Paid, Platform, RawEncoding, RawFrame, Roles, Support,
 };
 use super::{
-    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, RecentIds,
+    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, EndReason, IngestError, RecentIds,
     YoutubeConfig, now_ms, parse_rfc3339_ms, sleep_or_shutdown,
 };
+use crate::money::Currency;
 
 /// Quota units per `liveChatMessages.list` call (determine_quota_cost, platforms.md §2.1).
 pub const QUOTA_LIST: u64 = 5;
@@ -75,6 +78,12 @@ struct Snippet {
     #[serde(default)]
     member_milestone_chat_details: Option<MilestoneDetails>,
     #[serde(default)]
+    new_sponsor_details: Option<SponsorDetails>,
+    #[serde(default)]
+    membership_gifting_details: Option<GiftingDetails>,
+    #[serde(default)]
+    gift_membership_received_details: Option<GiftReceivedDetails>,
+    #[serde(default)]
     message_deleted_details: Option<DeletedDetails>,
     #[serde(default)]
     user_banned_details: Option<BannedDetails>,
@@ -116,6 +125,29 @@ struct MilestoneDetails {
     user_comment: Option<String>,
     #[serde(default)]
     member_month: Option<u32>,
+    #[serde(default)]
+    member_level_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct SponsorDetails {
+    member_level_name: Option<String>,
+    is_upgrade: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GiftingDetails {
+    gift_memberships_count: Option<u32>,
+    gift_memberships_level_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GiftReceivedDetails {
+    member_level_name: Option<String>,
+    gifter_channel_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +193,8 @@ pub enum ItemError {
     MissingDetails(String),
     #[error("amountMicros '{0}' is not a number")]
     Amount(String),
+    #[error("{0}")]
+    Currency(String),
 }
 
 /// Where a normalized item goes.
@@ -176,7 +210,11 @@ pub struct Context<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalized {
     Chat(Box<ChatMessage>),
-    Moderation(ModerationNotice),
+    /// A moderation event with the item's own id, by which a repeat is recognized.
+    Moderation {
+        id: String,
+        notice: ModerationNotice,
+    },
     /// The chat is over.
     Ended,
     /// Polls, tombstones, mode changes: nothing to classify.
@@ -191,45 +229,71 @@ pub fn normalize_item(item: &Value, cx: Context<'_>) -> Result<Normalized, ItemE
     let channel = s.live_chat_id.clone().unwrap_or_else(|| cx.live_chat_id.to_string());
     let sent_at_ms = s.published_at.as_deref().and_then(parse_rfc3339_ms);
     let missing = || ItemError::MissingDetails(s.kind.clone());
-    let moderation = |event| {
-        Normalized::Moderation(ModerationNotice {
+    let moderation = |event| Normalized::Moderation {
+        id: parsed.id.clone(),
+        notice: ModerationNotice {
             platform: Platform::YouTube,
             stream: cx.stream.to_string(),
             channel: channel.clone(),
             event,
             sent_at_ms,
             raw: raw.clone(),
-        })
+        },
     };
     let money = |d: &MoneyDetails| -> Result<Paid, ItemError> {
-        Ok(Paid {
-            amount_micros: d.amount_micros.parse().map_err(|_| ItemError::Amount(d.amount_micros.clone()))?,
-            currency: d.currency.clone(),
-            display: d.amount_display_string.clone(),
-            tier: d.tier,
-        })
+        let micros = d.amount_micros.parse().map_err(|_| ItemError::Amount(d.amount_micros.clone()))?;
+        let currency = Currency::new(&d.currency).map_err(|e| ItemError::Currency(e.to_string()))?;
+        Ok(Paid::from_micros(micros, currency, d.amount_display_string.clone(), d.tier))
     };
     let display = s.display_message.clone().unwrap_or_default();
-    let (kind, text, paid, months) = match s.kind.as_str() {
+    let level = |l: &Option<String>| l.clone().filter(|l| !l.is_empty());
+    let (kind, text, paid, months, support) = match s.kind.as_str() {
         "textMessageEvent" => {
-            (MessageKind::Chat, s.text_message_details.as_ref().ok_or_else(missing)?.message_text.clone(), None, None)
+            let text = s.text_message_details.as_ref().ok_or_else(missing)?.message_text.clone();
+            (MessageKind::Chat, text, None, None, None)
         }
         "superChatEvent" => {
             let d = s.super_chat_details.as_ref().ok_or_else(missing)?;
-            (MessageKind::Paid, d.user_comment.clone().unwrap_or_default(), Some(money(d)?), None)
+            (MessageKind::Paid, d.user_comment.clone().unwrap_or_default(), Some(money(d)?), None, None)
         }
         "superStickerEvent" => {
             let d = s.super_sticker_details.as_ref().ok_or_else(missing)?;
             let alt = d.super_sticker_metadata.as_ref().and_then(|m| m.alt_text.clone()).unwrap_or_default();
-            (MessageKind::Paid, alt, Some(money(d)?), None)
+            (MessageKind::Paid, alt, Some(money(d)?), None, None)
         }
         "memberMilestoneChatEvent" => {
             let d = s.member_milestone_chat_details.as_ref();
             let text = d.and_then(|d| d.user_comment.clone()).unwrap_or_default();
-            (MessageKind::Membership, text, None, d.and_then(|d| d.member_month))
+            let support = Support { level: d.and_then(|d| level(&d.member_level_name)), ..Support::default() };
+            (MessageKind::Membership, text, None, d.and_then(|d| d.member_month), Some(support))
         }
-        "newSponsorEvent" | "giftMembershipReceivedEvent" => (MessageKind::Membership, display, None, None),
-        "membershipGiftingEvent" => (MessageKind::Gift, display, None, None),
+        "newSponsorEvent" => {
+            let d = s.new_sponsor_details.as_ref();
+            let support = Support {
+                level: d.and_then(|d| level(&d.member_level_name)),
+                upgrade: d.is_some_and(|d| d.is_upgrade),
+                ..Support::default()
+            };
+            (MessageKind::Membership, display, None, None, Some(support))
+        }
+        "giftMembershipReceivedEvent" => {
+            let d = s.gift_membership_received_details.as_ref();
+            let support = Support {
+                level: d.and_then(|d| level(&d.member_level_name)),
+                gifter_id: d.and_then(|d| d.gifter_channel_id.clone()),
+                ..Support::default()
+            };
+            (MessageKind::Membership, display, None, None, Some(support))
+        }
+        "membershipGiftingEvent" => {
+            let d = s.membership_gifting_details.as_ref();
+            let support = Support {
+                gift_count: d.and_then(|d| d.gift_memberships_count),
+                level: d.and_then(|d| level(&d.gift_memberships_level_name)),
+                ..Support::default()
+            };
+            (MessageKind::Gift, display, None, None, Some(support))
+        }
         "messageDeletedEvent" => {
             let d = s.message_deleted_details.as_ref().ok_or_else(missing)?;
             return Ok(moderation(ModerationEvent::MessageDeleted { message_id: d.deleted_message_id.clone() }));
@@ -277,6 +341,7 @@ pub fn normalize_item(item: &Value, cx: Context<'_>) -> Result<Normalized, ItemE
         text,
         fragments: Vec::new(),
         paid,
+        support,
         reply: None,
         sent_at_ms,
         received_at_ms: cx.received_at_ms,
@@ -378,10 +443,14 @@ impl YoutubeAdapter {
             let page = match self.poll(page_token.as_deref(), &mut shutdown).await {
                 Ok(Some(p)) => p,
                 Ok(None) => break Ok(()),
-                Err(why) => {
+                Err(PollError::Retry(why)) => {
                     tracing::info!(chat = %self.config.live_chat_id, %why, "youtube poll failed");
                     failed = true;
                     continue;
+                }
+                Err(PollError::Over { reason, status, message }) => {
+                    self.end(reason, &format!("{status} {}: {message}", reason.youtube_reason()));
+                    break Ok(());
                 }
             };
             if failed || first_page {
@@ -407,7 +476,15 @@ impl YoutubeAdapter {
                         m.seq = sink.next_seq();
                         sink.send(Ingested::Chat(*m)).await?;
                     }
-                    Ok(Normalized::Moderation(n)) => sink.send(Ingested::Moderation(n)).await?,
+                    // Deletions and bans are list items with ids too: a page served again
+                    // after a failed poll must not report them twice.
+                    Ok(Normalized::Moderation { id, notice }) => {
+                        if !seen.insert(&id) {
+                            AdapterMetrics::inc(&self.metrics.duplicates);
+                            continue;
+                        }
+                        sink.send(Ingested::Moderation(notice)).await?
+                    }
                     Ok(Normalized::Ended) => ended = true,
                     Ok(Normalized::Skip) => {}
                     Err(e) => {
@@ -418,7 +495,8 @@ impl YoutubeAdapter {
             }
             first_page = false;
             if ended {
-                tracing::info!(chat = %self.config.live_chat_id, "youtube chat ended");
+                let why = if page.offline_at.is_some() { "offlineAt" } else { "chatEndedEvent" };
+                self.end(EndReason::ChatEnded, why);
                 break Ok(());
             }
             if let Some(t) = page.next_page_token {
@@ -434,12 +512,31 @@ impl YoutubeAdapter {
         result
     }
 
+    /// Records that the chat is over and says so: an ended chat is the normal end of a live; a
+    /// missing or disabled one means the configuration points at the wrong chat.
+    fn end(&self, reason: EndReason, detail: &str) {
+        self.metrics.set_ended(reason);
+        let chat = &self.config.live_chat_id;
+        match reason {
+            EndReason::ChatEnded => {
+                tracing::info!(platform = "youtube", %chat, reason = reason.as_str(), detail, "youtube chat ended: adapter stops");
+            }
+            EndReason::ChatNotFound | EndReason::ChatDisabled => tracing::warn!(
+                platform = "youtube",
+                %chat,
+                reason = reason.as_str(),
+                detail,
+                "youtube chat cannot be read: adapter stops (check live_chat_id and that the live has chat on)"
+            ),
+        }
+    }
+
     /// One list call; `Ok(None)` on shutdown.
     async fn poll(
         &self,
         page_token: Option<&str>,
         shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Option<ListResponse>, String> {
+    ) -> Result<Option<ListResponse>, PollError> {
         let mut request = self.http.get(format!("{}/liveChat/messages", self.base())).query(&[
             ("liveChatId", self.config.live_chat_id.as_str()),
             ("part", "id,snippet,authorDetails"),
@@ -450,15 +547,19 @@ impl YoutubeAdapter {
         }
         AdapterMetrics::add(&self.metrics.quota_units, QUOTA_LIST);
         let call = async {
-            let response = self.authorize(request).send().await.map_err(|e| e.to_string())?;
+            let response = self.authorize(request).send().await.map_err(|e| PollError::Retry(e.to_string()))?;
             let status = response.status();
-            let body = response.bytes().await.map_err(|e| e.to_string())?;
+            let body = response.bytes().await.map_err(|e| PollError::Retry(e.to_string()))?;
             if !status.is_success() {
-                return Err(format!("status {status}: {}", String::from_utf8_lossy(&body[..body.len().min(300)])));
+                if let Some((reason, message)) = chat_over(&body) {
+                    return Err(PollError::Over { reason, status: status.as_u16(), message });
+                }
+                let excerpt = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+                return Err(PollError::Retry(format!("status {status}: {excerpt}")));
             }
             serde_json::from_slice::<ListResponse>(&body).map_err(|e| {
                 AdapterMetrics::inc(&self.metrics.parse_errors);
-                format!("page: {e}")
+                PollError::Retry(format!("page: {e}"))
             })
         };
         tokio::select! {
@@ -466,6 +567,50 @@ impl YoutubeAdapter {
             _ = shutdown.changed() => Ok(None),
         }
     }
+}
+
+/// Why a list call gave no page.
+#[derive(Debug)]
+enum PollError {
+    /// Transport errors, broken bodies, quota and rate limits, server errors: try again.
+    Retry(String),
+    /// The API says this chat will never have messages again.
+    Over { reason: EndReason, status: u16, message: String },
+}
+
+/// The Data API's error envelope (`{"error":{"code","message","errors":[{"domain","reason",
+/// "message"}]}}`), as far as kotae reads it.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    reason: String,
+}
+
+/// Whether an error answer to `liveChatMessages.list` says the chat is over for good:
+/// `liveChatEnded` (403), `liveChatNotFound` (404) or `liveChatDisabled` (403). Every other error
+/// (quota, rate limits, server errors, a body that is not the envelope) is worth retrying.
+pub fn chat_over(body: &[u8]) -> Option<(EndReason, String)> {
+    let e: ErrorBody = serde_json::from_slice(body).ok()?;
+    let reason = e.error.errors.iter().find_map(|i| match i.reason.as_str() {
+        "liveChatEnded" => Some(EndReason::ChatEnded),
+        "liveChatNotFound" => Some(EndReason::ChatNotFound),
+        "liveChatDisabled" => Some(EndReason::ChatDisabled),
+        _ => None,
+    })?;
+    Some((reason, e.error.message.chars().take(200).collect()))
 }
 
 /// The moderation back-channel.
@@ -566,7 +711,9 @@ mod tests {
         );
         assert_eq!(m.kind, MessageKind::Paid);
         let p = m.paid.clone().unwrap();
-        assert_eq!((p.amount_micros, p.currency.as_str(), p.tier), (2_000_000, "CAD", Some(2)));
+        assert_eq!((p.money.amount, p.money.currency.as_str(), p.money.exponent, p.tier), (200, "CAD", 2, Some(2)));
+        assert_eq!(p.display.as_deref(), Some("CA$2.00"));
+        assert_eq!(p.money.display(), "CA$2.00");
         assert_eq!(m.text, "HERE IS A TEST OF THE YOUTUBE API WITH A MESSAGE");
         assert!(m.author.roles.broadcaster);
         assert_eq!(m.to_in_message().paid, Some(200));
@@ -577,7 +724,7 @@ mod tests {
         let del = r#"{"id":"d1","snippet":{"type":"messageDeletedEvent","liveChatId":"c","publishedAt":"2026-03-27T00:52:12Z","messageDeletedDetails":{"deletedMessageId":"LCC.x"}}}"#;
         let ban = r#"{"id":"b1","snippet":{"type":"userBannedEvent","liveChatId":"c","userBannedDetails":{"bannedUserDetails":{"channelId":"UCspam"},"banType":"temporary","banDurationSeconds":"300"}}}"#;
         let event = |j: &str| match normalize_item(&serde_json::from_str(j).unwrap(), CX).unwrap() {
-            Normalized::Moderation(n) => n.event,
+            Normalized::Moderation { notice, .. } => notice.event,
             other => panic!("{other:?}"),
         };
         assert_eq!(event(del), ModerationEvent::MessageDeleted { message_id: "LCC.x".into() });
@@ -591,5 +738,37 @@ mod tests {
         let j = serde_json::json!({"id":"x","snippet":{"type":"superChatEvent","superChatDetails":{"amountMicros":"lots","currency":"JPY"}}});
         assert_eq!(normalize_item(&j, CX), Err(ItemError::Amount("lots".into())));
         assert!(normalize_item(&serde_json::json!([1]), CX).is_err());
+        let j = serde_json::json!({"id":"x","snippet":{"type":"superChatEvent","superChatDetails":{"amountMicros":"5","currency":"yen"}}});
+        assert!(matches!(normalize_item(&j, CX), Err(ItemError::Currency(_))));
+    }
+
+    #[test]
+    fn gifts_and_memberships_keep_count_level_and_upgrade() {
+        let support = |j: serde_json::Value| chat(&j.to_string()).support.expect("support details");
+        let gifting =
+            support(serde_json::json!({"id":"g","snippet":{"type":"membershipGiftingEvent","displayMessage":"5 gifts",
+            "membershipGiftingDetails":{"giftMembershipsCount":5,"giftMembershipsLevelName":"メンバー"}}}));
+        assert_eq!((gifting.gift_count, gifting.level.as_deref()), (Some(5), Some("メンバー")));
+        let upgrade = support(serde_json::json!({"id":"u","snippet":{"type":"newSponsorEvent",
+            "newSponsorDetails":{"memberLevelName":"ゴールド","isUpgrade":true}}}));
+        assert!(upgrade.upgrade);
+        assert_eq!(upgrade.level.as_deref(), Some("ゴールド"));
+        let received = support(serde_json::json!({"id":"r","snippet":{"type":"giftMembershipReceivedEvent",
+            "giftMembershipReceivedDetails":{"memberLevelName":"メンバー","gifterChannelId":"UCgift"}}}));
+        assert_eq!(received.gifter_id.as_deref(), Some("UCgift"));
+    }
+
+    #[test]
+    fn only_an_ended_missing_or_disabled_chat_is_over() {
+        let body = |reason: &str| {
+            serde_json::json!({"error":{"errors":[{"domain":"youtube.liveChat","reason":reason,"message":"m"}],"code":403,"message":"m"}})
+                .to_string()
+        };
+        assert_eq!(chat_over(body("liveChatEnded").as_bytes()).map(|r| r.0), Some(EndReason::ChatEnded));
+        assert_eq!(chat_over(body("liveChatNotFound").as_bytes()).map(|r| r.0), Some(EndReason::ChatNotFound));
+        assert_eq!(chat_over(body("liveChatDisabled").as_bytes()).map(|r| r.0), Some(EndReason::ChatDisabled));
+        assert_eq!(chat_over(body("quotaExceeded").as_bytes()), None);
+        assert_eq!(chat_over(body("rateLimitExceeded").as_bytes()), None);
+        assert_eq!(chat_over(b"<html>502 Bad Gateway</html>"), None);
     }
 }
