@@ -212,7 +212,7 @@ mod tests {
         }
     }
 
-    fn named(c: &Catalog, text: &str) -> Vec<&str> {
+    fn named<'a>(c: &'a Catalog, text: &str) -> Vec<&'a str> {
         let key = Normalizer::new(&NormalizeConfig::default()).key_of(text);
         let mut out = Vec::new();
         c.mentions(&key, &mut out);

@@ -112,6 +112,12 @@ pub struct OutVerdict {
     /// Purchase-blocking topics the message names (`size`, `stock`, `shipping`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// On question lines: the product the question is about (named, else on screen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// On question lines: the question is about the shop as a whole (shipping, payment…).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shop: bool,
 }
 
 fn round3(x: f32) -> f32 {
@@ -143,6 +149,8 @@ impl OutVerdict {
                 .map(|r| OutReason { label: r.label, rule: r.rule.clone(), span: [clamp(r.span[0]), clamp(r.span[1])] })
                 .collect(),
             topics: v.topics.clone(),
+            product: v.cluster.and(v.about.product()).map(str::to_string),
+            shop: v.cluster.is_some() && v.about.is_shop(),
         }
     }
 }
@@ -204,6 +212,13 @@ impl OutVerdict {
             }
             out.push(b']');
         }
+        if let Some(p) = &self.product {
+            out.extend_from_slice(b",\"product\":");
+            write_json_str(out, p);
+        }
+        if self.shop {
+            out.extend_from_slice(b",\"shop\":true");
+        }
     }
 }
 
@@ -258,6 +273,8 @@ mod tests {
                 OutReason { label: Label::Spam, rule: "w:?".into(), span: [0, 0] },
             ],
             topics: topics.iter().map(|t| t.to_string()).collect(),
+            product: cluster.map(|_| "p\"1".to_string()),
+            shop: cluster.is_none() && !topics.is_empty(),
         }
     }
 

@@ -511,7 +511,16 @@ mod tests {
         for l in labels {
             set.insert(*l);
         }
-        Verdict { labels: set, action, scores, cluster: None, reasons: Vec::new(), repeats: 0, topics: Vec::new() }
+        Verdict {
+            labels: set,
+            action,
+            scores,
+            cluster: None,
+            reasons: Vec::new(),
+            repeats: 0,
+            topics: Vec::new(),
+            about: Default::default(),
+        }
     }
 
     #[test]

@@ -198,6 +198,9 @@ pub struct Ranked {
     pub id: String,
     pub score: f32,
     pub why: String,
+    /// The name of the product the question is about (from the stream's catalogue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
     #[serde(flatten)]
     pub question: Question,
 }
@@ -440,6 +443,7 @@ impl Queue {
                     id: format!("q{}", q.cluster),
                     score: (score * 100.0).round() / 100.0,
                     why,
+                    product_name: None,
                     question: q.clone(),
                 }
             })
@@ -553,6 +557,7 @@ mod tests {
                 ts: 0,
                 topics: &[],
                 product: None,
+                shop: false,
                 paid,
                 intent: false,
             });

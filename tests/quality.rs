@@ -50,7 +50,9 @@ fn clustering_rates(paraphrases: &str, near_misses: &str) -> (f64, f64) {
     let near = read(near_misses);
     let cluster_of =
         |state: &mut kotae::pipeline::StreamState, a: &mut kotae::pipeline::Analyzer, text: &str, user: &str| {
-            a.analyze(text).ok().and_then(|x| state.process(Meta { user: Some(user), ts: 0 }, x).cluster.map(|c| c.id))
+            a.analyze(text)
+                .ok()
+                .and_then(|x| state.process(Meta { user: Some(user), ts: 0, product: None }, x).cluster.map(|c| c.id))
         };
     let mut analyzer = engine.analyzer();
     let mut state = engine.stream_state();

@@ -576,29 +576,51 @@ impl Dedupe {
 mod tests {
     use super::*;
 
-    fn sig(concepts: &[&str], slots: &[(&str, &str)], words: &[&str]) -> Signature {
-        let mut s = Signature {
+    fn sig(concepts: &[&str], slots: &[(&str, &str)], words: &[&str]) -> Frame {
+        let mut s = Frame {
             concepts: concepts.iter().map(|c| hash_str(c)).collect(),
-            topics: Vec::new(),
-            phrasing: Vec::new(),
             slots: slots.iter().map(|(f, v)| [hash_str(f), hash_str(v)]).collect(),
-            words: words.iter().map(|w| hash_str(w)).collect(),
+            nouns: words.iter().map(|w| hash_str(w)).collect(),
+            ..Frame::default()
         };
-        s.finish();
+        super::super::frame::finish(&mut s);
         s
+    }
+
+    fn dedupe(config: &DedupeConfig) -> Dedupe {
+        Dedupe::new(config, Arc::new(IdentityModel::default()))
+    }
+
+    fn ask<'a>(user: &'a str, scope: u64, frame: &'a Frame) -> DedupeInput<'a> {
+        DedupeInput { user: Some(user), scope, frame: Some(frame), is_question: true, ..Default::default() }
+    }
+
+    #[test]
+    fn a_question_never_joins_a_cluster_of_another_scope() {
+        let mut d = dedupe(&DedupeConfig::default());
+        let price = sig(&["price_q"], &[], &["値段"]);
+        let p1 = d.process(&ask("a", 11, &price)).cluster.unwrap();
+        let p2 = d.process(&ask("b", 22, &price)).cluster.unwrap();
+        let p1_again = d.process(&ask("c", 11, &price)).cluster.unwrap();
+        assert_ne!(p1.id, p2.id, "the same words about two products are two questions");
+        assert_eq!(p1.id, p1_again.id);
     }
 
     #[test]
     fn slot_disagreement_separates() {
+        let mut d = dedupe(&DedupeConfig::default());
         let black = sig(&["stock"], &[("color", "black"), ("size", "m")], &[]);
         let white = sig(&["stock"], &[("color", "white"), ("size", "m")], &[]);
-        assert_eq!(black.similarity(&white), 0.0);
-        assert!(black.similarity(&black.clone()) > 0.99);
+        let a = d.process(&ask("a", 1, &black)).cluster.unwrap();
+        let b = d.process(&ask("b", 1, &white)).cluster.unwrap();
+        let c = d.process(&ask("c", 1, &black)).cluster.unwrap();
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id, c.id);
     }
 
     #[test]
     fn repeats_by_one_user_flood_but_questions_do_not() {
-        let mut d = Dedupe::new(&DedupeConfig::default());
+        let mut d = dedupe(&DedupeConfig::default());
         let input = DedupeInput { user: Some("u1"), ts: 0, key_hash: 7, key_chars: 4, ..Default::default() };
         let outs: Vec<_> = (0..3).map(|_| d.process(&input)).collect();
         assert_eq!(outs.iter().map(|o| o.repeats).collect::<Vec<_>>(), [1, 2, 3]);
@@ -609,7 +631,7 @@ mod tests {
 
     #[test]
     fn copypasta_needs_distinct_users() {
-        let mut d = Dedupe::new(&DedupeConfig::default());
+        let mut d = dedupe(&DedupeConfig::default());
         let mut last = DedupeOutcome::default();
         for (i, user) in ["a", "b", "c"].iter().enumerate() {
             last = d.process(&DedupeInput {
@@ -625,14 +647,11 @@ mod tests {
 
     #[test]
     fn same_asker_counts_once_in_a_cluster() {
-        let mut d = Dedupe::new(&DedupeConfig::default());
+        let mut d = dedupe(&DedupeConfig::default());
         let s = sig(&["shipping"], &[], &["送料"]);
-        let a =
-            d.process(&DedupeInput { user: Some("a"), signature: Some(&s), is_question: true, ..Default::default() });
-        let b =
-            d.process(&DedupeInput { user: Some("a"), signature: Some(&s), is_question: true, ..Default::default() });
-        let c =
-            d.process(&DedupeInput { user: Some("b"), signature: Some(&s), is_question: true, ..Default::default() });
+        let a = d.process(&DedupeInput { user: Some("a"), frame: Some(&s), is_question: true, ..Default::default() });
+        let b = d.process(&DedupeInput { user: Some("a"), frame: Some(&s), is_question: true, ..Default::default() });
+        let c = d.process(&DedupeInput { user: Some("b"), frame: Some(&s), is_question: true, ..Default::default() });
         assert!(a.cluster.unwrap().opened);
         assert_eq!(b.cluster.unwrap().askers, 1);
         assert_eq!(c.cluster.unwrap().askers, 2);
@@ -643,20 +662,22 @@ mod tests {
     fn packed_members_read_back_as_pushed() {
         let a = sig(&["stock", "size"], &[("color", "black")], &["ワンピース"]);
         let mut b = sig(&[], &[("num", "3"), ("size", "m")], &[]);
-        b.phrasing = vec![5, 6];
+        b.preds = vec![5, 6];
+        b.grams = vec![1, 2, 3];
+        b.ask = super::super::frame::Ask::Show;
         let mut members = Members::default();
         members.push(a.view());
-        members.push(Signature::default().view());
+        members.push(Frame::default().view());
         members.push(b.view());
-        let back: Vec<SigView<'_>> = members.iter().collect();
-        assert_eq!(back, [a.view(), Signature::default().view(), b.view()]);
+        let back: Vec<FrameView<'_>> = members.iter().collect();
+        assert_eq!(back, [a.view(), Frame::default().view(), b.view()]);
     }
 
     #[test]
     fn a_busy_stream_keeps_at_most_window_messages_and_counts_what_left_early() {
         let cap = 100;
         let config = DedupeConfig { window_messages: NonZeroUsize::new(cap).unwrap(), ..Default::default() };
-        let mut d = Dedupe::new(&config);
+        let mut d = dedupe(&config);
         let messages = 20_000u64;
         for i in 0..messages {
             let user = format!("u{}", i % 700);
@@ -679,7 +700,7 @@ mod tests {
         let run = |window_messages: usize| {
             let config =
                 DedupeConfig { window_messages: NonZeroUsize::new(window_messages).unwrap(), ..Default::default() };
-            let mut d = Dedupe::new(&config);
+            let mut d = dedupe(&config);
             let says = |user, key_hash, ts| DedupeInput {
                 user: Some(user),
                 ts,
@@ -701,16 +722,11 @@ mod tests {
     #[test]
     fn clusters_over_max_clusters_are_forgotten_and_counted() {
         let config = DedupeConfig { max_clusters: 2, ..Default::default() };
-        let mut d = Dedupe::new(&config);
+        let mut d = dedupe(&config);
         for (i, topic) in ["shipping", "price", "stock"].into_iter().enumerate() {
             let s = sig(&[topic], &[], &[]);
-            let q = DedupeInput {
-                user: Some("a"),
-                ts: i as u64,
-                signature: Some(&s),
-                is_question: true,
-                ..Default::default()
-            };
+            let q =
+                DedupeInput { user: Some("a"), ts: i as u64, frame: Some(&s), is_question: true, ..Default::default() };
             assert!(d.process(&q).cluster.unwrap().opened);
         }
         assert_eq!(d.cluster_count(), 2);

@@ -614,7 +614,8 @@ mod tests {
         assert_eq!(romaji_to_kana("souryou ikura?").as_deref(), Some("そうりょう いくら?"));
         assert_eq!(romaji_to_kana("M wa mada arimasu ka?").as_deref(), Some("M は まだ あります か?"));
         assert_eq!(romaji_to_kana("How much is it?"), None);
-        assert_eq!(romaji_to_kana("LINE de renraku shite"), None, "too few romaji words once LINE stays");
+        assert_eq!(romaji_to_kana("LINE de renraku shite").as_deref(), Some("LINE で れんらく して"), "LINE stays");
+        assert_eq!(romaji_to_kana("line size ok"), None, "English and codes are not romaji");
         assert_eq!(romaji_to_kana("送料いくら"), None);
     }
 }

@@ -393,7 +393,10 @@ mod tests {
         assert!(m.probability(stock.view(), stock_again.view()) > m.threshold);
         assert!(m.probability(stock.view(), length.view()) < m.threshold);
         let why = m.explain(stock.view(), length.view());
-        assert_eq!(why.contributions[0].feature, "concepts_disjoint", "{why:?}");
+        assert_eq!(why.rule, Some("different concepts"), "{why:?}");
+        let shared_noun = frame(&[], &[], &["フード"], Ask::Exists);
+        let why = m.explain(shared_noun.view(), shared_noun.view());
+        assert!(why.same && why.contributions.iter().any(|c| c.feature == "nouns_jaccard"), "{why:?}");
     }
 
     #[test]

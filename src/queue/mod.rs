@@ -19,6 +19,7 @@ use rustc_hash::FxHashSet;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
+use crate::catalog::Catalog;
 use crate::ingest::{Item, message_id};
 use crate::label::{Action, Label, LabelSet};
 use crate::message::{OutError, OutVerdict, Scores};
@@ -122,10 +123,19 @@ pub struct QuestionList {
     /// Stream time (ms) the ranking was computed at.
     pub now: u64,
     pub current_product: Option<String>,
+    /// The stream's products (`PUT /v1/streams/ID/catalog`), for showing names.
+    pub products: Vec<ProductName>,
     /// Open and pinned questions, most urgent first.
     pub questions: Vec<Ranked>,
     /// Answered questions asked again since.
     pub answered_again: Vec<AnsweredAgain>,
+}
+
+/// A product's id and name, as the host screen shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductName {
+    pub id: String,
+    pub name: String,
 }
 
 /// Totals over a shard's streams.
@@ -140,6 +150,8 @@ enum Cmd {
     List { stream: Arc<str>, reply: oneshot::Sender<QuestionList> },
     Act { stream: Arc<str>, cluster: u32, action: HostAction, reply: oneshot::Sender<Option<Question>> },
     SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<()> },
+    SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<()> },
+    GetCatalog { stream: Arc<str>, reply: oneshot::Sender<Arc<Catalog>> },
     Subscribe { stream: Arc<str>, reply: oneshot::Sender<watch::Receiver<u64>> },
     Stats { reply: oneshot::Sender<ShardStats> },
     Stop,
@@ -284,6 +296,11 @@ impl Shards {
             let name: Arc<str> = Arc::from(name);
             let mut ctx = StreamCtx::new(name.clone(), engine, rank);
             ctx.queue.current_product = st.product;
+            if let Some(spec) = st.catalog
+                && let Ok(c) = Catalog::compile(spec, &engine.config.normalize)
+            {
+                ctx.state.set_catalog(Arc::new(c));
+            }
             for q in st.questions {
                 ctx.base = ctx.base.max(q.cluster);
                 ctx.max_id = ctx.base;
@@ -369,6 +386,21 @@ impl Shards {
     pub async fn set_product(&self, stream: Arc<str>, product: Option<String>) -> bool {
         let (reply, rx) = oneshot::channel();
         self.send(&stream.clone(), Cmd::SetProduct { stream, product, reply }).await && rx.await.is_ok()
+    }
+
+    /// Replaces the stream's catalogue (journaled; later questions are matched against it).
+    pub async fn set_catalog(&self, stream: Arc<str>, catalog: Arc<Catalog>) -> bool {
+        let (reply, rx) = oneshot::channel();
+        self.send(&stream.clone(), Cmd::SetCatalog { stream, catalog, reply }).await && rx.await.is_ok()
+    }
+
+    /// The stream's catalogue.
+    pub async fn catalog(&self, stream: Arc<str>) -> Option<Arc<Catalog>> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(&stream.clone(), Cmd::GetCatalog { stream, reply }).await {
+            return None;
+        }
+        rx.await.ok()
     }
 
     /// A receiver that changes whenever the stream's queue does.
@@ -467,6 +499,16 @@ impl Shard {
                         detail: product,
                     });
                     let _ = reply.send(());
+                }
+                Cmd::SetCatalog { stream, catalog, reply } => {
+                    let ctx = self.stream(&stream);
+                    ctx.state.set_catalog(catalog.clone());
+                    ctx.changed();
+                    self.journal.send(Record::Catalog { stream, catalog: catalog.spec().clone() });
+                    let _ = reply.send(());
+                }
+                Cmd::GetCatalog { stream, reply } => {
+                    let _ = reply.send(self.stream(&stream).state.catalog().clone());
                 }
                 Cmd::Subscribe { stream, reply } => {
                     let _ = reply.send(self.stream(&stream).version.subscribe());
@@ -655,6 +697,8 @@ impl Shard {
                             cluster: None,
                             reasons: Vec::new(),
                             topics: Vec::new(),
+                            product: None,
+                            shop: false,
                         },
                         degraded: Some("over_budget"),
                         answered_at: None,
@@ -707,11 +751,21 @@ impl Shard {
                 _ => None,
             })
             .collect();
+        let catalog = ctx.state.catalog().clone();
+        let mut questions = ctx.queue.ranked(now);
+        for q in &mut questions {
+            q.product_name = q.question.product.as_deref().and_then(|p| catalog.name_of(p)).map(str::to_string);
+        }
         QuestionList {
             stream: stream.to_string(),
             now,
             current_product: ctx.queue.current_product.clone(),
-            questions: ctx.queue.ranked(now),
+            products: catalog
+                .products()
+                .iter()
+                .map(|p| ProductName { id: p.id.clone(), name: p.name.clone() })
+                .collect(),
+            questions,
             answered_again,
         }
     }

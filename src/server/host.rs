@@ -16,6 +16,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::Ctx;
 use super::auth::{self, Scope};
+use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
 use crate::queue::{HostAction, QuestionList};
 
@@ -84,6 +85,77 @@ pub(crate) async fn act(
     match ctx.shards.act(Arc::from(stream), cluster, action).await {
         Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such question"),
+    }
+}
+
+/// Largest catalogue body accepted (a few hundred products with their keywords fit).
+const MAX_CATALOG_BYTES: usize = 1 << 20;
+
+/// `PUT /v1/streams/ID/catalog`: replaces the stream's products. Every problem of a refused
+/// catalogue is listed, and the previous catalogue stays.
+pub(crate) async fn put_catalog(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_CATALOG_BYTES).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("a catalogue is at most {MAX_CATALOG_BYTES} bytes; the previous one stays"),
+        );
+    };
+    let spec: CatalogSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({
+                    "error": format!("expected {{\"products\":[{{\"id\",\"name\",\"keywords\":[…]}}]}}: {e}"),
+                    "problems": [e.to_string()],
+                })),
+            )
+                .into_response();
+        }
+    };
+    let catalog = match Catalog::compile(spec, &ctx.console.engine.config.normalize) {
+        Ok(c) => Arc::new(c),
+        Err(CatalogError(problems)) => {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                axum::Json(serde_json::json!({
+                    "error": "the catalogue was refused; the previous one stays",
+                    "problems": problems,
+                })),
+            )
+                .into_response();
+        }
+    };
+    let products = catalog.products().len();
+    if ctx.shards.set_catalog(Arc::from(stream), catalog).await {
+        axum::Json(serde_json::json!({ "products": products })).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+    }
+}
+
+/// `GET /v1/streams/ID/catalog`: the stream's products as last set.
+pub(crate) async fn get_catalog(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+        return r.into_response();
+    }
+    match ctx.shards.catalog(Arc::from(stream)).await {
+        Some(c) => axum::Json(c.spec().clone()).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
     }
 }
 

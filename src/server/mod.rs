@@ -255,6 +255,7 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/streams/{stream}/questions", get(host::list))
         .route("/v1/streams/{stream}/questions/{qid}/{action}", post(host::act))
         .route("/v1/streams/{stream}/product", post(host::set_product).put(host::set_product))
+        .route("/v1/streams/{stream}/catalog", get(host::get_catalog).put(host::put_catalog))
         .route("/v1/streams/{stream}/host", get(host::host_ws))
         .route("/", get(host::screen))
         .route("/moderator", get(web::moderator_console))

@@ -372,6 +372,8 @@ mod tests {
                 cluster: Some("s:q3".into()),
                 reasons: vec![OutReason { label: Label::Question, rule: "ja.q".into(), span: [1, 2] }],
                 topics: vec!["size".into()],
+                product: Some("p1".into()),
+                shop: false,
             },
             degraded,
             answered_at: answered_at.map(Into::into),

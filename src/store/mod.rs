@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use rusqlite::{Connection, params};
 
+use crate::catalog::CatalogSpec;
 use crate::label::{Action, LabelSet};
 use crate::metrics::{Channel, Metrics, Stage};
 use crate::rank::Question;
@@ -55,6 +56,8 @@ pub enum Record {
     HostAction { stream: Arc<str>, cluster: Option<u32>, action: &'static str, at: u64, detail: Option<String> },
     /// The product on screen.
     Product { stream: Arc<str>, product: Option<String> },
+    /// The stream's catalogue.
+    Catalog { stream: Arc<str>, catalog: CatalogSpec },
 }
 
 enum Cmd {
@@ -78,6 +81,7 @@ pub struct Restored {
 pub struct RestoredStream {
     pub questions: Vec<Question>,
     pub product: Option<String>,
+    pub catalog: Option<CatalogSpec>,
 }
 
 /// A cloneable handle for sending records.
@@ -146,6 +150,25 @@ CREATE TABLE IF NOT EXISTS host_actions (
 CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, product TEXT);
 ";
 
+/// Columns added after the first schema, each with its type: a journal written before gains
+/// them when opened (older rows read as NULL).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("streams", "catalog", "TEXT")];
+
+/// Brings a journal written by an earlier version up to the current schema, without loss.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -163,6 +186,7 @@ impl Journal {
         // auto_vacuum must be chosen before the first table exists; later it is a no-op.
         conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;").map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        migrate(&conn).map_err(sql)?;
         let restored = restore(&conn, &path)?;
         let (tx, rx) = bounded(config.queue.get());
         let sender = JournalSender { tx: Some(tx), metrics: metrics.clone() };
@@ -202,11 +226,18 @@ fn restore(conn: &Connection, path: &str) -> Result<Restored, StoreError> {
             serde_json::from_str(&body).map_err(|source| StoreError::Row { path: path.to_string(), source })?;
         out.streams.entry(stream).or_default().questions.push(q);
     }
-    let mut stmt = conn.prepare("SELECT stream, product FROM streams").map_err(sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))).map_err(sql)?;
+    let mut stmt = conn.prepare("SELECT stream, product, catalog FROM streams").map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))
+        .map_err(sql)?;
     for row in rows {
-        let (stream, product) = row.map_err(sql)?;
-        out.streams.entry(stream).or_default().product = product;
+        let (stream, product, catalog) = row.map_err(sql)?;
+        let st = out.streams.entry(stream).or_default();
+        st.product = product;
+        if let Some(c) = catalog {
+            st.catalog =
+                Some(serde_json::from_str(&c).map_err(|source| StoreError::Row { path: path.to_string(), source })?);
+        }
     }
     Ok(out)
 }
@@ -342,6 +373,9 @@ impl Writer {
             let mut product = tx.prepare_cached(
                 "INSERT INTO streams (stream, product) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET product = ?2",
             )?;
+            let mut catalog = tx.prepare_cached(
+                "INSERT INTO streams (stream, catalog) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET catalog = ?2",
+            )?;
             // Only the last state of a question in a batch matters.
             let mut last_question: HashMap<(&str, u32), usize> = HashMap::new();
             for (i, r) in batch.iter().enumerate() {
@@ -381,6 +415,11 @@ impl Writer {
                     }
                     Record::Product { stream, product: p } => {
                         product.execute(params![&**stream, p])?;
+                    }
+                    Record::Catalog { stream, catalog: c } => {
+                        let body =
+                            serde_json::to_string(c).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                        catalog.execute(params![&**stream, body])?;
                     }
                 }
             }
@@ -465,6 +504,7 @@ mod tests {
             topics: vec!["size".into()],
             topic_counts: vec![1],
             product: None,
+            shop: false,
             paid: 0,
             paid_amounts: Vec::new(),
             intent: false,
