@@ -110,6 +110,9 @@ enum Command {
         l2: f32,
         #[arg(long, default_value_t = 2000)]
         epochs: usize,
+        /// List this many of the pairs the trained model gets wrong, each way.
+        #[arg(long, default_value_t = 0)]
+        misses: usize,
     },
     /// Start a real server, replay the bundled live stream over a websocket, print the ranked
     /// questions, and keep serving the host screen.
@@ -317,7 +320,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
-        Command::TrainIdentity { streams, clusters, out, l2, epochs } => {
+        Command::TrainIdentity { streams, clusters, out, l2, epochs, misses } => {
             // Frames do not depend on the identity model: train without reading the old one.
             let engine = Engine::with_identity(config.pipeline.clone(), Default::default())?;
             let mut pairs = Vec::new();
@@ -331,6 +334,9 @@ fn main() -> ExitCode {
             }
             let (model, summary) = commands::train_identity::fit(&pairs, l2, epochs);
             println!("{summary}");
+            if misses > 0 {
+                print!("{}", commands::train_identity::misses(&model, &pairs, misses));
+            }
             let sources: Vec<String> = streams.iter().chain(&clusters).map(|p| p.display().to_string()).collect();
             let out = out.unwrap_or_else(|| config.pipeline.identity_path());
             let header = format!(

@@ -15,6 +15,7 @@ use super::eval_stream::{ClusterSet, GoldStream};
 
 /// A question text with its frame and scope.
 struct Framed {
+    text: String,
     group: String,
     scope: About,
     frame: Frame,
@@ -32,10 +33,10 @@ fn frames(
     }
     let mut out = Vec::new();
     for (group, text, on_screen) in texts {
-        let Some(a) = analyzer.frame_of(&text) else { continue };
-        let scope = state.about(&a, on_screen.as_deref());
+        let Some(mut a) = analyzer.frame_of(&text) else { continue };
+        let scope = state.scope(&mut a, on_screen.as_deref());
         if let Some(frame) = a.frame {
-            out.push(Framed { group, scope, frame });
+            out.push(Framed { text, group, scope, frame });
         }
     }
     out
@@ -51,7 +52,8 @@ fn pairs_of(items: &[Framed], weight: f32, out: &mut Vec<Pair>) {
                 continue;
             }
             if let Some(features) = identity::features(a.frame.view(), b.frame.view()) {
-                out.push(Pair { features, same: a.group == b.group, weight });
+                let texts = Some(Box::new((a.text.clone(), b.text.clone())));
+                out.push(Pair { features, same: a.group == b.group, weight, texts });
             }
         }
     }
@@ -77,6 +79,31 @@ pub fn cluster_pairs(engine: &Arc<Engine>, set: &ClusterSet, out: &mut Vec<Pair>
         let texts = [(format!("a{i}"), n.a.0.clone(), n.a.1.clone()), (format!("b{i}"), n.b.0.clone(), n.b.1.clone())];
         pairs_of(&frames(engine, catalog.as_ref(), texts.into_iter()), NEAR_MISS_WEIGHT, out);
     }
+}
+
+/// The `n` pairs the model gets most wrong on each side, for reading.
+pub fn misses(model: &IdentityModel, pairs: &[Pair], n: usize) -> String {
+    let mut wrong: Vec<(f32, &Pair)> = pairs
+        .iter()
+        .map(|p| (model.probability_of(&p.features), p))
+        .filter(|(prob, p)| (*prob > model.threshold) != p.same)
+        .collect();
+    wrong.sort_by(|a, b| {
+        (a.0 - if a.1.same { 0.0 } else { 1.0 })
+            .abs()
+            .total_cmp(&(b.0 - if b.1.same { 0.0 } else { 1.0 }).abs())
+            .reverse()
+    });
+    let mut out = String::new();
+    for same in [true, false] {
+        out += if same { "one question, kept apart:\n" } else { "different questions, taken for one:\n" };
+        for (prob, p) in wrong.iter().filter(|(_, p)| p.same == same).take(n) {
+            if let Some(t) = &p.texts {
+                out += &format!("  {prob:.2}  {}  /  {}\n", t.0, t.1);
+            }
+        }
+    }
+    out
 }
 
 /// Fits the model; returns it with a summary line.

@@ -353,9 +353,23 @@ pub struct Classifier {
     /// For each dictionary rule, its feature in the model.
     rule_feature: Vec<Option<u32>>,
     host_rule: Vec<bool>,
-    /// For synonym rules whose family (`color` of `color_black`) has several values, its hash.
+    /// For synonym rules of an exclusive family (`color` of `color_black`), the family's hash.
     slot_family: Vec<Option<u64>>,
+    /// For synonym rules of a grouped family (`pay` of `pay_cod`), the family's hash.
+    concept_group: Vec<Option<u64>>,
 }
+
+/// Families of `synonyms` sections whose values exclude each other: the stock of M is not the
+/// stock of L, the price of 1番 not that of 2番.
+const EXCLUSIVE_FAMILIES: &[&str] = &["size", "color", "phone", "bed", "port", "roast", "tone", "ear", "heat", "power"];
+
+/// Families whose values one answer covers (a host lists the payment methods): questions
+/// naming any of them ask about the family.
+const GROUPED_FAMILIES: &[&str] = &["pay"];
+
+/// Families whose values are the asker's context, not what is asked (北海道だと何日, 明日届く,
+/// 夏でも暑くない): a delivery question is one question whatever region or day it names.
+const CONTEXT_FAMILIES: &[&str] = &["region", "day", "tod", "season", "allergen"];
 
 impl Classifier {
     /// Joins dictionaries and model.
@@ -377,9 +391,21 @@ impl Classifier {
         }
         let slot_family = rules
             .iter()
-            .map(|r| family(r).filter(|f| siblings[f] > 1).map(crate::pipeline::dedupe::hash_str))
+            .map(|r| {
+                family(r)
+                    .filter(|f| siblings[f] > 1 && EXCLUSIVE_FAMILIES.contains(f))
+                    .map(crate::pipeline::dedupe::hash_str)
+            })
             .collect();
-        Self { dictionaries, model, config, rule_feature, host_rule, slot_family }
+        let concept_group = rules
+            .iter()
+            .map(|r| {
+                family(r)
+                    .filter(|f| siblings[f] > 1 && GROUPED_FAMILIES.contains(f))
+                    .map(crate::pipeline::dedupe::hash_str)
+            })
+            .collect();
+        Self { dictionaries, model, config, rule_feature, host_rule, slot_family, concept_group }
     }
 
     /// Whether a slot family describes the product itself (size, colour, number), so that asking
@@ -391,6 +417,19 @@ impl Classifier {
     /// The slot family of a synonym rule, if its values exclude each other.
     pub fn slot_family(&self, rule: u16) -> Option<u64> {
         self.slot_family[rule as usize]
+    }
+
+    /// The concept a synonym rule stands for when its family is one question (`pay_cod` and
+    /// `pay_paypay` are both `pay`).
+    pub fn concept_group(&self, rule: u16) -> Option<u64> {
+        self.concept_group[rule as usize]
+    }
+
+    /// Whether a synonym rule names the asker's context (a region, a day) rather than what is
+    /// asked.
+    pub fn is_context(&self, rule: u16) -> bool {
+        let r = &self.dictionaries.rules()[rule as usize];
+        r.kind == ListKind::Synonym && r.section.split_once('_').is_some_and(|(f, _)| CONTEXT_FAMILIES.contains(&f))
     }
 
     /// Extracts features of one message, calling `emit` for each with its name (spelled in

@@ -97,6 +97,9 @@ pub struct Frame {
     pub ask: Ask,
     /// Every concept named is shop-wide (送料, 支払い): the question belongs to the shop.
     pub shop: bool,
+    /// Each noun's hash with its byte range in the key view, so that the stream's state can
+    /// leave out the words that only name the product (its catalogue keywords).
+    pub noun_at: Vec<(u64, [u32; 2])>,
 }
 
 impl Frame {
@@ -108,8 +111,29 @@ impl Frame {
             v.clear();
         }
         self.slots.clear();
+        self.noun_at.clear();
         self.ask = Ask::Unknown;
         self.shop = false;
+    }
+
+    /// Leaves out what the key-view range `start..end` says (a product's name or keyword):
+    /// its nouns and its character bigrams. The scope already says which product is meant.
+    pub fn forget_span(&mut self, key: &str, start: usize, end: usize) {
+        let mut gone: Vec<u64> = Vec::new();
+        self.noun_at.retain(|&(h, [s, e])| {
+            let inside = start <= s as usize && e as usize <= end;
+            if inside {
+                gone.push(h);
+            }
+            !inside
+        });
+        let kept: Vec<u64> = self.noun_at.iter().map(|(h, _)| *h).collect();
+        self.nouns.retain(|h| !gone.contains(h) || kept.contains(h));
+        if let Some(words) = key.get(start..end) {
+            let mut grams = Vec::new();
+            push_grams(words, &mut grams);
+            self.grams.retain(|g| !grams.contains(g));
+        }
     }
 
     /// The frame as borrowed parts.
@@ -149,6 +173,8 @@ pub struct FrameNames {
     pub slots: Vec<String>,
     pub nouns: Vec<String>,
     pub preds: Vec<String>,
+    /// Words of the asker's context (a region, a day), left out of identity.
+    pub context: Vec<String>,
     pub ask: &'static str,
     pub shop: bool,
 }
@@ -309,6 +335,10 @@ pub fn build(
                     continue;
                 }
                 covered.push(norm.key.original_span(h.start as usize, h.end as usize));
+                if classifier.is_context(h.rule) {
+                    note(&mut names, &|n| n.context.push(r.section.clone()));
+                    continue;
+                }
                 match classifier.slot_family(h.rule) {
                     Some(family) => {
                         frame.slots.push([family, hash_str(&r.section)]);
@@ -317,6 +347,11 @@ pub fn build(
                     None if r.weak => {
                         frame.weak.push(hash_str(&r.section));
                         note(&mut names, &|n| n.weak.push(r.section.clone()));
+                    }
+                    None if classifier.concept_group(h.rule).is_some() => {
+                        let group = r.section.split('_').next().unwrap_or(&r.section);
+                        frame.concepts.push(hash_str(group));
+                        note(&mut names, &|n| n.concepts.push(group.to_string()));
                     }
                     None => {
                         frame.concepts.push(hash_str(&r.section));
@@ -346,10 +381,32 @@ pub fn build(
     } else {
         shop_topics > 0 && product_topics == 0
     };
-    // Numbers (product numbers, heights, models, counts) are exclusive values.
+    // Numbers that name something (1番, size 140, model 720) are exclusive values. A number
+    // with a unit of measure is the asker's context (身長98cm, 3歳の子): it says which amount
+    // is meant (a unit slot), not which thing. Several numbers compare (110と120どっち).
     let surface = norm.surface.as_str();
     let num = hash_str("num");
-    for digits in surface.split(|c: char| !c.is_ascii_digit()).filter(|d| !d.is_empty()) {
+    let mut names_of: Vec<&str> = Vec::new();
+    let mut rest = surface;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        let tail = &rest[start..];
+        let len = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+        let (digits, after) = tail.split_at(len);
+        rest = after;
+        let after = after.trim_start_matches([' ', '.', ',']).to_lowercase();
+        match UNITS
+            .iter()
+            .find(|(prefixes, unit)| MEASURES.contains(unit) && prefixes.iter().any(|p| after.starts_with(p)))
+        {
+            Some((_, unit)) => {
+                frame.slots.push([hash_str("unit"), hash_str(unit)]);
+                note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
+            }
+            None => names_of.push(digits),
+        }
+    }
+    if names_of.len() == 1 {
+        let digits = names_of[0];
         frame.slots.push([num, hash_str(digits)]);
         note(&mut names, &|n| n.slots.push(format!("num_{digits}")));
     }
@@ -386,7 +443,9 @@ pub fn build(
         if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) {
             continue;
         }
-        let word = &surface[t.start as usize..t.end as usize];
+        // Grams and spans in the key view, where catalogue keywords are matched too.
+        let at = norm.key.span_of(span.0, span.1);
+        let word = at.map_or(&surface[t.start as usize..t.end as usize], |(s, e)| &norm.key.as_str()[s..e]);
         push_grams(word, &mut frame.grams);
         let short = base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c));
         if short {
@@ -394,6 +453,9 @@ pub fn build(
         }
         if t.pos == Pos::Noun || t.unknown {
             frame.nouns.push(fold_hash(base));
+            if let Some((s, e)) = at {
+                frame.noun_at.push((fold_hash(base), [s as u32, e as u32]));
+            }
             note(&mut names, &|n| n.nouns.push(base.to_string()));
         } else {
             frame.preds.push(fold_hash(base));
@@ -470,6 +532,12 @@ const UNITS: &[(&[&str], &str)] = &[
     (&["畳"], "tatami"),
     (&["インチ"], "inch"),
     (&["デシベル", "db"], "db"),
+];
+
+/// Units after a number that measure the asker or the thing (not name a product or a size).
+const MEASURES: &[&str] = &[
+    "cm", "mm", "m", "kg", "g", "ml", "l", "age", "months", "years", "days", "hours", "minutes", "yen", "percent",
+    "people", "watts", "inch", "db", "tatami",
 ];
 
 /// The ask a question-cue rule implies.

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::frame::{Ask, FrameView};
 
 /// The features of a pair of frames, in the order of the model's weights.
-pub const FEATURES: [&str; 18] = [
+pub const FEATURES: [&str; 19] = [
     "concepts_equal",
     "concepts_jaccard",
     "concepts_disjoint",
@@ -36,6 +36,7 @@ pub const FEATURES: [&str; 18] = [
     "nothing_named",
     "one_named_other_not",
     "contrast",
+    "nothing_shared",
 ];
 
 /// Number of pair features.
@@ -125,7 +126,9 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
     let (_, wi) = jaccard(a.weak, b.weak);
     let (nj, ni) = jaccard(a.nouns, b.nouns);
     let (pj, _) = jaccard(a.preds, b.preds);
-    let (gj, _) = jaccard(a.grams, b.grams);
+    let (gj, gi) = jaccard(a.grams, b.grams);
+    let (_, ti) = jaccard(a.topics, b.topics);
+    let shared_slot = a.slots.iter().any(|s| b.slots.contains(s));
     let slot_families = |x: FrameView<'_>| x.slots.iter().map(|s| s[0]).collect::<Vec<_>>();
     let (fa, fb) = (slot_families(a), slot_families(b));
     let slots_one_side = fa.iter().any(|f| !fb.contains(f)) || fb.iter().any(|f| !fa.contains(f));
@@ -153,6 +156,9 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
         flag(!named(a) && !named(b)),
         flag(named(a) != named(b)),
         flag(contrast),
+        // No concept, topic, noun, character pair or value in common: only the phrasing could
+        // make them one, and phrasing (見せて, できる？) is shared by unrelated questions.
+        flag(ci == 0 && ti == 0 && wi == 0 && ni == 0 && gi == 0 && !shared_slot),
     ])
 }
 
@@ -182,6 +188,7 @@ impl Default for IdentityModel {
             ("nothing_named", -1.0),
             ("one_named_other_not", -1.0),
             ("contrast", -2.0),
+            ("nothing_shared", -3.0),
         ] {
             if let Some(i) = FEATURES.iter().position(|f| *f == name) {
                 weights[i] = w;
@@ -302,6 +309,8 @@ pub struct Pair {
     pub same: bool,
     /// How much the pair counts in training (near misses, the hard negatives, count more).
     pub weight: f32,
+    /// The two texts, for listing the pairs the model gets wrong.
+    pub texts: Option<Box<(String, String)>>,
 }
 
 /// Fits the pair model by L2-regularized logistic regression (full-batch gradient descent; the
@@ -420,7 +429,7 @@ mod tests {
             let mut f = [0.0; N];
             f[0] = concepts_equal;
             f[2] = disjoint;
-            Pair { features: f, same, weight: 1.0 }
+            Pair { features: f, same, weight: 1.0, texts: None }
         };
         let pairs: Vec<Pair> =
             (0..50).flat_map(|_| [pair(true, 1.0, 0.0), pair(false, 0.0, 1.0), pair(false, 0.0, 0.0)]).collect();

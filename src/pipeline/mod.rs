@@ -567,8 +567,8 @@ pub struct StreamState {
 
 impl StreamState {
     /// Runs the stateful stage and decides the verdict.
-    pub fn process(&mut self, meta: Meta<'_>, analysis: Analysis) -> Verdict {
-        let about = self.about(&analysis, meta.product);
+    pub fn process(&mut self, meta: Meta<'_>, mut analysis: Analysis) -> Verdict {
+        let about = self.scope(&mut analysis, meta.product);
         let Analysis { mut classification, frame, key_hash, key_chars, topics, .. } = analysis;
         let input = DedupeInput {
             scope: about.scope(),
@@ -608,7 +608,19 @@ impl StreamState {
     /// shop. Otherwise the product the message names by a catalogue name or keyword (the one on
     /// screen when it names several, else the first), unless that keyword is also an attribute
     /// word (サイズ, ゴールド); failing that, the product on screen.
-    pub fn about(&mut self, analysis: &Analysis, on_screen: Option<&str>) -> About {
+    /// What a message is about ([`StreamState::about`]); a question's frame then leaves out the
+    /// words that only name its product, which the scope already says.
+    pub fn scope(&mut self, analysis: &mut Analysis, on_screen: Option<&str>) -> About {
+        let about = self.about(analysis, on_screen);
+        if let Some(f) = analysis.frame.as_mut() {
+            for m in &self.mentions {
+                f.forget_span(&analysis.key, m.start as usize, m.end as usize);
+            }
+        }
+        about
+    }
+
+    fn about(&mut self, analysis: &Analysis, on_screen: Option<&str>) -> About {
         if analysis.frame.as_ref().is_some_and(|s| s.shop) {
             return About::Shop;
         }

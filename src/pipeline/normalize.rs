@@ -80,6 +80,14 @@ impl Mapped {
         (s, e.max(s))
     }
 
+    /// The byte range of the normalized text that came from the original range `start..end`
+    /// (the characters wholly inside it), if any.
+    pub fn span_of(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let first = self.origin.iter().position(|o| o.0 as usize >= start && o.1 as usize <= end)?;
+        let last = self.origin.iter().rposition(|o| o.0 as usize >= start && o.1 as usize <= end)?;
+        Some((first, last + 1))
+    }
+
     fn clear(&mut self) {
         self.text.clear();
         self.origin.clear();
