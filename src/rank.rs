@@ -189,6 +189,9 @@ pub struct Question {
     pub asked_after_answer: u32,
 }
 
+/// The most-asked question about the product on screen ranks at least this high.
+pub const ON_SCREEN_TOP: usize = 3;
+
 /// Wordings kept per question.
 pub const MAX_WORDINGS: usize = 5;
 
@@ -451,9 +454,33 @@ impl Queue {
         out.sort_by(|a, b| {
             let pa = a.question.state == QuestionState::Pinned;
             let pb = b.question.state == QuestionState::Pinned;
-            pb.cmp(&pa).then(b.score.total_cmp(&a.score)).then(a.question.first_ts.cmp(&b.question.first_ts))
+            pb.cmp(&pa)
+                .then(b.score.total_cmp(&a.score))
+                .then(a.question.first_ts.cmp(&b.question.first_ts))
+                .then(a.question.cluster.cmp(&b.question.cluster))
         });
+        self.keep_on_screen_in_view(&mut out);
         out
+    }
+
+    /// The most-asked open question about the product on screen is always among the first
+    /// [`ON_SCREEN_TOP`] (after pinned ones): the host is talking about that product now. It is
+    /// moved up, not re-scored, so the others keep their order; its "why" says so.
+    fn keep_on_screen_in_view(&self, out: &mut [Ranked]) {
+        let Some(on) = self.current_product.as_deref() else { return };
+        let best = out
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.question.state == QuestionState::Open && r.question.product.as_deref() == Some(on))
+            .max_by(|(i, a), (j, b)| a.question.askers.cmp(&b.question.askers).then(j.cmp(i)))
+            .map(|(i, _)| i);
+        let Some(i) = best else { return };
+        let pinned = out.iter().take_while(|r| r.question.state == QuestionState::Pinned).count();
+        let slot = pinned.max(ON_SCREEN_TOP - 1);
+        out[i].why = format!("most asked on screen · {}", out[i].why);
+        if i > slot {
+            out[slot..=i].rotate_right(1);
+        }
     }
 
     /// Every question, in cluster order (for journals and tests).
@@ -572,6 +599,42 @@ mod tests {
         assert_eq!(ranked[0].why, "×1 asked · paid US$1.00 + ¥500 · waiting 0s");
         assert_eq!(ranked[0].question.paid, 650);
         assert_eq!(ranked[1].why, "×1 asked · paid ¥100 · waiting 0s");
+    }
+
+    #[test]
+    fn the_on_screen_products_most_asked_question_is_always_in_the_first_three() {
+        let mut q = Queue::new(&RankConfig::default());
+        let on = |q: &mut Queue, cluster: u32, askers: u32, product: &str, topics: &[String]| {
+            q.observe(&Asked {
+                cluster,
+                askers,
+                user: None,
+                text: "?",
+                ts: 0,
+                topics,
+                product: Some(product),
+                shop: false,
+                paid: None,
+                intent: false,
+            });
+        };
+        let size = ["size".to_string()];
+        for c in 1..=5 {
+            on(&mut q, c, 6, "p1", &size);
+        }
+        on(&mut q, 6, 1, "p5", &[]);
+        on(&mut q, 7, 2, "p5", &[]);
+        q.current_product = Some("p5".into());
+        let ranked = q.ranked(0);
+        let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids[2], "q7", "the most asked about p5, moved up: {ids:?}");
+        assert!(ranked[2].why.starts_with("most asked on screen"), "{}", ranked[2].why);
+        assert_eq!(&ids[..2], ["q1", "q2"], "the others keep their order");
+        q.current_product = Some("p1".into());
+        let ranked = q.ranked(0);
+        let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(&ids[..3], ["q1", "q2", "q3"], "already in view: nothing moves");
+        assert!(ranked[0].why.starts_with("most asked on screen"), "{}", ranked[0].why);
     }
 
     #[test]

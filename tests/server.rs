@@ -742,3 +742,42 @@ async fn a_stream_whose_adapters_have_all_ended_says_so_to_the_host_screen() {
     assert!(other.get("adapters").is_none(), "a stream without adapters says nothing about them: {other}");
     assert!(server.shutdown().await.in_time());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_ties_questions_to_products_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("kept.db");
+    let catalog = json!({"products": [
+        {"id": "p1", "name": "リネンシャツワンピース", "keywords": ["ワンピ", "ワンピース"]},
+        {"id": "p5", "name": "レザー調トートバッグ", "keywords": ["トート"]},
+    ]});
+    let path = journal.clone();
+    let server = TestServer::start(move |c| c.server.journal.path = path).await;
+    let put = |server: &TestServer, body: String| {
+        let addr = server.addr.clone();
+        async move { http(&addr, "PUT", "/v1/streams/live/catalog", None, Some(&body)).await.unwrap() }
+    };
+    assert_eq!(put(&server, catalog.to_string()).await.0, 200);
+    let (status, body) = put(&server, r#"{"products":[{"id":"a","name":""},{"id":"a","name":"b"}]}"#.into()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("empty name") && body.contains("duplicate id"), "every problem listed: {body}");
+    assert_eq!(put(&server, "not json".into()).await.0, 400);
+    let mut ws = server.ws("live").await;
+    send(&mut ws, &json!({"id": "1", "user": "a", "text": "トートのお値段いくらですか", "ts": 1_000})).await;
+    let v = recv(&mut ws).await;
+    assert_eq!(v["product"], "p5", "{v}");
+    let (_, list) = server.get("/v1/streams/live/questions").await;
+    assert_eq!(list["questions"][0]["product_name"], "レザー調トートバッグ", "{list}");
+    assert_eq!(list["products"].as_array().unwrap().len(), 2, "{list}");
+    assert!(server.shutdown().await.in_time());
+
+    let path = journal.clone();
+    let server = TestServer::start(move |c| c.server.journal.path = path).await;
+    let (_, kept) = server.get("/v1/streams/live/catalog").await;
+    assert_eq!(kept, catalog, "restored from the journal");
+    let mut ws = server.ws("live").await;
+    send(&mut ws, &json!({"id": "2", "user": "b", "text": "ワンピースの素材は？", "ts": 2_000})).await;
+    let v = recv(&mut ws).await;
+    assert_eq!(v["product"], "p1", "matched against the restored catalogue: {v}");
+    server.shutdown().await;
+}

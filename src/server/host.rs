@@ -103,7 +103,11 @@ pub(crate) async fn put_catalog(
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
-    let Ok(body) = axum::body::to_bytes(body, MAX_CATALOG_BYTES).await else {
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    // Refused before reading: a client that waits for `100 Continue` never sends the body.
+    let too_large = declared.is_some_and(|n| n > MAX_CATALOG_BYTES);
+    let body = if too_large { Err(()) } else { axum::body::to_bytes(body, MAX_CATALOG_BYTES).await.map_err(|_| ()) };
+    let Ok(body) = body else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("a catalogue is at most {MAX_CATALOG_BYTES} bytes; the previous one stays"),
