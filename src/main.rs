@@ -99,6 +99,9 @@ enum Command {
         /// Host bearer tokens, comma-separated (added to server.host_tokens).
         #[arg(long, env = "KOTAE_HOST_TOKENS", value_delimiter = ',', hide_env_values = true)]
         host_token: Vec<String>,
+        /// Moderator bearer tokens, comma-separated (added to server.moderator_tokens).
+        #[arg(long, env = "KOTAE_MODERATOR_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        moderator_token: Vec<String>,
     },
     /// Replay a recorded JSON Lines stream over a websocket and tally the verdicts.
     Replay {
@@ -253,13 +256,14 @@ fn main() -> ExitCode {
             runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
             Ok(())
         }
-        Command::Serve { listen, ingest_token, host_token } => {
+        Command::Serve { listen, ingest_token, host_token, moderator_token } => {
             let mut config = config.clone();
             if let Some(l) = listen {
                 config.server.listen = l;
             }
             config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
             config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
+            config.server.moderator_tokens.extend(moderator_token.into_iter().filter(|t| !t.is_empty()));
             config.validate()?;
             let engine = engine()?;
             let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;

@@ -107,7 +107,8 @@ impl Engine {
         Ok(Arc::new(Self { config, tokenizer, classifier: ArcSwap::from_pointee(classifier) }))
     }
 
-    fn load_classifier(config: &PipelineConfig) -> Result<Classifier, PipelineError> {
+    /// Loads dictionaries and model from disk (what [`Engine::reload`] installs).
+    pub fn load_classifier(config: &PipelineConfig) -> Result<Classifier, PipelineError> {
         let dictionaries = Dictionaries::load(&config.dictionaries, &config.normalize)?;
         let model_path = config.model_path();
         let model = if model_path.exists() { Model::load(&model_path)? } else { Model::default() };
@@ -119,6 +120,11 @@ impl Engine {
         let classifier = Self::load_classifier(&self.config)?;
         self.classifier.store(Arc::new(classifier));
         Ok(())
+    }
+
+    /// Installs a classifier loaded and checked by the caller.
+    pub fn swap(&self, classifier: Classifier) {
+        self.classifier.store(Arc::new(classifier));
     }
 
     /// Installs already-compiled dictionaries (e.g. an edit validated in memory).
@@ -248,7 +254,7 @@ impl Analyzer {
         if text.len() > limit {
             return Err(Reject::TooLarge(text.len(), limit));
         }
-        if text.trim().is_empty() {
+        if crate::message::is_blank(text) {
             return Err(Reject::Empty);
         }
         let classifier = self.engine.classifier.load();
