@@ -188,6 +188,7 @@ async fn host_session(
     let (mut sink, mut source) = socket.split();
     let mut closing = ctx.closing.clone();
     let mut close = None;
+    let mut peer_closed = false;
     version.borrow_and_update();
     let mut kind = "snapshot";
     'push: loop {
@@ -212,7 +213,11 @@ async fn host_session(
                     break;
                 }
                 msg = source.next() => match msg {
-                    Some(Ok(Message::Close(_))) | None => break 'push,
+                    Some(Ok(Message::Close(_))) => {
+                        peer_closed = true;
+                        break 'push;
+                    }
+                    None => break 'push,
                     Some(Err(e)) => {
                         if let Some(code) = close_code(&e) {
                             metrics.conn_event(ConnEvent::ProtocolError);
@@ -240,8 +245,7 @@ async fn host_session(
         tokio::time::sleep(interval).await;
         version.borrow_and_update();
     }
-    let frame = close.map(|(code, reason)| super::ws::close_frame(code, reason));
-    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
+    super::ws::finish(&mut sink, peer_closed, close, send_timeout).await;
     metrics.connections(Endpoint::Host).dec();
 }
 

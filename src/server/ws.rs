@@ -48,6 +48,20 @@ pub(crate) fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
     CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }
 }
 
+/// Ends a websocket: sends the echo of the client's close frame when it closed, else our own
+/// close frame (with `close`'s code and reason).
+pub(crate) async fn finish<S>(sink: &mut S, peer_closed: bool, close: Option<(u16, &'static str)>, within: Duration)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    if peer_closed {
+        let _ = tokio::time::timeout(within, sink.flush()).await;
+    } else {
+        let frame = close.map(|(code, reason)| close_frame(code, reason));
+        let _ = tokio::time::timeout(within, sink.send(Message::Close(frame))).await;
+    }
+}
+
 /// Websocket control frames (pings, pongs) a connection may send: `rate` a second, twice that at once.
 pub(crate) fn control_bucket(rate: u32) -> TokenBucket {
     TokenBucket::new(rate, rate.saturating_mul(2))
@@ -284,6 +298,8 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
     let mut reading = !*closing.borrow();
     let mut writable = true;
     let mut close: Option<(u16, &'static str)> = if reading { None } else { Some((1001, "server shutting down")) };
+    // The client closed: the library has queued the echo of its close frame.
+    let mut peer_closed = false;
     // Only data frames count as activity: pings alone do not keep a connection open.
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
@@ -365,7 +381,11 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
                             reading = false;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => reading = false,
+                    Some(Ok(Message::Close(_))) => {
+                        peer_closed = true;
+                        reading = false;
+                    }
+                    None => reading = false,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "ingest connection failed");
                         match close_code(&e) {
@@ -401,8 +421,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
         }
     }
     if writable {
-        let frame = close.map(|(code, reason)| close_frame(code, reason));
-        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
+        finish(&mut sink, peer_closed, close, send_timeout).await;
     }
     metrics.connections(Endpoint::Ingest).dec();
 }
