@@ -146,17 +146,6 @@ async fn send(ws: &mut Ws, v: &Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
 
-/// The close code a websocket ends with (`None`: closed without a close frame).
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("closed in time") {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
 // --- A raw websocket client, to send what a well-behaved library never would. -------------
 
 /// Opens a websocket by hand; returns the socket after a `101`.
@@ -330,7 +319,8 @@ async fn wild_timestamps_are_clamped() {
     let c = recv(&mut ws).await;
     assert_eq!(a["cluster"], b["cluster"], "{a} {b}");
     assert_eq!(a["cluster"], c["cluster"], "one question: {a} {c}");
-    send(&mut ws, &json!({"id": "d", "user": "d", "text": "送料いくらですか", "ts": now + 10 * 365 * 86_400_000})).await;
+    send(&mut ws, &json!({"id": "d", "user": "d", "text": "送料いくらですか", "ts": now + 10 * 365 * 86_400_000}))
+        .await;
     recv(&mut ws).await;
     let (_, list) = server.call("GET", "/v1/streams/clock/questions", None).await;
     let clock = list["now"].as_u64().unwrap();
@@ -426,9 +416,11 @@ async fn a_nested_element_costs_only_its_own_error() {
     let server = TestServer::start(|_| {}).await;
     let mut ws = server.ws("nested").await;
     let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
-    ws.send(Message::Text(format!(r#"[{{"id":"a","text":"こんにちは"}},{deep},5,{{"id":"d","text":"送料は？"}}]"#).into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(
+        format!(r#"[{{"id":"a","text":"こんにちは"}},{deep},5,{{"id":"d","text":"送料は？"}}]"#).into(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(recv(&mut ws).await["id"], "a");
     let e = recv(&mut ws).await;
     assert_eq!((e["id"].as_str(), e["error"].is_string()), (Some("2"), true), "{e}");
@@ -447,9 +439,11 @@ async fn a_nested_element_costs_only_its_own_error() {
 async fn text_of_invisible_characters_is_empty() {
     let server = TestServer::start(|_| {}).await;
     let mut ws = server.ws("invisible").await;
-    ws.send(Message::Text(r#"[{"text":"\u200b"},{"text":"\u202e\u200b"},{"text":"\u0000"},{"text":"\ufeff\u2060"}]"#.into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(
+        r#"[{"text":"\u200b"},{"text":"\u202e\u200b"},{"text":"\u0000"},{"text":"\ufeff\u2060"}]"#.into(),
+    ))
+    .await
+    .unwrap();
     for _ in 0..4 {
         assert_eq!(recv(&mut ws).await["error"], "message text is empty");
     }
@@ -492,17 +486,66 @@ async fn cross_site_requests_and_dns_rebinding_are_refused() {
     let a = server.addr.clone();
     let json = "Content-Type: application/json";
     for (what, head, body, status) in [
-        ("dismiss", format!("POST /v1/streams/s/questions/q1/dismiss HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example"), "", 403),
-        ("product", format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example\r\n{json}"), r#"{"product":"x"}"#, 403),
-        ("dictionary", format!("POST /v1/moderator/dictionaries/apply HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example\r\n{json}"), r#"{"op":"add","list":"abuse","section":"insult","term":"x"}"#, 403),
-        ("origin null", format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: null\r\n{json}"), r#"{"product":"x"}"#, 403),
-        ("a form", format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nContent-Type: text/plain"), r#"{"product":"x"}"#, 415),
-        ("an image tag", format!("GET /v1/streams/s/questions HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors"), "", 403),
+        (
+            "dismiss",
+            format!("POST /v1/streams/s/questions/q1/dismiss HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example"),
+            "",
+            403,
+        ),
+        (
+            "product",
+            format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example\r\n{json}"),
+            r#"{"product":"x"}"#,
+            403,
+        ),
+        (
+            "dictionary",
+            format!(
+                "POST /v1/moderator/dictionaries/apply HTTP/1.1\r\nHost: {a}\r\nOrigin: http://evil.example\r\n{json}"
+            ),
+            r#"{"op":"add","list":"abuse","section":"insult","term":"x"}"#,
+            403,
+        ),
+        (
+            "origin null",
+            format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: null\r\n{json}"),
+            r#"{"product":"x"}"#,
+            403,
+        ),
+        (
+            "a form",
+            format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nContent-Type: text/plain"),
+            r#"{"product":"x"}"#,
+            415,
+        ),
+        (
+            "an image tag",
+            format!(
+                "GET /v1/streams/s/questions HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors"
+            ),
+            "",
+            403,
+        ),
         ("rebinding", "GET /v1/streams/s/questions HTTP/1.1\r\nHost: rebound.example:7878".to_string(), "", 403),
         ("rebinding a page", "GET / HTTP/1.1\r\nHost: rebound.example".to_string(), "", 403),
-        ("same origin", format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: http://{a}\r\n{json}"), r#"{"product":"p"}"#, 200),
-        ("an allowed origin", format!("GET /v1/streams/s/questions HTTP/1.1\r\nHost: {a}\r\nOrigin: https://shop.example"), "", 200),
-        ("a link to the page", format!("GET / HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: navigate"), "", 200),
+        (
+            "same origin",
+            format!("PUT /v1/streams/s/product HTTP/1.1\r\nHost: {a}\r\nOrigin: http://{a}\r\n{json}"),
+            r#"{"product":"p"}"#,
+            200,
+        ),
+        (
+            "an allowed origin",
+            format!("GET /v1/streams/s/questions HTTP/1.1\r\nHost: {a}\r\nOrigin: https://shop.example"),
+            "",
+            200,
+        ),
+        (
+            "a link to the page",
+            format!("GET / HTTP/1.1\r\nHost: {a}\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: navigate"),
+            "",
+            200,
+        ),
         ("localhost", "GET /healthz HTTP/1.1\r\nHost: localhost".to_string(), "", 200),
     ] {
         let (got, text) = server.raw(&head, body).await;
@@ -688,7 +731,8 @@ async fn host_tokens_do_not_open_the_moderator_console() {
     }
     let (status, _) = http(&a, "GET", "/v1/streams/s/summary", Some("host-secret-0123456789"), None).await.unwrap();
     assert_eq!(status, 200, "the host screen's summary");
-    let (status, _) = http(&a, "GET", "/v1/streams/s/questions", Some("moderator-secret-0123456789"), None).await.unwrap();
+    let (status, _) =
+        http(&a, "GET", "/v1/streams/s/questions", Some("moderator-secret-0123456789"), None).await.unwrap();
     assert_eq!(status, 401, "each role its own endpoints");
     server.shutdown().await;
 }
@@ -698,12 +742,14 @@ async fn host_tokens_do_not_open_the_moderator_console() {
 async fn dry_runs_are_limited_in_concurrency() {
     let server = Arc::new(TestServer::start(|c| c.server.max_console_jobs = 1.try_into().unwrap()).await);
     let mut ws = server.ws("dry").await;
-    let batch: Vec<Value> = (0..500).map(|i| json!({"id": i, "user": format!("u{i}"), "text": "この店員へなちょこすぎ"})).collect();
+    let batch: Vec<Value> =
+        (0..500).map(|i| json!({"id": i, "user": format!("u{i}"), "text": "この店員へなちょこすぎ"})).collect();
     send(&mut ws, &Value::Array(batch)).await;
     for _ in 0..500 {
         recv(&mut ws).await;
     }
-    let edit = json!({"op": "add", "list": "abuse", "section": "insult", "term": "へなちょこ", "stream": "dry", "last": 500});
+    let edit =
+        json!({"op": "add", "list": "abuse", "section": "insult", "term": "へなちょこ", "stream": "dry", "last": 500});
     let calls = (0..8).map(|_| {
         let server = server.clone();
         let edit = edit.clone();

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod client;
 pub mod demo;
 pub mod eval;
+pub mod hostile;
 pub mod replay;
 pub mod serve;
 pub mod train;

@@ -68,8 +68,8 @@ pub struct ServerConfig {
     pub max_id_bytes: NonZeroUsize,
     /// Longest message `user`, bytes; a longer one gets an error.
     pub max_user_bytes: NonZeroUsize,
-    /// How far a message's `ts` may lie ahead of the wall clock, or behind its stream's clock,
-    /// ms; a `ts` beyond is clamped to that bound (counted).
+    /// How far a message's `ts` may lie ahead of the wall clock, ms; a later `ts` is clamped to
+    /// that bound (counted), so it can neither wrap nor pin the stream's clock.
     pub max_ts_skew_ms: NonZeroU64,
     /// Streams with state in memory at once; a new stream past it is refused (its messages get
     /// `"too many streams"`) until idle ones are forgotten. Reads never create a stream.
@@ -124,7 +124,9 @@ pub struct ServerConfig {
     pub utc_offset_minutes: i32,
     /// Graceful shutdown must finish (drain, flush the journal) within this time.
     pub shutdown_deadline_ms: NonZeroU64,
-    /// Watch the dictionary directory and reload on change (a broken edit keeps the old ones).
+    /// Watch the dictionary directory and reload once the files have been quiet for 200 ms; a
+    /// broken edit keeps the old ones, and so does a reload that would lose most of a list's
+    /// entries until it is confirmed.
     pub reload_dictionaries: bool,
     /// The durable journal.
     pub journal: JournalConfig,
