@@ -127,8 +127,9 @@ fn frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], mask: bool) -> Vec<u8> 
     f
 }
 
-/// Runs `attack` every `every` until `stop`, counting the rounds.
+/// Runs `attack` every `every` until `stop`, counting the rounds, on the attackers' runtime.
 fn attacker<F, Fut>(
+    rt: &tokio::runtime::Handle,
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
     every: Duration,
@@ -138,7 +139,7 @@ where
     F: Fn(u64) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    tokio::spawn(async move {
+    rt.spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut round = 0;
@@ -179,17 +180,26 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     ];
     let counts: Vec<Arc<AtomicU64>> = kinds.iter().map(|_| Arc::default()).collect();
     let first_rss = sample_rss(&addr).await.unwrap_or(0);
+    // The attackers get a runtime (one thread) of their own, so they never hold up the timers
+    // and readers that measure the good traffic.
+    let attackers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("hostile")
+        .enable_all()
+        .build()
+        .map_err(ClientError::Io)?;
+    let rt = attackers.handle().clone();
     let mut tasks = Vec::new();
 
     // Pings as fast as the socket takes them, pongs never read; four at a time.
     for _ in 0..4 {
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[0].clone(), Duration::from_millis(100), move |i| {
+        tasks.push(attacker(&rt, stop.clone(), counts[0].clone(), Duration::from_millis(100), move |i| {
             let a = a.clone();
             async move {
                 let Some(mut s) = raw_ws(&a, &format!("/v1/ingest?stream=flood{}", i % 4), "").await else { return };
                 let ping = frame(true, 0, 0x9, b"are you there", true);
-                for _ in 0..2000 {
+                for _ in 0..400 {
                     if s.write_all(&ping).await.is_err() {
                         break;
                     }
@@ -200,7 +210,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     // Request bodies that never finish, twenty at a time: each waits for the server's 408.
     for _ in 0..20 {
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[1].clone(), Duration::from_millis(200), move |_| {
+        tasks.push(attacker(&rt, stop.clone(), counts[1].clone(), Duration::from_millis(200), move |_| {
             let a = a.clone();
             async move {
                 let Ok(mut s) = TcpStream::connect(&a).await else { return };
@@ -219,7 +229,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     let big = Arc::new(frame(true, 0, 0x1, &vec![b' '; 12 << 20], true));
     for k in 0..8 {
         let (a, big) = (addr.clone(), big.clone());
-        tasks.push(attacker(stop.clone(), counts[2].clone(), Duration::from_millis(200), move |_| {
+        tasks.push(attacker(&rt, stop.clone(), counts[2].clone(), Duration::from_millis(200), move |_| {
             let (a, big) = (a.clone(), big.clone());
             async move {
                 let Some(mut s) = raw_ws(&a, &format!("/v1/ingest?stream=big{k}"), "").await else { return };
@@ -233,7 +243,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
         let a = addr.clone();
         let count = counts[3].clone();
         let stop2 = stop.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(rt.spawn(async move {
             while !stop2.load(Ordering::Relaxed) {
                 let Some(mut s) = raw_ws(&a, "/v1/streams/bench-0/host", "").await else {
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -254,7 +264,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
             }
         }));
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[3].clone(), Duration::from_millis(250), move |_| {
+        tasks.push(attacker(&rt, stop.clone(), counts[3].clone(), Duration::from_millis(250), move |_| {
             let a = a.clone();
             async move {
                 let Some(mut s) = raw_ws(&a, "/v1/streams/bench-1/host", "").await else { return };
@@ -272,7 +282,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
         let a = addr.clone();
         let count = counts[4].clone();
         let stop2 = stop.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(rt.spawn(async move {
             let big = "u".repeat(64 * 1024);
             let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
             let frames = [
@@ -309,7 +319,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     // Reads of streams nobody sent to, fifty a second.
     {
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[5].clone(), Duration::from_millis(20), move |i| {
+        tasks.push(attacker(&rt, stop.clone(), counts[5].clone(), Duration::from_millis(20), move |i| {
             let a = a.clone();
             async move {
                 let what = ["questions", "held", "summary", "settings"][(i % 4) as usize];
@@ -320,7 +330,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     // Writes from another site's page and through a re-pointed name, twenty a second.
     {
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[6].clone(), Duration::from_millis(50), move |i| {
+        tasks.push(attacker(&rt, stop.clone(), counts[6].clone(), Duration::from_millis(50), move |i| {
             let a = a.clone();
             async move {
                 let Ok(mut s) = TcpStream::connect(&a).await else { return };
@@ -343,7 +353,7 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
     // Frames that break the protocol, ten connections a second.
     {
         let a = addr.clone();
-        tasks.push(attacker(stop.clone(), counts[7].clone(), Duration::from_millis(100), move |i| {
+        tasks.push(attacker(&rt, stop.clone(), counts[7].clone(), Duration::from_millis(100), move |i| {
             let a = a.clone();
             async move {
                 let Some(mut s) = raw_ws(&a, "/v1/ingest?stream=proto", "").await else { return };
@@ -379,12 +389,14 @@ pub async fn run_hostile(spec: LoadSpec) -> Result<HostileReport, ClientError> {
 
     let good = run(spec).await;
     stop.store(true, Ordering::Relaxed);
-    let good = good?;
     let max_rss = sampler.await.unwrap_or(0);
     // Attackers finish their current round (bounded by their own timeouts).
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(35), t).await;
     }
+    // A runtime may not be dropped from async code; this lets it go without waiting.
+    attackers.shutdown_background();
+    let good = good?;
     // Every message received reaches one outcome once the server has answered everything.
     let settle = Instant::now();
     let (mut received, mut outcomes, mut text) = (0, 0, String::new());
