@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
             for (i, m) in msgs.iter().enumerate() {
                 if let Ok(a) = analyzer.analyze(m) {
                     let user = &users[i % users.len()];
-                    n += state.process(Meta { user: Some(user), ts: i as u64 * 100 }, a).repeats;
+                    n += state.process(Meta { user: Some(user), ts: i as u64 * 100, product: None }, a).repeats;
                 }
             }
             black_box(n)

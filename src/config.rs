@@ -129,6 +129,32 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_names_and_explains_every_server_field() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.example.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let defaults = toml::Value::try_from(ServerConfig::default()).unwrap();
+        for key in defaults.as_table().unwrap().keys().filter(|k| *k != "journal") {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+                "server.{key} is missing from the example"
+            );
+        }
+        // Every run of settings starts below a comment saying what they do.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let setting = !l.starts_with('#') && !l.starts_with('[') && l.contains(" = ");
+            let after = i.checked_sub(1).map(|j| lines[j]);
+            if setting {
+                assert!(
+                    after.is_some_and(|p| p.starts_with('#') || (p.contains(" = ") && !p.starts_with('['))),
+                    "line {}: {l} has no comment above it",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.example.toml");
         let config = Config::load(&path).unwrap();

@@ -24,6 +24,8 @@
 //! Loading reports every problem with its file and line; the caller keeps the previous
 //! dictionaries when loading fails.
 
+pub mod edit;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -117,6 +119,27 @@ impl fmt::Display for Problem {
 #[error("{} problem(s) in dictionaries:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct DictionaryError(pub Vec<Problem>);
 
+/// The list of a rule id (`ja.abuse.insult` → `abuse`).
+fn list_of(rule: &str) -> &str {
+    let rest = rule.split_once('.').map_or(rule, |(_, r)| r);
+    rest.split_once('.').map_or(rest, |(l, _)| l)
+}
+
+/// Lists that would lose most of their entries going from `before` to `after`, described
+/// (`abuse.txt: 120 → 3 entries`). A list that disappears loses all of them.
+pub fn shrunk_lists(
+    before: &std::collections::BTreeMap<String, usize>,
+    after: &std::collections::BTreeMap<String, usize>,
+) -> Vec<String> {
+    before
+        .iter()
+        .filter_map(|(list, &n)| {
+            let m = after.get(list).copied().unwrap_or(0);
+            (n > 0 && m * 2 < n).then(|| format!("{list}.txt: {n} → {m} entries"))
+        })
+        .collect()
+}
+
 /// Compiled keyword dictionaries. Immutable; swapped whole on reload.
 pub struct Dictionaries {
     rules: Vec<Rule>,
@@ -179,6 +202,20 @@ impl Dictionaries {
             return Err(DictionaryError(problems));
         }
         Self::compile_with(dir, &sources, normalize, readings)
+    }
+
+    /// Entries per list (file stem), as compiled.
+    pub fn list_sizes(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut sizes = std::collections::BTreeMap::new();
+        for rule in &self.rules {
+            sizes.entry(list_of(&rule.id).to_string()).or_insert(0);
+        }
+        for e in &self.entries {
+            if let Some(rule) = self.rules.get(usize::from(e.rule)) {
+                *sizes.entry(list_of(&rule.id).to_string()).or_insert(0) += 1;
+            }
+        }
+        sizes
     }
 
     /// Compiles dictionaries from in-memory `(path, text)` sources (used for dry runs of edits).
@@ -318,16 +355,15 @@ impl Dictionaries {
                 entries.push(Entry { rule, flags });
                 terms.push(key);
                 let concept = matches!(kind, ListKind::Synonym | ListKind::Topic);
-                if let Some(reading) = readings.as_mut().filter(|_| concept && term.chars().any(is_kanji)) {
-                    if let Some(kana) = reading(term).map(|r| normalizer.key_of(&r))
-                        && kana.chars().count() >= 3
-                        && !seen.contains_key(&(rule, kana.clone()))
-                        && !generated.contains_key(&(rule, kana.clone()))
-                    {
-                        generated.insert((rule, kana.clone()), entries.len());
-                        entries.push(Entry { rule, flags });
-                        terms.push(kana);
-                    }
+                if let Some(reading) = readings.as_mut().filter(|_| concept && term.chars().any(is_kanji))
+                    && let Some(kana) = reading(term).map(|r| normalizer.key_of(&r))
+                    && kana.chars().count() >= 3
+                    && !seen.contains_key(&(rule, kana.clone()))
+                    && !generated.contains_key(&(rule, kana.clone()))
+                {
+                    generated.insert((rule, kana.clone()), entries.len());
+                    entries.push(Entry { rule, flags });
+                    terms.push(kana);
                 }
             }
         }

@@ -9,11 +9,14 @@
 //!   producing normalized chat messages and carrying moderation actions back.
 //! - [`queue`]: stream shards owning dedupe, clusters and host queues; host actions.
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
-//! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth, hot reload, shutdown.
+//! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles, the
+//!   checks every request passes (hosts, origins, bounds), websocket upgrades under one frame
+//!   budget, hot reload, shutdown.
 //! - [`metrics`]: Prometheus metrics as typed handles.
 //! - [`moderation`]: per-stream moderation settings, held messages, blocked counts, the
 //!   purchase-intent ticker and the moderators' audit log.
-//! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton.
+//! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton; and
+//!   [`dictionary::edit`], moderators' edits of the files.
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.
@@ -21,8 +24,8 @@
 //!   written for the host, and the rate table ranking converts them with.
 //! - [`config`]: `kotae.toml`, typed and validated.
 //! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
-//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`,
-//!   `adapt`).
+//! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`
+//!   and its hostile soak, `adapt`).
 
 pub mod alloc;
 pub mod catalog;

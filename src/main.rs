@@ -148,6 +148,9 @@ enum Command {
         /// Host bearer tokens, comma-separated (added to server.host_tokens).
         #[arg(long, env = "KOTAE_HOST_TOKENS", value_delimiter = ',', hide_env_values = true)]
         host_token: Vec<String>,
+        /// Moderator bearer tokens, comma-separated (added to server.moderator_tokens).
+        #[arg(long, env = "KOTAE_MODERATOR_TOKENS", value_delimiter = ',', hide_env_values = true)]
+        moderator_token: Vec<String>,
     },
     /// Replay a recorded JSON Lines stream over a websocket and tally the verdicts.
     Replay {
@@ -169,7 +172,8 @@ enum Command {
         token: Option<String>,
     },
     /// Load a running server: N websocket connections at a target rate; reports msgs/s and
-    /// client-side verdict latency (p50/p99/p999).
+    /// client-side verdict latency (p50/p99/p999). With --hostile, attacks run beside the load
+    /// and the server's memory and accounting are checked too.
     BenchLoad {
         /// Server, e.g. ws://127.0.0.1:7878
         #[arg(long, default_value = "ws://127.0.0.1:7878")]
@@ -197,6 +201,11 @@ enum Command {
         /// Bearer token.
         #[arg(long, env = "KOTAE_TOKEN")]
         token: Option<String>,
+        /// Mix the load with attacks (ping floods, slow bodies, unfinished frames, host frames,
+        /// wild messages, random reads, cross-site requests, protocol errors); report the
+        /// server's RSS and accounting, and exit 1 past the limits (RSS 200 MB, p99 10 ms).
+        #[arg(long)]
+        hostile: bool,
     },
     /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
     Explain {
@@ -390,13 +399,14 @@ fn main() -> ExitCode {
             runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
             Ok(())
         }
-        Command::Serve { listen, ingest_token, host_token } => {
+        Command::Serve { listen, ingest_token, host_token, moderator_token } => {
             let mut config = config.clone();
             if let Some(l) = listen {
                 config.server.listen = l;
             }
             config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
             config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
+            config.server.moderator_tokens.extend(moderator_token.into_iter().filter(|t| !t.is_empty()));
             config.validate()?;
             let engine = engine()?;
             let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;
@@ -420,7 +430,7 @@ fn main() -> ExitCode {
             println!("labels:  {:?}", report.by_label);
             Ok(())
         }
-        Command::BenchLoad { to, connections, streams, rate, batch, window, seconds, messages, token } => {
+        Command::BenchLoad { to, connections, streams, rate, batch, window, seconds, messages, token, hostile } => {
             let texts = bench_texts()?;
             let spec = bench_load::LoadSpec {
                 server: to,
@@ -441,6 +451,14 @@ fn main() -> ExitCode {
                 if rate == 0 { "max".to_string() } else { rate.to_string() },
                 spec.batch
             );
+            if hostile {
+                let report = runtime()?.block_on(kotae::commands::hostile::run_hostile(spec))?;
+                println!("{}", report.summary());
+                if !report.passed() {
+                    anyhow::bail!("the hostile run went past its limits");
+                }
+                return Ok(());
+            }
             let report = runtime()?.block_on(bench_load::run(spec))?;
             println!("{}", report.summary());
             Ok(())

@@ -82,6 +82,40 @@ impl InMessage {
     }
 }
 
+/// Whether a character shows nothing by itself: white space, control characters, and the
+/// format and default-ignorable characters (zero-width spaces and joiners, bidirectional
+/// controls, the byte-order mark, variation selectors, fillers, tags).
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// Whether a message has nothing visible in it (empty, blank, or only invisible characters):
+/// such a message is refused as empty.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(is_invisible)
+}
+
 /// Scores by label name.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Scores {
@@ -260,6 +294,16 @@ pub struct OutError {
 mod tests {
     use super::*;
     use crate::label::{Action, Label};
+
+    #[test]
+    fn text_of_invisible_characters_is_blank() {
+        for t in ["", "  ", "\u{200B}", "\u{202E}\u{0000}", "\u{FEFF}\u{3000}\u{2060}", "\u{E0041}", "\u{FE0F}"] {
+            assert!(is_blank(t), "{t:?}");
+        }
+        for t in ["a", "\u{200B}あ", "😀", "\u{200D}👍", "・"] {
+            assert!(!is_blank(t), "{t:?}");
+        }
+    }
 
     fn verdict(id: &str, cluster: Option<&str>, rule: &str, topics: &[&str]) -> OutVerdict {
         OutVerdict {

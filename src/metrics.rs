@@ -53,15 +53,18 @@ pub enum RejectReason {
     RateLimited,
     /// The server is shutting down and the pipeline is gone.
     ShuttingDown,
+    /// A new stream while `max_streams` streams are in memory.
+    TooManyStreams,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 5] = [
+    pub const ALL: [RejectReason; 6] = [
         RejectReason::Malformed,
         RejectReason::TooLarge,
         RejectReason::Empty,
         RejectReason::RateLimited,
         RejectReason::ShuttingDown,
+        RejectReason::TooManyStreams,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -70,6 +73,7 @@ impl RejectReason {
             RejectReason::Empty => "empty",
             RejectReason::RateLimited => "rate_limited",
             RejectReason::ShuttingDown => "shutting_down",
+            RejectReason::TooManyStreams => "too_many_streams",
         }
     }
 }
@@ -151,11 +155,25 @@ pub enum ConnEvent {
     SlowClient,
     /// Closed by graceful shutdown.
     Shutdown,
+    /// Closed after a websocket protocol error (1002, 1007) or an oversize frame (1009).
+    ProtocolError,
+    /// Closed for sending control frames (pings) faster than `max_control_frames_per_second`.
+    ControlFlood,
+    /// Closed because a frame, once begun, did not arrive within `body_timeout_ms`.
+    FrameTimeout,
 }
 
 impl ConnEvent {
-    const ALL: [ConnEvent; 5] =
-        [ConnEvent::Unauthorized, ConnEvent::Full, ConnEvent::Idle, ConnEvent::SlowClient, ConnEvent::Shutdown];
+    const ALL: [ConnEvent; 8] = [
+        ConnEvent::Unauthorized,
+        ConnEvent::Full,
+        ConnEvent::Idle,
+        ConnEvent::SlowClient,
+        ConnEvent::Shutdown,
+        ConnEvent::ProtocolError,
+        ConnEvent::ControlFlood,
+        ConnEvent::FrameTimeout,
+    ];
     fn as_str(self) -> &'static str {
         match self {
             ConnEvent::Unauthorized => "unauthorized",
@@ -163,6 +181,69 @@ impl ConnEvent {
             ConnEvent::Idle => "idle",
             ConnEvent::SlowClient => "slow_client",
             ConnEvent::Shutdown => "shutdown",
+            ConnEvent::ProtocolError => "protocol_error",
+            ConnEvent::ControlFlood => "control_flood",
+            ConnEvent::FrameTimeout => "frame_timeout",
+        }
+    }
+}
+
+/// What a bound refused or cut short (besides messages, counted by [`RejectReason`], and
+/// connections, counted by [`ConnEvent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A request for a host name not in `allowed_hosts` (DNS rebinding).
+    Host,
+    /// A request from a page of an origin not in `allowed_origins`, or a cross-site request
+    /// without one.
+    Origin,
+    /// A write with a form or plain-text content type (what a cross-site form can send).
+    ContentType,
+    /// A request body over `max_body_bytes`.
+    BodyTooLarge,
+    /// A request body slower than `body_timeout_ms`.
+    BodyTimeout,
+    /// A connection kept waiting because `max_http_connections` were open.
+    HttpConnections,
+    /// A connection that stopped being read because the frame budget was spent.
+    FrameBudget,
+    /// A request for a stream that would exceed `max_streams`.
+    Streams,
+    /// A dry run or explain past `max_console_jobs`.
+    ConsoleBusy,
+    /// A message `ts` outside the allowed skew, clamped.
+    Timestamp,
+    /// A dictionary reload that would have lost most of a list's entries (kept the old ones).
+    DictionaryShrink,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 11] = [
+        Refusal::Host,
+        Refusal::Origin,
+        Refusal::ContentType,
+        Refusal::BodyTooLarge,
+        Refusal::BodyTimeout,
+        Refusal::HttpConnections,
+        Refusal::FrameBudget,
+        Refusal::Streams,
+        Refusal::ConsoleBusy,
+        Refusal::Timestamp,
+        Refusal::DictionaryShrink,
+    ];
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Host => "host",
+            Refusal::Origin => "origin",
+            Refusal::ContentType => "content_type",
+            Refusal::BodyTooLarge => "body_too_large",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::HttpConnections => "http_connections",
+            Refusal::FrameBudget => "frame_budget",
+            Refusal::Streams => "streams",
+            Refusal::ConsoleBusy => "console_busy",
+            Refusal::Timestamp => "timestamp",
+            Refusal::DictionaryShrink => "dictionary_shrink",
         }
     }
 }
@@ -172,14 +253,19 @@ pub struct Metrics {
     registry: Registry,
     received: IntCounter,
     outcomes: [IntCounter; 4],
-    rejected: [IntCounter; 5],
+    rejected: [IntCounter; 6],
     labels: [IntCounter; 5],
     over_budget: [IntCounter; 2],
     backpressure: [IntCounter; 3],
     stages: [Histogram; 5],
     depth: [IntGauge; 3],
     connections: [IntGauge; 2],
-    conn_events: [IntCounter; 5],
+    conn_events: [IntCounter; 8],
+    refused: [IntCounter; 11],
+    /// Bytes of incoming websocket frames buffered now (read, or in the pipeline).
+    pub frame_budget_used: IntGauge,
+    /// The process's resident memory, bytes (read from `/proc/self/statm` at each scrape).
+    pub resident_bytes: IntGauge,
     frames_error: IntCounter,
     /// Journal records accepted but not yet committed.
     pub journal_lag: IntGauge,
@@ -187,8 +273,8 @@ pub struct Metrics {
     pub journal_written: IntCounter,
     /// Failed journal transactions (records of a failed batch are retried once, then counted lost).
     pub journal_failures: IntCounter,
-    /// Dictionary reloads by result (`ok`, `error`).
-    reloads: [IntCounter; 2],
+    /// Dictionary reloads by result (`ok`, `error`, `refused`).
+    reloads: [IntCounter; 3],
     /// Questions dropped from a full host queue.
     pub questions_trimmed: IntCounter,
     /// Dedupe state forgotten early by its count bounds: `window`, `cluster`.
@@ -312,6 +398,19 @@ impl Metrics {
                 "reason",
                 ConnEvent::ALL.map(ConnEvent::as_str),
             ),
+            refused: counters(
+                &r,
+                "kotae_refused_total",
+                "Requests, connections and values refused or cut by a bound, by what",
+                "what",
+                Refusal::ALL.map(Refusal::as_str),
+            ),
+            frame_budget_used: gauge(
+                &r,
+                "kotae_frame_budget_used_bytes",
+                "Bytes of incoming websocket frames buffered now (being read or in the pipeline)",
+            ),
+            resident_bytes: gauge(&r, "kotae_process_resident_bytes", "Resident memory of the process"),
             frames_error: counter(&r, "kotae_error_frames_total", "Error frames sent for malformed or oversize frames"),
             journal_lag: gauge(
                 &r,
@@ -323,9 +422,9 @@ impl Metrics {
             reloads: counters(
                 &r,
                 "kotae_dictionary_reloads_total",
-                "Dictionary reloads by result",
+                "Dictionary reloads by result (refused: a list would have lost most of its entries)",
                 "result",
-                ["ok", "error"],
+                ["ok", "error", "refused"],
             ),
             questions_trimmed: counter(&r, "kotae_questions_trimmed_total", "Questions dropped from a full host queue"),
             dedupe_evicted: counters(
@@ -404,6 +503,19 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         self.reloads[!ok as usize].inc();
     }
+    /// A reload refused because a list would have lost most of its entries.
+    pub fn reload_refused(&self) {
+        self.reloads[2].inc();
+        self.refused(Refusal::DictionaryShrink);
+    }
+    /// Something was refused or cut by a bound.
+    pub fn refused(&self, what: Refusal) {
+        self.refused[what as usize].inc();
+    }
+    /// How often `what` was refused so far.
+    pub fn refused_total(&self, what: Refusal) -> u64 {
+        self.refused[what as usize].get()
+    }
 
     /// Messages received so far.
     pub fn received_total(&self) -> u64 {
@@ -421,4 +533,16 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// The process's resident memory in bytes (`VmRSS` of `/proc/self/status`; 0 where there is none).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

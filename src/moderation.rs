@@ -30,8 +30,12 @@ const MAX_SLOW_USERS: usize = 50_000;
 /// Audit entries kept in memory for the console (the file keeps all).
 const MAX_AUDIT: usize = 1000;
 /// Streams kept; beyond it, streams idle for [`IDLE_EVICT_MS`] with default settings and nothing
-/// pending are forgotten when a new one arrives.
-const MAX_STREAMS: usize = 1024;
+/// pending are forgotten when a new one arrives, and a moderator cannot set up a new stream.
+pub const MAX_STREAMS: usize = 1024;
+/// Streams kept at most, whatever they hold: past it, the least recently touched is forgotten
+/// (logged). Messages only arrive for streams the shards admitted (`max_streams`), so this is
+/// reached only by streams left with pending holds or settings.
+const HARD_MAX_STREAMS: usize = 2 * MAX_STREAMS;
 /// How long a stream must have been quiet to be forgotten.
 const IDLE_EVICT_MS: u64 = 30 * 60 * 1000;
 
@@ -459,22 +463,52 @@ impl Moderation {
         Self { streams: RwLock::new(HashMap::new()), audit }
     }
 
-    /// The state of `stream`, created on first use.
+    /// The state of `stream` if it has any (reads never create it).
+    pub fn get(&self, stream: &str) -> Option<Arc<Mutex<StreamModeration>>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(stream).cloned()
+    }
+
+    /// The state of `stream`, created on first use (messages of a stream the shards admitted).
     pub fn stream(&self, stream: &str) -> Arc<Mutex<StreamModeration>> {
-        if let Some(s) = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(stream) {
-            return s.clone();
+        self.create(stream, HARD_MAX_STREAMS).unwrap_or_else(|| Arc::new(Mutex::new(StreamModeration::default())))
+    }
+
+    /// The state of `stream`, created for a moderator's change only while fewer than
+    /// [`MAX_STREAMS`] streams are kept; `None` past that.
+    pub fn stream_for_change(&self, stream: &str) -> Option<Arc<Mutex<StreamModeration>>> {
+        self.create(stream, MAX_STREAMS)
+    }
+
+    fn create(&self, stream: &str, cap: usize) -> Option<Arc<Mutex<StreamModeration>>> {
+        if let Some(s) = self.get(stream) {
+            return Some(s);
         }
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
             let now = crate::queue::unix_ms();
             streams.retain(|_, s| !s.try_lock().is_ok_and(|s| s.forgettable(now)));
         }
-        streams
-            .entry(Arc::from(stream))
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
-            })
-            .clone()
+        if streams.len() >= cap && !streams.contains_key(stream) {
+            if cap < HARD_MAX_STREAMS {
+                return None;
+            }
+            let oldest = streams
+                .iter()
+                .min_by_key(|(_, s)| s.try_lock().map_or(u64::MAX, |s| s.touched))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                tracing::warn!(stream = %k, "moderation state of the least recently used stream forgotten");
+                streams.remove(&k);
+            }
+        }
+        Some(
+            streams
+                .entry(Arc::from(stream))
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
+                })
+                .clone(),
+        )
     }
 
     /// Streams seen so far, sorted.
@@ -604,6 +638,23 @@ mod tests {
         m.stream("new");
         assert_eq!(m.streams().len(), 2, "{:?}", m.streams());
         assert!(m.streams().contains(&"kept".to_string()));
+    }
+
+    #[test]
+    fn reads_do_not_create_streams_and_changes_stop_at_the_cap() {
+        let m = Moderation::new(Audit::open(None));
+        for i in 0..5000 {
+            assert!(m.get(&format!("r{i}")).is_none());
+        }
+        assert!(m.streams().is_empty(), "reads leave nothing behind");
+        for i in 0..MAX_STREAMS {
+            assert!(m.stream_for_change(&format!("s{i}")).is_some());
+        }
+        assert!(m.stream_for_change("one-more").is_none(), "no room: recently used and kept");
+        for i in 0..3 * MAX_STREAMS {
+            m.stream(&format!("t{i}"));
+        }
+        assert_eq!(m.streams().len(), HARD_MAX_STREAMS, "messages' streams are bounded too");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod client;
 pub mod demo;
 pub mod eval;
 pub mod eval_stream;
+pub mod hostile;
 pub mod replay;
 pub mod serve;
 pub mod train;

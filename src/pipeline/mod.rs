@@ -133,6 +133,13 @@ impl Engine {
         }))
     }
 
+    /// Loads dictionaries and model from disk as [`Engine::reload`] would, without installing
+    /// them (the caller checks them first, then [`Engine::swap`]s them in).
+    pub fn load_from_disk(&self) -> Result<Classifier, PipelineError> {
+        Self::load_classifier(&self.config, &self.tokenizer)
+    }
+
+    /// Loads dictionaries (with the kana readings of concept entries) and model from disk.
     fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
         let mut t = tokenizer.tokenizer();
         let dictionaries =
@@ -147,6 +154,11 @@ impl Engine {
         let classifier = Self::load_classifier(&self.config, &self.tokenizer)?;
         self.classifier.store(Arc::new(classifier));
         Ok(())
+    }
+
+    /// Installs a classifier loaded and checked by the caller.
+    pub fn swap(&self, classifier: Classifier) {
+        self.classifier.store(Arc::new(classifier));
     }
 
     /// Installs already-compiled dictionaries (e.g. an edit validated in memory).
@@ -259,7 +271,7 @@ impl Analyzer {
         if text.len() > limit {
             return Err(Reject::TooLarge(text.len(), limit));
         }
-        if text.trim().is_empty() {
+        if crate::message::is_blank(text) {
             return Err(Reject::Empty);
         }
         let classifier = self.engine.classifier.load();

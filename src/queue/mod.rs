@@ -23,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::ingest::{Item, message_id};
 use crate::label::{Action, Label, LabelSet};
 use crate::message::{OutError, OutVerdict, Scores};
-use crate::metrics::{Channel, Metrics, RejectReason, Stage};
+use crate::metrics::{Channel, Metrics, Refusal, RejectReason, Stage};
 use crate::moderation::Moderation;
 use crate::pipeline::{Engine, Meta, StreamState};
 use crate::rank::{Asked, Question, QuestionState, Queue, RankConfig, Ranked};
@@ -50,9 +50,18 @@ pub enum Out {
     Error(OutError, RejectReason),
 }
 
+/// A frame's outcomes as the shard hands them back.
+pub struct Processed {
+    pub outs: Vec<Out>,
+    /// When the outcomes carry question ids beyond the stream's durable reservation: wait until
+    /// the journal has committed one covering them, so an id that reached the platform is never
+    /// issued again after a crash.
+    pub durable: Option<(watch::Receiver<u32>, u32)>,
+}
+
 /// Outcomes of a submitted frame, to be awaited.
 pub enum Pending {
-    Waiting(oneshot::Receiver<Vec<Out>>, Vec<String>),
+    Waiting(oneshot::Receiver<Processed>, Vec<String>),
     Failed(Vec<String>),
 }
 
@@ -61,7 +70,14 @@ impl Pending {
     pub async fn wait(self) -> Vec<Out> {
         let ids = match self {
             Pending::Waiting(rx, ids) => match rx.await {
-                Ok(out) => return out,
+                Ok(Processed { outs, durable }) => {
+                    if let Some((mut rx, id)) = durable {
+                        // Ends when the reservation is committed, or when the stream is gone
+                        // (its sender dropped: the server is stopping).
+                        let _ = rx.wait_for(|d| *d >= id).await;
+                    }
+                    return outs;
+                }
                 Err(_) => ids,
             },
             Pending::Failed(ids) => ids,
@@ -145,14 +161,23 @@ pub struct ShardStats {
     pub open_questions: usize,
 }
 
+/// Why a request about a stream could not be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The shards are stopping.
+    ShuttingDown,
+    /// A new stream while `max_streams` are in memory.
+    TooManyStreams,
+}
+
 enum Cmd {
-    Process { stream: Arc<str>, items: Vec<Item>, reply: oneshot::Sender<Vec<Out>> },
+    Process { stream: Arc<str>, items: Vec<Item>, reply: oneshot::Sender<Processed> },
     List { stream: Arc<str>, reply: oneshot::Sender<QuestionList> },
     Act { stream: Arc<str>, cluster: u32, action: HostAction, reply: oneshot::Sender<Option<Question>> },
-    SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<()> },
-    SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<()> },
-    GetCatalog { stream: Arc<str>, reply: oneshot::Sender<Arc<Catalog>> },
-    Subscribe { stream: Arc<str>, reply: oneshot::Sender<watch::Receiver<u64>> },
+    SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<Result<(), Unavailable>> },
+    Subscribe { stream: Arc<str>, reply: oneshot::Sender<Result<watch::Receiver<u64>, Unavailable>> },
+    SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<Result<(), Unavailable>> },
+    GetCatalog { stream: Arc<str>, reply: oneshot::Sender<Result<Arc<Catalog>, Unavailable>> },
     Stats { reply: oneshot::Sender<ShardStats> },
     Stop,
 }
@@ -192,7 +217,16 @@ struct Settings {
     stream_idle: std::time::Duration,
     /// Questions asked are journaled at most this often (zero: after every batch).
     question_interval: std::time::Duration,
+    /// Streams in memory over all shards, at most `max_streams`.
+    max_streams: usize,
+    live_streams: Arc<std::sync::atomic::AtomicUsize>,
+    /// A message `ts` further than this ahead of the wall clock is clamped to it.
+    max_ts_skew: u64,
 }
+
+/// Question ids are reserved in the journal this many at a time, the next block once half of
+/// the current one is used: an id is only issued once a committed reservation covers it.
+const ID_BLOCK: u32 = 1024;
 
 struct StreamCtx {
     name: Arc<str>,
@@ -212,6 +246,10 @@ struct StreamCtx {
     /// oldest first; and their ids.
     unjournaled: VecDeque<(Instant, u32)>,
     unjournaled_ids: FxHashSet<u32>,
+    /// Highest question id a reservation sent to the journal covers.
+    reserved: u32,
+    /// Highest question id a committed reservation covers (set by the journal writer).
+    durable: Arc<watch::Sender<u32>>,
 }
 
 impl StreamCtx {
@@ -228,6 +266,47 @@ impl StreamCtx {
             max_id: 0,
             unjournaled: VecDeque::new(),
             unjournaled_ids: FxHashSet::default(),
+            reserved: 0,
+            durable: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    /// Starts issuing ids above `base` (restored, or left by an evicted stream).
+    fn continue_from(&mut self, base: u32) {
+        self.base = base;
+        self.max_id = base;
+        self.reserved = base;
+        self.durable.send_replace(base);
+    }
+
+    /// Before question id `id` goes out: reserves the next block when half of this one is used.
+    /// Returns what the frame's verdicts must wait for, if `id` is not yet durably reserved.
+    fn reserve(&mut self, id: u32, journal: &JournalSender) -> Option<(watch::Receiver<u32>, u32)> {
+        if id.saturating_add(ID_BLOCK / 2) > self.reserved {
+            self.reserved = id.max(self.reserved).saturating_add(ID_BLOCK);
+            let queued = journal.send(Record::Reserve {
+                stream: self.name.clone(),
+                upto: self.reserved,
+                durable: self.durable.clone(),
+            });
+            if !queued {
+                // No journal (or it has stopped): nothing survives a restart to collide with.
+                self.durable.send_replace(self.reserved);
+            }
+        }
+        (*self.durable.borrow() < id).then(|| (self.durable.subscribe(), id))
+    }
+
+    /// The time of a message: its `ts`, clamped to `max_skew` ahead of the wall clock (a wild
+    /// `ts` would otherwise carry the stream's clock with it); the stream's clock without one.
+    /// Whether it was clamped comes second.
+    fn message_ts(&self, ts: Option<u64>, max_skew: u64) -> (u64, bool) {
+        match ts {
+            None => (self.now(), false),
+            Some(ts) => {
+                let high = unix_ms().saturating_add(max_skew);
+                if ts > high { (high, true) } else { (ts, false) }
+            }
         }
     }
 
@@ -239,7 +318,11 @@ impl StreamCtx {
     }
 
     fn now(&self) -> u64 {
-        if self.last_ts == 0 { unix_ms() } else { self.last_ts + self.last_wall.elapsed().as_millis() as u64 }
+        if self.last_ts == 0 {
+            unix_ms()
+        } else {
+            self.last_ts.saturating_add(self.last_wall.elapsed().as_millis() as u64)
+        }
     }
 
     fn changed(&self) {
@@ -253,12 +336,31 @@ struct Shard {
     streams: HashMap<Arc<str>, StreamCtx>,
     /// Question ids to continue from, per evicted stream (a few bytes each).
     evicted: HashMap<Arc<str>, u32>,
+    /// The catalogues of evicted streams, given back if they come back.
+    evicted_catalogs: HashMap<Arc<str>, Arc<Catalog>>,
     last_sweep: Instant,
     /// When the questions asked were last journaled.
     last_questions: Instant,
     journal: JournalSender,
     metrics: Arc<Metrics>,
     moderation: Arc<Moderation>,
+}
+
+/// Every message of a frame for a stream that could not be created.
+fn too_many_streams(items: Vec<Item>) -> Vec<Out> {
+    items
+        .into_iter()
+        .map(|i| {
+            let id = match &i {
+                Item::Parsed(m) | Item::Analyzed(m, _) | Item::OverBudget(m) => message_id(m),
+                Item::Rejected { id, .. } => id.clone(),
+            };
+            match i {
+                Item::Rejected { id, error, reason } => Out::Error(OutError { id, error }, reason),
+                _ => Out::Error(OutError { id, error: "too many streams".into() }, RejectReason::TooManyStreams),
+            }
+        })
+        .collect()
 }
 
 /// How often a shard looks for questions due to be journaled.
@@ -290,34 +392,45 @@ impl Shards {
             record_messages: config.journal.record_messages,
             stream_idle: std::time::Duration::from_secs(config.stream_idle_minutes.get() * 60),
             question_interval: std::time::Duration::from_millis(config.journal.question_interval_ms),
+            max_streams: config.max_streams.get(),
+            live_streams: Arc::default(),
+            max_ts_skew: config.max_ts_skew_ms.get(),
         });
         let mut initial: Vec<HashMap<Arc<str>, StreamCtx>> = (0..n).map(|_| HashMap::new()).collect();
+        let mut initial_evicted: Vec<HashMap<Arc<str>, u32>> = (0..n).map(|_| HashMap::new()).collect();
         for (name, st) in restored.streams {
             let name: Arc<str> = Arc::from(name);
+            let base = st.questions.iter().map(|q| q.cluster).fold(st.reserved, u32::max);
+            if st.questions.is_empty() && st.product.is_none() && st.catalog.is_none() {
+                // Nothing to show: only where its ids continue.
+                initial_evicted[shard_of(&name, n)].insert(name, base);
+                continue;
+            }
             let mut ctx = StreamCtx::new(name.clone(), engine, rank);
             ctx.queue.current_product = st.product;
+            ctx.continue_from(base);
             if let Some(spec) = st.catalog
                 && let Ok(c) = Catalog::compile(spec, &engine.config.normalize)
             {
                 ctx.state.set_catalog(Arc::new(c));
             }
             for q in st.questions {
-                ctx.base = ctx.base.max(q.cluster);
-                ctx.max_id = ctx.base;
                 ctx.last_ts = ctx.last_ts.max(q.last_ts);
                 ctx.queue.restore(q);
             }
+            settings.live_streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             initial[shard_of(&name, n)].insert(name, ctx);
         }
         let mut senders = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
-        for (i, streams) in initial.into_iter().enumerate() {
+        for (i, (streams, evicted)) in initial.into_iter().zip(initial_evicted).enumerate() {
             let (tx, rx) = bounded::<Envelope>(config.shard_queue.get());
             let mut shard = Shard {
                 engine: engine.clone(),
                 settings: settings.clone(),
                 streams,
-                evicted: HashMap::new(),
+                evicted,
+                evicted_catalogs: HashMap::new(),
                 last_sweep: Instant::now(),
                 last_questions: Instant::now(),
                 journal: journal.clone(),
@@ -383,33 +496,39 @@ impl Shards {
     }
 
     /// Sets the product on screen.
-    pub async fn set_product(&self, stream: Arc<str>, product: Option<String>) -> bool {
+    pub async fn set_product(&self, stream: Arc<str>, product: Option<String>) -> Result<(), Unavailable> {
         let (reply, rx) = oneshot::channel();
-        self.send(&stream.clone(), Cmd::SetProduct { stream, product, reply }).await && rx.await.is_ok()
+        if !self.send(&stream.clone(), Cmd::SetProduct { stream, product, reply }).await {
+            return Err(Unavailable::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(Unavailable::ShuttingDown))
     }
 
     /// Replaces the stream's catalogue (journaled; later questions are matched against it).
-    pub async fn set_catalog(&self, stream: Arc<str>, catalog: Arc<Catalog>) -> bool {
+    pub async fn set_catalog(&self, stream: Arc<str>, catalog: Arc<Catalog>) -> Result<(), Unavailable> {
         let (reply, rx) = oneshot::channel();
-        self.send(&stream.clone(), Cmd::SetCatalog { stream, catalog, reply }).await && rx.await.is_ok()
+        if !self.send(&stream.clone(), Cmd::SetCatalog { stream, catalog, reply }).await {
+            return Err(Unavailable::ShuttingDown);
+        }
+        rx.await.unwrap_or(Err(Unavailable::ShuttingDown))
     }
 
-    /// The stream's catalogue.
-    pub async fn catalog(&self, stream: Arc<str>) -> Option<Arc<Catalog>> {
+    /// The stream's catalogue (empty for a stream never given one).
+    pub async fn catalog(&self, stream: Arc<str>) -> Result<Arc<Catalog>, Unavailable> {
         let (reply, rx) = oneshot::channel();
         if !self.send(&stream.clone(), Cmd::GetCatalog { stream, reply }).await {
-            return None;
+            return Err(Unavailable::ShuttingDown);
         }
-        rx.await.ok()
+        rx.await.unwrap_or(Err(Unavailable::ShuttingDown))
     }
 
     /// A receiver that changes whenever the stream's queue does.
-    pub async fn subscribe(&self, stream: Arc<str>) -> Option<watch::Receiver<u64>> {
+    pub async fn subscribe(&self, stream: Arc<str>) -> Result<watch::Receiver<u64>, Unavailable> {
         let (reply, rx) = oneshot::channel();
         if !self.send(&stream.clone(), Cmd::Subscribe { stream, reply }).await {
-            return None;
+            return Err(Unavailable::ShuttingDown);
         }
-        rx.await.ok()
+        rx.await.unwrap_or(Err(Unavailable::ShuttingDown))
     }
 
     /// Totals over all shards.
@@ -486,7 +605,10 @@ impl Shard {
                     let _ = reply.send(self.act(stream, cluster, action));
                 }
                 Cmd::SetProduct { stream, product, reply } => {
-                    let ctx = self.stream(&stream);
+                    let Some(ctx) = self.stream(&stream) else {
+                        let _ = reply.send(Err(Unavailable::TooManyStreams));
+                        continue;
+                    };
                     let at = ctx.now();
                     ctx.queue.current_product = product.clone();
                     ctx.changed();
@@ -498,20 +620,29 @@ impl Shard {
                         at,
                         detail: product,
                     });
-                    let _ = reply.send(());
+                    let _ = reply.send(Ok(()));
                 }
                 Cmd::SetCatalog { stream, catalog, reply } => {
-                    let ctx = self.stream(&stream);
+                    let Some(ctx) = self.stream(&stream) else {
+                        let _ = reply.send(Err(Unavailable::TooManyStreams));
+                        continue;
+                    };
                     ctx.state.set_catalog(catalog.clone());
                     ctx.changed();
                     self.journal.send(Record::Catalog { stream, catalog: catalog.spec().clone() });
-                    let _ = reply.send(());
+                    let _ = reply.send(Ok(()));
                 }
                 Cmd::GetCatalog { stream, reply } => {
-                    let _ = reply.send(self.stream(&stream).state.catalog().clone());
+                    // A read creates no stream state.
+                    let catalog = match self.streams.get(&stream) {
+                        Some(ctx) => ctx.state.catalog().clone(),
+                        None => self.evicted_catalogs.get(&stream).cloned().unwrap_or_else(Catalog::empty),
+                    };
+                    let _ = reply.send(Ok(catalog));
                 }
                 Cmd::Subscribe { stream, reply } => {
-                    let _ = reply.send(self.stream(&stream).version.subscribe());
+                    let rx = self.stream(&stream).map(|c| c.version.subscribe()).ok_or(Unavailable::TooManyStreams);
+                    let _ = reply.send(rx);
                 }
                 Cmd::Stats { reply } => {
                     let open = self
@@ -534,16 +665,30 @@ impl Shard {
         }
     }
 
-    fn stream(&mut self, name: &Arc<str>) -> &mut StreamCtx {
-        let (engine, rank, evicted) = (&self.engine, &self.settings.rank, &mut self.evicted);
-        let ctx = self.streams.entry(name.clone()).or_insert_with(|| {
-            let mut ctx = StreamCtx::new(name.clone(), engine, rank);
-            ctx.base = evicted.remove(name).unwrap_or(0);
-            ctx.max_id = ctx.base;
-            ctx
-        });
+    /// The stream's state, created on first use while fewer than `max_streams` streams are in
+    /// memory (idle ones are forgotten first); `None` past that, counted.
+    fn stream(&mut self, name: &Arc<str>) -> Option<&mut StreamCtx> {
+        use std::sync::atomic::Ordering;
+        if !self.streams.contains_key(name) {
+            let live = self.settings.live_streams.clone();
+            if live.load(Ordering::Relaxed) >= self.settings.max_streams {
+                self.sweep();
+            }
+            if live.fetch_add(1, Ordering::Relaxed) >= self.settings.max_streams {
+                live.fetch_sub(1, Ordering::Relaxed);
+                self.metrics.refused(Refusal::Streams);
+                return None;
+            }
+            let mut ctx = StreamCtx::new(name.clone(), &self.engine, &self.settings.rank);
+            ctx.continue_from(self.evicted.remove(name).unwrap_or(0));
+            if let Some(c) = self.evicted_catalogs.remove(name) {
+                ctx.state.set_catalog(c);
+            }
+            self.streams.insert(name.clone(), ctx);
+        }
+        let ctx = self.streams.get_mut(name)?;
         ctx.touched = Instant::now();
-        ctx
+        Some(ctx)
     }
 
     /// Journals, each once in its current state, the questions first asked (since they were last
@@ -582,27 +727,41 @@ impl Shard {
         for name in gone {
             if let Some(ctx) = self.streams.remove(&name) {
                 tracing::debug!(stream = %name, "idle stream evicted");
-                self.evicted.insert(name, ctx.max_id);
+                self.settings.live_streams.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                // Ids continue above everything reserved, issued or not.
+                if !ctx.state.catalog().is_empty() {
+                    self.evicted_catalogs.insert(name.clone(), ctx.state.catalog().clone());
+                }
+                self.evicted.insert(name, ctx.reserved.max(ctx.max_id));
             }
         }
     }
 
-    fn process(&mut self, stream: Arc<str>, items: Vec<Item>) -> Vec<Out> {
+    fn process(&mut self, stream: Arc<str>, items: Vec<Item>) -> Processed {
         let settings = self.settings.clone();
         let journal = self.journal.clone();
         let metrics = self.metrics.clone();
         let classify = self.engine.config.classify.clone();
+        if self.stream(&stream).is_none() {
+            return Processed { outs: too_many_streams(items), durable: None };
+        }
         let moderation = self.moderation.stream(&stream);
         let mut moderation = moderation.lock().unwrap_or_else(|e| e.into_inner());
         let policy = moderation.settings.fail_policy.unwrap_or(settings.policy);
-        let ctx = self.stream(&stream);
+        let Some(ctx) = self.stream(&stream) else {
+            return Processed { outs: too_many_streams(items), durable: None };
+        };
         let mut changed = false;
         let mut asked: Vec<u32> = Vec::new();
+        let mut durable = None;
         let out = items
             .into_iter()
             .map(|item| match item {
                 Item::Analyzed(m, analysis) => {
-                    let ts = m.ts.unwrap_or_else(|| ctx.now());
+                    let (ts, clamped) = ctx.message_ts(m.ts, settings.max_ts_skew);
+                    if clamped {
+                        metrics.refused(Refusal::Timestamp);
+                    }
                     if ts >= ctx.last_ts {
                         ctx.last_ts = ts;
                         ctx.last_wall = Instant::now();
@@ -612,8 +771,13 @@ impl Shard {
                         *analysis,
                     );
                     if let Some(c) = verdict.cluster.as_mut() {
-                        c.id += ctx.base;
-                        ctx.max_id = ctx.max_id.max(c.id);
+                        c.id = c.id.saturating_add(ctx.base);
+                        if c.id > ctx.max_id {
+                            ctx.max_id = c.id;
+                            if let Some(wait) = ctx.reserve(c.id, &journal) {
+                                durable = Some(wait);
+                            }
+                        }
                     }
                     let id = message_id(&m);
                     let product = ctx.queue.current_product.as_deref();
@@ -674,7 +838,7 @@ impl Shard {
                         FailPolicy::Closed => Action::Hold,
                     };
                     let id = message_id(&m);
-                    let ts = m.ts.unwrap_or_else(|| ctx.now());
+                    let (ts, _) = ctx.message_ts(m.ts, settings.max_ts_skew);
                     moderation.over_budget(&id, m.user.as_deref(), &m.text, ts, action);
                     if settings.record_messages {
                         journal.send(Record::Message {
@@ -727,12 +891,30 @@ impl Shard {
         if changed {
             ctx.changed();
         }
-        out
+        Processed { outs: out, durable }
     }
 
+    /// The stream's questions; an unknown stream is listed empty and not created (reads never
+    /// make state).
     fn list(&mut self, stream: Arc<str>) -> QuestionList {
         let offset = self.settings.utc_offset;
-        let ctx = self.stream(&stream);
+        let Some(ctx) = self.streams.get_mut(&stream) else {
+            return QuestionList {
+                stream: stream.to_string(),
+                now: unix_ms(),
+                current_product: None,
+                products: self
+                    .evicted_catalogs
+                    .get(&stream)
+                    .map(|c| {
+                        c.products().iter().map(|p| ProductName { id: p.id.clone(), name: p.name.clone() }).collect()
+                    })
+                    .unwrap_or_default(),
+                questions: Vec::new(),
+                answered_again: Vec::new(),
+            };
+        };
+        ctx.touched = Instant::now();
         let now = ctx.now();
         let answered_again = ctx
             .queue
@@ -771,7 +953,8 @@ impl Shard {
     }
 
     fn act(&mut self, stream: Arc<str>, cluster: u32, action: HostAction) -> Option<Question> {
-        let ctx = self.stream(&stream);
+        let ctx = self.streams.get_mut(&stream)?;
+        ctx.touched = Instant::now();
         let at = ctx.now();
         let q = ctx.queue.get_mut(cluster)?;
         q.state = match action {
@@ -821,12 +1004,16 @@ mod tests {
             record_messages: false,
             stream_idle: idle,
             question_interval: std::time::Duration::from_millis(250),
+            max_streams: 4,
+            live_streams: Arc::default(),
+            max_ts_skew: 300_000,
         };
         let shard = Shard {
             engine: engine.clone(),
             settings: Arc::new(settings),
             streams: HashMap::new(),
             evicted: HashMap::new(),
+            evicted_catalogs: HashMap::new(),
             last_sweep: Instant::now(),
             last_questions: Instant::now(),
             journal: JournalSender::disabled(metrics.clone()),
@@ -849,7 +1036,7 @@ mod tests {
             paid_exponent: None,
         };
         let a = analyzer.analyze(text).expect("analyzed");
-        match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])[0] {
+        match &shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))]).outs[0] {
             Out::Verdict(v) => v.verdict.cluster.clone().expect("a question"),
             Out::Error(e, _) => panic!("{}", e.error),
         }
@@ -865,7 +1052,9 @@ mod tests {
         assert!(shard.act(s.clone(), 1, HostAction::Answered).is_some());
         shard.sweep();
         assert!(shard.streams.is_empty(), "nothing open, nobody watching: forgotten");
-        assert_eq!(ask(&mut shard, &mut analyzer, &s, "送料いくらですか"), "q2", "ids continue after eviction");
+        let next = ask(&mut shard, &mut analyzer, &s, "送料いくらですか");
+        let n: u32 = next.trim_start_matches('q').parse().unwrap();
+        assert!(n > ID_BLOCK, "ids continue above everything reserved after eviction: {next}");
     }
 
     #[test]
@@ -893,6 +1082,7 @@ mod tests {
         };
         assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
         assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか？"), "q1");
+        journal.sender().flush();
         assert_eq!(shard.metrics.journal_lag.get(), 1, "one question waits, counted as lag");
         journal.sender().flush();
         assert!(stored().is_empty(), "not before its interval");
@@ -905,6 +1095,96 @@ mod tests {
         assert_eq!(stored(), vec![(1, 1)], "once, in its state after both asks (one asker)");
         drop(shard);
         journal.close();
+    }
+
+    fn ask_at(
+        shard: &mut Shard,
+        analyzer: &mut crate::pipeline::Analyzer,
+        stream: &Arc<str>,
+        text: &str,
+        ts: u64,
+    ) -> Processed {
+        let m = crate::message::InMessage {
+            text: text.into(),
+            id: Some(serde_json::Value::String("m".into())),
+            stream: None,
+            user: Some(format!("u{ts}")),
+            ts: Some(ts),
+            paid: None,
+            product: None,
+            paid_currency: None,
+            paid_exponent: None,
+        };
+        let a = analyzer.analyze(text).expect("analyzed");
+        shard.process(stream.clone(), vec![Item::Analyzed(m, Box::new(a))])
+    }
+
+    fn cluster_of(p: &Processed) -> String {
+        match &p.outs[0] {
+            Out::Verdict(v) => v.verdict.cluster.clone().unwrap_or_default(),
+            Out::Error(e, _) => e.error.clone(),
+        }
+    }
+
+    #[test]
+    fn a_wild_timestamp_is_clamped_and_neither_wraps_the_clock_nor_splits_a_question() {
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        let s: Arc<str> = Arc::from("s");
+        let now = unix_ms();
+        let a = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか", now);
+        let b = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか？", u64::MAX);
+        let c = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも大丈夫ですか", now + 1000);
+        assert_eq!(cluster_of(&a), cluster_of(&b), "one question");
+        assert_eq!(cluster_of(&a), cluster_of(&c), "still one question after the wild one");
+        let clock = shard.streams[&s].now();
+        assert!(clock >= now && clock <= unix_ms() + 300_000 + 1000, "the clock stays near the wall clock: {clock}");
+        assert_eq!(shard.metrics.refused_total(Refusal::Timestamp), 1);
+        let list = shard.list(s.clone());
+        let q = &list.questions[0];
+        assert!(!q.why.contains("waiting") || q.why.len() < 40, "no endless waiting time: {}", q.why);
+    }
+
+    #[test]
+    fn reads_do_not_create_streams_and_new_streams_stop_at_the_cap() {
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        for i in 0..1000 {
+            let list = shard.list(Arc::from(format!("read-{i}")));
+            assert!(list.questions.is_empty());
+            assert!(shard.act(Arc::from(format!("act-{i}")), 1, HostAction::Answered).is_none());
+        }
+        assert!(shard.streams.is_empty(), "reads and acts on unknown streams leave nothing");
+        for i in 0..4 {
+            let s: Arc<str> = Arc::from(format!("s{i}"));
+            assert!(cluster_of(&ask_at(&mut shard, &mut analyzer, &s, "送料いくらですか", 1_000)).starts_with('q'));
+        }
+        let fifth = ask_at(&mut shard, &mut analyzer, &Arc::from("s5"), "送料いくらですか", 1_000);
+        assert!(matches!(&fifth.outs[0], Out::Error(e, RejectReason::TooManyStreams) if e.error == "too many streams"));
+        assert_eq!(shard.streams.len(), 4);
+        assert_eq!(shard.metrics.refused_total(Refusal::Streams), 1);
+    }
+
+    #[test]
+    fn a_new_question_id_goes_out_only_once_its_reservation_is_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::server::config::JournalConfig {
+            path: dir.path().join("j.db"),
+            ..crate::server::config::JournalConfig::default()
+        };
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        let (journal, _) = crate::store::Journal::open(&config, shard.metrics.clone()).unwrap();
+        shard.journal = journal.sender();
+        let s: Arc<str> = Arc::from("s");
+        let first = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか", 1_000);
+        let (mut durable, id) = first.durable.expect("a new id waits for its reservation");
+        assert_eq!(id, 1);
+        journal.sender().flush();
+        assert!(*durable.borrow_and_update() >= id, "committed");
+        let again = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか？", 2_000);
+        assert!(again.durable.is_none(), "an id already covered does not wait");
+        drop(shard);
+        journal.close();
+        let (_j, restored) = crate::store::Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+        assert!(restored.streams["s"].reserved >= 1, "new ids continue above it after a restart");
     }
 
     #[test]

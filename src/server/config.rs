@@ -37,10 +37,48 @@ pub struct ServerConfig {
     pub auth: AuthMode,
     /// Tokens accepted on `/v1/ingest` (`Authorization: Bearer …` or `?access_token=`).
     pub ingest_tokens: Vec<String>,
-    /// Tokens accepted on the host endpoints (`/v1/streams/…`, `/moderator`).
+    /// Tokens accepted on the host screen's endpoints (questions, actions, product, summary and
+    /// the host websocket).
     pub host_tokens: Vec<String>,
+    /// Tokens accepted on the moderator console's endpoints (`/v1/moderator/…`, stream settings,
+    /// held messages). Host tokens do not open them; with auth on and none set, they are closed.
+    pub moderator_tokens: Vec<String>,
+    /// Origins (`https://shop.example`) whose pages may call the API and open the websockets,
+    /// besides the server's own pages. Requests without an `Origin` header (platforms, curl) are
+    /// not affected. `"*"` allows any origin (only behind a proxy that checks it).
+    pub allowed_origins: Vec<String>,
+    /// Host names (`kotae.internal`, optionally with `:port`) the server answers to, besides IP
+    /// addresses and `localhost`: a request for any other name is refused, which stops DNS
+    /// rebinding. `"*"` allows any name.
+    pub allowed_hosts: Vec<String>,
     /// Open websocket connections (ingest and host together); more are refused with 503.
     pub max_connections: NonZeroUsize,
+    /// Plain HTTP connections (not upgraded to a websocket) open at once; more wait in the
+    /// listen backlog until one closes.
+    pub max_http_connections: NonZeroUsize,
+    /// Largest HTTP request body, bytes; larger ones get 413 before they are read whole.
+    pub max_body_bytes: NonZeroUsize,
+    /// A request body, or a websocket frame once begun, must arrive within this time; a slower one
+    /// gets 408 (HTTP) or closes the connection (1008).
+    pub body_timeout_ms: NonZeroU64,
+    /// Process-wide budget, bytes, for incoming websocket frames buffered in memory: frames being
+    /// read and frames in the pipeline. Past it, connections stop being read (TCP pushes back).
+    pub frame_budget_bytes: NonZeroUsize,
+    /// Longest message `id` (bytes, as echoed); a longer one gets an error.
+    pub max_id_bytes: NonZeroUsize,
+    /// Longest message `user`, bytes; a longer one gets an error.
+    pub max_user_bytes: NonZeroUsize,
+    /// How far a message's `ts` may lie ahead of the wall clock, ms; a later `ts` is clamped to
+    /// that bound (counted), so it can neither wrap nor pin the stream's clock.
+    pub max_ts_skew_ms: NonZeroU64,
+    /// Streams with state in memory at once; a new stream past it is refused (its messages get
+    /// `"too many streams"`) until idle ones are forgotten. Reads never create a stream.
+    pub max_streams: NonZeroUsize,
+    /// Websocket control frames (pings) per second one connection may send (bucket of twice
+    /// this); more close the connection with 1008.
+    pub max_control_frames_per_second: NonZeroU32,
+    /// Moderator dry runs and explains running at once; more get 429.
+    pub max_console_jobs: NonZeroUsize,
     /// Largest text frame answered normally; bigger frames get an error frame. Frames over 16× this
     /// close the connection (1009), since they must be buffered before they can be refused.
     pub max_frame_bytes: NonZeroUsize,
@@ -86,7 +124,9 @@ pub struct ServerConfig {
     pub utc_offset_minutes: i32,
     /// Graceful shutdown must finish (drain, flush the journal) within this time.
     pub shutdown_deadline_ms: NonZeroU64,
-    /// Watch the dictionary directory and reload on change (a broken edit keeps the old ones).
+    /// Watch the dictionary directory and reload once the files have been quiet for 200 ms; a
+    /// broken edit keeps the old ones, and so does a reload that would lose most of a list's
+    /// entries until it is confirmed.
     pub reload_dictionaries: bool,
     /// The durable journal.
     pub journal: JournalConfig,
@@ -102,7 +142,20 @@ impl Default for ServerConfig {
             auth: AuthMode::Auto,
             ingest_tokens: Vec::new(),
             host_tokens: Vec::new(),
+            moderator_tokens: Vec::new(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_connections: nz(1024),
+            max_http_connections: nz(256),
+            max_body_bytes: nz(1 << 20),
+            body_timeout_ms: ms(10_000),
+            frame_budget_bytes: nz(64 << 20),
+            max_id_bytes: nz(128),
+            max_user_bytes: nz(128),
+            max_ts_skew_ms: ms(300_000),
+            max_streams: nz(1024),
+            max_control_frames_per_second: n32(10),
+            max_console_jobs: nz(2),
             max_frame_bytes: nz(1 << 20),
             max_batch: nz(1000),
             max_messages_per_second: n32(50_000),
@@ -138,6 +191,15 @@ impl ServerConfig {
         }
     }
 
+    /// The tokens of one role.
+    pub fn tokens(&self, scope: crate::server::auth::Scope) -> &[String] {
+        match scope {
+            crate::server::auth::Scope::Ingest => &self.ingest_tokens,
+            crate::server::auth::Scope::Host => &self.host_tokens,
+            crate::server::auth::Scope::Moderator => &self.moderator_tokens,
+        }
+    }
+
     /// Worker threads to start.
     pub fn worker_threads(&self) -> usize {
         if self.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { self.workers }
@@ -153,9 +215,31 @@ impl ServerConfig {
                 self.listen
             ));
         }
-        for (name, tokens) in [("ingest_tokens", &self.ingest_tokens), ("host_tokens", &self.host_tokens)] {
-            if tokens.iter().any(|t| t.len() < 16) {
-                p.push(format!("server.{name}: every token must be at least 16 characters"));
+        use crate::server::auth::{MAX_TOKEN_BYTES, Scope};
+        let scopes = [Scope::Ingest, Scope::Host, Scope::Moderator];
+        for scope in scopes {
+            let tokens = self.tokens(scope);
+            if tokens.iter().any(|t| t.len() < 16 || t.len() > MAX_TOKEN_BYTES) {
+                p.push(format!("server.{}: every token must be 16–{MAX_TOKEN_BYTES} characters", scope.field()));
+            }
+            for other in scopes.iter().filter(|o| (**o as u8) > (scope as u8)) {
+                if tokens.iter().any(|t| self.tokens(*other).contains(t)) {
+                    p.push(format!(
+                        "server.{} and server.{} share a token: each role needs its own",
+                        scope.field(),
+                        other.field()
+                    ));
+                }
+            }
+        }
+        for o in &self.allowed_origins {
+            if o != "*" && crate::server::guard::parse_origin(o).is_none() {
+                p.push(format!("server.allowed_origins: {o:?} is not an origin like \"https://shop.example\""));
+            }
+        }
+        for h in &self.allowed_hosts {
+            if h.is_empty() || h.contains(['/', ' ', '@']) {
+                p.push(format!("server.allowed_hosts: {h:?} is not a host name"));
             }
         }
         if self.rate_burst.get() < self.max_batch.get() as u32 {

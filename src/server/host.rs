@@ -1,24 +1,38 @@
 //! The host's endpoints: the ranked questions as JSON, actions on them, the product on screen,
 //! and `GET /v1/streams/ID/host`, a websocket that pushes the list whenever it changes (at most
-//! once per `host_push_interval_ms`).
+//! once per `host_push_interval_ms`; what the client sends never triggers a push).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::Ctx;
 use super::auth::{self, Scope};
+use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
-use crate::queue::{HostAction, QuestionList};
+use crate::queue::{HostAction, QuestionList, Unavailable};
+
+/// Largest frame a host screen may send (it sends nothing but pings).
+const HOST_MAX_FRAME: usize = 4 * 1024;
+/// Bytes of updates (and automatic pongs) one host websocket may have waiting to be sent: room
+/// for the largest list (`max_questions_per_stream` questions with their wordings).
+const HOST_WRITE_BUFFER: usize = 16 << 20;
+
+fn unavailable(u: Unavailable) -> Response {
+    match u {
+        Unavailable::ShuttingDown => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+        Unavailable::TooManyStreams => error(StatusCode::SERVICE_UNAVAILABLE, "too many streams"),
+    }
+}
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
@@ -140,10 +154,9 @@ pub(crate) async fn put_catalog(
         }
     };
     let products = catalog.products().len();
-    if ctx.shards.set_catalog(Arc::from(stream), catalog).await {
-        axum::Json(serde_json::json!({ "products": products })).into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+    match ctx.shards.set_catalog(Arc::from(stream), catalog).await {
+        Ok(()) => axum::Json(serde_json::json!({ "products": products })).into_response(),
+        Err(u) => unavailable(u),
     }
 }
 
@@ -158,8 +171,8 @@ pub(crate) async fn get_catalog(
         return r.into_response();
     }
     match ctx.shards.catalog(Arc::from(stream)).await {
-        Some(c) => axum::Json(c.spec().clone()).into_response(),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+        Ok(c) => axum::Json(c.spec().clone()).into_response(),
+        Err(u) => unavailable(u),
     }
 }
 
@@ -176,11 +189,15 @@ pub(crate) async fn set_product(
     Path(stream): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
+    let body = match super::guard::read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let body: ProductBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("expected {{\"product\": \"id\" | null}}: {e}")),
@@ -188,10 +205,9 @@ pub(crate) async fn set_product(
     if body.product.as_ref().is_some_and(|p| p.len() > 128) {
         return error(StatusCode::BAD_REQUEST, "product ids are at most 128 bytes");
     }
-    if ctx.shards.set_product(Arc::from(stream), body.product.clone()).await {
-        axum::Json(serde_json::json!({ "current_product": body.product })).into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+    match ctx.shards.set_product(Arc::from(stream), body.product.clone()).await {
+        Ok(()) => axum::Json(serde_json::json!({ "current_product": body.product })).into_response(),
+        Err(u) => unavailable(u),
     }
 }
 
@@ -199,19 +215,28 @@ pub(crate) async fn host_ws(
     State(ctx): State<Arc<Ctx>>,
     Path(stream): Path<String>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
+    if let Err(r) = guard(&ctx, req.headers(), &query, &stream) {
         return r.into_response();
     }
+    let upgrade = match Upgrade::from_request(&mut req) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let Ok(permit) = ctx.conn_slots.clone().try_acquire_owned() else {
         ctx.metrics.conn_event(ConnEvent::Full);
         return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
     };
-    let tracker = ctx.tracker.clone();
-    ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(host_session(socket, Arc::from(stream), ctx, permit)))
+    let stream: Arc<str> = Arc::from(stream);
+    let version = match ctx.shards.subscribe(stream.clone()).await {
+        Ok(v) => v,
+        Err(u) => return unavailable(u),
+    };
+    let (budget, tracker) = (ctx.frame_budget.clone(), ctx.tracker.clone());
+    upgrade.respond(ws_config(HOST_MAX_FRAME, HOST_WRITE_BUFFER), budget, &tracker, move |socket, meter| {
+        host_session(socket, meter, stream, version, ctx, permit)
+    })
 }
 
 fn frame(kind: &str, list: &QuestionList) -> Message {
@@ -222,49 +247,84 @@ fn frame(kind: &str, list: &QuestionList) -> Message {
     Message::Text(v.to_string().into())
 }
 
-async fn host_session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
+async fn host_session(
+    socket: Socket,
+    meter: Meter,
+    stream: Arc<str>,
+    mut version: watch::Receiver<u64>,
+    ctx: Arc<Ctx>,
+    _permit: OwnedSemaphorePermit,
+) {
     let metrics = ctx.metrics.clone();
     metrics.connections(Endpoint::Host).inc();
     let send_timeout = Duration::from_millis(ctx.config.send_timeout_ms.get());
     let interval = Duration::from_millis(ctx.config.host_push_interval_ms.get());
+    let mut controls = super::ws::control_bucket(ctx.config.max_control_frames_per_second.get());
     let (mut sink, mut source) = socket.split();
     let mut closing = ctx.closing.clone();
-    if let Some(mut version) = ctx.shards.subscribe(stream.clone()).await {
-        version.borrow_and_update();
-        let mut kind = "snapshot";
+    let mut close = None;
+    let mut peer_closed = false;
+    version.borrow_and_update();
+    let mut kind = "snapshot";
+    'push: loop {
+        let Some(list) = ctx.shards.list(stream.clone()).await else { break };
+        match tokio::time::timeout(send_timeout, sink.send(frame(kind, &list))).await {
+            Ok(Ok(())) => metrics.host_pushes.inc(),
+            Ok(Err(_)) => break,
+            Err(_) => {
+                metrics.conn_event(ConnEvent::SlowClient);
+                break;
+            }
+        }
+        kind = "update";
+        // Only a change of the stream's queue leads to the next push; what the client sends is
+        // read (pings are answered) and otherwise ignored, at most `max_control_frames_per_second`.
         loop {
-            let Some(list) = ctx.shards.list(stream.clone()).await else { break };
-            match tokio::time::timeout(send_timeout, sink.send(frame(kind, &list))).await {
-                Ok(Ok(())) => metrics.host_pushes.inc(),
-                Ok(Err(_)) => break,
-                Err(_) => {
-                    metrics.conn_event(ConnEvent::SlowClient);
+            tokio::select! {
+                changed = version.changed() => {
+                    if changed.is_err() {
+                        break 'push;
+                    }
                     break;
                 }
-            }
-            kind = "update";
-            tokio::select! {
-                changed = version.changed() => if changed.is_err() { break },
                 msg = source.next() => match msg {
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                    // The host screen sends nothing but pings; other frames are ignored.
-                    Some(Ok(_)) => continue,
+                    Some(Ok(Message::Close(_))) => {
+                        peer_closed = true;
+                        break 'push;
+                    }
+                    None => break 'push,
+                    Some(Err(e)) => {
+                        if let Some(code) = close_code(&e) {
+                            metrics.conn_event(ConnEvent::ProtocolError);
+                            close = Some(code);
+                        }
+                        break 'push;
+                    }
+                    Some(Ok(_)) => {
+                        drop(meter.claim());
+                        if controls.take(1, std::time::Instant::now()) == 0 {
+                            metrics.conn_event(ConnEvent::ControlFlood);
+                            close = Some((1008, "too many frames"));
+                            break 'push;
+                        }
+                    }
                 },
                 () = super::closed(&mut closing) => {
                     metrics.conn_event(ConnEvent::Shutdown);
-                    break;
+                    close = Some((1001, "server shutting down"));
+                    break 'push;
                 }
             }
-            // Coalesce bursts: one push per interval at most.
-            tokio::time::sleep(interval).await;
-            version.borrow_and_update();
         }
+        // Coalesce bursts: one push per interval at most.
+        tokio::time::sleep(interval).await;
+        version.borrow_and_update();
     }
-    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(None))).await;
+    super::ws::finish(&mut sink, peer_closed, close, send_timeout).await;
     metrics.connections(Endpoint::Host).dec();
 }
 
 /// `GET /`: the host screen.
-pub(crate) async fn screen() -> Html<&'static str> {
-    Html(include_str!("../../web/host.html"))
+pub(crate) async fn screen() -> Response {
+    super::guard::page(include_str!("../../web/host.html"))
 }

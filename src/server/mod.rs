@@ -15,9 +15,11 @@
 mod adapters;
 pub mod auth;
 pub mod config;
+pub(crate) mod guard;
 mod host;
 mod moderator;
 pub mod reload;
+mod upgrade;
 mod web;
 mod ws;
 
@@ -30,6 +32,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -68,6 +71,8 @@ pub(crate) struct Ctx {
     pub journal: JournalSender,
     /// One permit per allowed websocket connection.
     pub conn_slots: Arc<Semaphore>,
+    /// Bytes of incoming websocket frames buffered in the whole process.
+    pub frame_budget: Arc<upgrade::FrameBudget>,
     /// Becomes `true` when shutdown starts; sessions stop reading and drain.
     pub closing: watch::Receiver<bool>,
     /// Every websocket session, so shutdown can wait for them.
@@ -122,7 +127,8 @@ impl Server {
         let restored_questions: usize = restored.streams.values().map(|s| s.questions.len()).sum();
         let workers = Workers::start(&engine, sc.worker_threads(), sc.worker_queue.get(), metrics.clone())
             .map_err(ServerError::Threads)?;
-        let console = moderator::Console::new(engine.clone(), &sc);
+        let reload = reload::ReloadHandle::new(engine.clone(), metrics.clone());
+        let console = moderator::Console::new(engine.clone(), &sc, reload.clone());
         let shards = Shards::start(
             &engine,
             &config.rank,
@@ -134,8 +140,13 @@ impl Server {
         )
         .map_err(ServerError::Threads)?;
         let listener = TcpListener::bind(sc.listen).await.map_err(|e| ServerError::Bind(sc.listen, e))?;
-        let reloader =
-            if sc.reload_dictionaries { Some(reload::watch(engine.clone(), metrics.clone())?) } else { None };
+        let reloader = if sc.reload_dictionaries { Some(reload::watch(reload)?) } else { None };
+        if sc.auth_required() && sc.moderator_tokens.is_empty() {
+            tracing::warn!(
+                "server.moderator_tokens is empty: the moderator console's endpoints are closed \
+                 (set them or KOTAE_MODERATOR_TOKENS to open them)"
+            );
+        }
         let (closing_tx, closing) = watch::channel(false);
         tracing::info!(
             listen = %listener.local_addr().map_err(|e| ServerError::Bind(sc.listen, e))?,
@@ -147,6 +158,7 @@ impl Server {
         );
         let ctx = Arc::new(Ctx {
             conn_slots: Arc::new(Semaphore::new(sc.max_connections.get())),
+            frame_budget: Arc::new(upgrade::FrameBudget::new(sc.frame_budget_bytes.get(), metrics.clone())),
             journal: journal.sender(),
             max_message_bytes: config.pipeline.max_message_bytes,
             config: sc,
@@ -178,8 +190,24 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_millis(ctx.config.handshake_timeout_ms.get()));
         let http = Arc::new(http.http1_only());
+        // One permit per plain HTTP connection; a websocket gives its permit back once upgraded
+        // (it then holds one of `max_connections`).
+        let http_slots = Arc::new(Semaphore::new(ctx.config.max_http_connections.get()));
         tokio::pin!(shutdown);
         loop {
+            let slot = match http_slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    ctx.metrics.refused(crate::metrics::Refusal::HttpConnections);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        p = http_slots.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => break,
+                        },
+                    }
+                }
+            };
             let (stream, _) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
@@ -198,6 +226,7 @@ impl Server {
             let mut closing = ctx.closing.clone();
             let handshake = Duration::from_millis(ctx.config.handshake_timeout_ms.get());
             tokio::spawn(async move {
+                let _slot = slot;
                 // hyper's header timeout starts with the first byte; a client that connects and
                 // sends nothing is dropped here.
                 let mut probe = [0u8; 1];
@@ -250,6 +279,7 @@ impl Server {
 }
 
 fn router(ctx: Arc<Ctx>) -> Router {
+    let guard = middleware::from_fn_with_state(ctx.clone(), guard::middleware);
     Router::new()
         .route("/v1/ingest", get(ws::ingest))
         .route("/v1/streams/{stream}/questions", get(host::list))
@@ -268,10 +298,12 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/moderator/dictionaries", get(moderator::dictionaries))
         .route("/v1/moderator/dictionaries/dry-run", post(moderator::dry_run))
         .route("/v1/moderator/dictionaries/apply", post(moderator::apply))
+        .route("/v1/moderator/dictionaries/reload", post(moderator::reload))
         .route("/v1/moderator/audit", get(moderator::audit))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(guard)
         .with_state(ctx)
 }
 
@@ -280,6 +312,8 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     m.depth(Channel::Workers).set(ctx.workers.depth() as i64);
     m.depth(Channel::Shards).set(ctx.shards.depth() as i64);
     m.depth(Channel::Journal).set(ctx.journal.depth() as i64);
+    m.resident_bytes.set(crate::metrics::resident_bytes() as i64);
+    m.frame_budget_used.set(ctx.frame_budget.used() as i64);
     if !ctx.is_closing() {
         let stats = ctx.shards.stats().await;
         m.streams.set(stats.streams as i64);

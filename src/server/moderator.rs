@@ -1,4 +1,5 @@
-//! The moderator's endpoints (host tokens, like the host endpoints):
+//! The moderator's endpoints (moderator tokens; host tokens do not open them), except the summary,
+//! which the host screen shows (host tokens):
 //!
 //! - `POST /v1/moderator/explain` `{"text"}`: how one phrase is seen — normalized views, tokens
 //!   with part of speech, labels, scores, action, reasons with their spans in the original.
@@ -8,13 +9,17 @@
 //!   problems. The dry run shows how the last messages of a stream would have been classified;
 //!   apply writes the file atomically, installs the compiled dictionaries into the running
 //!   pipeline (next message sees them) and records who did what in the audit log.
+//! - `POST /v1/moderator/dictionaries/reload` `{"confirm": true}`: installs a reload that was
+//!   refused because lists would have lost most of their entries.
 //! - `GET /v1/moderator/audit`, `GET /v1/moderator/streams`.
 //! - `GET /v1/streams/ID/held` and `POST …/held/MSG/{approve,deny}`: held messages and why.
 //! - `GET|PUT /v1/streams/ID/settings`: fail-open/closed, hold thresholds, slow mode.
 //! - `GET /v1/streams/ID/summary`: blocked counts and the purchase-intent ticker (host screen).
 //!
 //! Who did something comes from the `X-Kotae-Moderator` header (tokens are shared secrets, not
-//! names), `moderator` when absent.
+//! names), `moderator` when absent. Reads never create a stream's state. Dry runs, explains and
+//! applies run at most `max_console_jobs` at once (429 past it). Bodies are read after the token
+//! is checked.
 
 // The guards here return the axum `Response` to send as their error; boxing it would only
 // unbox it again.
@@ -33,19 +38,19 @@ use serde_json::json;
 use super::Ctx;
 use super::auth::{self, Scope};
 use super::config::ServerConfig;
+use crate::dictionary::edit::{self, Edit, EditError, ListView};
 use crate::dictionary::{Dictionaries, DictionaryError};
 use crate::label::{Action, Label};
+use crate::metrics::Refusal;
 use crate::moderation::{Audit, AuditEntry, Moderation, StreamSettings, audit_path_for};
 use crate::pipeline::Engine;
 use crate::pipeline::classify::Classifier;
-use crate::pipeline::normalize::Normalizer;
 use crate::queue::unix_ms;
+use crate::server::reload::{ReloadHandle, Reloaded};
 
 /// Messages a dry run replays by default, and at most.
 const DRY_RUN_DEFAULT: usize = 200;
 const DRY_RUN_MAX: usize = crate::moderation::MAX_RECENT;
-/// Longest term a moderator may add, in characters.
-const MAX_TERM_CHARS: usize = 64;
 
 /// The console's shared state.
 pub(crate) struct Console {
@@ -53,13 +58,36 @@ pub(crate) struct Console {
     pub moderation: Arc<Moderation>,
     /// Serializes dictionary edits: read files, compile, write, install as one step.
     edit: tokio::sync::Mutex<()>,
+    /// One permit per dry run, explain or apply allowed to run at once (`max_console_jobs`).
+    jobs: Arc<tokio::sync::Semaphore>,
+    /// Reloads the dictionaries from disk (confirming a refused reload).
+    reload: ReloadHandle,
 }
 
 impl Console {
-    pub fn new(engine: Arc<Engine>, config: &ServerConfig) -> Self {
+    pub fn new(engine: Arc<Engine>, config: &ServerConfig, reload: ReloadHandle) -> Self {
         let path = if config.journal.enabled() { audit_path_for(&config.journal.path) } else { None };
-        Self { engine, moderation: Arc::new(Moderation::new(Audit::open(path))), edit: tokio::sync::Mutex::new(()) }
+        Self {
+            engine,
+            moderation: Arc::new(Moderation::new(Audit::open(path))),
+            edit: tokio::sync::Mutex::new(()),
+            jobs: Arc::new(tokio::sync::Semaphore::new(config.max_console_jobs.get())),
+            reload,
+        }
     }
+}
+
+/// A slot to run a costly console job, or 429 (counted) when `max_console_jobs` run already.
+fn job_slot(ctx: &Ctx) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    ctx.console.jobs.clone().try_acquire_owned().map_err(|_| {
+        ctx.metrics.refused(Refusal::ConsoleBusy);
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            axum::Json(json!({ "error": "too many dry runs and explains at once; try again shortly" })),
+        )
+            .into_response()
+    })
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -67,7 +95,11 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
-    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query).map_err(IntoResponse::into_response)?;
+    guard_as(ctx, Scope::Moderator, headers, query)
+}
+
+fn guard_as(ctx: &Ctx, scope: Scope, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
+    auth::check(&ctx.config, &ctx.metrics, scope, headers, query).map_err(IntoResponse::into_response)?;
     if ctx.is_closing() {
         return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"));
     }
@@ -122,16 +154,18 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Res
     serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("expected {expected}: {e}")))
 }
 
-/// The prologue of a console `POST`: the caller may use the console, and the body parses.
-fn guarded_body<T: serde::de::DeserializeOwned>(
+/// The prologue of a console `POST`: the caller may use the console, then the body is read
+/// (bounded in size and time) and parses.
+async fn guarded_body<T: serde::de::DeserializeOwned>(
     ctx: &Ctx,
     headers: &HeaderMap,
     query: &HashMap<String, String>,
-    body: &[u8],
+    body: axum::body::Body,
     expected: &str,
 ) -> Result<T, Response> {
     guard(ctx, headers, query)?;
-    json_body(body, expected)
+    let body = super::guard::read_body(body).await?;
+    json_body(&body, expected)
 }
 
 type Q = Query<HashMap<String, String>>;
@@ -146,11 +180,16 @@ pub(crate) async fn summary(
     Query(q): Q,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
+    if let Err(r) = guard_as(&ctx, Scope::Host, &headers, &q) {
         return r;
     }
-    let m = ctx.console.moderation.stream(&stream);
-    let s = m.lock().unwrap_or_else(|e| e.into_inner()).summary(&stream);
+    if !super::valid_stream(&stream) {
+        return error(StatusCode::BAD_REQUEST, "invalid stream id");
+    }
+    let s = match ctx.console.moderation.get(&stream) {
+        Some(m) => m.lock().unwrap_or_else(|e| e.into_inner()).summary(&stream),
+        None => crate::moderation::StreamModeration::default().summary(&stream),
+    };
     // The host screen polls this: it also says when the stream's platform adapters have ended.
     match (ctx.adapter_stats.stream(&stream), serde_json::to_value(&s)) {
         (Some(adapters), Ok(mut v)) => {
@@ -174,8 +213,12 @@ pub(crate) async fn held(
         return r;
     }
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    let m = ctx.console.moderation.stream(&stream);
-    let held = m.lock().unwrap_or_else(|e| e.into_inner()).held(all);
+    let held = ctx
+        .console
+        .moderation
+        .get(&stream)
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).held(all))
+        .unwrap_or_default();
     axum::Json(json!({ "stream": stream, "held": held })).into_response()
 }
 
@@ -195,7 +238,9 @@ pub(crate) async fn decide(
         _ => return error(StatusCode::NOT_FOUND, "unknown decision; use approve or deny"),
     };
     let who = who(&headers);
-    let m = ctx.console.moderation.stream(&stream);
+    let Some(m) = ctx.console.moderation.get(&stream) else {
+        return error(StatusCode::NOT_FOUND, "no such held message");
+    };
     let decided = m.lock().unwrap_or_else(|e| e.into_inner()).decide(&id, approve, &who, unix_ms());
     let Some(h) = decided else { return error(StatusCode::NOT_FOUND, "no such held message") };
     let entry = AuditEntry {
@@ -221,8 +266,12 @@ pub(crate) async fn settings(
     if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
         return r;
     }
-    let m = ctx.console.moderation.stream(&stream);
-    let s = m.lock().unwrap_or_else(|e| e.into_inner()).settings.clone();
+    let s = ctx
+        .console
+        .moderation
+        .get(&stream)
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).settings.clone())
+        .unwrap_or_default();
     let c = &ctx.console.engine.config.classify;
     axum::Json(json!({
         "stream": stream,
@@ -248,11 +297,15 @@ pub(crate) async fn put_settings(
     UrlPath(stream): UrlPath<String>,
     Query(q): Q,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
         return r;
     }
+    let body = match super::guard::read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let s: StreamSettings = match json_body(&body, "stream settings") {
         Ok(s) => s,
         Err(r) => return r,
@@ -265,6 +318,10 @@ pub(crate) async fn put_settings(
         )
             .into_response();
     }
+    let Some(m) = ctx.console.moderation.stream_for_change(&stream) else {
+        ctx.metrics.refused(Refusal::Streams);
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many streams");
+    };
     let entry = AuditEntry {
         at: unix_ms(),
         who: who(&headers),
@@ -275,7 +332,6 @@ pub(crate) async fn put_settings(
     if let Err(r) = record(&ctx, entry) {
         return r;
     }
-    let m = ctx.console.moderation.stream(&stream);
     m.lock().unwrap_or_else(|e| e.into_inner()).settings = s.clone();
     axum::Json(json!({ "stream": stream, "settings": s })).into_response()
 }
@@ -318,14 +374,19 @@ pub(crate) async fn explain(
     State(ctx): State<Arc<Ctx>>,
     Query(q): Q,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let body: ExplainBody = match guarded_body(&ctx, &headers, &q, &body, "{\"text\": \"…\"}") {
+    let body: ExplainBody = match guarded_body(&ctx, &headers, &q, body, "{\"text\": \"…\"}").await {
         Ok(b) => b,
+        Err(r) => return r,
+    };
+    let slot = match job_slot(&ctx) {
+        Ok(s) => s,
         Err(r) => return r,
     };
     let engine = ctx.console.engine.clone();
     let out = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let mut analyzer = engine.analyzer();
         let analysis = analyzer.analyze(&body.text).map_err(|e| e.to_string())?;
         let c = &analysis.classification;
@@ -370,30 +431,6 @@ pub(crate) async fn explain(
     }
 }
 
-/// A term as written in a dictionary file.
-#[derive(Debug, Serialize)]
-struct TermLine {
-    term: String,
-    flags: Vec<String>,
-    line: usize,
-}
-
-#[derive(Debug, Serialize)]
-struct SectionView {
-    name: String,
-    rule: String,
-    declared: Option<String>,
-    line: usize,
-    terms: Vec<TermLine>,
-}
-
-#[derive(Debug, Serialize)]
-struct ListView {
-    list: String,
-    file: String,
-    sections: Vec<SectionView>,
-}
-
 /// The `*.txt` files of the dictionary directory, sorted, as `(path, text)`.
 fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -411,53 +448,6 @@ fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
         .collect()
 }
 
-fn list_name(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string()
-}
-
-/// A line without its comment, trimmed.
-fn content(line: &str) -> &str {
-    line.split_once('#').map_or(line, |(before, _)| before).trim()
-}
-
-/// The section name of a header line (`[insult => abuse]` → `insult`), if it is one.
-fn header(line: &str) -> Option<(&str, Option<&str>)> {
-    let h = content(line).strip_prefix('[')?.strip_suffix(']')?;
-    // Section flags (`[price | weak]`, `[shipping | shop]`) are not part of the name.
-    let h = h.split('|').next().unwrap_or(h);
-    Some(match h.split_once("=>") {
-        Some((n, l)) => (n.trim(), Some(l.trim())),
-        None => (h.trim(), None),
-    })
-}
-
-fn view(path: &Path, text: &str) -> ListView {
-    let list = list_name(path);
-    let mut sections: Vec<SectionView> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
-        if let Some((name, declared)) = header(raw) {
-            sections.push(SectionView {
-                name: name.to_string(),
-                rule: format!("ja.{list}.{name}"),
-                declared: declared.map(str::to_string),
-                line: i + 1,
-                terms: Vec::new(),
-            });
-            continue;
-        }
-        let c = content(raw);
-        if c.is_empty() {
-            continue;
-        }
-        if let Some(s) = sections.last_mut() {
-            let mut parts = c.split('|').map(str::trim);
-            let term = parts.next().unwrap_or("").to_string();
-            s.terms.push(TermLine { term, flags: parts.map(str::to_string).collect(), line: i + 1 });
-        }
-    }
-    ListView { file: path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(), list, sections }
-}
-
 /// `GET /v1/moderator/dictionaries`.
 pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: HeaderMap) -> Response {
     if let Err(r) = guard(&ctx, &headers, &q) {
@@ -466,33 +456,12 @@ pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, Query(q): Q, heade
     let dir = ctx.console.engine.config.dictionaries.clone();
     match read_sources(&dir) {
         Ok(sources) => {
-            let lists: Vec<ListView> = sources.iter().map(|(p, t)| view(p, t)).collect();
+            let lists: Vec<ListView> = sources.iter().map(|(p, t)| edit::view(p, t)).collect();
             let entries = ctx.console.engine.classifier().dictionaries.len();
             axum::Json(json!({ "dir": dir, "entries": entries, "lists": lists })).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
     }
-}
-
-/// Add or remove one term of one section.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Edit {
-    /// `add` or `remove`.
-    op: String,
-    /// The list: a file name without `.txt` (`abuse`, `spam`, …).
-    list: String,
-    section: String,
-    term: String,
-    /// Entry flags for `add`: `bounded`, `end`, `start`, `whole`.
-    #[serde(default)]
-    flags: Vec<String>,
-    /// The stream whose last messages the dry run replays.
-    #[serde(default)]
-    stream: Option<String>,
-    /// How many of them (default 200).
-    #[serde(default)]
-    last: Option<usize>,
 }
 
 /// Why an edit was refused.
@@ -513,73 +482,17 @@ impl Refused {
 
 /// The dictionary sources with `edit` applied, and the index of the edited file.
 fn edited(engine: &Engine, edit: &Edit) -> Result<(Vec<(PathBuf, String)>, usize), Refused> {
-    let term = edit.term.trim();
-    if term.is_empty() {
-        return Err(Refused::new(StatusCode::UNPROCESSABLE_ENTITY, "the term is empty"));
+    edit::check(edit).map_err(refused_edit)?;
+    let sources =
+        read_sources(&engine.config.dictionaries).map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    edit::apply(sources, edit, &engine.config.normalize).map_err(refused_edit)
+}
+
+fn refused_edit(e: EditError) -> Refused {
+    match e {
+        EditError::Invalid(m) => Refused::new(StatusCode::UNPROCESSABLE_ENTITY, m),
+        EditError::NotFound(m) => Refused::new(StatusCode::NOT_FOUND, m),
     }
-    if term.chars().count() > MAX_TERM_CHARS {
-        return Err(Refused::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("terms are at most {MAX_TERM_CHARS} characters"),
-        ));
-    }
-    if term.contains(['#', '|', '\n', '\r']) || term.starts_with('[') || term.chars().any(char::is_control) {
-        return Err(Refused::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a term cannot contain '#', '|', line breaks or start with '['",
-        ));
-    }
-    for f in &edit.flags {
-        if !["bounded", "end", "start", "whole"].contains(&f.as_str()) {
-            return Err(Refused::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown flag '{f}' (bounded, end, start, whole)"),
-            ));
-        }
-    }
-    let dir = &engine.config.dictionaries;
-    let mut sources = read_sources(dir).map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let Some(i) = sources.iter().position(|(p, _)| list_name(p) == edit.list) else {
-        return Err(Refused::new(StatusCode::NOT_FOUND, format!("no list '{}'", edit.list)));
-    };
-    let lines: Vec<&str> = sources[i].1.lines().collect();
-    let Some(start) = lines.iter().position(|l| header(l).is_some_and(|(n, _)| n == edit.section)) else {
-        return Err(Refused::new(StatusCode::NOT_FOUND, format!("no section [{}] in {}.txt", edit.section, edit.list)));
-    };
-    let end = lines[start + 1..].iter().position(|l| header(l).is_some()).map_or(lines.len(), |k| start + 1 + k);
-    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    match edit.op.as_str() {
-        "add" => {
-            let at = (start + 1..end).rev().find(|&k| !content(lines[k]).is_empty()).map_or(start + 1, |k| k + 1);
-            let mut line = term.to_string();
-            for f in &edit.flags {
-                line.push_str(" | ");
-                line.push_str(f);
-            }
-            out.insert(at, line);
-        }
-        "remove" => {
-            let mut normalizer = Normalizer::new(&engine.config.normalize);
-            let key = normalizer.key_of(term);
-            let term_of = |l: &str| content(l).split('|').next().unwrap_or("").trim().to_string();
-            let found = (start + 1..end).find(|&k| term_of(lines[k]) == term).or_else(|| {
-                (start + 1..end)
-                    .find(|&k| !term_of(lines[k]).is_empty() && normalizer.key_of(&term_of(lines[k])) == key)
-            });
-            let Some(k) = found else {
-                return Err(Refused::new(
-                    StatusCode::NOT_FOUND,
-                    format!("'{term}' is not in [{}] of {}.txt", edit.section, edit.list),
-                ));
-            };
-            out.remove(k);
-        }
-        other => return Err(Refused::new(StatusCode::BAD_REQUEST, format!("unknown op '{other}'; use add or remove"))),
-    }
-    let mut text = out.join("\n");
-    text.push('\n');
-    sources[i].1 = text;
-    Ok((sources, i))
 }
 
 fn compile(engine: &Engine, sources: &[(PathBuf, String)]) -> Result<Dictionaries, Refused> {
@@ -622,9 +535,12 @@ fn replay_recent(ctx: &Ctx, next: &Arc<Dictionaries>, edit: &Edit) -> serde_json
     let engine = &ctx.console.engine;
     let n = edit.last.unwrap_or(DRY_RUN_DEFAULT).min(DRY_RUN_MAX);
     let recent = match &edit.stream {
-        Some(s) if super::valid_stream(s) => {
-            ctx.console.moderation.stream(s).lock().unwrap_or_else(|e| e.into_inner()).recent(n)
-        }
+        Some(s) if super::valid_stream(s) => ctx
+            .console
+            .moderation
+            .get(s)
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).recent(n))
+            .unwrap_or_default(),
         _ => Vec::new(),
     };
     let current = engine.classifier();
@@ -655,7 +571,12 @@ fn replay_recent(ctx: &Ctx, next: &Arc<Dictionaries>, edit: &Edit) -> serde_json
 }
 
 async fn dry_run_edit(ctx: Arc<Ctx>, edit: Edit) -> Response {
+    let slot = match job_slot(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let out = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let engine = &ctx.console.engine;
         let (sources, _) = edited(engine, &edit)?;
         let next = Arc::new(compile(engine, &sources)?);
@@ -674,43 +595,63 @@ pub(crate) async fn dry_run(
     State(ctx): State<Arc<Ctx>>,
     Query(q): Q,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    match guarded_body::<Edit>(&ctx, &headers, &q, &body, EDIT_SHAPE) {
+    match guarded_body::<Edit>(&ctx, &headers, &q, body, EDIT_SHAPE).await {
         Ok(edit) => dry_run_edit(ctx, edit).await,
         Err(r) => r,
     }
 }
 
-/// Writes a file by renaming a sibling temporary file over it, so the watcher and readers
-/// never see half a file. The temporary name does not end in `.txt`, so it is never loaded.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("txt.kotae-edit");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+/// Writes a file durably and whole: a temporary file in the same directory is written and
+/// synced, then renamed over the file, then the directory is synced, so neither the watcher nor
+/// a crash ever sees half a file. The temporary name does not end in `.txt`, so it is never
+/// loaded.
+pub(crate) fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".kotae-edit-").suffix(".tmp").tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // The rename itself is durable once the directory is synced.
+    std::fs::File::open(dir)?.sync_all()
 }
 
-/// `POST /v1/moderator/dictionaries/apply` with an [`Edit`].
+/// `POST /v1/moderator/dictionaries/apply` with an [`Edit`]: validated and compiled, written
+/// durably, then audited (an entry is written only for a change that was written), then installed.
+/// When the audit entry cannot be written the file is put back and nothing is installed.
 pub(crate) async fn apply(
     State(ctx): State<Arc<Ctx>>,
     Query(q): Q,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let edit: Edit = match guarded_body(&ctx, &headers, &q, &body, EDIT_SHAPE) {
+    let edit: Edit = match guarded_body(&ctx, &headers, &q, body, EDIT_SHAPE).await {
         Ok(e) => e,
         Err(r) => return r,
     };
     let who = who(&headers);
     let _one_at_a_time = ctx.console.edit.lock().await;
+    let slot = match job_slot(&ctx) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let worker = ctx.clone();
     let out = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let ctx = worker;
         let engine = &ctx.console.engine;
         let (sources, i) = edited(engine, &edit)?;
         let next = Arc::new(compile(engine, &sources)?);
         let diff = replay_recent(&ctx, &next, &edit);
         let (path, text) = &sources[i];
+        let before = std::fs::read_to_string(path).map_err(|e| {
+            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read {}: {e}", path.display()))
+        })?;
+        write_durably(path, text).map_err(|e| {
+            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", path.display()))
+        })?;
         let entry = AuditEntry {
             at: unix_ms(),
             who,
@@ -721,15 +662,14 @@ pub(crate) async fn apply(
                 "changed_in_dry_run": diff["changed"].as_array().map_or(0, Vec::len),
             }),
         };
-        // The record comes first: a change must never be in force without its audit entry.
-        ctx.console
-            .moderation
-            .audit
-            .record(entry)
-            .map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the audit log: {e}")))?;
-        write_atomically(path, text).map_err(|e| {
-            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", path.display()))
-        })?;
+        // A change is never in force without its audit entry: without one, the file goes back.
+        if let Err(e) = ctx.console.moderation.audit.record(entry) {
+            tracing::error!(error = %e, "cannot write the audit log; the dictionary edit is undone");
+            if let Err(e) = write_durably(path, &before) {
+                tracing::error!(error = %e, file = %path.display(), "cannot undo the dictionary edit");
+            }
+            return Err(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the audit log: {e}")));
+        }
         let entries = next.len();
         let dictionaries = Arc::try_unwrap(next)
             .map_err(|_| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "dictionaries still shared"))?;
@@ -745,22 +685,88 @@ pub(crate) async fn apply(
     }
 }
 
+/// Body of `POST /v1/moderator/dictionaries/reload`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadBody {
+    /// Install even when lists would lose most of their entries.
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// `POST /v1/moderator/dictionaries/reload` `{"confirm": true}`: reloads the files now; with
+/// `confirm`, also when lists would lose most of their entries (audited).
+pub(crate) async fn reload(
+    State(ctx): State<Arc<Ctx>>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Err(r) = guard(&ctx, &headers, &q) {
+        return r;
+    }
+    let body = match super::guard::read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let req: ReloadBody = if body.is_empty() {
+        ReloadBody::default()
+    } else {
+        match json_body(&body, "{\"confirm\": true}") {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    let who = who(&headers);
+    let _one_at_a_time = ctx.console.edit.lock().await;
+    let handle = ctx.console.reload.clone();
+    let outcome = match tokio::task::spawn_blocking(move || handle.reload(req.confirm)).await {
+        Ok(o) => o,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    match outcome {
+        Reloaded::Installed(lists) => {
+            let entry = AuditEntry {
+                at: unix_ms(),
+                who,
+                action: "dictionary.reload".into(),
+                stream: None,
+                detail: json!({ "confirmed": req.confirm, "lists": lists }),
+            };
+            if let Err(r) = record(&ctx, entry) {
+                return r;
+            }
+            axum::Json(json!({ "reloaded": true, "lists": lists })).into_response()
+        }
+        Reloaded::Refused(shrunk) => (
+            StatusCode::CONFLICT,
+            axum::Json(json!({
+                "error": format!("lists would lose most of their entries ({}); send {{\"confirm\": true}} to install anyway", shrunk.join("; ")),
+                "problems": shrunk,
+            })),
+        )
+            .into_response(),
+        Reloaded::Failed(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn views_list_sections_and_terms_with_flags() {
-        let v = view(Path::new("d/abuse.txt"), "# c\n[die => abuse]\nしね | bounded\n\n[insult]\nバカ # note\n");
-        assert_eq!(v.list, "abuse");
-        assert_eq!(v.sections.len(), 2);
-        assert_eq!(v.sections[0].declared.as_deref(), Some("abuse"));
-        assert_eq!(v.sections[0].terms[0].flags, ["bounded"]);
-        assert_eq!((v.sections[1].terms[0].term.as_str(), v.sections[1].terms[0].line), ("バカ", 6));
+    fn moderator_names_are_percent_decoded() {
+        assert_eq!(percent_decode("%E3%81%82%E3%81%84 ok%2"), "あい ok%2");
     }
 
     #[test]
-    fn moderator_names_are_percent_decoded() {
-        assert_eq!(percent_decode("%E3%81%82%E3%81%84 ok%2"), "あい ok%2");
+    fn durable_writes_replace_the_file_whole_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.txt");
+        std::fs::write(&path, "old\n").unwrap();
+        write_durably(&path, "[insult]\nバカ\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[insult]\nバカ\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [std::ffi::OsString::from("abuse.txt")]);
     }
 }

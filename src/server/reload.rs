@@ -1,11 +1,22 @@
-//! Dictionary hot reload: a file watcher on the dictionary directory triggers
-//! [`Engine::reload`], which swaps the classifier whole or, on a broken edit, keeps the old one.
+//! Dictionary hot reload: a file watcher on the dictionary directory reloads dictionaries and
+//! model once the files have been quiet for [`SETTLE`], and installs them only when they are
+//! complete:
+//!
+//! - a file that does not parse keeps the running dictionaries (`result="error"`);
+//! - a reload after which a list would have lost most of its entries (a file emptied, deleted or
+//!   cut short while being written) is refused (`result="refused"`, and
+//!   `kotae_refused_total{what="dictionary_shrink"}`), logged, and the running dictionaries stay
+//!   until a moderator confirms it with `POST /v1/moderator/dictionaries/reload`
+//!   `{"confirm": true}`.
+//!
+//! Edits made through the moderator console are installed by the console itself.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 
+use crate::dictionary::shrunk_lists;
 use crate::metrics::Metrics;
 use crate::pipeline::Engine;
 
@@ -14,11 +25,66 @@ pub struct Reloader {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Editors write files in several steps; changes closer together than this are one reload.
-const SETTLE: Duration = Duration::from_millis(200);
+/// Editors write files in several steps: a reload waits until no change has come for this long.
+pub const SETTLE: Duration = Duration::from_millis(200);
 
-/// Starts watching `engine`'s dictionary directory.
-pub fn watch(engine: Arc<Engine>, metrics: Arc<Metrics>) -> notify::Result<Reloader> {
+/// How a reload went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// Installed; entries per list.
+    Installed(std::collections::BTreeMap<String, usize>),
+    /// Not installed: lists would have lost most of their entries (described). Confirm to install.
+    Refused(Vec<String>),
+    /// Not installed: the files do not load (every problem).
+    Failed(String),
+}
+
+/// Reloads the engine's dictionaries and model; shared by the watcher and the console.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    engine: Arc<Engine>,
+    metrics: Arc<Metrics>,
+    /// Serializes reloads, so two never interleave their check and install.
+    lock: Arc<Mutex<()>>,
+}
+
+impl ReloadHandle {
+    pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>) -> Self {
+        Self { engine, metrics, lock: Arc::default() }
+    }
+
+    /// Loads the files; installs them unless they fail, or lists shrank and `confirm` is false.
+    pub fn reload(&self, confirm: bool) -> Reloaded {
+        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let next = match self.engine.load_from_disk() {
+            Ok(c) => c,
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!(error = %e, "dictionary reload failed; the previous dictionaries stay in force");
+                return Reloaded::Failed(e.to_string());
+            }
+        };
+        let before = self.engine.classifier().dictionaries.list_sizes();
+        let after = next.dictionaries.list_sizes();
+        let shrunk = shrunk_lists(&before, &after);
+        if !shrunk.is_empty() && !confirm {
+            self.metrics.reload_refused();
+            tracing::error!(
+                lists = %shrunk.join("; "),
+                "dictionary reload refused: lists would lose most of their entries; the previous dictionaries \
+                 stay in force until the reload is confirmed (POST /v1/moderator/dictionaries/reload {{\"confirm\": true}})"
+            );
+            return Reloaded::Refused(shrunk);
+        }
+        self.engine.swap(next);
+        self.metrics.reload(true);
+        tracing::info!(dir = %self.engine.config.dictionaries.display(), confirmed = confirm, "dictionaries reloaded");
+        Reloaded::Installed(after)
+    }
+}
+
+/// Starts watching the dictionary directory of `handle`'s engine.
+pub fn watch(handle: ReloadHandle) -> notify::Result<Reloader> {
     // One slot: a pending reload already covers any change that arrives meanwhile, so a full
     // channel drops the signal (policy: coalesce).
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
@@ -27,24 +93,20 @@ pub fn watch(engine: Arc<Engine>, metrics: Arc<Metrics>) -> notify::Result<Reloa
             let _ = tx.try_send(());
         }
     })?;
-    watcher.watch(&engine.config.dictionaries, RecursiveMode::Recursive)?;
+    watcher.watch(&handle.engine.config.dictionaries, RecursiveMode::Recursive)?;
     std::thread::Builder::new()
         .name("kotae-reload".into())
         .spawn(move || {
             // Ends when the watcher (and with it the sender) is dropped.
             while rx.recv().is_ok() {
-                std::thread::sleep(SETTLE);
-                while rx.try_recv().is_ok() {}
-                match engine.reload() {
-                    Ok(()) => {
-                        metrics.reload(true);
-                        tracing::info!(dir = %engine.config.dictionaries.display(), "dictionaries reloaded");
-                    }
-                    Err(e) => {
-                        metrics.reload(false);
-                        tracing::error!(error = %e, "dictionary reload failed; the previous dictionaries stay in force");
+                // Debounce: wait until a whole SETTLE passes without a change.
+                loop {
+                    std::thread::sleep(SETTLE);
+                    if rx.try_recv().is_err() {
+                        break;
                     }
                 }
+                handle.reload(false);
             }
         })
         .map_err(|e| notify::Error::generic(&e.to_string()))?;

@@ -11,20 +11,24 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::Ctx;
 use super::auth::{self, Scope};
+use super::upgrade::{Charge, Meter, Socket, Upgrade, close_code, ws_config};
 use crate::ingest::rate::TokenBucket;
-use crate::ingest::{Item, message_id, parse_frame};
+use crate::ingest::{FrameLimits, Item, message_id, parse_frame};
 use crate::label::Label;
 use crate::message::{OutError, write_json_str};
 use crate::metrics::{ConnEvent, Endpoint, Outcome, RejectReason, Stage};
@@ -35,6 +39,34 @@ use crate::server::config::FailPolicy;
 /// whole before they can be refused.
 pub(crate) const HARD_FRAME_FACTOR: usize = 16;
 
+/// Bytes of verdicts (and automatic pongs) one ingest connection may have waiting to be sent;
+/// a client that does not read them is disconnected after `send_timeout_ms`.
+pub(crate) const INGEST_WRITE_BUFFER: usize = 256 * 1024;
+
+/// A websocket close code and reason.
+pub(crate) fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
+    CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }
+}
+
+/// Ends a websocket: sends the echo of the client's close frame when it closed, else our own
+/// close frame (with `close`'s code and reason).
+pub(crate) async fn finish<S>(sink: &mut S, peer_closed: bool, close: Option<(u16, &'static str)>, within: Duration)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    if peer_closed {
+        let _ = tokio::time::timeout(within, sink.flush()).await;
+    } else {
+        let frame = close.map(|(code, reason)| close_frame(code, reason));
+        let _ = tokio::time::timeout(within, sink.send(Message::Close(frame))).await;
+    }
+}
+
+/// Websocket control frames (pings, pongs) a connection may send: `rate` a second, twice that at once.
+pub(crate) fn control_bucket(rate: u32) -> TokenBucket {
+    TokenBucket::new(rate, rate.saturating_mul(2))
+}
+
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
@@ -42,12 +74,15 @@ fn error(status: StatusCode, message: &str) -> Response {
 pub(crate) async fn ingest(
     State(ctx): State<Arc<Ctx>>,
     Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut req: Request,
 ) -> Response {
-    if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, &headers, &query) {
+    if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, req.headers(), &query) {
         return r.into_response();
     }
+    let upgrade = match Upgrade::from_request(&mut req) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let Some(stream) = query.get("stream").filter(|s| super::valid_stream(s)) else {
         return error(StatusCode::BAD_REQUEST, "query parameter `stream` (1–128 characters) is required");
     };
@@ -61,18 +96,17 @@ pub(crate) async fn ingest(
     };
     let hard = ctx.config.max_frame_bytes.get().saturating_mul(HARD_FRAME_FACTOR);
     let stream: Arc<str> = Arc::from(stream.as_str());
-    let tracker = ctx.tracker.clone();
     // Small socket buffers: the default 128 KiB each way adds up over thousands of connections,
     // and frames are flushed explicitly after each batch of verdicts.
-    ws.max_message_size(hard)
-        .max_frame_size(hard)
-        .read_buffer_size(16 * 1024)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| tracker.track_future(session(socket, stream, ctx, permit)))
+    let config = ws_config(hard, INGEST_WRITE_BUFFER);
+    let budget = ctx.frame_budget.clone();
+    let tracker = ctx.tracker.clone();
+    upgrade.respond(config, budget, &tracker, move |socket, meter| session(socket, meter, stream, ctx, permit))
 }
 
-type Analyzing = BoxFuture<'static, (Instant, Vec<Item>)>;
-type Answering = BoxFuture<'static, (Instant, Vec<Out>)>;
+/// A frame's items, with the budget its bytes hold until its verdicts are written.
+type Analyzing = BoxFuture<'static, (Instant, Vec<Item>, Charge)>;
+type Answering = BoxFuture<'static, (Instant, Vec<Out>, Charge)>;
 
 struct Session {
     ctx: Arc<Ctx>,
@@ -80,6 +114,7 @@ struct Session {
     /// Position of the next message on this connection (ids for messages without one).
     seq: u64,
     bucket: TokenBucket,
+    limits: FrameLimits,
 }
 
 impl Session {
@@ -94,7 +129,7 @@ impl Session {
                 reason: RejectReason::TooLarge,
             }]
         } else {
-            parse_frame(text, self.seq, c.max_batch.get(), self.ctx.max_message_bytes)
+            parse_frame(text, self.seq, &self.limits)
         };
         self.seq += items.len() as u64;
         self.ctx.metrics.received(items.len());
@@ -118,18 +153,18 @@ impl Session {
         items
     }
 
-    fn analyze(&self, items: Vec<Item>, arrived: Instant) -> Analyzing {
+    fn analyze(&self, items: Vec<Item>, arrived: Instant, charge: Charge) -> Analyzing {
         if !items.iter().any(|i| matches!(i, Item::Parsed(_))) {
-            return futures_util::future::ready((arrived, items)).boxed();
+            return futures_util::future::ready((arrived, items, charge)).boxed();
         }
         let ctx = self.ctx.clone();
         let deadline = arrived + Duration::from_millis(ctx.config.budget_ms.get());
-        async move { (arrived, ctx.workers.analyze(items, arrived, deadline).await) }.boxed()
+        async move { (arrived, ctx.workers.analyze(items, arrived, deadline).await, charge) }.boxed()
     }
 
     /// Submits analyzed items to the shard now (so frames keep their order) and returns the
     /// future of their outcomes.
-    async fn answer(&self, items: Vec<Item>, arrived: Instant) -> Answering {
+    async fn answer(&self, items: Vec<Item>, arrived: Instant, charge: Charge) -> Answering {
         if !items.iter().any(|i| matches!(i, Item::Analyzed(..) | Item::OverBudget(_))) {
             let outs = items
                 .into_iter()
@@ -144,10 +179,10 @@ impl Session {
                     }
                 })
                 .collect();
-            return futures_util::future::ready((arrived, outs)).boxed();
+            return futures_util::future::ready((arrived, outs, charge)).boxed();
         }
         let pending = self.ctx.shards.submit(self.stream.clone(), items).await;
-        async move { (arrived, pending.wait().await) }.boxed()
+        async move { (arrived, pending.wait().await, charge) }.boxed()
     }
 
     /// Counts each outcome exactly once.
@@ -240,19 +275,22 @@ fn encode(buf: &mut Vec<u8>, out: &Out) {
     }
 }
 
-async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
+async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, _permit: OwnedSemaphorePermit) {
     let metrics = ctx.metrics.clone();
     metrics.connections(Endpoint::Ingest).inc();
     let config = &ctx.config;
     let max_in_flight = config.max_frames_in_flight.get();
     let idle = Duration::from_millis(config.idle_timeout_ms.get());
     let send_timeout = Duration::from_millis(config.send_timeout_ms.get());
+    let frame_timeout = Duration::from_millis(config.body_timeout_ms.get());
     let mut s = Session {
         ctx: ctx.clone(),
         stream,
         seq: 1,
         bucket: TokenBucket::new(config.max_messages_per_second.get(), config.rate_burst.get()),
+        limits: FrameLimits::of(config, ctx.max_message_bytes),
     };
+    let mut controls = control_bucket(config.max_control_frames_per_second.get());
     let (mut sink, mut source) = socket.split();
     let mut analyzing: FuturesOrdered<Analyzing> = FuturesOrdered::new();
     let mut answering: FuturesOrdered<Answering> = FuturesOrdered::new();
@@ -260,8 +298,15 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
     let mut reading = !*closing.borrow();
     let mut writable = true;
     let mut close: Option<(u16, &'static str)> = if reading { None } else { Some((1001, "server shutting down")) };
+    // The client closed: the library has queued the echo of its close frame.
+    let mut peer_closed = false;
+    // Only data frames count as activity: pings alone do not keep a connection open.
     let idle_timer = tokio::time::sleep(idle);
     tokio::pin!(idle_timer);
+    // Looks now and then for a frame begun but not finished in time.
+    let check_every = (frame_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut frame_check = tokio::time::interval(check_every);
+    frame_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let in_flight = analyzing.len() + answering.len();
         if !reading && in_flight == 0 {
@@ -269,7 +314,7 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
         }
         tokio::select! {
             biased;
-            Some((arrived, outs)) = answering.next(), if !answering.is_empty() => {
+            Some((arrived, outs, charge)) = answering.next(), if !answering.is_empty() => {
                 s.count(&outs);
                 if writable {
                     let frames = encode_all(&outs);
@@ -296,22 +341,27 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
                         }
                     }
                 }
+                drop(charge);
                 metrics.observe(Stage::Frame, arrived.elapsed().as_secs_f64());
             }
-            Some((arrived, items)) = analyzing.next(), if !analyzing.is_empty() => {
-                let next = s.answer(items, arrived).await;
+            Some((arrived, items, charge)) = analyzing.next(), if !analyzing.is_empty() => {
+                let next = s.answer(items, arrived, charge).await;
                 answering.push_back(next);
             }
             msg = source.next(), if reading && in_flight < max_in_flight => {
-                idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
                 match msg {
                     Some(Ok(Message::Text(text))) => {
+                        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                        let charge = meter.claim();
                         let now = Instant::now();
                         let items = s.items(text.as_str(), now);
-                        let fut = s.analyze(items, now);
+                        drop(text);
+                        let fut = s.analyze(items, now, charge);
                         analyzing.push_back(fut);
                     }
                     Some(Ok(Message::Binary(_))) => {
+                        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                        let charge = meter.claim();
                         let now = Instant::now();
                         metrics.received(1);
                         let item = Item::Rejected {
@@ -320,16 +370,30 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
                             reason: RejectReason::Malformed,
                         };
                         s.seq += 1;
-                        analyzing.push_back(futures_util::future::ready((now, vec![item])).boxed());
+                        analyzing.push_back(futures_util::future::ready((now, vec![item], charge)).boxed());
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => reading = false,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                        drop(meter.claim());
+                        if controls.take(1, Instant::now()) == 0 {
+                            metrics.conn_event(ConnEvent::ControlFlood);
+                            tracing::info!(stream = %s.stream, "closing a client that floods control frames");
+                            close = Some((1008, "too many control frames"));
+                            reading = false;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) => {
+                        peer_closed = true;
+                        reading = false;
+                    }
+                    None => reading = false,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "ingest connection failed");
-                        if e.to_string().contains("too long") || e.to_string().contains("too big") {
-                            close = Some((1009, "frame too large"));
-                        } else {
-                            writable = false;
+                        match close_code(&e) {
+                            Some(code) => {
+                                metrics.conn_event(ConnEvent::ProtocolError);
+                                close = Some(code);
+                            }
+                            None => writable = false,
                         }
                         reading = false;
                     }
@@ -346,11 +410,18 @@ async fn session(socket: WebSocket, stream: Arc<str>, ctx: Arc<Ctx>, _permit: Ow
                 close = Some((1000, "idle timeout"));
                 metrics.conn_event(ConnEvent::Idle);
             }
+            _ = frame_check.tick(), if reading && in_flight < max_in_flight => {
+                if meter.partial_since().is_some_and(|t| t.elapsed() > frame_timeout) {
+                    metrics.conn_event(ConnEvent::FrameTimeout);
+                    tracing::info!(stream = %s.stream, "closing a client whose frame did not arrive in time");
+                    close = Some((1008, "frame not completed in time"));
+                    reading = false;
+                }
+            }
         }
     }
     if writable {
-        let frame = close.map(|(code, reason)| CloseFrame { code, reason: reason.into() });
-        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(frame))).await;
+        finish(&mut sink, peer_closed, close, send_timeout).await;
     }
     metrics.connections(Endpoint::Ingest).dec();
 }

@@ -58,12 +58,18 @@ pub enum Record {
     Product { stream: Arc<str>, product: Option<String> },
     /// The stream's catalogue.
     Catalog { stream: Arc<str>, catalog: CatalogSpec },
+    /// Question ids up to `upto` may be issued on this stream: after a restart, ids continue
+    /// above it. Once committed, `durable` is raised to `upto` (verdicts carrying an id above
+    /// the durable value wait for it).
+    Reserve { stream: Arc<str>, upto: u32, durable: Arc<tokio::sync::watch::Sender<u32>> },
 }
 
 enum Cmd {
     /// Boxed: the channel's slots are allocated and touched in full up front, so a slot the
-    /// size of a pointer keeps the idle queue at 16 bytes per record (about 1 MB, not 11 MB).
-    Write(Box<Record>),
+    /// size of a pointer and a time keeps the idle queue small (32 bytes a slot, not 176).
+    /// With when it was sent: a batch is committed `flush_interval` after its oldest record
+    /// was sent, however long that record waited for the writer.
+    Write(Box<Record>, Instant),
     /// Commit everything before this and answer.
     Flush(crossbeam_channel::Sender<()>),
     /// Commit everything before this and stop.
@@ -82,6 +88,8 @@ pub struct RestoredStream {
     pub questions: Vec<Question>,
     pub product: Option<String>,
     pub catalog: Option<CatalogSpec>,
+    /// Highest question id reserved: new ids continue above it.
+    pub reserved: u32,
 }
 
 /// A cloneable handle for sending records.
@@ -97,19 +105,26 @@ impl JournalSender {
         Self { tx: None, metrics }
     }
 
-    /// Queues a record; waits when the queue is full (counted).
-    pub fn send(&self, r: Record) {
-        let Some(tx) = &self.tx else { return };
+    /// Queues a record; waits when the queue is full (counted). `false` when there is no
+    /// journal to take it (disabled, or stopped).
+    pub fn send(&self, r: Record) -> bool {
+        let Some(tx) = &self.tx else { return false };
         self.metrics.journal_lag.inc();
-        match tx.try_send(Cmd::Write(Box::new(r))) {
-            Ok(()) => {}
+        let sent = Cmd::Write(Box::new(r), Instant::now());
+        match tx.try_send(sent) {
+            Ok(()) => true,
             Err(TrySendError::Full(cmd)) => {
                 self.metrics.backpressure(Channel::Journal);
                 if tx.send(cmd).is_err() {
                     self.metrics.journal_lag.dec();
+                    return false;
                 }
+                true
             }
-            Err(TrySendError::Disconnected(_)) => self.metrics.journal_lag.dec(),
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.journal_lag.dec();
+                false
+            }
         }
     }
 
@@ -152,7 +167,8 @@ CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, product TEXT);
 
 /// Columns added after the first schema, each with its type: a journal written before gains
 /// them when opened (older rows read as NULL).
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("streams", "catalog", "TEXT")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("streams", "catalog", "TEXT"), ("streams", "reserved", "INTEGER NOT NULL DEFAULT 0")];
 
 /// Brings a journal written by an earlier version up to the current schema, without loss.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -226,14 +242,22 @@ fn restore(conn: &Connection, path: &str) -> Result<Restored, StoreError> {
             serde_json::from_str(&body).map_err(|source| StoreError::Row { path: path.to_string(), source })?;
         out.streams.entry(stream).or_default().questions.push(q);
     }
-    let mut stmt = conn.prepare("SELECT stream, product, catalog FROM streams").map_err(sql)?;
+    let mut stmt = conn.prepare("SELECT stream, product, catalog, reserved FROM streams").map_err(sql)?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
         .map_err(sql)?;
     for row in rows {
-        let (stream, product, catalog) = row.map_err(sql)?;
+        let (stream, product, catalog, reserved) = row.map_err(sql)?;
         let st = out.streams.entry(stream).or_default();
         st.product = product;
+        st.reserved = u32::try_from(reserved.max(0)).unwrap_or(u32::MAX);
         if let Some(c) = catalog {
             st.catalog =
                 Some(serde_json::from_str(&c).map_err(|source| StoreError::Row { path: path.to_string(), source })?);
@@ -251,6 +275,15 @@ struct Writer {
     insert_messages: Vec<(usize, String)>,
     /// Scratch buffer for question bodies.
     body: Vec<u8>,
+    /// How long a commit takes, on average lately.
+    commit_estimate: Duration,
+}
+
+/// When a batch whose oldest record was sent at `sent` must start committing: so that it is
+/// durable `interval` after it was sent, given commits take `estimate` (at most half the
+/// interval is set aside for that).
+fn commit_due(sent: Instant, interval: Duration, estimate: Duration) -> Instant {
+    sent + interval - estimate.min(interval / 2)
 }
 
 /// Columns of a `messages` row as inserted.
@@ -278,7 +311,15 @@ impl Writer {
                 (rows, sql)
             })
             .collect();
-        Self { conn, config, metrics, last_retention, insert_messages, body: Vec::new() }
+        Self {
+            conn,
+            config,
+            metrics,
+            last_retention,
+            insert_messages,
+            body: Vec::new(),
+            commit_estimate: Duration::ZERO,
+        }
     }
 }
 
@@ -294,11 +335,21 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            let deadline = Instant::now() + interval;
+            // Set by the batch's oldest record; `None` until one arrives.
+            let mut deadline: Option<Instant> = None;
             let mut next = first;
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Cmd::Write(r) => batch.push(*r),
+                    Cmd::Write(r, sent) => {
+                        let due = if matches!(*r, Record::Reserve { .. }) {
+                            // Verdicts wait for it: commit as soon as the queue is drained.
+                            Instant::now()
+                        } else {
+                            commit_due(sent, interval, self.commit_estimate)
+                        };
+                        deadline = Some(deadline.map_or(due, |d| d.min(due)));
+                        batch.push(*r);
+                    }
                     Cmd::Flush(w) => {
                         waiters.push(w);
                         break;
@@ -311,16 +362,19 @@ impl Writer {
                 if batch.len() >= max {
                     break;
                 }
-                // A batch is committed when full or `flush_interval` after its first record,
-                // not whenever the queue runs dry: every commit writes the WAL frames again and
-                // each question touched in the batch once more, so fewer, larger commits cost
-                // less per record, and the loss window of a crash stays `flush_interval`.
+                // A batch is committed when full or so that its oldest record is durable
+                // `flush_interval` after it was sent, not whenever the queue runs dry: every
+                // commit writes the WAL frames again and each question touched in the batch once
+                // more, so fewer, larger commits cost less per record, and the loss window of a
+                // crash stays `flush_interval`.
                 next = match rx.try_recv() {
                     Ok(c) => Some(c),
-                    Err(_) if Instant::now() < deadline => {
-                        rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok()
-                    }
-                    Err(_) => None,
+                    Err(_) => match deadline {
+                        Some(d) if Instant::now() < d => {
+                            rx.recv_timeout(d.saturating_duration_since(Instant::now())).ok()
+                        }
+                        _ => None,
+                    },
                 };
             }
             self.commit(&mut batch);
@@ -353,8 +407,24 @@ impl Writer {
                 tracing::error!(error = %e, records = n, "journal write failed; records lost");
             }
         }
+        // Waiting verdicts go out either way: a failed write is counted and logged above.
+        for r in batch.iter() {
+            if let Record::Reserve { upto, durable, .. } = r {
+                durable.send_if_modified(|d| {
+                    let raise = *d < *upto;
+                    if raise {
+                        *d = *upto;
+                    }
+                    raise
+                });
+            }
+        }
+        let took = started.elapsed();
+        // A slow moving average of how long a commit takes, so batches start committing early
+        // enough to end within `flush_interval` of their oldest record.
+        self.commit_estimate = (self.commit_estimate * 7 + took) / 8;
         self.metrics.journal_lag.sub(n as i64);
-        self.metrics.observe(Stage::Journal, started.elapsed().as_secs_f64());
+        self.metrics.observe(Stage::Journal, took.as_secs_f64());
         batch.clear();
     }
 
@@ -375,6 +445,10 @@ impl Writer {
             )?;
             let mut catalog = tx.prepare_cached(
                 "INSERT INTO streams (stream, catalog) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET catalog = ?2",
+            )?;
+            let mut reserve = tx.prepare_cached(
+                "INSERT INTO streams (stream, reserved) VALUES (?1, ?2) \
+                 ON CONFLICT (stream) DO UPDATE SET reserved = max(reserved, ?2)",
             )?;
             // Only the last state of a question in a batch matters.
             let mut last_question: HashMap<(&str, u32), usize> = HashMap::new();
@@ -420,6 +494,9 @@ impl Writer {
                         let body =
                             serde_json::to_string(c).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
                         catalog.execute(params![&**stream, body])?;
+                    }
+                    Record::Reserve { stream, upto, .. } => {
+                        reserve.execute(params![&**stream, upto])?;
                     }
                 }
             }
@@ -533,6 +610,36 @@ mod tests {
         let st = &restored.streams["s1"];
         assert_eq!(st.questions, vec![question(1, QuestionState::Pinned)]);
         assert_eq!(st.product.as_deref(), Some("p2"));
+    }
+
+    #[test]
+    fn a_batch_is_due_by_its_oldest_record_not_by_when_the_writer_took_it() {
+        let sent = Instant::now();
+        let interval = Duration::from_millis(10);
+        // A record that waited 8 ms for the writer (it was committing) is due 2 ms after it is
+        // taken, not 10 ms: the crash window is the interval from when the verdict went out.
+        assert_eq!(commit_due(sent, interval, Duration::ZERO), sent + interval);
+        assert_eq!(commit_due(sent, interval, Duration::from_millis(3)), sent + Duration::from_millis(7));
+        assert_eq!(commit_due(sent, interval, Duration::from_secs(1)), sent + Duration::from_millis(5));
+    }
+
+    #[test]
+    fn reservations_are_restored_and_raise_the_durable_mark_once_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig { path: dir.path().join("j.db"), ..JournalConfig::default() };
+        let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+        let durable = Arc::new(tokio::sync::watch::channel(0u32).0);
+        let tx = journal.sender();
+        assert!(tx.send(Record::Reserve { stream: Arc::from("s"), upto: 1024, durable: durable.clone() }));
+        assert!(tx.send(Record::Reserve { stream: Arc::from("s"), upto: 600, durable: durable.clone() }));
+        tx.send(Record::Product { stream: Arc::from("s"), product: Some("p".into()) });
+        tx.flush();
+        assert_eq!(*durable.borrow(), 1024, "raised once committed, never lowered");
+        drop(tx);
+        journal.close();
+        let (_journal, restored) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+        assert_eq!(restored.streams["s"].reserved, 1024);
+        assert_eq!(restored.streams["s"].product.as_deref(), Some("p"));
     }
 
     #[test]
