@@ -110,6 +110,7 @@ fn dictionary_copy() -> tempfile::TempDir {
     }
     std::fs::create_dir(dir.path().join("model")).unwrap();
     std::fs::copy(src.join("model/ja.tsv"), dir.path().join("model/ja.tsv")).unwrap();
+    std::fs::copy(src.join("model/identity.tsv"), dir.path().join("model/identity.tsv")).unwrap();
     dir
 }
 

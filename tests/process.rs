@@ -158,6 +158,17 @@ async fn sigterm_answers_frames_in_flight_flushes_and_exits_in_time() {
     }
     let Message::Text(first) = ws.next().await.unwrap().unwrap() else { panic!() };
     assert!(first.as_str().contains("\"0-0\""));
+    // SIGTERM once the server has taken every frame (read and parsed them), most still in flight:
+    // on a loaded machine it may not have read them all when the first verdict comes back.
+    let started = Instant::now();
+    loop {
+        let (_, text) = http(&addr, "GET", "/metrics", None, None).await.unwrap();
+        if metric(&text, "kotae_messages_received_total") == Some((frames * 100) as f64) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the server never took every frame");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let term = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     let mut verdicts = 1;

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use kotae::commands::eval::{evaluate, read_labelled};
-use kotae::pipeline::{Engine, Meta, PipelineConfig};
+use kotae::commands::eval_stream::{ClusterSet, GoldStream, score_clusters, score_stream};
+use kotae::pipeline::{Engine, PipelineConfig};
 
 fn engine() -> std::sync::Arc<Engine> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -38,74 +39,47 @@ fn fixtures_are_distinct_and_large_enough() {
     assert_eq!(texts.len(), before, "every labelled line differs");
 }
 
-/// Clustering rates on a paraphrase file (one stream, clusters interleaved round-robin as in a
-/// live chat) and a near-miss file (each pair its own stream): (pairs together, pairs apart).
-fn clustering_rates(paraphrases: &str, near_misses: &str) -> (f64, f64) {
+/// Scores a gold stream of `fixtures/streams/eval` through the stateful pipeline.
+fn stream_score(name: &str) -> kotae::commands::eval_stream::StreamScore {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let engine = engine();
-    let read = |p: &str| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(root.join(p)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    };
-    let para = read(paraphrases);
-    let near = read(near_misses);
-    let cluster_of =
-        |state: &mut kotae::pipeline::StreamState, a: &mut kotae::pipeline::Analyzer, text: &str, user: &str| {
-            a.analyze(text)
-                .ok()
-                .and_then(|x| state.process(Meta { user: Some(user), ts: 0, product: None }, x).cluster.map(|c| c.id))
-        };
-    let mut analyzer = engine.analyzer();
-    let mut state = engine.stream_state();
-    let mut order: Vec<usize> = (0..para.len()).collect();
-    order.sort_by_key(|&i| (para[..i].iter().filter(|p| p["cluster"] == para[i]["cluster"]).count(), i));
-    let mut ids = vec![None; para.len()];
-    for &i in &order {
-        ids[i] = cluster_of(&mut state, &mut analyzer, para[i]["text"].as_str().unwrap(), &format!("u{i}"));
-    }
-    let (mut same, mut together) = (0, 0);
-    for i in 0..para.len() {
-        for j in i + 1..para.len() {
-            if para[i]["cluster"] == para[j]["cluster"] {
-                same += 1;
-                together += usize::from(ids[i].is_some() && ids[i] == ids[j]);
-            }
-        }
-    }
-    let apart = near
-        .iter()
-        .filter(|n| {
-            let mut state = engine.stream_state();
-            let a = cluster_of(&mut state, &mut analyzer, n["a"].as_str().unwrap(), "a");
-            let b = cluster_of(&mut state, &mut analyzer, n["b"].as_str().unwrap(), "b");
-            a.is_none() || a != b
-        })
-        .count();
-    let rates = (together as f64 / same as f64, apart as f64 / near.len() as f64);
-    println!(
-        "{paraphrases}: pairs together {together}/{same} = {:.3}; near-miss apart {apart}/{} = {:.3}",
-        rates.0,
-        near.len(),
-        rates.1
-    );
-    rates
+    let gold = GoldStream::load(&root.join(format!("fixtures/streams/eval/{name}.jsonl"))).unwrap();
+    let (score, _) = score_stream(&engine(), &kotae::rank::RankConfig::default(), &gold);
+    println!("{}", kotae::commands::eval_stream::format_score(&score));
+    score
 }
 
-/// The development cluster fixtures (used while writing the concept dictionaries): the targets.
-#[test]
-fn clustering_meets_the_targets_on_the_development_clusters() {
-    let (together, apart) =
-        clustering_rates("fixtures/clusters/paraphrases.jsonl", "fixtures/clusters/near_miss.jsonl");
-    assert!(together >= 0.90, "paraphrase pairs together {together:.3}");
-    assert!(apart >= 0.98, "near-miss pairs apart {apart:.3}");
+/// Scores a cluster set: (paraphrase pairs together, near-miss pairs apart).
+fn cluster_score(path: &str) -> (f64, f64) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let set = ClusterSet::load(&root.join(path), None).unwrap();
+    let s = score_clusters(&engine(), &set, false);
+    println!("{path}: together {:.3}, apart {:.3}", s.together, s.apart);
+    (s.together, s.apart)
 }
 
-/// Held-out clusters written afterwards and never used for tuning. Regression floors at today's
-/// measured rates, far below the targets: clustering relies on the concept dictionary and does
-/// not yet generalize to wordings it has not seen (see README).
+/// Regression floors for question identity, a little under the figures measured when they were
+/// set (the README has the figures and the targets, which are higher). Streams and cluster sets
+/// by writers who never saw the training data; the report-only ones were never tuned on.
 #[test]
-fn clustering_on_held_out_clusters_does_not_regress() {
-    let (together, apart) =
-        clustering_rates("fixtures/clusters/heldout_paraphrases.jsonl", "fixtures/clusters/heldout_near_miss.jsonl");
-    assert!(together >= 0.40, "held-out paraphrase pairs together {together:.3}");
-    assert!(apart >= 0.88, "held-out near-miss pairs apart {apart:.3}");
+fn question_identity_on_streams_does_not_regress() {
+    for (name, floor) in [("apparel", 0.50), ("kids", 0.40), ("food", 0.45), ("cosmetics", 0.45), ("appliance", 0.45)] {
+        let s = stream_score(name);
+        assert!(s.answered_once >= floor, "{name}: answered once {} under {floor}", s.answered_once);
+        assert_eq!(s.on_screen_top3, 1.0, "{name}: the on-screen product's most-asked question is in the first three");
+        assert!(s.items_per_question <= 1.6, "{name}: {} items per question", s.items_per_question);
+    }
+}
+
+#[test]
+fn question_identity_on_cluster_sets_does_not_regress() {
+    for (path, together, apart) in [
+        ("fixtures/clusters/eval/a/clusters.jsonl", 0.35, 0.80),
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.35, 0.60),
+        ("fixtures/clusters/eval/c/clusters.jsonl", 0.30, 0.60),
+        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.75),
+    ] {
+        let (t, a) = cluster_score(path);
+        assert!(t >= together, "{path}: paraphrase pairs together {t} under {together}");
+        assert!(a >= apart, "{path}: near-miss pairs apart {a} under {apart}");
+    }
 }

@@ -43,7 +43,7 @@ fn frames(
 }
 
 /// How much a near-miss pair counts against an ordinary pair of different questions.
-const NEAR_MISS_WEIGHT: f32 = 10.0;
+const NEAR_MISS_WEIGHT: f32 = 20.0;
 
 fn pairs_of(items: &[Framed], weight: f32, out: &mut Vec<Pair>) {
     for (i, a) in items.iter().enumerate() {

@@ -361,7 +361,8 @@ pub struct Classifier {
 
 /// Families of `synonyms` sections whose values exclude each other: the stock of M is not the
 /// stock of L, the price of 1番 not that of 2番.
-const EXCLUSIVE_FAMILIES: &[&str] = &["size", "color", "phone", "bed", "port", "roast", "tone", "ear", "heat", "power"];
+const EXCLUSIVE_FAMILIES: &[&str] =
+    &["size", "color", "phone", "bed", "port", "roast", "tone", "ear", "heat", "power", "allergen"];
 
 /// Families whose values one answer covers (a host lists the payment methods): questions
 /// naming any of them ask about the family.
@@ -369,7 +370,7 @@ const GROUPED_FAMILIES: &[&str] = &["pay"];
 
 /// Families whose values are the asker's context, not what is asked (北海道だと何日, 明日届く,
 /// 夏でも暑くない): a delivery question is one question whatever region or day it names.
-const CONTEXT_FAMILIES: &[&str] = &["region", "day", "tod", "season", "allergen"];
+const CONTEXT_FAMILIES: &[&str] = &["region", "day", "tod", "season"];
 
 impl Classifier {
     /// Joins dictionaries and model.

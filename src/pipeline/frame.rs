@@ -390,7 +390,11 @@ pub fn build(
     let mut rest = surface;
     while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
         let tail = &rest[start..];
-        let len = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+        // A decimal (24.5) is one number.
+        let mut len = tail.find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len());
+        if tail[len..].starts_with('.') && tail[len + 1..].starts_with(|c: char| c.is_ascii_digit()) {
+            len += 1 + tail[len + 1..].find(|c: char| !c.is_ascii_digit()).unwrap_or(tail.len() - len - 1);
+        }
         let (digits, after) = tail.split_at(len);
         rest = after;
         let after = after.trim_start_matches([' ', '.', ',']).to_lowercase();

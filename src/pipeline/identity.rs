@@ -45,8 +45,8 @@ pub const N: usize = FEATURES.len();
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("identity model {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("identity model {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("identity model {path}:{line}: {message}")]
     Parse { path: PathBuf, line: usize, message: String },
 }
@@ -136,7 +136,7 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
     let named = |x: FrameView<'_>| !x.concepts.is_empty() || !x.weak.is_empty() || !x.nouns.is_empty();
     // Alike but for one thing each names and the other does not (本体の保証 / バッテリーの保証,
     // 京都の送料 / 東京の送料): the mark of a near miss.
-    let contrast = ni < a.nouns.len() && ni < b.nouns.len() && (ni > 0 || ci > 0 || wi > 0);
+    let contrast = ni < a.nouns.len() && ni < b.nouns.len() && (ni > 0 || ci > 0 || wi > 0 || ti > 0 || shared_slot);
     Some([
         flag(both(a.concepts, b.concepts) && a.concepts == b.concepts),
         cj,
@@ -243,12 +243,13 @@ impl IdentityModel {
     /// Reads a model file: `bias`, `threshold` and one `feature<TAB>weight` row per feature;
     /// `#` comments. Every feature must be there, once.
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
-        let file = std::fs::File::open(path).map_err(|source| IdentityError::Io { path: path.into(), source })?;
+        let file =
+            std::fs::File::open(path).map_err(|source| IdentityError::Io { path: path.into(), error: source })?;
         let mut bias = None;
         let mut threshold = None;
         let mut weights = [f32::NAN; N];
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| IdentityError::Io { path: path.into(), source })?;
+            let line = line.map_err(|source| IdentityError::Io { path: path.into(), error: source })?;
             let err = |message: String| IdentityError::Parse { path: path.into(), line: n + 1, message };
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {

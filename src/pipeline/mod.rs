@@ -116,8 +116,10 @@ pub struct Engine {
 impl Engine {
     /// Loads the tokenizer dictionary, keyword dictionaries and model.
     pub fn new(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
-        let identity = IdentityModel::load(&config.identity_path())?;
-        Self::with_identity(config, identity)
+        // Dictionaries and the classifier's model first: their problems are the ones to read.
+        let engine = Self::with_identity(config, IdentityModel::default())?;
+        engine.set_identity(IdentityModel::load(&engine.config.identity_path())?);
+        Ok(engine)
     }
 
     /// Like [`Engine::new`] with a given question-identity model instead of the model file
