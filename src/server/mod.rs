@@ -15,6 +15,7 @@
 mod adapters;
 pub mod auth;
 pub mod config;
+mod faq;
 mod host;
 mod moderator;
 pub mod reload;
@@ -257,6 +258,10 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/streams/{stream}/product", post(host::set_product).put(host::set_product))
         .route("/v1/streams/{stream}/catalog", get(host::get_catalog).put(host::put_catalog))
         .route("/v1/streams/{stream}/host", get(host::host_ws))
+        .route("/v1/streams/{stream}/faq", get(faq::faq))
+        .route("/v1/streams", get(faq::overview))
+        .route("/faq", get(faq::faq_page))
+        .route("/overview", get(faq::overview_page))
         .route("/", get(host::screen))
         .route("/moderator", get(web::moderator_console))
         .route("/v1/streams/{stream}/summary", get(moderator::summary))
@@ -272,6 +277,7 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), web::localize_errors))
         .with_state(ctx)
 }
 

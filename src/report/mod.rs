@@ -1,0 +1,1 @@
+//! `kotae report` (placeholder).
