@@ -111,11 +111,19 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("chat.all_ended", "チャットはすべて終了しました（{0}）", "every chat has ended ({0})"),
     ("chat.some_ended", "一部のチャットが終了（{0}）", "some chats have ended ({0})"),
     ("chat.all_ended.title", "この配信のチャットはもう届きません", "no more chat will arrive for this stream"),
-    ("chat.some_ended.title", "ほかのプラットフォームのチャットは届いています", "chat from the other platforms still arrives"),
+    (
+        "chat.some_ended.title",
+        "ほかのプラットフォームのチャットは届いています",
+        "chat from the other platforms still arrives",
+    ),
     // The host screen.
     ("host.title", "kotae — 質問キュー", "kotae — question queue"),
     ("host.h1", "kotae 質問", "kotae questions"),
-    ("host.banner", "⚠ サーバーとの接続が切れました — 再接続しています…", "⚠ Lost the connection to the server — reconnecting…"),
+    (
+        "host.banner",
+        "⚠ サーバーとの接続が切れました — 再接続しています…",
+        "⚠ Lost the connection to the server — reconnecting…",
+    ),
     ("host.connecting", "接続中…", "connecting…"),
     ("host.live", "ライブ", "live"),
     ("host.offline", "切断", "offline"),
@@ -168,7 +176,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     // The FAQ page for late joiners.
     ("faq.title", "よくある質問 — {0}", "FAQ — {0}"),
     ("faq.h1", "この配信で答えた質問", "Answered in this stream"),
-    ("faq.lead", "途中から見ている方へ: 配信中にもうお答えした質問です。", "Joined late? These questions were already answered on stream."),
+    (
+        "faq.lead",
+        "途中から見ている方へ: 配信中にもうお答えした質問です。",
+        "Joined late? These questions were already answered on stream.",
+    ),
     ("faq.empty", "まだ回答した質問はありません", "nothing has been answered yet"),
     ("faq.answered_at", "{0} 回答", "answered {0}"),
     ("faq.askers", "{0}人が質問", "asked by {0}"),
@@ -211,7 +223,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("mod.dict.ok", "{0}: [{1}] {2} — 問題なし。適用できます。", "{0}: [{1}] {2} — no problems; ready to apply."),
     ("mod.dict.op.add", "追加", "add"),
     ("mod.dict.op.remove", "削除", "remove"),
-    ("mod.dict.applied", "適用しました（{0} 語）。次のコメントから有効です。", "applied ({0} terms); in force from the next comment."),
+    (
+        "mod.dict.applied",
+        "適用しました（{0} 語）。次のコメントから有効です。",
+        "applied ({0} terms); in force from the next comment.",
+    ),
     (
         "mod.dict.diff",
         "{0}: 配信「{1}」の直近 {2} 件のうち {3} 件の判定が変わります（{4} → {5} 語）",
@@ -371,15 +387,31 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("err.bad_stream", "配信IDが正しくありません", "invalid stream id"),
     ("err.closing", "サーバーを停止中です", "server is shutting down"),
     ("err.too_many", "接続が多すぎます", "too many connections"),
-    ("err.unknown_action", "その操作はありません（answered, pin, unpin, dismiss, reopen）", "unknown action; use answered, pin, unpin, dismiss or reopen"),
+    (
+        "err.unknown_action",
+        "その操作はありません（answered, pin, unpin, dismiss, reopen）",
+        "unknown action; use answered, pin, unpin, dismiss or reopen",
+    ),
     ("err.qid", "質問IDは q12 のような形です", "question ids look like q12"),
     ("err.no_question", "その質問は見つかりません（もう消えたかもしれません）", "no such question"),
     ("err.answer_long", "回答は {0} 文字までです", "answers are at most {0} characters"),
     ("err.answer_body", "回答の形が正しくありません: {0}", "expected {\"answer\": \"…\"}: {0}"),
     ("err.answer_only", "回答のテキストは「答えた」のときだけ送れます", "only answered takes an answer"),
-    ("err.catalog_size", "商品カタログは {0} バイトまでです。前のカタログのままです", "a catalogue is at most {0} bytes; the previous one stays"),
-    ("err.catalog_refused", "商品カタログを受け付けませんでした。前のカタログのままです", "the catalogue was refused; the previous one stays"),
-    ("err.catalog_shape", "商品カタログの形が正しくありません: {0}", "expected {\"products\":[{\"id\",\"name\",\"keywords\":[…]}]}: {0}"),
+    (
+        "err.catalog_size",
+        "商品カタログは {0} バイトまでです。前のカタログのままです",
+        "a catalogue is at most {0} bytes; the previous one stays",
+    ),
+    (
+        "err.catalog_refused",
+        "商品カタログを受け付けませんでした。前のカタログのままです",
+        "the catalogue was refused; the previous one stays",
+    ),
+    (
+        "err.catalog_shape",
+        "商品カタログの形が正しくありません: {0}",
+        "expected {\"products\":[{\"id\",\"name\",\"keywords\":[…]}]}: {0}",
+    ),
     ("err.product_shape", "商品の指定の形が正しくありません: {0}", "expected {\"product\": \"id\" | null}: {0}"),
     ("err.product_long", "商品IDは 128 バイトまでです", "product ids are at most 128 bytes"),
     ("err.unknown_decision", "その判断はありません（approve, deny）", "unknown decision; use approve or deny"),
@@ -388,7 +420,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("err.expected", "送られた内容の形が正しくありません（{0}）: {1}", "expected {0}: {1}"),
     ("err.term_empty", "語が空です", "the term is empty"),
     ("err.term_long", "語は {0} 文字までです", "terms are at most {0} characters"),
-    ("err.term_chars", "語に「#」「|」や改行は使えず、「[」で始めることもできません", "a term cannot contain '#', '|', line breaks or start with '['"),
+    (
+        "err.term_chars",
+        "語に「#」「|」や改行は使えず、「[」で始めることもできません",
+        "a term cannot contain '#', '|', line breaks or start with '['",
+    ),
     ("err.unknown_flag", "「{0}」という指定はありません（{1}）", "unknown flag '{0}' ({1})"),
     ("err.unknown_section_flag", "「{0}」というセクション指定はありません（{1}）", "unknown section flag '{0}' ({1})"),
     ("err.no_list", "「{0}」というリストはありません", "no list '{0}'"),
@@ -398,18 +434,38 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("err.cannot_write", "{0} に書けません: {1}", "cannot write {0}: {1}"),
     ("err.refused", "受け付けませんでした: {0}", "refused: {0}"),
     ("err.normalizes_to_nothing", "{0}: 「{1}」は正規化すると何も残りません", "{0}: entry '{1}' normalizes to nothing"),
-    ("err.duplicate", "{0}: {1}:{2} と重複しています（どちらも「{3}」になります）", "{0}: duplicate of {1}:{2} (both normalize to '{3}')"),
+    (
+        "err.duplicate",
+        "{0}: {1}:{2} と重複しています（どちらも「{3}」になります）",
+        "{0}: duplicate of {1}:{2} (both normalize to '{3}')",
+    ),
     ("err.section_twice", "{0}: ［{1}］が2回あります", "{0}: section [{1}] appears twice"),
-    ("err.section_name", "{0}: セクション名「{1}」には英数字と _ だけが使えます", "{0}: section name '{1}' must be ASCII letters, digits or '_'"),
+    (
+        "err.section_name",
+        "{0}: セクション名「{1}」には英数字と _ だけが使えます",
+        "{0}: section name '{1}' must be ASCII letters, digits or '_'",
+    ),
     ("err.not_within", "{0} {1} が 0〜1 の範囲にありません", "{0} {1} is not within 0–1"),
-    ("err.block_below_hold", "ブロックするスコア {0} が保留するスコア {1} より低くなっています", "block_at {0} is below hold_at {1}"),
+    (
+        "err.block_below_hold",
+        "ブロックするスコア {0} が保留するスコア {1} より低くなっています",
+        "block_at {0} is below hold_at {1}",
+    ),
     ("err.slow_hour", "スローモード {0} 秒は1時間を超えています", "slow_mode_seconds {0} is over an hour"),
     ("err.products_max", "商品が {0} 件あります（{1} 件まで）", "{0} products, at most {1}"),
-    ("err.product_id", "{0}: IDは {1} バイトまでの、制御文字を含まない文字列です", "{0}: id must be 1–{1} bytes without control characters"),
+    (
+        "err.product_id",
+        "{0}: IDは {1} バイトまでの、制御文字を含まない文字列です",
+        "{0}: id must be 1–{1} bytes without control characters",
+    ),
     ("err.product_dup", "{0}: ID「{1}」が重複しています（{2} と同じ）", "{0}: duplicate id '{1}' (also {2})"),
     ("err.product_name", "{0}（{1}）: 商品名が空です", "{0} ({1}): empty name"),
     ("err.journal_missing", "ジャーナル {0} がありません", "journal {0} does not exist"),
-    ("err.journal_empty", "ジャーナル {0} に配信「{1}」の記録がありません（{2}）", "journal {0} has nothing for stream '{1}' ({2})"),
+    (
+        "err.journal_empty",
+        "ジャーナル {0} に配信「{1}」の記録がありません（{2}）",
+        "journal {0} has nothing for stream '{1}' ({2})",
+    ),
     ("err.journal_not", "{0} は kotae のジャーナルではありません: {1}", "{0} is not a kotae journal: {1}"),
     ("err.journal_streams", "記録のある配信: {0}", "streams in it: {0}"),
     ("err.journal_no_streams", "配信の記録がひとつもありません", "it holds no stream at all"),
@@ -476,7 +532,9 @@ fn pieces(pattern: &str) -> (Vec<&str>, Vec<usize>) {
     let mut rest = pattern;
     loop {
         let at = rest.char_indices().find(|&(i, c)| {
-            c == '{' && rest.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit) && rest.as_bytes().get(i + 2) == Some(&b'}')
+            c == '{'
+                && rest.as_bytes().get(i + 1).is_some_and(u8::is_ascii_digit)
+                && rest.as_bytes().get(i + 2) == Some(&b'}')
         });
         match at {
             Some((i, _)) => {

@@ -496,17 +496,22 @@ async fn answers_with_text_reach_later_verdicts_and_the_faq_and_survive_a_restar
     let server = TestServer::start(|c| c.server.journal.path = journal.clone()).await;
     let catalog = r#"{"products":[{"id":"p1","name":"リネンシャツワンピース","keywords":["ワンピ","ワンピース"]}]}"#;
     assert_eq!(http(&server.addr, "PUT", "/v1/streams/live/catalog", None, Some(catalog)).await.unwrap().0, 200);
-    assert_eq!(http(&server.addr, "PUT", "/v1/streams/live/product", None, Some(r#"{"product":"p1"}"#)).await.unwrap().0, 200);
+    assert_eq!(
+        http(&server.addr, "PUT", "/v1/streams/live/product", None, Some(r#"{"product":"p1"}"#)).await.unwrap().0,
+        200
+    );
     let mut ws = server.ws("live").await;
     let t0 = 1_795_316_400_000u64; // 12:00 in Japan
-    let length = ask(&mut ws, "1", "a", "ワンピの着丈は何センチですか", t0).await["cluster"].as_str().unwrap().to_string();
+    let length =
+        ask(&mut ws, "1", "a", "ワンピの着丈は何センチですか", t0).await["cluster"].as_str().unwrap().to_string();
     let shipping = ask(&mut ws, "2", "b", "送料いくらですか", t0 + 1000).await["cluster"].as_str().unwrap().to_string();
     assert_ne!(length, shipping);
 
     // Answered with a text at 12:01, then the other one without a text at 12:05.
     ask(&mut ws, "3", "c", "こんにちは", t0 + 60_000).await;
-    let (status, body) =
-        server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":"着丈は105cmです"}"#)).await;
+    let (status, body) = server
+        .post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":"着丈は105cmです"}"#))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["question"]["answer"], "着丈は105cmです");
     ask(&mut ws, "4", "c", "こんばんは", t0 + 300_000).await;
@@ -532,21 +537,32 @@ async fn answers_with_text_reach_later_verdicts_and_the_faq_and_survive_a_restar
     assert_eq!((answered[0]["answer"].clone(), answered[0]["shop"].clone()), (Value::Null, json!(true)));
     assert_eq!(answered[1]["question"], "ワンピの着丈は何センチですか");
     assert_eq!(answered[1]["answer"], "着丈は105cmです");
-    assert_eq!((answered[1]["product"].as_str(), answered[1]["product_name"].as_str()), (Some("p1"), Some("リネンシャツワンピース")));
+    assert_eq!(
+        (answered[1]["product"].as_str(), answered[1]["product_name"].as_str()),
+        (Some("p1"), Some("リネンシャツワンピース"))
+    );
     assert_eq!((answered[1]["answered_at"].as_str(), answered[1]["askers"].as_u64()), (Some("12:01"), Some(2)));
     let first_at = answered[1]["at"].as_u64().unwrap();
     assert!(!faq.to_string().contains("\"user\""), "no viewer names in the FAQ: {faq}");
 
     // Editable: a new text replaces the old one; the time it was answered stays.
-    let (status, _) =
-        server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":"  着丈は105cm（Mサイズ）です "}"#)).await;
+    let (status, _) = server
+        .post(
+            &format!("/v1/streams/live/questions/{length}/answered"),
+            Some(r#"{"answer":"  着丈は105cm（Mサイズ）です "}"#),
+        )
+        .await;
     assert_eq!(status, 200);
     let (_, faq) = server.get("/v1/streams/live/faq").await;
     let edited = faq["answered"].as_array().unwrap().iter().find(|e| e["id"] == length.as_str()).unwrap().clone();
-    assert_eq!((edited["answer"].as_str(), edited["at"].as_u64()), (Some("着丈は105cm（Mサイズ）です"), Some(first_at)));
+    assert_eq!(
+        (edited["answer"].as_str(), edited["at"].as_u64()),
+        (Some("着丈は105cm（Mサイズ）です"), Some(first_at))
+    );
 
     // Bad answers: a clear error (with a Japanese message for the pages), nothing changes.
-    let (status, e) = server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":5}"#)).await;
+    let (status, e) =
+        server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":5}"#)).await;
     assert_eq!(status, 400);
     assert!(e["error"].as_str().unwrap().starts_with("expected {\"answer\""), "{e}");
     assert!(e["message"].as_str().unwrap().starts_with("回答の形が正しくありません"), "{e}");
@@ -563,7 +579,10 @@ async fn answers_with_text_reach_later_verdicts_and_the_faq_and_survive_a_restar
     let (status, overview) = server.get("/v1/streams").await;
     assert_eq!(status, 200);
     let live = overview["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "live").unwrap().clone();
-    assert_eq!((live["answered"].as_u64(), live["current_product_name"].as_str()), (Some(2), Some("リネンシャツワンピース")));
+    assert_eq!(
+        (live["answered"].as_u64(), live["current_product_name"].as_str()),
+        (Some(2), Some("リネンシャツワンピース"))
+    );
     drop(ws);
     server.shutdown().await;
 

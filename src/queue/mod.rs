@@ -164,8 +164,15 @@ pub struct ShardStats {
 }
 
 enum Cmd {
-    Process { stream: Arc<str>, items: Vec<Item>, reply: oneshot::Sender<Vec<Out>> },
-    List { stream: Arc<str>, reply: oneshot::Sender<QuestionList> },
+    Process {
+        stream: Arc<str>,
+        items: Vec<Item>,
+        reply: oneshot::Sender<Vec<Out>>,
+    },
+    List {
+        stream: Arc<str>,
+        reply: oneshot::Sender<QuestionList>,
+    },
     Act {
         stream: Arc<str>,
         cluster: u32,
@@ -173,13 +180,34 @@ enum Cmd {
         answer: AnswerText,
         reply: oneshot::Sender<Option<Question>>,
     },
-    Faq { stream: Arc<str>, reply: oneshot::Sender<views::Faq> },
-    Overview { reply: oneshot::Sender<Vec<views::StreamOverview>> },
-    SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<()> },
-    SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<()> },
-    GetCatalog { stream: Arc<str>, reply: oneshot::Sender<Arc<Catalog>> },
-    Subscribe { stream: Arc<str>, reply: oneshot::Sender<watch::Receiver<u64>> },
-    Stats { reply: oneshot::Sender<ShardStats> },
+    Faq {
+        stream: Arc<str>,
+        reply: oneshot::Sender<views::Faq>,
+    },
+    Overview {
+        reply: oneshot::Sender<Vec<views::StreamOverview>>,
+    },
+    SetProduct {
+        stream: Arc<str>,
+        product: Option<String>,
+        reply: oneshot::Sender<()>,
+    },
+    SetCatalog {
+        stream: Arc<str>,
+        catalog: Arc<Catalog>,
+        reply: oneshot::Sender<()>,
+    },
+    GetCatalog {
+        stream: Arc<str>,
+        reply: oneshot::Sender<Arc<Catalog>>,
+    },
+    Subscribe {
+        stream: Arc<str>,
+        reply: oneshot::Sender<watch::Receiver<u64>>,
+    },
+    Stats {
+        reply: oneshot::Sender<ShardStats>,
+    },
     Stop,
 }
 

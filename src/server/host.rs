@@ -79,22 +79,20 @@ struct AnswerBody {
 }
 
 /// The answer text of an `answered` request: none without a body, else the body's `answer`.
-fn answer_text(action: HostAction, body: &[u8]) -> Result<AnswerText, Response> {
+/// A refusal is its status and message.
+fn answer_text(action: HostAction, body: &[u8]) -> Result<AnswerText, (StatusCode, String)> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(AnswerText::Keep);
     }
     let parsed: AnswerBody = serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("expected {{\"answer\": \"…\"}}: {e}")))?;
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("expected {{\"answer\": \"…\"}}: {e}")))?;
     let Some(text) = parsed.answer else { return Ok(AnswerText::Keep) };
     if action != HostAction::Answered {
-        return Err(error(StatusCode::BAD_REQUEST, "only answered takes an answer"));
+        return Err((StatusCode::BAD_REQUEST, "only answered takes an answer".into()));
     }
     let text = text.trim();
     if text.chars().count() > MAX_ANSWER_CHARS {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &format!("answers are at most {MAX_ANSWER_CHARS} characters"),
-        ));
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, format!("answers are at most {MAX_ANSWER_CHARS} characters")));
     }
     // Line breaks and other control characters would not survive a platform's chat reply.
     let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -119,7 +117,7 @@ pub(crate) async fn act(
     };
     let answer = match answer_text(action, &body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err((status, message)) => return error(status, &message),
     };
     match ctx.shards.act_with(Arc::from(stream), cluster, action, answer).await {
         Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),

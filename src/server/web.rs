@@ -61,10 +61,8 @@ const MAX_ERROR_BODY: usize = 256 * 1024;
 /// English `error`.
 pub(crate) async fn localize_errors(State(ctx): State<Arc<Ctx>>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if response.status().as_u16() < 400 || !json {
         return response;
     }
@@ -82,8 +80,10 @@ pub(crate) async fn localize_errors(State(ctx): State<Arc<Ctx>>, request: Reques
             o.insert("message".into(), message.into());
         }
         if let Some(p) = o.get("problems").and_then(|p| p.as_array()) {
-            let messages: Vec<serde_json::Value> =
-                p.iter().map(|p| p.as_str().map(|s| i18n::localize_error(locale, s).into()).unwrap_or(p.clone())).collect();
+            let messages: Vec<serde_json::Value> = p
+                .iter()
+                .map(|p| p.as_str().map(|s| i18n::localize_error(locale, s).into()).unwrap_or(p.clone()))
+                .collect();
             o.insert("messages".into(), messages.into());
         }
     }

@@ -436,7 +436,8 @@ impl Writer {
                 let mut insert = tx.prepare_cached(sql)?;
                 while let Some((chunk, tail)) = rest.split_at_checked(*rows) {
                     for (row, r) in chunk.iter().enumerate() {
-                        let Record::Message { stream, id, ts, user, text, action: act, labels: ls, cluster, product } = r
+                        let Record::Message { stream, id, ts, user, text, action: act, labels: ls, cluster, product } =
+                            r
                         else {
                             continue;
                         };
