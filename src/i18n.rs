@@ -165,7 +165,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("host.answer.label", "回答（任意）", "answer (optional)"),
     (
         "host.answer.placeholder",
-        "選んだ質問への回答を入力して Enter（a だけでも「答えた」）",
+        "選んだ質問への回答を入力してエンター（a だけでも「答えた」）",
         "type the answer to the selected question, Enter (or just a)",
     ),
     ("host.answer.editing", "回答を直す: 「{0}」", "editing the answer to “{0}”"),
