@@ -1027,6 +1027,30 @@ mod tests {
     }
 
     #[test]
+    fn the_faq_lists_answers_with_their_text_and_never_creates_a_stream() {
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        let nobody: Arc<str> = Arc::from("nobody");
+        assert!(shard.faq(nobody).answered.is_empty());
+        assert!(shard.streams.is_empty(), "a FAQ request (public) keeps no state for an unknown stream");
+        let s: Arc<str> = Arc::from("s");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "送料いくらですか"), "q2");
+        let text = AnswerText::Set("低刺激なので使えます".into());
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, text).is_some());
+        let faq = shard.faq(s.clone());
+        assert_eq!(faq.answered.len(), 1, "only answered questions");
+        assert_eq!(
+            (faq.answered[0].id.as_str(), faq.answered[0].answer.as_deref()),
+            ("q1", Some("低刺激なので使えます"))
+        );
+        // Answered again without a text: the text stays; with "": it goes.
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, AnswerText::Keep).is_some());
+        assert_eq!(shard.faq(s.clone()).answered[0].answer.as_deref(), Some("低刺激なので使えます"));
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, AnswerText::Clear).is_some());
+        assert_eq!(shard.faq(s).answered[0].answer, None);
+    }
+
+    #[test]
     fn host_actions_parse_from_their_path_segment() {
         assert_eq!(HostAction::parse("answered"), Some(HostAction::Answered));
         assert_eq!(HostAction::parse("pin"), Some(HostAction::Pin));

@@ -69,9 +69,13 @@ pub struct StreamOverview {
 }
 
 impl Shard {
+    /// The FAQ of a stream in memory. An unknown stream is not created: the FAQ can be public,
+    /// and a request must not make the shard keep state for a stream nobody streams.
     pub(super) fn faq(&mut self, stream: Arc<str>) -> Faq {
         let offset = self.settings.utc_offset;
-        let ctx = self.stream(&stream);
+        let Some(ctx) = self.streams.get(&stream) else {
+            return Faq { stream: stream.to_string(), answered: Vec::new() };
+        };
         let catalog = ctx.state.catalog().clone();
         let mut answered: Vec<FaqEntry> = ctx
             .queue
