@@ -23,6 +23,8 @@
 //! - [`money`]: paid amounts with currency and exponent, ISO 4217 minor units, how amounts are
 //!   written for the host, and the rate table ranking converts them with.
 //! - [`config`]: `kotae.toml`, typed and validated.
+//! - [`i18n`]: the message catalogue (Japanese and English) of everything people read.
+//! - [`report`]: `kotae report`, the after-stream report read from the journal (JSON, CSV, HTML).
 //! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
 //! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`
 //!   and its hostile soak, `adapt`).
@@ -32,6 +34,7 @@ pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod dictionary;
+pub mod i18n;
 pub mod ingest;
 pub mod ipadic;
 pub mod label;
@@ -42,5 +45,6 @@ pub mod money;
 pub mod pipeline;
 pub mod queue;
 pub mod rank;
+pub mod report;
 pub mod server;
 pub mod store;

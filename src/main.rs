@@ -214,6 +214,28 @@ enum Command {
         #[arg(long)]
         with: Option<String>,
     },
+    /// After the stream, from the journal: the questions nobody answered (to follow up), the
+    /// answers given and how long they took, questions, purchase intent and topics per product,
+    /// a per-minute timeline per product and blocked comments by category.
+    Report {
+        /// The journal (`server.journal.path`).
+        #[arg(long)]
+        journal: PathBuf,
+        /// The stream id.
+        #[arg(long)]
+        stream: String,
+        #[arg(long, value_enum, default_value_t = kotae::report::Format::Json)]
+        format: kotae::report::Format,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// A previous report (`--format json`) to compare with.
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        /// Language of the HTML and CSV, and of errors: `ja` or `en` (default: server.locale).
+        #[arg(long)]
+        locale: Option<kotae::i18n::Locale>,
+    },
     /// Validate a dictionary directory; every problem is listed with file and line.
     Check,
     /// Build the IPADIC tokenizer dictionary now (otherwise built on first use).
@@ -260,6 +282,32 @@ fn main() -> ExitCode {
                 Some(other) => println!("{}", serde_json::to_string_pretty(&analyzer.explain_pair(&text, &other))?),
             }
             Ok(())
+        }
+        Command::Report { journal, stream, format, out, compare, locale } => {
+            let locale = locale.unwrap_or(config.server.locale);
+            let opts = kotae::report::Options {
+                journal,
+                stream,
+                format,
+                out,
+                compare,
+                locale,
+                utc_offset_minutes: config.server.utc_offset_minutes,
+            };
+            match kotae::report::run(&opts) {
+                Ok(Some(text)) => {
+                    use std::io::Write as _;
+                    io::stdout().lock().write_all(text.as_bytes())?;
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                // Said in the locale for the person running it, with the English beside it.
+                Err(e) => {
+                    let english = e.to_string();
+                    let shown = kotae::i18n::localize_error(locale, &english);
+                    if shown == english { anyhow::bail!("{english}") } else { anyhow::bail!("{shown} ({english})") }
+                }
+            }
         }
         Command::Check => {
             let d = kotae::dictionary::Dictionaries::load(&config.pipeline.dictionaries, &config.pipeline.normalize)?;

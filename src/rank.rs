@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::i18n::{self, Locale};
 use crate::money::{self, Money, PaidRates};
 
 /// Urgency weights.
@@ -187,6 +188,10 @@ pub struct Question {
     pub intent: bool,
     /// Times asked again after being answered.
     pub asked_after_answer: u32,
+    /// What the host answered, when they typed it (`POST …/answered {"answer"}`): carried in
+    /// the verdicts of the question asked again and listed in the FAQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Box<str>>,
 }
 
 /// The most-asked question about the product on screen ranks at least this high.
@@ -233,11 +238,18 @@ pub struct Queue {
     questions: HashMap<u32, Box<Question>>,
     /// The product on screen now.
     pub current_product: Option<String>,
+    /// The language of the "why".
+    locale: Locale,
 }
 
 impl Queue {
     pub fn new(config: &RankConfig) -> Self {
-        Self { config: config.clone(), questions: HashMap::new(), current_product: None }
+        Self { config: config.clone(), questions: HashMap::new(), current_product: None, locale: Locale::default() }
+    }
+
+    /// Sets the language the "why" is written in (`server.locale`).
+    pub fn set_locale(&mut self, locale: Locale) {
+        self.locale = locale;
     }
 
     /// Records a question; returns the question's state after it.
@@ -258,6 +270,7 @@ impl Queue {
                 paid_amounts: Vec::new(),
                 intent: false,
                 asked_after_answer: 0,
+                answer: None,
             })
         });
         q.askers = q.askers.max(a.askers);
@@ -367,15 +380,17 @@ impl Queue {
         self.questions.insert(q.cluster, Box::new(q));
     }
 
-    /// Urgency of a question at time `now` (ms), with its "why".
+    /// Urgency of a question at time `now` (ms), with its "why" in the queue's locale.
     pub fn score(&self, q: &Question, now: u64) -> (f32, String) {
         let mut why = Vec::new();
         let score = self.urgency(q, now, Some(&mut why));
-        (score, why.join(" · "))
+        (score, why.join(i18n::text(self.locale, "why.sep")))
     }
 
     /// The urgency alone, without its "why" (what trimming a full queue compares).
     fn urgency(&self, q: &Question, now: u64, mut why: Option<&mut Vec<String>>) -> f32 {
+        // Each part of the "why" is a catalogue text (`why.…`), written only when asked for.
+        let locale = self.locale;
         let mut note = |part: &dyn Fn() -> String| {
             if let Some(why) = why.as_deref_mut() {
                 why.push(part());
@@ -386,7 +401,7 @@ impl Queue {
         if q.askers > 1 {
             score += c.per_asker * (q.askers - 1) as f32;
         }
-        note(&|| format!("×{} asked", q.askers));
+        note(&|| i18n::format(locale, "why.asked", &[&q.askers]));
         // The topic most of the asks named (one asker mentioning skin does not make a price
         // question a skin question); ties go to the heavier topic.
         let mut topic_best: Option<(&str, u32, f32)> = None;
@@ -399,38 +414,38 @@ impl Queue {
         }
         if let Some((t, _, w)) = topic_best {
             score += w;
-            note(&|| t.to_string());
+            note(&|| i18n::topic(locale, t));
         }
         if q.product.is_some() && q.product == self.current_product {
             score += c.on_screen;
-            note(&|| "on screen".into());
+            note(&|| i18n::text(locale, "why.on_screen").into());
         }
         if q.intent {
             score += c.purchase_intent;
-            note(&|| "buying".into());
+            note(&|| i18n::text(locale, "why.buying").into());
         }
         if q.paid > 0 || !q.paid_amounts.is_empty() {
             score += (c.per_100_paid * q.paid as f32 / 100.0).min(c.paid_cap);
-            note(&|| paid_note(q, c));
+            note(&|| paid_note(q, c, locale));
         }
         let waited = now.saturating_sub(q.first_ts) as f32 / 60_000.0;
         score += c.per_minute_waiting * waited.min(c.wait_cap_minutes);
         note(&|| {
             if waited < 1.0 {
-                format!("waiting {}s", (waited * 60.0) as u32)
+                i18n::format(locale, "why.wait_s", &[&((waited * 60.0) as u32)])
             } else {
-                format!("waiting {}m", waited as u32)
+                i18n::format(locale, "why.wait_m", &[&(waited as u32)])
             }
         });
         let idle = now.saturating_sub(q.last_ts) as f32 / 60_000.0;
         if idle >= c.stale_after_minutes {
             score *= c.stale_factor;
-            note(&|| "stale".into());
+            note(&|| i18n::text(locale, "why.stale").into());
         }
         if q.state == QuestionState::Pinned
             && let Some(why) = why
         {
-            why.insert(0, "pinned".into());
+            why.insert(0, i18n::text(locale, "why.pinned").into());
         }
         score
     }
@@ -491,15 +506,15 @@ impl Queue {
     }
 }
 
-/// The paid part of the "why": each currency as paid (`paid US$4.99 + 200 bits`); questions
-/// journaled before amounts kept their currency show their converted total.
-fn paid_note(q: &Question, c: &RankConfig) -> String {
+/// The paid part of the "why": each currency as paid (`投げ銭 US$4.99＋200 bits`, `paid US$4.99
+/// + 200 bits`); questions journaled before amounts kept their currency show their converted total.
+fn paid_note(q: &Question, c: &RankConfig, locale: Locale) -> String {
     if q.paid_amounts.is_empty() {
         let total = Money { amount: q.paid, currency: c.paid_rates.currency, exponent: 0 };
-        return format!("paid {}", total.display());
+        return i18n::format(locale, "why.paid", &[&total.display()]);
     }
     let parts: Vec<String> = q.paid_amounts.iter().map(Money::display).collect();
-    format!("paid {}", parts.join(" + "))
+    i18n::format(locale, "why.paid", &[&parts.join(i18n::text(locale, "why.paid_sep"))])
 }
 
 #[cfg(test)]
@@ -568,7 +583,7 @@ mod tests {
         ask(&mut q, 1, 1, &price, 0);
         ask(&mut q, 1, 2, &skin, 0);
         ask(&mut q, 1, 3, &price, 0);
-        assert!(q.ranked(0)[0].why.starts_with("×3 asked · price"), "{}", q.ranked(0)[0].why);
+        assert!(q.ranked(0)[0].why.starts_with("×3人・価格"), "{}", q.ranked(0)[0].why);
     }
 
     #[test]
@@ -596,8 +611,12 @@ mod tests {
         let ranked = q.ranked(0);
         let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["q2", "q1", "q3"], "US$1.00 + ¥500 ≈ ¥650 > ¥100 > nothing");
-        assert_eq!(ranked[0].why, "×1 asked · paid US$1.00 + ¥500 · waiting 0s");
+        assert_eq!(ranked[0].why, "×1人・投げ銭 US$1.00＋¥500・0秒待ち");
         assert_eq!(ranked[0].question.paid, 650);
+        assert_eq!(ranked[1].why, "×1人・投げ銭 ¥100・0秒待ち");
+        q.set_locale(Locale::En);
+        let ranked = q.ranked(0);
+        assert_eq!(ranked[0].why, "×1 asked · paid US$1.00 + ¥500 · waiting 0s");
         assert_eq!(ranked[1].why, "×1 asked · paid ¥100 · waiting 0s");
     }
 
@@ -638,10 +657,15 @@ mod tests {
     }
 
     #[test]
-    fn why_names_the_terms() {
+    fn why_names_the_terms_in_the_locale() {
         let mut q = Queue::new(&RankConfig::default());
         ask(&mut q, 1, 7, &["size".to_string()], 0);
-        let r = &q.ranked(120_000)[0];
-        assert_eq!(r.why, "×7 asked · size · waiting 2m");
+        q.current_product = Some("p1".into());
+        q.get_mut(1).unwrap().product = Some("p1".into());
+        assert_eq!(q.ranked(120_000)[0].why, "×7人・サイズ・紹介中・2分待ち");
+        q.set_state(1, QuestionState::Pinned);
+        assert_eq!(q.ranked(30_000)[0].why, "ピン留め・×7人・サイズ・紹介中・30秒待ち");
+        q.set_locale(Locale::En);
+        assert_eq!(q.ranked(120_000)[0].why, "pinned · ×7 asked · size · on screen · waiting 2m");
     }
 }

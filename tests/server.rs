@@ -453,10 +453,10 @@ async fn the_host_queue_ranks_acts_and_shows_answered_questions_asked_again() {
     assert!(questions.len() >= 2, "{list}");
     let top = &questions[0];
     assert!(top["askers"].as_u64().unwrap() >= 2, "the question more viewers asked is first: {list}");
-    assert!(top["why"].as_str().unwrap().contains("on screen"), "{top}");
+    assert!(top["why"].as_str().unwrap().contains("紹介中"), "the why is Japanese by default: {top}");
     let qid = top["id"].as_str().unwrap().to_string();
 
-    // Answered at 12:03 (stream time), then asked again: not a new item but "answered at 12:03".
+    // Answered at 12:03 (stream time), then asked again: not a new item but "12:03に回答済み".
     send(&mut ws, &json!({"id": "t", "text": "こんにちは", "ts": t0 + 180_000})).await;
     recv(&mut ws).await;
     let (status, body) = server.post(&format!("/v1/streams/shop/questions/{qid}/answered"), None).await;
@@ -469,7 +469,7 @@ async fn the_host_queue_ranks_acts_and_shows_answered_questions_asked_again() {
     assert!(list["questions"].as_array().unwrap().iter().all(|q| q["id"] != qid.as_str()), "{list}");
     let again = &list["answered_again"][0];
     assert_eq!(again["id"], qid.as_str());
-    assert!(again["why"].as_str().unwrap().starts_with("answered at 12:03"), "{again}");
+    assert!(again["why"].as_str().unwrap().starts_with("12:03に回答済み・また聞かれた×1"), "{again}");
 
     let other = list["questions"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(server.post(&format!("/v1/streams/shop/questions/{other}/pin"), None).await.0, 200);
@@ -481,6 +481,152 @@ async fn the_host_queue_ranks_acts_and_shows_answered_questions_asked_again() {
     assert_eq!(server.post("/v1/streams/shop/questions/q999/answered", None).await.0, 404);
     assert_eq!(server.post(&format!("/v1/streams/shop/questions/{other}/explode"), None).await.0, 404);
     server.shutdown().await;
+}
+
+/// Asks `text` as `user` at `ts` and returns the verdict.
+async fn ask(ws: &mut Ws, id: &str, user: &str, text: &str, ts: u64) -> Value {
+    send(ws, &json!({"id": id, "user": user, "text": text, "ts": ts})).await;
+    recv(ws).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_with_text_reach_later_verdicts_and_the_faq_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("answers.db");
+    let server = TestServer::start(|c| c.server.journal.path = journal.clone()).await;
+    let catalog = r#"{"products":[{"id":"p1","name":"リネンシャツワンピース","keywords":["ワンピ","ワンピース"]}]}"#;
+    assert_eq!(http(&server.addr, "PUT", "/v1/streams/live/catalog", None, Some(catalog)).await.unwrap().0, 200);
+    assert_eq!(
+        http(&server.addr, "PUT", "/v1/streams/live/product", None, Some(r#"{"product":"p1"}"#)).await.unwrap().0,
+        200
+    );
+    let mut ws = server.ws("live").await;
+    let t0 = 1_795_316_400_000u64; // 12:00 in Japan
+    let length =
+        ask(&mut ws, "1", "a", "ワンピの着丈は何センチですか", t0).await["cluster"].as_str().unwrap().to_string();
+    let shipping = ask(&mut ws, "2", "b", "送料いくらですか", t0 + 1000).await["cluster"].as_str().unwrap().to_string();
+    assert_ne!(length, shipping);
+
+    // Answered with a text at 12:01, then the other one without a text at 12:05.
+    ask(&mut ws, "3", "c", "こんにちは", t0 + 60_000).await;
+    let (status, body) = server
+        .post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":"着丈は105cmです"}"#))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["question"]["answer"], "着丈は105cmです");
+    ask(&mut ws, "4", "c", "こんばんは", t0 + 300_000).await;
+    assert_eq!(server.post(&format!("/v1/streams/live/questions/{shipping}/answered"), None).await.0, 200);
+
+    // Asked again: the verdict carries the answer beside the time, for the platform to reply.
+    let v = ask(&mut ws, "5", "d", "ワンピの着丈は何センチですか？", t0 + 310_000).await;
+    assert_eq!(v["cluster"], length.as_str());
+    assert_eq!((v["answered_at"].as_str(), v["answer"].as_str()), (Some("12:01"), Some("着丈は105cmです")), "{v}");
+    let v = ask(&mut ws, "6", "e", "送料いくらですか？", t0 + 311_000).await;
+    assert_eq!(v["answered_at"], "12:05");
+    assert!(v.get("answer").is_none(), "answered without a text: {v}");
+    let (_, list) = server.get("/v1/streams/live/questions").await;
+    let again = list["answered_again"].as_array().unwrap();
+    assert!(again.iter().any(|q| q["answer"] == "着丈は105cmです"), "{list}");
+
+    // The FAQ: newest first, with the product's name, no viewer names.
+    let (status, faq) = server.get("/v1/streams/live/faq").await;
+    assert_eq!(status, 200);
+    let answered = faq["answered"].as_array().unwrap();
+    assert_eq!(answered.len(), 2, "{faq}");
+    assert_eq!(answered[0]["id"], shipping.as_str(), "newest first: {faq}");
+    assert_eq!((answered[0]["answer"].clone(), answered[0]["shop"].clone()), (Value::Null, json!(true)));
+    assert_eq!(answered[1]["question"], "ワンピの着丈は何センチですか");
+    assert_eq!(answered[1]["answer"], "着丈は105cmです");
+    assert_eq!(
+        (answered[1]["product"].as_str(), answered[1]["product_name"].as_str()),
+        (Some("p1"), Some("リネンシャツワンピース"))
+    );
+    assert_eq!((answered[1]["answered_at"].as_str(), answered[1]["askers"].as_u64()), (Some("12:01"), Some(2)));
+    let first_at = answered[1]["at"].as_u64().unwrap();
+    assert!(!faq.to_string().contains("\"user\""), "no viewer names in the FAQ: {faq}");
+
+    // Editable: a new text replaces the old one; the time it was answered stays.
+    let (status, _) = server
+        .post(
+            &format!("/v1/streams/live/questions/{length}/answered"),
+            Some(r#"{"answer":"  着丈は105cm（Mサイズ）です "}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, faq) = server.get("/v1/streams/live/faq").await;
+    let edited = faq["answered"].as_array().unwrap().iter().find(|e| e["id"] == length.as_str()).unwrap().clone();
+    assert_eq!(
+        (edited["answer"].as_str(), edited["at"].as_u64()),
+        (Some("着丈は105cm（Mサイズ）です"), Some(first_at))
+    );
+
+    // Bad answers: a clear error (with a Japanese message for the pages), nothing changes.
+    let (status, e) =
+        server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(r#"{"answer":5}"#)).await;
+    assert_eq!(status, 400);
+    assert!(e["error"].as_str().unwrap().starts_with("expected {\"answer\""), "{e}");
+    assert!(e["message"].as_str().unwrap().starts_with("回答の形が正しくありません"), "{e}");
+    let long = json!({ "answer": "あ".repeat(501) }).to_string();
+    let (status, e) = server.post(&format!("/v1/streams/live/questions/{length}/answered"), Some(&long)).await;
+    assert_eq!(status, 422);
+    assert_eq!(e["message"], "回答は 500 文字までです");
+    let (status, _) = server.post(&format!("/v1/streams/live/questions/{length}/pin"), Some(r#"{"answer":"x"}"#)).await;
+    assert_eq!(status, 400, "only answered takes a text");
+    let (status, e) = server.post("/v1/streams/live/questions/q999/answered", Some(r#"{"answer":"x"}"#)).await;
+    assert_eq!((status, e["error"].as_str()), (404, Some("no such question")));
+
+    // The overview of streams names the product on screen.
+    let (status, overview) = server.get("/v1/streams").await;
+    assert_eq!(status, 200);
+    let live = overview["streams"].as_array().unwrap().iter().find(|s| s["stream"] == "live").unwrap().clone();
+    assert_eq!(
+        (live["answered"].as_u64(), live["current_product_name"].as_str()),
+        (Some(2), Some("リネンシャツワンピース"))
+    );
+    drop(ws);
+    server.shutdown().await;
+
+    // Journaled: the texts come back after a restart, and every edit is in the host actions.
+    let conn = rusqlite::Connection::open(&journal).unwrap();
+    let details: Vec<String> = conn
+        .prepare("SELECT detail FROM host_actions WHERE action = 'answered' AND detail IS NOT NULL ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(details, ["着丈は105cmです", "着丈は105cm（Mサイズ）です"]);
+    drop(conn);
+    let server = TestServer::start(|c| c.server.journal.path = journal.clone()).await;
+    let (_, faq) = server.get("/v1/streams/live/faq").await;
+    let restored = faq["answered"].as_array().unwrap().iter().find(|e| e["id"] == length.as_str()).unwrap().clone();
+    assert_eq!(restored["answer"], "着丈は105cm（Mサイズ）です", "{faq}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_locale_sets_the_language_of_the_why_the_pages_and_error_messages() {
+    let ja = TestServer::start(|_| {}).await;
+    let en = TestServer::start(|c| c.server.locale = kotae::i18n::Locale::En).await;
+    for (server, why, page, message) in [
+        (&ja, "×1人", "<html lang=\"ja\">", "その質問は見つかりません（もう消えたかもしれません）"),
+        (&en, "×1 asked", "<html lang=\"en\">", "no such question"),
+    ] {
+        let mut ws = server.ws("s").await;
+        ask(&mut ws, "1", "a", "敏感肌でも使えますか", 1_795_316_400_000).await;
+        let (_, list) = server.get("/v1/streams/s/questions").await;
+        assert!(list["questions"][0]["why"].as_str().unwrap().starts_with(why), "{list}");
+        for path in ["/", "/moderator", "/faq?stream=s", "/overview"] {
+            let (status, body) = http(&server.addr, "GET", path, None, None).await.unwrap();
+            assert_eq!(status, 200);
+            assert!(body.contains(page) && !body.contains("{{"), "{path} is filled in: {}", &body[..200]);
+        }
+        let (_, e) = server.post("/v1/streams/s/questions/q999/answered", None).await;
+        assert_eq!((e["error"].as_str(), e["message"].as_str()), (Some("no such question"), Some(message)));
+        drop(ws);
+    }
+    ja.shutdown().await;
+    en.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,9 +810,9 @@ async fn paid_questions_show_their_own_currency_and_rank_by_their_value_in_yen()
             .unwrap_or_else(|| panic!("no question {needle}: {list}"))
     };
     let (yen, usd, bits) = (by_text("Mサイズ"), by_text("Lサイズ"), by_text("Sサイズ"));
-    assert!(yen["why"].as_str().unwrap().contains("paid ¥100"), "{yen}");
-    assert!(usd["why"].as_str().unwrap().contains("paid US$1.00"), "{usd}");
-    assert!(bits["why"].as_str().unwrap().contains("paid 200 bits"), "{bits}");
+    assert!(yen["why"].as_str().unwrap().contains("投げ銭 ¥100"), "{yen}");
+    assert!(usd["why"].as_str().unwrap().contains("投げ銭 US$1.00"), "{usd}");
+    assert!(bits["why"].as_str().unwrap().contains("投げ銭 200 bits"), "{bits}");
     assert_eq!(usd["paid_amounts"], json!([{"amount": 100, "currency": "USD", "exponent": 2, "display": "US$1.00"}]));
     let score = |q: &Value| q["score"].as_f64().unwrap();
     assert!(score(usd) > score(yen), "US$1.00 is worth more than ¥100: {list}");

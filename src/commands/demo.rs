@@ -212,6 +212,13 @@ pub async fn live(
             .sum();
         println!("\nmetrics: {received} received, {outcomes} with an outcome (http://{addr}/metrics)");
     }
+    println!("\nFAQ for late joiners: http://{addr}/faq?stream={stream_id} · all streams: http://{addr}/overview");
+    if config.server.journal.enabled() {
+        println!(
+            "after the stream: kotae report --journal {} --stream {stream_id} --format html --out report.html",
+            config.server.journal.path.display()
+        );
+    }
     if opts.exit_after_replay {
         let _ = stop_tx.send(());
     } else {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use crate::catalog::Catalog;
+use crate::i18n::{self, Locale};
 use crate::ingest::{Item, message_id};
 use crate::label::{Action, Label, LabelSet};
 use crate::message::{OutError, OutVerdict, Scores};
@@ -29,6 +30,8 @@ use crate::pipeline::{Engine, Meta, StreamState};
 use crate::rank::{Asked, Question, QuestionState, Queue, RankConfig, Ranked};
 use crate::server::config::{FailPolicy, ServerConfig};
 use crate::store::{JournalSender, Record, Restored};
+
+pub mod views;
 
 /// A verdict frame: the contract's verdict plus optional flags.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +44,9 @@ pub struct VerdictFrame {
     /// When the message's question was already answered: the local time it was ("12:03").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered_at: Option<String>,
+    /// With `answered_at`: the answer the host typed, so the platform can reply at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Box<str>>,
 }
 
 /// What one message gets back.
@@ -154,6 +160,18 @@ pub struct ProductName {
     pub name: String,
 }
 
+/// The answer text sent with `answered`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AnswerText {
+    /// No text sent: a text given before stays.
+    #[default]
+    Keep,
+    /// This text (edits the one given before).
+    Set(Box<str>),
+    /// An empty text: the question is answered without one.
+    Clear,
+}
+
 /// Totals over a shard's streams.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {
@@ -173,7 +191,9 @@ pub enum Unavailable {
 enum Cmd {
     Process { stream: Arc<str>, items: Vec<Item>, reply: oneshot::Sender<Processed> },
     List { stream: Arc<str>, reply: oneshot::Sender<QuestionList> },
-    Act { stream: Arc<str>, cluster: u32, action: HostAction, reply: oneshot::Sender<Option<Question>> },
+    Act { stream: Arc<str>, cluster: u32, action: HostAction, answer: AnswerText, reply: oneshot::Sender<Option<Question>> },
+    Faq { stream: Arc<str>, reply: oneshot::Sender<views::Faq> },
+    Overview { reply: oneshot::Sender<Vec<views::StreamOverview>> },
     SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<Result<(), Unavailable>> },
     Subscribe { stream: Arc<str>, reply: oneshot::Sender<Result<watch::Receiver<u64>, Unavailable>> },
     SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<Result<(), Unavailable>> },
@@ -210,6 +230,8 @@ pub fn clock(ms: u64, utc_offset_minutes: i32) -> String {
 
 struct Settings {
     rank: RankConfig,
+    /// The language of the "why" and answered notes.
+    locale: Locale,
     policy: FailPolicy,
     max_questions: usize,
     utc_offset: i32,
@@ -253,11 +275,13 @@ struct StreamCtx {
 }
 
 impl StreamCtx {
-    fn new(name: Arc<str>, engine: &Engine, rank: &RankConfig) -> Self {
+    fn new(name: Arc<str>, engine: &Engine, rank: &RankConfig, locale: Locale) -> Self {
+        let mut queue = Queue::new(rank);
+        queue.set_locale(locale);
         Self {
             name,
             state: engine.stream_state(),
-            queue: Queue::new(rank),
+            queue,
             base: 0,
             last_ts: 0,
             last_wall: Instant::now(),
@@ -386,6 +410,7 @@ impl Shards {
         let n = config.shards.get();
         let settings = Arc::new(Settings {
             rank: rank.clone(),
+            locale: config.locale,
             policy: config.on_budget_exceeded,
             max_questions: config.max_questions_per_stream.get(),
             utc_offset: config.utc_offset_minutes,
@@ -406,7 +431,7 @@ impl Shards {
                 initial_evicted[shard_of(&name, n)].insert(name, base);
                 continue;
             }
-            let mut ctx = StreamCtx::new(name.clone(), engine, rank);
+            let mut ctx = StreamCtx::new(name.clone(), engine, rank, config.locale);
             ctx.queue.current_product = st.product;
             ctx.continue_from(base);
             if let Some(spec) = st.catalog
@@ -488,11 +513,46 @@ impl Shards {
 
     /// Applies a host action; `None` when the question is unknown.
     pub async fn act(&self, stream: Arc<str>, cluster: u32, action: HostAction) -> Option<Question> {
+        self.act_with(stream, cluster, action, AnswerText::Keep).await
+    }
+
+    /// Applies a host action with the answer text sent along (`answered` only).
+    pub async fn act_with(
+        &self,
+        stream: Arc<str>,
+        cluster: u32,
+        action: HostAction,
+        answer: AnswerText,
+    ) -> Option<Question> {
         let (reply, rx) = oneshot::channel();
-        if !self.send(&stream.clone(), Cmd::Act { stream, cluster, action, reply }).await {
+        if !self.send(&stream.clone(), Cmd::Act { stream, cluster, action, answer, reply }).await {
             return None;
         }
         rx.await.ok().flatten()
+    }
+
+    /// What the stream has answered, newest first (the FAQ for late joiners).
+    pub async fn faq(&self, stream: Arc<str>) -> Option<views::Faq> {
+        let (reply, rx) = oneshot::channel();
+        if !self.send(&stream.clone(), Cmd::Faq { stream, reply }).await {
+            return None;
+        }
+        rx.await.ok()
+    }
+
+    /// Every stream in memory, with what a shop running several streams looks at first.
+    pub async fn overview(&self) -> Vec<views::StreamOverview> {
+        let mut all = Vec::new();
+        for tx in &self.senders {
+            let (reply, rx) = oneshot::channel();
+            if tx.try_send(Envelope { cmd: Cmd::Overview { reply }, _permit: None }).is_ok()
+                && let Ok(mut v) = rx.await
+            {
+                all.append(&mut v);
+            }
+        }
+        all.sort_by(|a, b| a.stream.cmp(&b.stream));
+        all
     }
 
     /// Sets the product on screen.
@@ -601,8 +661,14 @@ impl Shard {
                 Cmd::List { stream, reply } => {
                     let _ = reply.send(self.list(stream));
                 }
-                Cmd::Act { stream, cluster, action, reply } => {
-                    let _ = reply.send(self.act(stream, cluster, action));
+                Cmd::Act { stream, cluster, action, answer, reply } => {
+                    let _ = reply.send(self.act(stream, cluster, action, answer));
+                }
+                Cmd::Faq { stream, reply } => {
+                    let _ = reply.send(self.faq(stream));
+                }
+                Cmd::Overview { reply } => {
+                    let _ = reply.send(self.overview());
                 }
                 Cmd::SetProduct { stream, product, reply } => {
                     let Some(ctx) = self.stream(&stream) else {
@@ -679,7 +745,7 @@ impl Shard {
                 self.metrics.refused(Refusal::Streams);
                 return None;
             }
-            let mut ctx = StreamCtx::new(name.clone(), &self.engine, &self.settings.rank);
+            let mut ctx = StreamCtx::new(name.clone(), &self.engine, &self.settings.rank, self.settings.locale);
             ctx.continue_from(self.evicted.remove(name).unwrap_or(0));
             if let Some(c) = self.evicted_catalogs.remove(name) {
                 ctx.state.set_catalog(c);
@@ -782,7 +848,7 @@ impl Shard {
                     let id = message_id(&m);
                     let product = ctx.queue.current_product.as_deref();
                     moderation.observe(&id, m.user.as_deref(), &m.text, ts, product, &mut verdict, &classify);
-                    let mut answered_at = None;
+                    let (mut answered_at, mut answer) = (None, None);
                     if let (Some(c), Action::Allow) = (verdict.cluster, verdict.action) {
                         let q = ctx.queue.observe(&Asked {
                             cluster: c.id,
@@ -798,6 +864,7 @@ impl Shard {
                         });
                         if let QuestionState::Answered(at) = q.state {
                             answered_at = Some(clock(at, settings.utc_offset));
+                            answer = q.answer.clone();
                         }
                         if !asked.contains(&c.id) {
                             asked.push(c.id);
@@ -817,6 +884,7 @@ impl Shard {
                         verdict: OutVerdict::new(id.clone(), m.text.len(), None, &verdict),
                         degraded: None,
                         answered_at,
+                        answer,
                     };
                     if settings.record_messages {
                         journal.send(Record::Message {
@@ -828,6 +896,7 @@ impl Shard {
                             action: verdict.action,
                             labels: verdict.labels,
                             cluster: verdict.cluster.map(|c| c.id),
+                            product: verdict.about.product().map(Arc::from),
                         });
                     }
                     Out::Verdict(frame)
@@ -850,6 +919,7 @@ impl Shard {
                             action,
                             labels: LabelSet::default(),
                             cluster: None,
+                            product: ctx.queue.current_product.as_deref().map(Arc::from),
                         });
                     }
                     Out::Verdict(VerdictFrame {
@@ -866,6 +936,7 @@ impl Shard {
                         },
                         degraded: Some("over_budget"),
                         answered_at: None,
+                        answer: None,
                     })
                 }
                 Item::Rejected { id, error, reason } => Out::Error(OutError { id, error }, reason),
@@ -915,6 +986,7 @@ impl Shard {
             };
         };
         ctx.touched = Instant::now();
+        let locale = self.settings.locale;
         let now = ctx.now();
         let answered_again = ctx
             .queue
@@ -924,7 +996,7 @@ impl Shard {
                     let answered_at = clock(at, offset);
                     Some(AnsweredAgain {
                         id: format!("q{}", q.cluster),
-                        why: format!("answered at {answered_at} · asked again ×{}", q.asked_after_answer),
+                        why: i18n::format(locale, "answered.again", &[&answered_at, &q.asked_after_answer]),
                         answered_at,
                         asked_again: q.asked_after_answer,
                         question: q.clone(),
@@ -952,7 +1024,7 @@ impl Shard {
         }
     }
 
-    fn act(&mut self, stream: Arc<str>, cluster: u32, action: HostAction) -> Option<Question> {
+    fn act(&mut self, stream: Arc<str>, cluster: u32, action: HostAction, answer: AnswerText) -> Option<Question> {
         let ctx = self.streams.get_mut(&stream)?;
         ctx.touched = Instant::now();
         let at = ctx.now();
@@ -960,7 +1032,17 @@ impl Shard {
         q.state = match action {
             HostAction::Answered => {
                 q.asked_after_answer = 0;
-                QuestionState::Answered(at)
+                match answer {
+                    AnswerText::Keep => {}
+                    AnswerText::Set(text) => q.answer = Some(text),
+                    AnswerText::Clear => q.answer = None,
+                }
+                // Answering again (or editing the answer) keeps the time it was first answered:
+                // that is when viewers heard it, and what the FAQ and verdicts say.
+                match q.state {
+                    QuestionState::Answered(first) => QuestionState::Answered(first),
+                    _ => QuestionState::Answered(at),
+                }
             }
             HostAction::Pin => QuestionState::Pinned,
             HostAction::Unpin | HostAction::Reopen => QuestionState::Open,
@@ -973,7 +1055,8 @@ impl Shard {
             cluster: Some(cluster),
             action: action.as_str(),
             at,
-            detail: None,
+            // The answer text as given, so the journal keeps every edit.
+            detail: if action == HostAction::Answered { q.answer.as_deref().map(str::to_string) } else { None },
         });
         self.journal.send(Record::Question { stream, question: q.clone() });
         Some(q)
@@ -998,6 +1081,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let settings = Settings {
             rank: RankConfig::default(),
+            locale: Locale::Ja,
             policy: FailPolicy::Open,
             max_questions: 10,
             utc_offset: 540,
@@ -1049,7 +1133,7 @@ mod tests {
         assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
         shard.sweep();
         assert_eq!(shard.streams.len(), 1, "an open question keeps the stream");
-        assert!(shard.act(s.clone(), 1, HostAction::Answered).is_some());
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, AnswerText::Keep).is_some());
         shard.sweep();
         assert!(shard.streams.is_empty(), "nothing open, nobody watching: forgotten");
         let next = ask(&mut shard, &mut analyzer, &s, "送料いくらですか");
@@ -1185,6 +1269,30 @@ mod tests {
         journal.close();
         let (_j, restored) = crate::store::Journal::open(&config, Arc::new(Metrics::new())).unwrap();
         assert!(restored.streams["s"].reserved >= 1, "new ids continue above it after a restart");
+    }
+
+    #[test]
+    fn the_faq_lists_answers_with_their_text_and_never_creates_a_stream() {
+        let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+        let nobody: Arc<str> = Arc::from("nobody");
+        assert!(shard.faq(nobody).answered.is_empty());
+        assert!(shard.streams.is_empty(), "a FAQ request (public) keeps no state for an unknown stream");
+        let s: Arc<str> = Arc::from("s");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか"), "q1");
+        assert_eq!(ask(&mut shard, &mut analyzer, &s, "送料いくらですか"), "q2");
+        let text = AnswerText::Set("低刺激なので使えます".into());
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, text).is_some());
+        let faq = shard.faq(s.clone());
+        assert_eq!(faq.answered.len(), 1, "only answered questions");
+        assert_eq!(
+            (faq.answered[0].id.as_str(), faq.answered[0].answer.as_deref()),
+            ("q1", Some("低刺激なので使えます"))
+        );
+        // Answered again without a text: the text stays; with "": it goes.
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, AnswerText::Keep).is_some());
+        assert_eq!(shard.faq(s.clone()).answered[0].answer.as_deref(), Some("低刺激なので使えます"));
+        assert!(shard.act(s.clone(), 1, HostAction::Answered, AnswerText::Clear).is_some());
+        assert_eq!(shard.faq(s).answered[0].answer, None);
     }
 
     #[test]

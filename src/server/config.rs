@@ -122,6 +122,13 @@ pub struct ServerConfig {
     pub host_push_interval_ms: NonZeroU64,
     /// Offset of the host's local time from UTC, for "answered at 12:03" (540 is JST).
     pub utc_offset_minutes: i32,
+    /// Language of what people read: the pages, each question's "why", answered notes, the
+    /// `message` of errors, `kotae report`: `ja` (default) or `en`.
+    pub locale: crate::i18n::Locale,
+    /// The FAQ for late joiners (`/faq?stream=ID` and `GET /v1/streams/ID/faq`) needs no token,
+    /// so it can be shared with viewers: it holds only questions answered on stream and their
+    /// answers, without viewers' names. `false`: host tokens, like the host screen.
+    pub public_faq: bool,
     /// Graceful shutdown must finish (drain, flush the journal) within this time.
     pub shutdown_deadline_ms: NonZeroU64,
     /// Watch the dictionary directory and reload once the files have been quiet for 200 ms; a
@@ -174,6 +181,8 @@ impl Default for ServerConfig {
             stream_idle_minutes: ms(60),
             host_push_interval_ms: ms(250),
             utc_offset_minutes: 540,
+            locale: crate::i18n::Locale::Ja,
+            public_faq: true,
             shutdown_deadline_ms: ms(10_000),
             reload_dictionaries: true,
             journal: JournalConfig::default(),

@@ -19,7 +19,7 @@ use super::auth::{self, Scope};
 use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
-use crate::queue::{HostAction, QuestionList, Unavailable};
+use crate::queue::{AnswerText, HostAction, QuestionList, Unavailable};
 
 /// Largest frame a host screen may send (it sends nothing but pings).
 const HOST_MAX_FRAME: usize = 4 * 1024;
@@ -81,11 +81,44 @@ pub(crate) async fn list(
     }
 }
 
+/// Longest answer text, in characters: a short reply, not an essay.
+pub(crate) const MAX_ANSWER_CHARS: usize = 500;
+
+/// Body of `POST …/questions/QID/answered` (optional).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    /// What the host answered; `""` clears a text given before.
+    answer: Option<String>,
+}
+
+/// The answer text of an `answered` request: none without a body, else the body's `answer`.
+/// A refusal is its status and message.
+fn answer_text(action: HostAction, body: &[u8]) -> Result<AnswerText, (StatusCode, String)> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(AnswerText::Keep);
+    }
+    let parsed: AnswerBody = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("expected {{\"answer\": \"…\"}}: {e}")))?;
+    let Some(text) = parsed.answer else { return Ok(AnswerText::Keep) };
+    if action != HostAction::Answered {
+        return Err((StatusCode::BAD_REQUEST, "only answered takes an answer".into()));
+    }
+    let text = text.trim();
+    if text.chars().count() > MAX_ANSWER_CHARS {
+        return Err((StatusCode::UNPROCESSABLE_ENTITY, format!("answers are at most {MAX_ANSWER_CHARS} characters")));
+    }
+    // Line breaks and other control characters would not survive a platform's chat reply.
+    let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    Ok(if text.is_empty() { AnswerText::Clear } else { AnswerText::Set(text.into_boxed_str()) })
+}
+
 pub(crate) async fn act(
     State(ctx): State<Arc<Ctx>>,
     Path((stream, qid, action)): Path<(String, String, String)>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
@@ -96,7 +129,11 @@ pub(crate) async fn act(
     let Some(cluster) = qid.strip_prefix('q').and_then(|n| n.parse::<u32>().ok()) else {
         return error(StatusCode::NOT_FOUND, "question ids look like q12");
     };
-    match ctx.shards.act(Arc::from(stream), cluster, action).await {
+    let answer = match answer_text(action, &body) {
+        Ok(a) => a,
+        Err((status, message)) => return error(status, &message),
+    };
+    match ctx.shards.act_with(Arc::from(stream), cluster, action, answer).await {
         Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such question"),
     }
@@ -325,6 +362,6 @@ async fn host_session(
 }
 
 /// `GET /`: the host screen.
-pub(crate) async fn screen() -> Response {
-    super::guard::page(include_str!("../../web/host.html"))
+pub(crate) async fn screen(State(ctx): State<Arc<Ctx>>) -> Response {
+    super::web::page(ctx.config.locale, super::web::Page::Host)
 }

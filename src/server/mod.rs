@@ -16,6 +16,7 @@ mod adapters;
 pub mod auth;
 pub mod config;
 pub(crate) mod guard;
+mod faq;
 mod host;
 mod moderator;
 pub mod reload;
@@ -287,6 +288,10 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/streams/{stream}/product", post(host::set_product).put(host::set_product))
         .route("/v1/streams/{stream}/catalog", get(host::get_catalog).put(host::put_catalog))
         .route("/v1/streams/{stream}/host", get(host::host_ws))
+        .route("/v1/streams/{stream}/faq", get(faq::faq))
+        .route("/v1/streams", get(faq::overview))
+        .route("/faq", get(faq::faq_page))
+        .route("/overview", get(faq::overview_page))
         .route("/", get(host::screen))
         .route("/moderator", get(web::moderator_console))
         .route("/v1/streams/{stream}/summary", get(moderator::summary))
@@ -303,6 +308,7 @@ fn router(ctx: Arc<Ctx>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), web::localize_errors))
         .layer(guard)
         .with_state(ctx)
 }

@@ -248,7 +248,7 @@ fn encode_all(outs: &[Out]) -> Vec<Message> {
 }
 
 /// One outcome as its JSON frame: a [`VerdictFrame`](crate::queue::VerdictFrame) (the
-/// contract's verdict, then `degraded` and `answered_at` when present) or an error.
+/// contract's verdict, then `degraded`, `answered_at` and `answer` when present) or an error.
 fn encode(buf: &mut Vec<u8>, out: &Out) {
     match out {
         Out::Verdict(v) => {
@@ -260,6 +260,10 @@ fn encode(buf: &mut Vec<u8>, out: &Out) {
             }
             if let Some(a) = &v.answered_at {
                 buf.extend_from_slice(b",\"answered_at\":");
+                write_json_str(buf, a);
+            }
+            if let Some(a) = &v.answer {
+                buf.extend_from_slice(b",\"answer\":");
                 write_json_str(buf, a);
             }
             buf.push(b'}');
@@ -448,6 +452,7 @@ mod tests {
             },
             degraded,
             answered_at: answered_at.map(Into::into),
+            answer: answered_at.map(|_| "全国送料無料です \"税込\"".into()),
         })
     }
 

@@ -47,6 +47,9 @@ pub enum Record {
         action: Action,
         labels: LabelSet,
         cluster: Option<u32>,
+        /// The product the message is about (named, else on screen); `None` for the shop or
+        /// when no product was on screen. What `kotae report` counts per product.
+        product: Option<Arc<str>>,
     },
     /// A question's latest state (upserted).
     Question { stream: Arc<str>, question: Question },
@@ -166,12 +169,17 @@ CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY, product TEXT);
 ";
 
 /// Columns added after the first schema, each with its type: a journal written before gains
-/// them when opened (older rows read as NULL).
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("streams", "catalog", "TEXT"), ("streams", "reserved", "INTEGER NOT NULL DEFAULT 0")];
+/// them when opened (older rows read as NULL). `streams.catalog`: the stream's products;
+/// `streams.reserved`: question ids reserved; `messages.product`: the product each message is
+/// about (for `kotae report`).
+pub const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("streams", "catalog", "TEXT"),
+    ("streams", "reserved", "INTEGER NOT NULL DEFAULT 0"),
+    ("messages", "product", "TEXT"),
+];
 
 /// Brings a journal written by an earlier version up to the current schema, without loss.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for (table, column, kind) in ADDED_COLUMNS {
         let present: bool = conn.query_row(
             "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
@@ -287,10 +295,10 @@ fn commit_due(sent: Instant, interval: Duration, estimate: Duration) -> Instant 
 }
 
 /// Columns of a `messages` row as inserted.
-const MESSAGE_COLUMNS: usize = 9;
+const MESSAGE_COLUMNS: usize = 10;
 
 /// Rows per message insert statement: one statement (one parse of its bytecode's loop, one
-/// step) per 64 rows costs well under 64 single-row ones. 64 × 9 parameters stays far below
+/// step) per 64 rows costs well under 64 single-row ones. 64 × 10 parameters stays far below
 /// SQLite's limit of 32,766.
 const MESSAGE_ROWS: [usize; 3] = [64, 8, 1];
 
@@ -300,13 +308,13 @@ impl Writer {
             .iter()
             .map(|&rows| {
                 let mut sql = String::from(
-                    "INSERT INTO messages (stream, msg_id, ts, user, text, action, labels, cluster, written_at) VALUES ",
+                    "INSERT INTO messages (stream, msg_id, ts, user, text, action, labels, cluster, written_at, product) VALUES ",
                 );
                 for row in 0..rows {
                     if row > 0 {
                         sql.push(',');
                     }
-                    sql.push_str("(?,?,?,?,?,?,?,?,?)");
+                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
                 }
                 (rows, sql)
             })
@@ -509,7 +517,9 @@ impl Writer {
                 let mut insert = tx.prepare_cached(sql)?;
                 while let Some((chunk, tail)) = rest.split_at_checked(*rows) {
                     for (row, r) in chunk.iter().enumerate() {
-                        let Record::Message { stream, id, ts, user, text, action: act, labels: ls, cluster } = r else {
+                        let Record::Message { stream, id, ts, user, text, action: act, labels: ls, cluster, product } =
+                            r
+                        else {
                             continue;
                         };
                         labels.clear();
@@ -530,6 +540,7 @@ impl Writer {
                         insert.raw_bind_parameter(at + 7, &labels)?;
                         insert.raw_bind_parameter(at + 8, cluster)?;
                         insert.raw_bind_parameter(at + 9, now)?;
+                        insert.raw_bind_parameter(at + 10, product.as_deref())?;
                     }
                     insert.raw_execute()?;
                     rest = tail;
@@ -586,6 +597,7 @@ mod tests {
             paid_amounts: Vec::new(),
             intent: false,
             asked_after_answer: 0,
+            answer: None,
         }
     }
 
@@ -662,6 +674,7 @@ mod tests {
                 action: Action::Allow,
                 labels: LabelSet::default(),
                 cluster: None,
+                product: None,
             });
         }
         drop(tx);

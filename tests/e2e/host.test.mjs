@@ -56,7 +56,7 @@ test("questions appear ranked, with counts, the why, wordings and askers", async
     wordings: e.querySelectorAll(".wordings span").length, asker: e.querySelector(".wordings b")?.textContent,
   }));
   assert.match(first.count, /^×\d+$/);
-  assert.match(first.why, /asked|waiting|on screen/);
+  assert.match(first.why, /人|待ち|紹介中/, "the why is in Japanese");
   assert.ok(first.wordings >= 1 && first.asker, "original wordings with asker names");
   await p.waitForFunction(() => [...document.querySelectorAll("#ticker .spark i")].some((i) => parseInt(i.style.height) > 0));
   const ticker = await p.textContent("#ticker");

@@ -83,7 +83,7 @@ test("a broken dictionary edit is refused with a message and changes nothing", a
   await p.fill("#term", "・・・");
   await p.click("#dryrun");
   await p.waitForSelector("#dicterror");
-  assert.match(await p.textContent("#dicterror"), /normalizes to nothing/);
+  assert.match(await p.textContent("#dicterror"), /正規化すると何も残りません/, "the refusal is shown in Japanese");
   assert.equal(await p.isDisabled("#apply"), true);
   // A duplicate is refused too, naming the line it duplicates.
   const first = (await api(server, "/v1/moderator/dictionaries")).json.lists.find((l) => l.list === "spam").sections[0];
@@ -106,7 +106,7 @@ test("held messages show why and can be approved or denied; settings are per str
   const [v] = await send(p, server, STREAM, [{ id: "h1", user: "x", text: "ブスは黙れ" }, { id: "h2", user: "y", text: "死ね" }]);
   assert.equal(v.action, "hold");
   await p.waitForSelector('#held tr[data-id="h1"]', { timeout: 8000 });
-  assert.match(await p.textContent('#held tr[data-id="h1"] .why'), /abuse \d\.\d\d/);
+  assert.match(await p.textContent('#held tr[data-id="h1"] .why'), /悪口 \d\.\d\d/);
   await p.screenshot({ path: join(shotDir(), "moderator-held.png"), fullPage: true });
   await p.click('#held tr[data-id="h1"] button.approve');
   await p.waitForSelector('#held tr[data-id="h1"]', { state: "detached" });

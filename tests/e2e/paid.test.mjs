@@ -64,7 +64,7 @@ test("a paid question shows what was paid in its own currency", async () => {
     paid: e.querySelector(".paid")?.textContent, why: e.querySelector(".why").textContent,
   })));
   assert.deepEqual(cards.map((c) => c.paid).sort(), ["200 bits", "US$4.99", "¥1,000"]);
-  for (const c of cards) assert.ok(c.why.includes(`paid ${c.paid}`), `the why names the amount: ${c.why}`);
+  for (const c of cards) assert.ok(c.why.includes(`投げ銭 ${c.paid}`), `the why names the amount: ${c.why}`);
   assert.deepEqual(p.errors, []);
   assert.deepEqual(p.foreign, []);
   await p.context().close();

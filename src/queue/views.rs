@@ -1,0 +1,145 @@
+//! Read-only views of a shard's streams beyond the host's ranked list: the FAQ of what a stream
+//! has answered (for late joiners) and the overview of every stream (for a shop running several).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{Shard, clock};
+use crate::rank::QuestionState;
+
+/// One answered question, as late joiners read it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaqEntry {
+    /// The question id (`q12`).
+    pub id: String,
+    /// The question as first worded by a viewer (no viewer names: the FAQ can be public).
+    pub question: String,
+    /// What the host answered, when they typed it; `null` when answered aloud only.
+    pub answer: Option<String>,
+    /// The product id it is about; `null` for the whole shop.
+    pub product: Option<String>,
+    /// The product's name from the stream's catalogue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// About the shop as a whole (shipping, payment…).
+    pub shop: bool,
+    /// When it was answered (stream time, ms).
+    pub at: u64,
+    /// The same as local time (`12:03`, `server.utc_offset_minutes`).
+    pub answered_at: String,
+    /// How many viewers asked it.
+    pub askers: u32,
+}
+
+/// `GET /v1/streams/ID/faq`: what was answered, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Faq {
+    pub stream: String,
+    pub answered: Vec<FaqEntry>,
+}
+
+/// The most urgent open question of a stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopQuestion {
+    pub id: String,
+    pub question: String,
+    pub why: String,
+    pub askers: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+}
+
+/// One stream as the overview shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamOverview {
+    pub stream: String,
+    pub current_product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_product_name: Option<String>,
+    /// Open questions (pinned included).
+    pub open: usize,
+    pub pinned: usize,
+    pub answered: usize,
+    /// Minutes the oldest open question has waited.
+    pub oldest_waiting_minutes: u64,
+    pub top: Option<TopQuestion>,
+    /// Stream time of the last message (ms).
+    pub last_ts: u64,
+}
+
+impl Shard {
+    /// The FAQ of a stream in memory. An unknown stream is not created: the FAQ can be public,
+    /// and a request must not make the shard keep state for a stream nobody streams.
+    pub(super) fn faq(&mut self, stream: Arc<str>) -> Faq {
+        let offset = self.settings.utc_offset;
+        let Some(ctx) = self.streams.get(&stream) else {
+            return Faq { stream: stream.to_string(), answered: Vec::new() };
+        };
+        let catalog = ctx.state.catalog().clone();
+        let mut answered: Vec<FaqEntry> = ctx
+            .queue
+            .all()
+            .filter_map(|q| match q.state {
+                QuestionState::Answered(at) => Some(FaqEntry {
+                    id: format!("q{}", q.cluster),
+                    question: q.wordings.first().map(|w| w.text.to_string()).unwrap_or_default(),
+                    answer: q.answer.as_deref().map(str::to_string),
+                    product: q.product.clone(),
+                    product_name: q.product.as_deref().and_then(|p| catalog.name_of(p)).map(str::to_string),
+                    shop: q.shop || q.product.is_none(),
+                    at,
+                    answered_at: clock(at, offset),
+                    askers: q.askers,
+                }),
+                _ => None,
+            })
+            .collect();
+        answered.sort_by(|a, b| b.at.cmp(&a.at).then_with(|| a.id.cmp(&b.id)));
+        Faq { stream: stream.to_string(), answered }
+    }
+
+    pub(super) fn overview(&mut self) -> Vec<StreamOverview> {
+        self.streams
+            .values()
+            .map(|ctx| {
+                let now = ctx.now();
+                let catalog = ctx.state.catalog();
+                let mut open = 0;
+                let mut pinned = 0;
+                let mut answered = 0;
+                let mut oldest = u64::MAX;
+                for q in ctx.queue.all() {
+                    match q.state {
+                        QuestionState::Open | QuestionState::Pinned => {
+                            open += 1;
+                            pinned += usize::from(q.state == QuestionState::Pinned);
+                            oldest = oldest.min(q.first_ts);
+                        }
+                        QuestionState::Answered(_) => answered += 1,
+                        QuestionState::Dismissed(_) => {}
+                    }
+                }
+                let top = ctx.queue.ranked(now).into_iter().next().map(|r| TopQuestion {
+                    id: r.id,
+                    question: r.question.wordings.first().map(|w| w.text.to_string()).unwrap_or_default(),
+                    why: r.why,
+                    askers: r.question.askers,
+                    product_name: r.question.product.as_deref().and_then(|p| catalog.name_of(p)).map(str::to_string),
+                });
+                let current = ctx.queue.current_product.clone();
+                StreamOverview {
+                    stream: ctx.name.to_string(),
+                    current_product_name: current.as_deref().and_then(|p| catalog.name_of(p)).map(str::to_string),
+                    current_product: current,
+                    open,
+                    pinned,
+                    answered,
+                    oldest_waiting_minutes: if oldest == u64::MAX { 0 } else { now.saturating_sub(oldest) / 60_000 },
+                    top,
+                    last_ts: ctx.last_ts,
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,105 @@
+//! The FAQ for late joiners and the overview of a shop's streams:
+//!
+//! - `GET /v1/streams/ID/faq`: `{"stream", "answered": [{"id", "question", "answer", "product",
+//!   "product_name", "shop", "at", "answered_at", "askers"}]}`, newest first; and `GET /faq?stream=ID`,
+//!   the same as a page to show or share. Without a token when `server.public_faq` (the default):
+//!   it holds only questions answered on stream, without viewers' names.
+//! - `GET /v1/streams`: every stream in memory with its open, pinned and answered questions, the
+//!   most urgent one, the product on screen, purchase intents and blocked counts (host tokens);
+//!   and `GET /overview`, the same as a page.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::Ctx;
+use super::auth::{self, Scope};
+use super::web::{Page, page};
+use crate::queue::views::StreamOverview;
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `GET /v1/streams/ID/faq`.
+pub(crate) async fn faq(
+    State(ctx): State<Arc<Ctx>>,
+    Path(stream): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !ctx.config.public_faq
+        && let Err(u) = auth::check(&ctx.config, &ctx.metrics, Scope::Host, &headers, &query)
+    {
+        return u.into_response();
+    }
+    if !super::valid_stream(&stream) {
+        return error(StatusCode::BAD_REQUEST, "invalid stream id");
+    }
+    if ctx.is_closing() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    match ctx.shards.faq(Arc::from(stream)).await {
+        Some(faq) => axum::Json(faq).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
+    }
+}
+
+/// `GET /faq?stream=ID`: the FAQ page.
+pub(crate) async fn faq_page(State(ctx): State<Arc<Ctx>>) -> Response {
+    page(ctx.config.locale, Page::Faq)
+}
+
+/// One stream of the overview: the shard's view and the moderation counts.
+#[derive(Debug, Serialize)]
+struct OverviewRow {
+    #[serde(flatten)]
+    queue: StreamOverview,
+    /// Purchase intents, in total.
+    intents: u64,
+    /// Blocked messages, and held ones awaiting a moderator.
+    blocked: u64,
+    held_pending: usize,
+    messages: u64,
+}
+
+/// `GET /v1/streams`.
+pub(crate) async fn overview(
+    State(ctx): State<Arc<Ctx>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(u) = auth::check(&ctx.config, &ctx.metrics, Scope::Host, &headers, &query) {
+        return u.into_response();
+    }
+    if ctx.is_closing() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    let rows: Vec<OverviewRow> = ctx
+        .shards
+        .overview()
+        .await
+        .into_iter()
+        .map(|queue| {
+            let m = ctx.console.moderation.stream(&queue.stream);
+            let s = m.lock().unwrap_or_else(|e| e.into_inner()).summary(&queue.stream);
+            OverviewRow {
+                intents: s.intents.values().map(|&n| u64::from(n)).sum(),
+                blocked: s.blocked,
+                held_pending: s.held_pending,
+                messages: s.messages,
+                queue,
+            }
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "streams": rows })).into_response()
+}
+
+/// `GET /overview`: the overview page.
+pub(crate) async fn overview_page(State(ctx): State<Arc<Ctx>>) -> Response {
+    page(ctx.config.locale, Page::Overview)
+}
