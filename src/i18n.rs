@@ -55,6 +55,7 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("why.sep", "・", " · "),
     ("why.asked", "×{0}人", "×{0} asked"),
     ("why.on_screen", "紹介中", "on screen"),
+    ("why.on_screen_top", "紹介中で最多", "most asked on screen"),
     ("why.buying", "購入意欲", "buying"),
     ("why.paid", "投げ銭 {0}", "paid {0}"),
     ("why.paid_sep", "＋", " + "),

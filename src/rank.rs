@@ -479,8 +479,9 @@ impl Queue {
     }
 
     /// The most-asked open question about the product on screen is always among the first
-    /// [`ON_SCREEN_TOP`] (after pinned ones): the host is talking about that product now. It is
-    /// moved up, not re-scored, so the others keep their order; its "why" says so.
+    /// [`ON_SCREEN_TOP`] (after pinned ones): the host is talking about that product now. When it
+    /// ranks lower it is moved up, not re-scored, so the others keep their order, and its "why"
+    /// says so.
     fn keep_on_screen_in_view(&self, out: &mut [Ranked]) {
         let Some(on) = self.current_product.as_deref() else { return };
         let best = out
@@ -492,8 +493,10 @@ impl Queue {
         let Some(i) = best else { return };
         let pinned = out.iter().take_while(|r| r.question.state == QuestionState::Pinned).count();
         let slot = pinned.max(ON_SCREEN_TOP - 1);
-        out[i].why = format!("most asked on screen · {}", out[i].why);
         if i > slot {
+            let locale = self.locale;
+            out[i].why =
+                format!("{}{}{}", i18n::text(locale, "why.on_screen_top"), i18n::text(locale, "why.sep"), out[i].why);
             out[slot..=i].rotate_right(1);
         }
     }
@@ -647,13 +650,13 @@ mod tests {
         let ranked = q.ranked(0);
         let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids[2], "q7", "the most asked about p5, moved up: {ids:?}");
-        assert!(ranked[2].why.starts_with("most asked on screen"), "{}", ranked[2].why);
+        assert!(ranked[2].why.starts_with("紹介中で最多"), "{}", ranked[2].why);
         assert_eq!(&ids[..2], ["q1", "q2"], "the others keep their order");
         q.current_product = Some("p1".into());
         let ranked = q.ranked(0);
         let ids: Vec<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(&ids[..3], ["q1", "q2", "q3"], "already in view: nothing moves");
-        assert!(ranked[0].why.starts_with("most asked on screen"), "{}", ranked[0].why);
+        assert!(!ranked[0].why.starts_with("紹介中で最多"), "{}", ranked[0].why);
     }
 
     #[test]

@@ -189,16 +189,50 @@ pub enum Unavailable {
 }
 
 enum Cmd {
-    Process { stream: Arc<str>, items: Vec<Item>, reply: oneshot::Sender<Processed> },
-    List { stream: Arc<str>, reply: oneshot::Sender<QuestionList> },
-    Act { stream: Arc<str>, cluster: u32, action: HostAction, answer: AnswerText, reply: oneshot::Sender<Option<Question>> },
-    Faq { stream: Arc<str>, reply: oneshot::Sender<views::Faq> },
-    Overview { reply: oneshot::Sender<Vec<views::StreamOverview>> },
-    SetProduct { stream: Arc<str>, product: Option<String>, reply: oneshot::Sender<Result<(), Unavailable>> },
-    Subscribe { stream: Arc<str>, reply: oneshot::Sender<Result<watch::Receiver<u64>, Unavailable>> },
-    SetCatalog { stream: Arc<str>, catalog: Arc<Catalog>, reply: oneshot::Sender<Result<(), Unavailable>> },
-    GetCatalog { stream: Arc<str>, reply: oneshot::Sender<Result<Arc<Catalog>, Unavailable>> },
-    Stats { reply: oneshot::Sender<ShardStats> },
+    Process {
+        stream: Arc<str>,
+        items: Vec<Item>,
+        reply: oneshot::Sender<Processed>,
+    },
+    List {
+        stream: Arc<str>,
+        reply: oneshot::Sender<QuestionList>,
+    },
+    Act {
+        stream: Arc<str>,
+        cluster: u32,
+        action: HostAction,
+        answer: AnswerText,
+        reply: oneshot::Sender<Option<Question>>,
+    },
+    Faq {
+        stream: Arc<str>,
+        reply: oneshot::Sender<views::Faq>,
+    },
+    Overview {
+        reply: oneshot::Sender<Vec<views::StreamOverview>>,
+    },
+    SetProduct {
+        stream: Arc<str>,
+        product: Option<String>,
+        reply: oneshot::Sender<Result<(), Unavailable>>,
+    },
+    Subscribe {
+        stream: Arc<str>,
+        reply: oneshot::Sender<Result<watch::Receiver<u64>, Unavailable>>,
+    },
+    SetCatalog {
+        stream: Arc<str>,
+        catalog: Arc<Catalog>,
+        reply: oneshot::Sender<Result<(), Unavailable>>,
+    },
+    GetCatalog {
+        stream: Arc<str>,
+        reply: oneshot::Sender<Result<Arc<Catalog>, Unavailable>>,
+    },
+    Stats {
+        reply: oneshot::Sender<ShardStats>,
+    },
     Stop,
 }
 
@@ -1234,7 +1268,7 @@ mod tests {
         for i in 0..1000 {
             let list = shard.list(Arc::from(format!("read-{i}")));
             assert!(list.questions.is_empty());
-            assert!(shard.act(Arc::from(format!("act-{i}")), 1, HostAction::Answered).is_none());
+            assert!(shard.act(Arc::from(format!("act-{i}")), 1, HostAction::Answered, AnswerText::Keep).is_none());
         }
         assert!(shard.streams.is_empty(), "reads and acts on unknown streams leave nothing");
         for i in 0..4 {

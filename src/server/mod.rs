@@ -15,8 +15,8 @@
 mod adapters;
 pub mod auth;
 pub mod config;
-pub(crate) mod guard;
 mod faq;
+pub(crate) mod guard;
 mod host;
 mod moderator;
 pub mod reload;

@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { workspace, serve, browser, page, send, api } from "./harness.mjs";
+import { workspace, serve, browser, page, send, api, waitFor } from "./harness.mjs";
 
 /// PUTs a body of `bytes` the way a careful client does (`Expect: 100-continue`, the body sent
 /// only once the server asks for it) and resolves with the status.
@@ -70,14 +70,14 @@ test("cards name their product; answering one product's price leaves the other's
   assert.notEqual(verdicts[0].cluster, verdicts[2].cluster, "two products' prices are two questions");
   const dress = verdicts[0].cluster.replace(/^.*:/, "");
   const tote = verdicts[2].cluster.replace(/^.*:/, "");
-  await p.waitForFunction((id) => document.querySelector(`#list .q[data-id="${id}"] .prod`), tote);
+  await waitFor(p, (id) => document.querySelector(`#list .q[data-id="${id}"] .prod`), tote);
   const names = await p.$$eval("#list .q", (els) => Object.fromEntries(els.map((e) => [e.dataset.id, e.querySelector(".prod")?.textContent])));
   assert.equal(names[dress], "リネンシャツワンピース");
   assert.equal(names[tote], "レザー調トートバッグ");
   // Answer the dress's price with the key, on its card.
   await p.click(`#list .q[data-id="${dress}"] .text`);
   await p.keyboard.press("a");
-  await p.waitForFunction((id) => !document.querySelector(`#list .q[data-id="${id}"]:not(.gone)`), dress);
+  await waitFor(p, (id) => !document.querySelector(`#list .q[data-id="${id}"]:not(.gone)`), dress);
   const list = (await api(server, `/v1/streams/${STREAM}/questions`)).json;
   assert.ok(list.questions.some((q) => q.id === tote), "the tote's price is still open");
   // A new viewer asks the tote's price: still an open question, not "answered at …".
@@ -92,6 +92,7 @@ test("cards name their product; answering one product's price leaves the other's
 
 test("the most-asked question about the product on screen is in the first three", async () => {
   const p = await page(b, server);
+  await p.goto(`${server.url}/?stream=${STREAM}`);
   // Many viewers ask about the dress; then the cardigan comes on and one question is asked twice.
   const dressQuestions = ["Mの着丈は何センチですか", "洗濯機で洗えますか", "透けますか", "Lサイズありますか", "裏地ついてますか"];
   const batch = [];
@@ -101,7 +102,7 @@ test("the most-asked question about the product on screen is in the first three"
   await send(p, server, STREAM, batch);
   await api(server, `/v1/streams/${STREAM}/product`, "PUT", { product: "p3" });
   await send(p, server, STREAM, [msg("k1", "チクチクしますか？", 60), msg("k2", "チクチクしない？", 61)]);
-  await p.goto(`${server.url}/?stream=${STREAM}`);
+  await p.reload();
   await p.waitForSelector("#list .q");
   const list = (await api(server, `/v1/streams/${STREAM}/questions`)).json;
   const top3 = list.questions.slice(0, 3);

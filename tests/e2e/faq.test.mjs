@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, workspace, serve, replay, demoSlice, browser, page, api, shotDir } from "./harness.mjs";
+import { ROOT, workspace, serve, replay, demoSlice, browser, page, api, shotDir, waitFor } from "./harness.mjs";
 
 const STREAM = "e2e-faq";
 const catalog = JSON.parse(readFileSync(join(ROOT, "fixtures/streams/demo.products.json"), "utf8"));
@@ -53,7 +53,7 @@ test("an answer typed on the host screen shows on the FAQ page, grouped by produ
   const entry = (await faq()).answered.find((e) => e.id === first.id);
   assert.equal(entry.answer, "全国一律500円、5,000円以上で送料無料です");
   // One key still marks answered, without a text.
-  await host.waitForFunction((id) => document.querySelector("#list .q.sel")?.dataset.id !== id, first.id);
+  await waitFor(host, (id) => document.querySelector("#list .q.sel")?.dataset.id !== id, first.id);
   const second = await host.$eval("#list .q.sel", (e) => e.dataset.id);
   await host.keyboard.press("a");
   await until(async () => (await faq()).answered.some((e) => e.id === second), "the a key to answer");
@@ -82,7 +82,7 @@ test("an answer typed on the host screen shows on the FAQ page, grouped by produ
   await host.press("#answer", "Enter");
   await until(async () => (await faq()).answered.find((e) => e.id === first.id).answer === "全国一律500円です（5,000円以上で無料）", "the edit");
   await phone.reload();
-  await phone.waitForFunction((id) => document.querySelector(`li[data-id="${id}"] .a`)?.textContent === "全国一律500円です（5,000円以上で無料）", first.id, { timeout: 15000 });
+  await waitFor(phone, (id) => document.querySelector(`li[data-id="${id}"] .a`)?.textContent === "全国一律500円です（5,000円以上で無料）", first.id, { timeout: 15000 });
   // The verdict of the question asked again carries the answer.
   const wording = q.wordings[0].text;
   const [v] = await host.evaluate(async ({ url, text }) => new Promise((ok) => {
@@ -120,7 +120,7 @@ test("all text a host reads is Japanese with locale ja, errors included", async 
   const p = await page(b, server);
   await p.goto(`${server.url}/?stream=${STREAM}`);
   await p.waitForSelector("#list .q");
-  await p.waitForFunction(() => document.querySelector("#ticker .tick"));
+  await waitFor(p, () => document.querySelector("#ticker .tick"));
   // A failed action: the server's message in Japanese.
   await p.evaluate(() => act({ id: "q999999", wordings: [] }, "answered", "reopen", "host.did.answered"));
   await p.waitForSelector("#undo.show");

@@ -135,3 +135,17 @@ export function shotDir() {
   mkdirSync(SCREENSHOTS, { recursive: true });
   return SCREENSHOTS;
 }
+
+/// Waits until `fn(arg)`, evaluated in the page, is truthy; polls with `page.evaluate`, which
+/// the pages' Content-Security-Policy allows (`page.waitForFunction` compiles its predicate from
+/// a string, which a policy without 'unsafe-eval' refuses).
+export async function waitFor(p, fn, arg, { timeout = 10000 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await p.evaluate(fn, arg);
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${fn} (${JSON.stringify(arg)})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

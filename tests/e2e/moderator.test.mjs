@@ -3,7 +3,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { workspace, serve, replay, demoSlice, browser, page, send, api, shotDir } from "./harness.mjs";
+import { workspace, serve, replay, demoSlice, browser, page, send, api, shotDir, waitFor } from "./harness.mjs";
 
 const STREAM = "e2e-mod";
 let ws, server, b, p;
@@ -26,7 +26,7 @@ after(async () => {
 test("testing a phrase shows the normalized form, tokens with POS, labels, scores and highlighted reasons", async () => {
   await p.fill("#phrase", "ﾌﾞｽは黙れ、LINE交換しよ");
   await p.click("#testbtn");
-  await p.waitForFunction(() => document.querySelector("#result .original")?.textContent.includes("LINE交換"));
+  await waitFor(p, () => document.querySelector("#result .original")?.textContent.includes("LINE交換"));
   const r = await p.$eval("#result", (e) => ({
     normalized: e.querySelector("#normalized").textContent,
     tokens: [...e.querySelectorAll(".tok")].map((t) => [t.querySelector("b").textContent, t.querySelector("small").textContent]),
@@ -64,7 +64,7 @@ test("a dictionary edit is dry-run against the stream, applied, audited and chan
   assert.equal(e.who, "山田");
   assert.equal(e.detail.term, "へなちょこ");
   assert.ok(readFileSync(audit.file, "utf8").includes("へなちょこ"), "the audit log is persisted");
-  await p.waitForFunction(() => document.querySelector("#audit").textContent.includes("へなちょこ"));
+  await waitFor(p, () => document.querySelector("#audit").textContent.includes("へなちょこ"));
   // Removing it takes effect too.
   await p.fill("#search", "へなちょこ");
   await p.click("#terms button.rm");

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, workspace, serve, browser, page, send, api } from "./harness.mjs";
+import { ROOT, workspace, serve, browser, page, send, api, waitFor } from "./harness.mjs";
 
 const PAID = "e2e-paid";
 const ENDED = "e2e-ended";
@@ -59,7 +59,7 @@ test("a paid question shows what was paid in its own currency", async () => {
     { id: "bits", user: "b", ts: ts + 1, text: "Sサイズの袖丈は何センチですか", paid: 200, paid_currency: "BITS" },
     { id: "yen", user: "c", ts: ts + 2, text: "Mサイズの着丈は何センチですか", paid: 1000 },
   ]);
-  await p.waitForFunction(() => document.querySelectorAll("#list .q .paid").length === 3);
+  await waitFor(p, () => document.querySelectorAll("#list .q .paid").length === 3);
   const cards = await p.$$eval("#list .q", (els) => els.map((e) => ({
     paid: e.querySelector(".paid")?.textContent, why: e.querySelector(".why").textContent,
   })));
@@ -83,7 +83,7 @@ test("the host is told when every chat of the stream has ended", async () => {
   const other = await page(b, server);
   await other.goto(`${server.url}/?stream=${PAID}`);
   await other.waitForSelector("#status.live");
-  await other.waitForFunction(() => document.querySelector("#blocked").textContent.startsWith("ブロック"));
+  await waitFor(other, () => document.querySelector("#blocked").textContent.startsWith("ブロック"));
   assert.equal(await other.$eval("#chatstate", (e) => e.hidden), true);
   assert.deepEqual(p.errors.concat(other.errors), []);
   await p.context().close();
