@@ -9,7 +9,11 @@
 //!   (stops `しね` inside `ですしね` and `line` inside `online`);
 //! * `end` — the match must end the message (only symbols, emoji or laughter after it);
 //! * `start` — the match must start the message;
-//! * `whole` — the match must be the whole message, symbols aside.
+//! * `whole` — the match must be the whole message, symbols aside;
+//! * `inword` — the match may start inside a word. Without it, an entry written in hiragana
+//!   must start where a word of the message starts (`いくら` is not in `わからないくらい`): the
+//!   classifier checks this against the message's tokens ([`Hit::word_start`]). Endings meant to
+//!   attach to any word (`る? | end`) carry the flag.
 //!
 //! A section header may name the label its rule supports, `[line_id => spam]`: such a rule
 //! always counts toward that label with the prior [`DEFAULT_RULE_WEIGHT`], plus whatever residual
@@ -69,12 +73,15 @@ struct Flags {
     end: bool,
     start: bool,
     whole: bool,
+    inword: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     rule: u16,
     flags: Flags,
+    /// Written in hiragana and not `inword`: must start where a word starts.
+    word_start: bool,
 }
 
 /// A match of a dictionary entry in a message's key view.
@@ -85,6 +92,9 @@ pub struct Hit {
     /// Byte range in the key view.
     pub start: u32,
     pub end: u32,
+    /// The entry is written in hiragana and not flagged `inword`: it counts only where a word of
+    /// the message starts, which the tokens (not the key view) tell.
+    pub word_start: bool,
 }
 
 /// One problem found while loading, with its place.
@@ -246,8 +256,10 @@ impl Dictionaries {
                         "end" => flags.end = true,
                         "start" => flags.start = true,
                         "whole" => flags.whole = true,
+                        "inword" => flags.inword = true,
                         other => {
-                            problems.push(problem(format!("unknown flag '{other}' (bounded, end, start, whole)")));
+                            problems
+                                .push(problem(format!("unknown flag '{other}' (bounded, end, start, whole, inword)")));
                             bad_flag = true;
                         }
                     }
@@ -266,7 +278,8 @@ impl Dictionaries {
                     continue;
                 }
                 seen.insert((rule, key.clone()), (path.clone(), line_no));
-                entries.push(Entry { rule, flags });
+                let word_start = !flags.inword && term.chars().next().is_some_and(|c| ('ぁ'..='ゖ').contains(&c));
+                entries.push(Entry { rule, flags, word_start });
                 terms.push(key);
             }
         }
@@ -318,7 +331,7 @@ impl Dictionaries {
             if !flags_hold(entry.flags, key, s, e, content) {
                 continue;
             }
-            let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32 };
+            let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32, word_start: entry.word_start };
             if self.rules[entry.rule as usize].kind == ListKind::Allow {
                 allow = Some(match allow {
                     Some((a, b)) if (s as u32) <= b => (a, b.max(e as u32)),

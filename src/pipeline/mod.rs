@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
 use crate::label::{Action, Label, LabelSet};
-use classify::{Classification, Classifier, ClassifyConfig, Model, ModelError, Reason, Scratch};
+use classify::{AbuseCategory, Classification, Classifier, ClassifyConfig, Model, ModelError, Ngrams, Reason, Scratch};
 use dedupe::{ClusterRef, Dedupe, DedupeConfig, DedupeInput, Signature, hash_str};
 use normalize::{NormalizeConfig, Normalized, Normalizer};
 use tokenize::{Pos, Sub, TokenizeConfig, TokenizeError, Tokenizer, TokenizerShared, Tokens};
@@ -100,17 +100,26 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the tokenizer dictionary, keyword dictionaries and model.
+    /// Loads the tokenizer dictionary, keyword dictionaries and model. A missing or broken model
+    /// file is an error, never a silent fall back to rules alone.
     pub fn new(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         let tokenizer = TokenizerShared::new(&config.tokenize)?;
         let classifier = Self::load_classifier(&config)?;
         Ok(Arc::new(Self { config, tokenizer, classifier: ArcSwap::from_pointee(classifier) }))
     }
 
+    /// Like [`Engine::new`], with the dictionaries' rules alone and no model: what `kotae train`
+    /// extracts features with, so that no old weights leak into a new model.
+    pub fn without_model(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
+        let tokenizer = TokenizerShared::new(&config.tokenize)?;
+        let dictionaries = Dictionaries::load(&config.dictionaries, &config.normalize)?;
+        let classifier = Classifier::new(Arc::new(dictionaries), Arc::new(Model::default()), config.classify.clone());
+        Ok(Arc::new(Self { config, tokenizer, classifier: ArcSwap::from_pointee(classifier) }))
+    }
+
     fn load_classifier(config: &PipelineConfig) -> Result<Classifier, PipelineError> {
         let dictionaries = Dictionaries::load(&config.dictionaries, &config.normalize)?;
-        let model_path = config.model_path();
-        let model = if model_path.exists() { Model::load(&model_path)? } else { Model::default() };
+        let model = Model::load(&config.model_path())?;
         Ok(Classifier::new(Arc::new(dictionaries), Arc::new(model), config.classify.clone()))
     }
 
@@ -276,33 +285,14 @@ impl Analyzer {
         Ok(())
     }
 
-    /// Every feature name of a text and the prior of its declared rules (for training).
-    pub fn feature_names(&mut self, text: &str) -> (Vec<String>, [f32; 4]) {
+    /// Every feature name of a text, the prior of its declared rules per label and of its abuse
+    /// sections per category (for training).
+    pub fn feature_names(&mut self, text: &str) -> (Vec<String>, [f32; 4], [f32; classify::CATEGORIES]) {
         let classifier = self.engine.classifier.load();
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
         classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
-        let mut names = Vec::new();
-        let mut scratch = String::new();
-        let mut declared: Vec<u16> = Vec::new();
-        let rules = classifier.dictionaries.rules();
-        classifier.features(text, &self.norm, &self.tokens, &self.hits, &mut scratch, &mut |f| {
-            names.push(f.name.to_string());
-            if let Some(r) = f.rule.filter(|r| rules[*r as usize].declared.is_some()) {
-                declared.push(r);
-            }
-        });
-        names.sort();
-        names.dedup();
-        declared.sort_unstable();
-        declared.dedup();
-        let mut prior = [0f32; 4];
-        for r in declared {
-            if let Some(l) = rules[r as usize].declared {
-                prior[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
-            }
-        }
-        (names, prior)
+        classifier.training_features(text, &self.norm, &self.tokens, &self.hits)
     }
 
     /// Everything the pipeline sees in one message, for people: normalized views, tokens with
@@ -337,13 +327,19 @@ impl Analyzer {
             .collect();
         let mut features = Vec::new();
         let mut scratch = String::new();
-        classifier.features(text, &self.norm, &self.tokens, &self.hits, &mut scratch, &mut |f| {
+        classifier.features(text, &self.norm, &self.tokens, &self.hits, Ngrams::Model, &mut scratch, &mut |f| {
             let mut w = classifier.model.weights_of(f.name).unwrap_or([0.0; 4]);
             if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
                 w[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
             }
             features.push(ExplainedFeature { name: f.name.to_string(), weights: w, span: [f.span.0, f.span.1] });
         });
+        // The character n-grams that mattered most, by their largest pull toward any label.
+        let strength = |f: &ExplainedFeature| f.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let mut ngrams: Vec<ExplainedFeature> =
+            features.iter().filter(|f| f.name.starts_with(classify::ngram::PREFIX)).cloned().collect();
+        ngrams.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
+        ngrams.truncate(12);
         let signature = analysis.as_ref().and_then(|a| a.signature.as_ref()).map(|s| {
             format!(
                 "concepts {} topics {} slots {} nouns {} phrasing {}",
@@ -360,8 +356,10 @@ impl Analyzer {
             tokens,
             hits,
             features,
+            ngrams,
             labels: analysis.as_ref().map(|a| a.classification.labels.iter().collect()).unwrap_or_default(),
             scores: analysis.as_ref().map(|a| a.classification.scores).unwrap_or_default(),
+            category: analysis.as_ref().and_then(|a| a.classification.category),
             signature,
         }
     }
@@ -483,8 +481,13 @@ pub struct Explanation {
     pub tokens: Vec<ExplainedToken>,
     pub hits: Vec<ExplainedHit>,
     pub features: Vec<ExplainedFeature>,
+    /// The character n-grams that mattered most (also among `features`), strongest first.
+    pub ngrams: Vec<ExplainedFeature>,
     pub labels: Vec<Label>,
     pub scores: [f32; 4],
+    /// The kind of abuse, when labelled abuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<AbuseCategory>,
     /// Size of each part of the cluster signature, for questions.
     pub signature: Option<String>,
 }
@@ -533,6 +536,8 @@ pub struct Verdict {
     /// How many times this user sent this text within the dedupe window.
     pub repeats: u32,
     pub topics: Vec<String>,
+    /// The kind of abuse, when labelled abuse.
+    pub category: Option<AbuseCategory>,
 }
 
 /// Stateful dedupe and clustering of one stream. One owner.
@@ -574,6 +579,7 @@ impl StreamState {
             reasons: classification.reasons,
             repeats: outcome.repeats,
             topics,
+            category: classification.category,
         }
     }
 

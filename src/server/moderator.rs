@@ -519,10 +519,10 @@ fn edited(engine: &Engine, edit: &Edit) -> Result<(Vec<(PathBuf, String)>, usize
         ));
     }
     for f in &edit.flags {
-        if !["bounded", "end", "start", "whole"].contains(&f.as_str()) {
+        if !["bounded", "end", "start", "whole", "inword"].contains(&f.as_str()) {
             return Err(Refused::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown flag '{f}' (bounded, end, start, whole)"),
+                format!("unknown flag '{f}' (bounded, end, start, whole, inword)"),
             ));
         }
     }

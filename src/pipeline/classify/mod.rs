@@ -1,14 +1,26 @@
-//! Multi-label classification: question, purchase intent, spam, abuse (else other).
+//! Multi-label classification: question, purchase intent, spam, abuse (else other), and the
+//! category of abuse.
 //!
 //! Every message is described by sparse binary features, each with a rule id and a span:
 //! dictionary rules (`ja.question.masuka`), token and part-of-speech cues (`ja.tok.final.か`,
-//! `ja.tok.te_end`), structural cues (`ja.struct.url`, `ja.struct.mention`) and base-form words
-//! (`w:在庫`, `e:ある`). A linear model per label, kept as a reviewable TSV file and trained by
-//! `kotae train` on the development fixtures, turns them into scores. The features that pushed a
+//! `ja.tok.te_end`), structural cues (`ja.struct.url`, `ja.struct.mention`), base-form words
+//! (`w:在庫`, `e:ある`) and character n-grams of the matching key (`c:ころ`, see [`ngram`]). A
+//! linear model per label and per abuse category, kept as a reviewable TSV file and trained by
+//! `kotae train` on the labelled fixtures, turns them into scores. The features that pushed a
 //! label up are its reasons. Floods (one unit repeated 8+ times) are spam by rule.
+//!
+//! # Layout
+//! - [`abuse`]: abuse categories and their severity (hold or block).
+//! - [`model`]: the weights file, loading, saving and training.
+//! - [`ngram`]: hashed character n-grams of the matching key.
+//! - `structure`: floods, URLs, phone numbers, handles.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+pub mod abuse;
+pub mod model;
+pub mod ngram;
+mod structure;
+
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use rustc_hash::FxHashMap;
@@ -18,21 +30,34 @@ use crate::dictionary::{DEFAULT_RULE_WEIGHT, Dictionaries, Hit, ListKind, Rule};
 use crate::label::{Action, Label, LabelSet};
 use crate::pipeline::normalize::Normalized;
 use crate::pipeline::tokenize::{Conj, Pos, Sub, Token, Tokens};
+pub use abuse::{AbuseCategory, CATEGORIES, Severity, SeverityConfig};
+use model::sigmoid;
+pub use model::{Example, Model, ModelError, TrainOptions};
+pub use structure::is_flood;
+use structure::{
+    find_count, find_handle, find_income, find_phone, find_pick, find_url, is_decoration, is_decoration_token,
+    is_flood_with,
+};
 
 /// Configuration of the classify stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClassifyConfig {
     /// Linear model weights (TSV written by `kotae train`), relative to the dictionary directory
-    /// when not absolute.
+    /// when not absolute. It must exist: a missing model is a start-up error.
     #[serde(default = "ClassifyConfig::default_model")]
     pub model: PathBuf,
     /// Score at or above which a label is given, per label: question, purchase_intent, spam, abuse.
     #[serde(default = "ClassifyConfig::default_thresholds")]
     pub thresholds: [f32; 4],
-    /// Spam or abuse scoring at least this is blocked; between the label threshold and this, held.
+    /// Spam, or abuse of medium severity, scoring at least this is blocked; between the label
+    /// threshold and this, held.
     #[serde(default = "ClassifyConfig::default_block_at")]
     pub block_at: f32,
+    /// The severity of each abuse category: `high` is blocked once labelled, `medium` blocked
+    /// at `block_at` and held below it, `low` always held for a person to look at.
+    #[serde(default)]
+    pub severity: SeverityConfig,
 }
 
 impl ClassifyConfig {
@@ -53,17 +78,9 @@ impl Default for ClassifyConfig {
             model: Self::default_model(),
             thresholds: Self::default_thresholds(),
             block_at: Self::default_block_at(),
+            severity: SeverityConfig::default(),
         }
     }
-}
-
-/// A model file could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("model {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("model {path}:{line}: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
 }
 
 /// Why a label was given: the rule (feature) and the byte span of the original text.
@@ -83,193 +100,38 @@ pub struct Classification {
     pub reasons: Vec<Reason>,
     /// Whether the message is a flood (one unit repeated 8+ times).
     pub flood: bool,
+    /// The kind of abuse, when the message is labelled abuse.
+    pub category: Option<AbuseCategory>,
 }
 
 impl Classification {
-    /// The default action for these labels and scores.
+    /// The default action for these labels and scores: spam is blocked at `block_at` and held
+    /// below it; abuse as its category's severity says.
     pub fn action(&self, config: &ClassifyConfig) -> Action {
-        let bad = [Label::Spam, Label::Abuse]
-            .into_iter()
-            .filter(|l| self.labels.contains(*l))
-            .map(|l| self.scores[l.index()])
-            .fold(None, |m: Option<f32>, s| Some(m.map_or(s, |m| m.max(s))));
-        match bad {
-            Some(s) if s >= config.block_at => Action::Block,
-            Some(_) => Action::Hold,
-            None => Action::Allow,
-        }
+        let severity = self.category.map_or(Severity::Medium, |c| config.severity.of(c));
+        decide(self.labels, &self.scores, severity, config.block_at)
     }
 }
 
-/// Linear model weights: a bias and a weight per feature, for each scored label.
-#[derive(Debug, Clone)]
-pub struct Model {
-    pub bias: [f32; 4],
-    index: FxHashMap<String, u32>,
-    names: Vec<Arc<str>>,
-    weights: Vec<[f32; 4]>,
-}
-
-/// Bias of a model with no trained weights: one declared rule (+[`DEFAULT_RULE_WEIGHT`]) is
-/// enough for its label, nothing else is.
-const UNTRAINED_BIAS: f32 = -2.0;
-
-impl Default for Model {
-    fn default() -> Self {
-        Self { bias: [UNTRAINED_BIAS; 4], index: FxHashMap::default(), names: Vec::new(), weights: Vec::new() }
+/// The action for labels and scores, given the severity of the abuse (if any) and the score at
+/// which spam and medium abuse are blocked.
+pub fn decide(labels: LabelSet, scores: &[f32; 4], severity: Severity, block_at: f32) -> Action {
+    let spam = labels.contains(Label::Spam);
+    let abuse = labels.contains(Label::Abuse);
+    let block_spam = spam && scores[Label::Spam.index()] >= block_at;
+    let block_abuse = abuse
+        && match severity {
+            Severity::High => true,
+            Severity::Medium => scores[Label::Abuse.index()] >= block_at,
+            Severity::Low => false,
+        };
+    if block_spam || block_abuse {
+        Action::Block
+    } else if spam || abuse {
+        Action::Hold
+    } else {
+        Action::Allow
     }
-}
-
-impl Model {
-    /// Reads a TSV model: `feature<TAB>w_question<TAB>w_purchase<TAB>w_spam<TAB>w_abuse`, `#` comments,
-    /// and one `bias` row.
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
-        let mut model = Model::default();
-        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| ModelError::Io { path: path.into(), source })?;
-            let parse = |message: String| ModelError::Parse { path: path.into(), line: n + 1, message };
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let mut cols = line.split('\t');
-            let name = cols.next().unwrap_or_default();
-            let mut w = [0f32; 4];
-            for slot in &mut w {
-                let col = cols.next().ok_or_else(|| parse("expected 5 tab-separated columns".into()))?;
-                *slot = col.trim().parse().map_err(|e| parse(format!("bad weight '{col}': {e}")))?;
-            }
-            if name == "bias" {
-                model.bias = w;
-            } else {
-                model.insert(name, w);
-            }
-        }
-        Ok(model)
-    }
-
-    fn insert(&mut self, name: &str, w: [f32; 4]) {
-        let id = self.names.len() as u32;
-        self.index.insert(name.to_string(), id);
-        self.names.push(name.into());
-        self.weights.push(w);
-    }
-
-    /// Writes the model as TSV, features sorted by name.
-    pub fn save(&self, path: &Path, header: &str) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-        for line in header.lines() {
-            writeln!(out, "# {line}")?;
-        }
-        writeln!(out, "# feature\tquestion\tpurchase_intent\tspam\tabuse")?;
-        let row = |w: &[f32; 4]| w.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join("\t");
-        writeln!(out, "bias\t{}", row(&self.bias))?;
-        let mut order: Vec<usize> = (0..self.names.len()).collect();
-        order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
-        for i in order {
-            writeln!(out, "{}\t{}", self.names[i], row(&self.weights[i]))?;
-        }
-        out.flush()
-    }
-
-    /// Number of features with weights.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// Whether the model has no features.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The weights of a feature, if the model has it.
-    pub fn weights_of(&self, name: &str) -> Option<[f32; 4]> {
-        self.feature(name).map(|id| self.weights[id as usize])
-    }
-
-    fn feature(&self, name: &str) -> Option<u32> {
-        self.index.get(name).copied()
-    }
-
-    /// Trains a model by L2-regularized logistic regression (full-batch AdaGrad), one per label.
-    /// `examples` are feature-name sets, labels, and the fixed prior of their declared rules: the
-    /// model learns the residual on top of that prior, so a rule seen rarely in training keeps its
-    /// declared strength. Deterministic for the same input.
-    pub fn train(examples: &[Example], min_count: usize, l2: f32, epochs: usize) -> Model {
-        let mut counts: FxHashMap<&str, usize> = FxHashMap::default();
-        for Example { features: feats, .. } in examples {
-            for f in feats {
-                *counts.entry(f.as_str()).or_default() += 1;
-            }
-        }
-        let mut names: Vec<&str> =
-            counts.iter().filter(|(name, c)| **c >= min_count || name.starts_with("ja.")).map(|(n, _)| *n).collect();
-        names.sort_unstable();
-        let index: FxHashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-        let rows: Vec<Vec<usize>> = examples
-            .iter()
-            .map(|Example { features: feats, .. }| {
-                let mut r: Vec<usize> = feats.iter().filter_map(|f| index.get(f.as_str()).copied()).collect();
-                r.sort_unstable();
-                r.dedup();
-                r
-            })
-            .collect();
-        let mut model = Model::default();
-        let mut weights = vec![[0f32; 4]; names.len()];
-        for (li, label) in Label::SCORED.into_iter().enumerate() {
-            let y: Vec<f32> = examples.iter().map(|e| if e.labels.contains(label) { 1.0 } else { 0.0 }).collect();
-            let mut w = vec![0f32; names.len()];
-            let mut b = 0f32;
-            let mut gw = vec![0f32; names.len()];
-            let mut hw = vec![1e-8f32; names.len()];
-            let (mut hb, lr) = (1e-8f32, 0.5f32);
-            let n = examples.len().max(1) as f32;
-            for _ in 0..epochs {
-                gw.iter_mut().for_each(|g| *g = 0.0);
-                let mut gb = 0f32;
-                for ((row, &yi), ex) in rows.iter().zip(&y).zip(examples) {
-                    let z = ex.prior[li] + b + row.iter().map(|&j| w[j]).sum::<f32>();
-                    let err = sigmoid(z) - yi;
-                    gb += err;
-                    for &j in row {
-                        gw[j] += err;
-                    }
-                }
-                for j in 0..w.len() {
-                    let g = gw[j] / n + l2 * w[j];
-                    hw[j] += g * g;
-                    w[j] -= lr * g / hw[j].sqrt();
-                }
-                let g = gb / n;
-                hb += g * g;
-                b -= lr * g / hb.sqrt();
-            }
-            model.bias[li] = b;
-            for j in 0..w.len() {
-                weights[j][li] = w[j];
-            }
-        }
-        for (name, w) in names.iter().zip(weights) {
-            if w.iter().any(|x| x.abs() >= 0.005) {
-                model.insert(name, w);
-            }
-        }
-        model
-    }
-}
-
-/// One training example.
-#[derive(Debug, Clone)]
-pub struct Example {
-    pub features: Vec<String>,
-    pub labels: LabelSet,
-    /// Sum of declared-rule priors, per scored label.
-    pub prior: [f32; 4],
-}
-
-fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// A feature occurrence: its name, the dictionary rule it came from (if any), its original span.
@@ -344,6 +206,18 @@ impl WordFeature {
     }
 }
 
+/// Which character n-grams [`Classifier::features`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ngrams {
+    /// Those the model has weights for (what classifying counts).
+    Model,
+    /// Every n-gram of these lengths, in units (for training).
+    Sizes(usize, usize),
+}
+
+/// N-gram lengths listed for training: `kotae train` keeps the lengths its options name.
+pub const TRAIN_NGRAMS: Ngrams = Ngrams::Sizes(1, 5);
+
 /// Dictionaries and model joined: what the classify stage reads. Immutable, swapped whole.
 #[derive(Debug)]
 pub struct Classifier {
@@ -353,8 +227,13 @@ pub struct Classifier {
     /// For each dictionary rule, its feature in the model.
     rule_feature: Vec<Option<u32>>,
     host_rule: Vec<bool>,
+    /// For each dictionary rule, the abuse category its section belongs to: sections of
+    /// `abuse.txt` declared `=> abuse` and named after a category (`[threat_die => abuse]`).
+    rule_category: Vec<Option<AbuseCategory>>,
     /// For synonym rules whose family (`color` of `color_black`) has several values, its hash.
     slot_family: Vec<Option<u64>>,
+    /// For each rule, whether it names a product attribute (a size or colour value).
+    attribute_rule: Vec<bool>,
 }
 
 impl Classifier {
@@ -363,6 +242,18 @@ impl Classifier {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
         let rules = dictionaries.rules();
+        let rule_category = rules
+            .iter()
+            .map(|r| {
+                // Only sections declared abuse: a cue section's pull toward a category is learned.
+                let abuse_list = r.kind == ListKind::Feature && r.id.starts_with("ja.abuse.");
+                if abuse_list && r.declared == Some(Label::Abuse) {
+                    AbuseCategory::of_section(&r.section)
+                } else {
+                    None
+                }
+            })
+            .collect();
         // The family of a synonym rule (`color` of `color_black`), counted over all synonym rules
         // first: a family with one rule in it is no choice between values.
         fn family(r: &Rule) -> Option<&str> {
@@ -379,7 +270,11 @@ impl Classifier {
             .iter()
             .map(|r| family(r).filter(|f| siblings[f] > 1).map(crate::pipeline::dedupe::hash_str))
             .collect();
-        Self { dictionaries, model, config, rule_feature, host_rule, slot_family }
+        let attribute_rule = rules
+            .iter()
+            .map(|r| r.kind == ListKind::Synonym && ["size_", "color_"].iter().any(|f| r.section.starts_with(f)))
+            .collect();
+        Self { dictionaries, model, config, rule_feature, host_rule, rule_category, slot_family, attribute_rule }
     }
 
     /// Whether a slot family describes the product itself (size, colour, number), so that asking
@@ -393,54 +288,189 @@ impl Classifier {
         self.slot_family[rule as usize]
     }
 
+    /// The abuse category of a dictionary rule, if it is a section of `abuse.txt` declared abuse
+    /// and named after a category.
+    pub fn rule_category(&self, rule: u16) -> Option<AbuseCategory> {
+        self.rule_category[rule as usize]
+    }
+
     /// Extracts features of one message, calling `emit` for each with its name (spelled in
-    /// `scratch` when not fixed).
+    /// `scratch` when not fixed). Character n-grams come last, as `ngrams` says.
+    #[allow(clippy::too_many_arguments)]
     pub fn features(
         &self,
         text: &str,
         norm: &Normalized,
         tokens: &Tokens,
         hits: &[Hit],
+        ngrams: Ngrams,
         scratch: &mut String,
         emit: &mut dyn FnMut(Feature<'_>),
     ) {
-        self.cues(text, norm, tokens, hits, |c| {
+        let mut letters = Letters::default();
+        letters.read(norm.key.as_str());
+        self.cues(text, norm, tokens, hits, &mut letters, |c| {
             emit(Feature { name: c.key.spell(scratch), rule: c.rule, span: c.span })
         });
+        let (min, max) = match ngrams {
+            Ngrams::Model => (1, self.model.max_ngram()),
+            Ngrams::Sizes(min, max) => (min, max),
+        };
+        ngram::each(&letters.units, min, max, |hash, gram| {
+            if ngrams == Ngrams::Model && self.model.ngram(hash).is_none() {
+                return;
+            }
+            let (s, e) = ngram::span(gram);
+            let (s, e) = norm.key.original_span(s as usize, e as usize);
+            ngram::name(gram, scratch);
+            emit(Feature { name: scratch, rule: None, span: (s as u32, e as u32) });
+        });
+    }
+
+    /// The features of one message as training needs them: every name (n-grams of the lengths
+    /// [`TRAIN_NGRAMS`] names), the prior of its declared rules per label, and the prior of its
+    /// abuse sections per category.
+    pub fn training_features(
+        &self,
+        text: &str,
+        norm: &Normalized,
+        tokens: &Tokens,
+        hits: &[Hit],
+    ) -> (Vec<String>, [f32; 4], [f32; CATEGORIES]) {
+        let mut names = Vec::new();
+        let mut rules_seen: Vec<u16> = Vec::new();
+        let mut scratch = String::new();
+        self.features(text, norm, tokens, hits, TRAIN_NGRAMS, &mut scratch, &mut |f| {
+            names.push(f.name.to_string());
+            rules_seen.extend(f.rule);
+        });
+        names.sort_unstable();
+        names.dedup();
+        rules_seen.sort_unstable();
+        rules_seen.dedup();
+        let (mut prior, mut category) = ([0f32; 4], [0f32; CATEGORIES]);
+        for r in rules_seen {
+            if let Some(l) = self.dictionaries.rules()[r as usize].declared {
+                prior[l.index()] += DEFAULT_RULE_WEIGHT;
+            }
+            if let Some(c) = self.rule_category[r as usize] {
+                category[c.index()] += DEFAULT_RULE_WEIGHT;
+            }
+        }
+        (names, prior, category)
+    }
+
+    /// Whether a hit may count here: an entry written in hiragana must start where a word
+    /// starts (わからないくらい holds no いくら), unless its entry is flagged `inword`.
+    fn at_word_start(norm: &Normalized, tokens: &Tokens, hit: &Hit) -> bool {
+        if !hit.word_start {
+            return true;
+        }
+        let (start, _) = norm.key.original_span(hit.start as usize, hit.end as usize);
+        tokens.list.iter().any(|t| norm.surface.original_span(t.start as usize, t.end as usize).0 == start)
     }
 
     /// Extracts features of one message, calling `emit` for each, unspelled: [`Classifier::classify`]
     /// resolves per-word features by word, [`Classifier::features`] spells every name.
+    /// Character n-grams are not among them. `letters` holds the key's letters
+    /// ([`ngram::letters`]) and buffers for matching them.
     fn cues<'a>(
         &'a self,
         text: &str,
         norm: &Normalized,
         tokens: &'a Tokens,
         hits: &[Hit],
+        letters: &mut Letters,
         mut emit: impl FnMut(Cue<'a>),
     ) {
         let whole = (0, text.len() as u32);
         let rules = self.dictionaries.rules();
-        for h in hits {
+        let key = norm.key.as_str();
+        let quotes = quote_spans(key);
+        let quotes = &quotes[..];
+        let mut quoted = None;
+        let mut declared = LabelSet::default();
+        let mut attribute = None;
+        let mut hit = |h: &Hit, emit: &mut dyn FnMut(Cue<'a>)| {
             let r = &rules[h.rule as usize];
-            if matches!(r.kind, ListKind::Synonym | ListKind::Allow) {
-                continue;
+            if matches!(r.kind, ListKind::Synonym | ListKind::Allow) || !Self::at_word_start(norm, tokens, h) {
+                return;
             }
             let (s, e) = norm.key.original_span(h.start as usize, h.end as usize);
+            // A term quoted, or named to be talked about (「ブス」とか言う人, 詐欺とか書く人), is
+            // mentioned, not used: it counts as a quotation, not as its rule.
+            if is_mentioned(key, quotes, h.start as usize, h.end as usize) {
+                quoted.get_or_insert((s as u32, e as u32));
+                return;
+            }
+            if let Some(l) = r.declared {
+                declared.insert(l);
+            }
             emit(Cue { key: Key::Name(&r.id), rule: Some(h.rule), span: (s as u32, e as u32) });
+        };
+        for h in hits {
+            if self.attribute_rule[h.rule as usize] && attribute.is_none() {
+                let (s, e) = norm.key.original_span(h.start as usize, h.end as usize);
+                attribute = Some((s as u32, e as u32));
+            }
+        }
+        for h in hits {
+            hit(h, &mut emit);
+        }
+        // Symbols or emoji between the letters of a term (ブ〇ス, こ🔪ろ🔪す) hide it from the
+        // key view: the letters alone are matched again, and what only they show counts too.
+        if letters.has_gaps() {
+            letters.join();
+            let Letters { text: joined, starts, units, hits: extra, .. } = &mut *letters;
+            self.dictionaries.find(joined, extra);
+            for h in extra.iter() {
+                // Unit indices (after the start mark) of the first and last letter of the match.
+                let first = starts.partition_point(|&b| b < h.start) + 1;
+                let last = starts.partition_point(|&b| b < h.end);
+                let (Some(a), Some(b)) = (units.get(first), units.get(last)) else { continue };
+                let gapped = units[first..=last].windows(2).any(|w| w[0].end != w[1].start);
+                if gapped {
+                    hit(&Hit { rule: h.rule, start: a.start, end: b.end, word_start: h.word_start }, &mut emit);
+                }
+            }
+        }
+        if let Some(span) = quoted {
+            emit(Cue { key: Key::Name("ja.struct.quoted"), rule: None, span });
         }
         let surface = norm.surface.as_str();
+        let original = |(s, e): (usize, usize)| {
+            let (s, e) = norm.surface.original_span(s, e);
+            (s as u32, e as u32)
+        };
+        // Order shapes: a count (黒M1つ, 2台), a pick by number (3番), a product attribute named
+        // (colour, size); orders are often nothing else (カーキのLで！, 4番12号).
+        let count = find_count(surface).map(original);
+        let pick = find_pick(surface).map(original);
+        if let Some(span) = count {
+            emit(Cue { key: Key::Name("ja.struct.count"), rule: None, span });
+        }
+        if let Some(span) = pick {
+            emit(Cue { key: Key::Name("ja.struct.pick"), rule: None, span });
+        }
+        if let Some(span) = attribute {
+            emit(Cue { key: Key::Name("ja.struct.attribute"), rule: None, span });
+            if count.is_some() || pick.is_some() {
+                emit(Cue { key: Key::Name("ja.struct.attribute_count"), rule: None, span: whole });
+            }
+        }
+        // Buying and asking in one message (買った！ポイントいつ付く？): each label's cues pull
+        // the other down on their own; their meeting is a feature of its own.
+        let asks = declared.contains(Label::Question) || surface.contains(['?', '？']);
+        if declared.contains(Label::PurchaseIntent) && asks {
+            emit(Cue { key: Key::Name("ja.combo.buy_and_ask"), rule: None, span: whole });
+        }
         let span_of = |t: &Token| {
             let (s, e) = norm.surface.original_span(t.start as usize, t.end as usize);
             (s as u32, e as u32)
         };
         // Structural cues.
-        let trimmed = surface.trim_start();
-        if trimmed.starts_with('@') {
-            let to_host = hits.iter().any(|h| self.host_rule[h.rule as usize] && h.start < 24);
-            if !to_host {
-                emit(Cue { key: Key::Name("ja.struct.mention"), rule: None, span: whole });
-            }
+        if self.to_viewer(surface, hits) {
+            emit(Cue { key: Key::Name("ja.struct.mention"), rule: None, span: whole });
         }
         let chars = surface.chars().filter(|c| !c.is_whitespace()).count();
         let len = match chars {
@@ -461,6 +491,10 @@ impl Classifier {
         if let Some(span) = find_handle(surface) {
             let (s, e) = norm.surface.original_span(span.0, span.1);
             emit(Cue { key: Key::Name("ja.struct.handle"), rule: None, span: (s as u32, e as u32) });
+        }
+        if let Some(span) = find_income(surface) {
+            let (s, e) = norm.surface.original_span(span.0, span.1);
+            emit(Cue { key: Key::Name("ja.struct.income"), rule: None, span: (s as u32, e as u32) });
         }
         if surface.bytes().any(|b| b.is_ascii_digit()) {
             emit(Cue { key: Key::Name("ja.struct.digit"), rule: None, span: whole });
@@ -510,6 +544,22 @@ impl Classifier {
             }
             emit(Cue { key: word(WordFeature::End), rule: None, span });
         }
+        // A wh-word among the last words, past sentence-final particles, asks (産地どこ, 保証何年,
+        // 何歳から): chat leaves out the ending that would say so.
+        let tail = tokens
+            .list
+            .iter()
+            .rev()
+            .filter(is_word)
+            .skip_while(|t| t.pos == Pos::Particle && TRAILING.contains(&tokens.base(t)))
+            .take(2);
+        for t in tail {
+            let (base, surface) = (tokens.base(t), &surface[t.start as usize..t.end as usize]);
+            if WH.iter().any(|w| base.starts_with(w) || surface.starts_with(w)) {
+                emit(Cue { key: Key::Name("ja.tok.wh_end"), rule: None, span: span_of(t) });
+                break;
+            }
+        }
         for t in tokens.list.iter().filter(is_word) {
             let key = Key::Word { kind: WordFeature::Word, base: tokens.base(t), word: t.word() };
             emit(Cue { key, rule: None, span: span_of(t) });
@@ -532,10 +582,11 @@ impl Classifier {
         scratch.active.clear();
         scratch.words.prepare(&self.model, tokens.vocabulary());
         {
-            let Scratch { active, counted, name, words, .. } = scratch;
+            let Scratch { active, counted, name, words, letters, .. } = scratch;
             let model = &self.model;
             let rule_feature = &self.rule_feature;
-            self.cues(text, norm, tokens, hits, |f| {
+            letters.read(norm.key.as_str());
+            self.cues(text, norm, tokens, hits, letters, |f| {
                 let (id, mut weight) = match f.rule.map(|r| (r, rule_feature[r as usize])) {
                     Some((_, Some(id))) => (id, model.weights[id as usize]),
                     Some((r, None)) => ((model.len() + r as usize) as u32, [0f32; 4]),
@@ -556,6 +607,22 @@ impl Classifier {
                     active.push(Active { id, weight, span: f.span, rule: f.rule });
                 }
             });
+            if model.max_ngram() > 0 {
+                ngram::each(&letters.units, 1, model.max_ngram(), |hash, gram| {
+                    if let Some(id) = model.ngram(hash)
+                        && counted.insert(id)
+                    {
+                        let (s, e) = ngram::span(gram);
+                        let (s, e) = norm.key.original_span(s as usize, e as usize);
+                        active.push(Active {
+                            id,
+                            weight: model.weights[id as usize],
+                            span: (s as u32, e as u32),
+                            rule: None,
+                        });
+                    }
+                });
+            }
         }
         for a in &scratch.active {
             for (zi, wi) in z.iter_mut().zip(a.weight) {
@@ -564,6 +631,7 @@ impl Classifier {
         }
         out.reasons.clear();
         out.labels = LabelSet::default();
+        out.category = None;
         for (score, zi) in out.scores.iter_mut().zip(z) {
             *score = sigmoid(zi);
         }
@@ -576,6 +644,16 @@ impl Classifier {
                 out.labels.insert(label);
             }
         }
+        // Spam and abuse are not for the host: a harassing "request" (脱いで見せて) or a spam
+        // "question" is neither a question nor a purchase.
+        if out.labels.contains(Label::Spam) || out.labels.contains(Label::Abuse) {
+            out.labels.remove(Label::Question);
+            out.labels.remove(Label::PurchaseIntent);
+        }
+        // A question to another viewer (@name …) is not one for the host.
+        if self.to_viewer(norm.surface.as_str(), hits) {
+            out.labels.remove(Label::Question);
+        }
         if out.flood {
             out.reasons.push(Reason {
                 label: Label::Spam,
@@ -583,16 +661,23 @@ impl Classifier {
                 span: [0, text.len() as u32],
             });
         }
-        // Reasons: the strongest positive contributions to each given label.
+        if out.labels.contains(Label::Abuse) {
+            out.category = Some(self.category(&scratch.active));
+        }
+        // Reasons: the strongest positive contributions to each given label; at least one,
+        // however small, so that every label says why.
         for label in out.labels.iter() {
             if label == Label::Other {
                 continue;
             }
             let li = label.index();
-            scratch.order.clear();
-            scratch.order.extend((0..scratch.active.len()).filter(|&k| scratch.active[k].weight[li] > 0.3));
-            scratch.order.sort_by(|&a, &b| scratch.active[b].weight[li].total_cmp(&scratch.active[a].weight[li]));
-            for &k in scratch.order.iter().take(3) {
+            let order = &mut scratch.order;
+            order.clear();
+            order.extend((0..scratch.active.len()).filter(|&k| scratch.active[k].weight[li] > 0.0));
+            order.sort_by(|&a, &b| scratch.active[b].weight[li].total_cmp(&scratch.active[a].weight[li]));
+            let strong = order.iter().take(3).filter(|&&k| scratch.active[k].weight[li] > 0.3).count();
+            let at_least = if label == Label::Spam && out.flood { 0 } else { 1 };
+            for &k in order.iter().take(strong.max(at_least)) {
                 let a = &scratch.active[k];
                 let rule = match a.rule {
                     Some(r) => rules[r as usize].id.clone(),
@@ -600,6 +685,150 @@ impl Classifier {
                 };
                 out.reasons.push(Reason { label, rule, span: [a.span.0, a.span.1] });
             }
+        }
+    }
+
+    /// Whether the message is addressed to another viewer (`@name …`, not `@店長 …`).
+    fn to_viewer(&self, surface: &str, hits: &[Hit]) -> bool {
+        surface.trim_start().starts_with('@') && !hits.iter().any(|h| self.host_rule[h.rule as usize] && h.start < 24)
+    }
+
+    /// The abuse category the active features point to most: the model's category weights plus
+    /// the prior of the category sections that matched.
+    fn category(&self, active: &[Active]) -> AbuseCategory {
+        let mut z = self.model.category_bias;
+        for a in active {
+            if let Some(w) = self.model.category.get(a.id as usize) {
+                z.iter_mut().zip(w).for_each(|(zi, wi)| *zi += wi);
+            }
+            if let Some(c) = a.rule.and_then(|r| self.rule_category[r as usize]) {
+                z[c.index()] += DEFAULT_RULE_WEIGHT;
+            }
+        }
+        let best = (0..CATEGORIES).max_by(|&a, &b| z[a].total_cmp(&z[b]).then(b.cmp(&a))).unwrap_or(0);
+        AbuseCategory::ALL[best]
+    }
+}
+
+/// Particles that may end a question after its wh-word (保証何年かな, 何歳から).
+const TRAILING: [&str; 14] =
+    ["か", "の", "よ", "ね", "な", "は", "って", "かな", "から", "まで", "くらい", "ぐらい", "ほど", "ん"];
+
+/// Words that ask, as base forms or surfaces begin.
+const WH: [&str; 21] = [
+    "何",
+    "なに",
+    "なん",
+    "どこ",
+    "どれ",
+    "どの",
+    "どう",
+    "どっち",
+    "どちら",
+    "いつ",
+    "いくら",
+    "いくつ",
+    "おいくら",
+    "誰",
+    "だれ",
+    "なんぼ",
+    "どんな",
+    "なぜ",
+    "何故",
+    "どない",
+    "どんくらい",
+];
+
+/// Quotation marks that open and close a quoted stretch.
+const QUOTES: [(char, char); 5] = [('「', '」'), ('『', '』'), ('“', '”'), ('"', '"'), ('《', '》')];
+
+/// Byte ranges of the key view inside quotation marks (an unclosed quote runs to the end).
+fn quote_spans(key: &str) -> smallvec::SmallVec<[(usize, usize); 2]> {
+    let mut spans = smallvec::SmallVec::new();
+    let mut open: Option<(usize, char)> = None;
+    for (i, c) in key.char_indices() {
+        match open {
+            Some((start, close)) if c == close => {
+                spans.push((start, i));
+                open = None;
+            }
+            None => {
+                if let Some(&(_, close)) = QUOTES.iter().find(|(o, _)| *o == c) {
+                    open = Some((i + c.len_utf8(), close));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((start, _)) = open {
+        spans.push((start, key.len()));
+    }
+    spans
+}
+
+/// What follows a term that is being talked about rather than used, in the key view
+/// (hiragana-folded): 詐欺とか言う人, ブスって書いてる, サクラじゃなくて.
+const MENTION_TAILS: [&str; 17] = [
+    "とかいう",
+    "とか言",
+    "とかゆう",
+    "とか書",
+    "とかかく",
+    "とかかい",
+    "とか聞",
+    "っていう",
+    "って言",
+    "ってゆう",
+    "って書",
+    "ってかい",
+    "ってかく",
+    "って聞",
+    "呼ばわり",
+    "とかじゃな",
+    "じゃなくて",
+];
+
+/// Whether the key-view match `start..end` is quoted or talked about.
+fn is_mentioned(key: &str, quotes: &[(usize, usize)], start: usize, end: usize) -> bool {
+    if quotes.iter().any(|&(a, b)| a <= start && end <= b) {
+        return true;
+    }
+    let after = key.get(end..).unwrap_or("");
+    let after = after.trim_start_matches(['」', '』', '”', '"']);
+    MENTION_TAILS.iter().any(|t| after.starts_with(t))
+}
+
+/// The key's letters ([`ngram::letters`]) and buffers for matching them without the symbols
+/// between them.
+#[derive(Debug, Default)]
+pub struct Letters {
+    units: Vec<ngram::Unit>,
+    /// The letters joined.
+    text: String,
+    /// Byte offset in `text` of each letter (the units without the marks).
+    starts: Vec<u32>,
+    hits: Vec<Hit>,
+}
+
+impl Letters {
+    /// Reads the letters of `key`.
+    fn read(&mut self, key: &str) {
+        ngram::letters(key, &mut self.units);
+    }
+
+    /// Whether something other than letters stands between two letters.
+    fn has_gaps(&self) -> bool {
+        let letters = self.units.get(1..self.units.len().saturating_sub(1)).unwrap_or(&[]);
+        letters.windows(2).any(|w| w[0].end != w[1].start)
+    }
+
+    /// Joins the letters into `text`.
+    fn join(&mut self) {
+        self.text.clear();
+        self.starts.clear();
+        for u in self.units.iter().filter(|u| !matches!(u.unit, ngram::START | ngram::END)) {
+            self.starts.push(self.text.len() as u32);
+            self.text.push(char::from_u32(u.unit).unwrap_or('\u{FFFD}'));
         }
     }
 }
@@ -622,6 +851,7 @@ pub struct Scratch {
     name: String,
     words: WordIds,
     counted: Counted,
+    letters: Letters,
 }
 
 /// The [`Active::id`]s counted in the current message, one bit each: a feature counts once per
@@ -686,203 +916,14 @@ impl WordIds {
     }
 }
 
-/// Emoji, kaomoji parts and other decoration that says nothing about mood.
-fn is_decoration(c: char) -> bool {
-    let u = c as u32;
-    (0x1F000..=0x1FAFF).contains(&u)
-        || (0x2600..=0x27BF).contains(&u)
-        || (0x2190..=0x21FF).contains(&u)
-        || (0x2B00..=0x2BFF).contains(&u)
-        || matches!(
-            c,
-            '♪' | '♡'
-                | '♥'
-                | '☆'
-                | '★'
-                | '〜'
-                | '~'
-                | 'ー'
-                | '…'
-                | '‥'
-                | '。'
-                | '.'
-                | '、'
-                | ','
-                | '・'
-                | '｡'
-                | '^'
-                | '*'
-                | '('
-                | ')'
-                | '（'
-                | '）'
-                | '´'
-                | '`'
-                | '＾'
-                | '_'
-                | 'w'
-                | 'W'
-                | '笑'
-                | '草'
-                | '!'
-                | '！'
-        )
-}
-
-fn is_decoration_token(surface: &str, t: &Token) -> bool {
-    let s = &surface[t.start as usize..t.end as usize];
-    s.chars().all(|c| is_decoration(c) || c.is_whitespace())
-}
-
-/// A unit of 1–4 characters repeated 8+ times in a row (applause `8888` excepted; laughter
-/// `ｗ`/`草`/`笑` needs 15).
-pub fn is_flood(surface: &str) -> bool {
-    is_flood_with(surface, &mut Vec::new())
-}
-
-/// [`is_flood`] with a reusable buffer.
-fn is_flood_with(surface: &str, chars: &mut Vec<char>) -> bool {
-    if surface.len() < 8 {
-        return false;
-    }
-    chars.clear();
-    chars.extend(surface.chars().filter(|c| !c.is_whitespace()));
-    if chars.len() < 8 {
-        return false;
-    }
-    // A unit of `u` characters repeated `r` times is a stretch where chars[i] == chars[i + u]
-    // holds for (r - 1) × u positions in a row: one linear scan per unit length.
-    for unit in 1..=4usize {
-        let mut run = 0usize;
-        for i in 0..chars.len().saturating_sub(unit) {
-            if chars[i] == chars[i + unit] {
-                run += 1;
-            } else {
-                run = 0;
-                continue;
-            }
-            // Even the loosest threshold (8 repeats) is not reached yet.
-            if run + unit < 8 * unit {
-                continue;
-            }
-            let start = i + 1 - run;
-            let u = &chars[start..start + unit];
-            // A unit that is itself one character repeated is that character's run (unit 1).
-            if unit > 1 && u.windows(2).all(|p| p[0] == p[1]) {
-                continue;
-            }
-            let applause = u.iter().all(|c| matches!(c, '8' | '８' | '👏' | '!' | '！'));
-            let laugh = u.iter().all(|c| matches!(c, 'w' | 'W' | 'ｗ' | 'Ｗ' | '草' | '笑'));
-            let need = if laugh { 15 } else { 8 };
-            if !applause && run + unit >= need * unit {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-fn find_url(s: &str) -> Option<(usize, usize)> {
-    // Every pattern below has a '.' or a '/'; most chat has neither.
-    if !s.bytes().any(|b| b == b'.' || b == b'/') {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    for pat in ["http://", "https://", "www.", "bit.ly", "t.co/", "lin.ee", "line.me"] {
-        if let Some(i) = lower.find(pat) {
-            let end = lower[i..].find(|c: char| c.is_whitespace() || !c.is_ascii()).map_or(lower.len(), |e| i + e);
-            return Some((i, end));
-        }
-    }
-    for tld in [".com", ".jp", ".net", ".ly", ".xyz", ".info", ".io", ".me"] {
-        if let Some(i) = lower.find(tld) {
-            let start =
-                lower[..i].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.')).map_or(0, |p| p + 1);
-            if i > start + 1 {
-                return Some((start, i + tld.len()));
-            }
-        }
-    }
-    None
-}
-
-fn find_phone(s: &str) -> Option<(usize, usize)> {
-    // Ten or more digits with at most dashes or spaces between them (090-1234-5678).
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            let mut digits = 0;
-            let mut j = i;
-            while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'-' || b[j] == b' ') {
-                if b[j].is_ascii_digit() {
-                    digits += 1;
-                }
-                j += 1;
-            }
-            if digits >= 10 {
-                return Some((start, j));
-            }
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    None
-}
-
-fn find_handle(s: &str) -> Option<(usize, usize)> {
-    // An ID-looking latin token: letters and digits (or _) mixed, 5+ characters (abc123, kira_ac).
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_alphanumeric() || b[i] == b'_' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.') {
-                i += 1;
-            }
-            let tok = &s[start..i];
-            let has_alpha = tok.bytes().any(|c| c.is_ascii_alphabetic());
-            let has_other = tok.bytes().any(|c| c.is_ascii_digit() || c == b'_');
-            if tok.len() >= 5 && has_alpha && has_other {
-                return Some((start, i));
-            }
-        } else {
-            i += 1;
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use super::model::UNTRAINED_BIAS;
     use super::*;
     use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
     use crate::pipeline::tokenize::{TokenizeConfig, Tokenizer, TokenizerShared};
-
-    #[test]
-    fn floods_are_units_repeated_eight_times() {
-        assert!(is_flood("ああああああああああ"));
-        assert!(is_flood("荒らし荒らし荒らし荒らし荒らし荒らし荒らし荒らし"));
-        assert!(is_flood("🎁🎁🎁🎁🎁🎁🎁🎁🎁🎁"));
-        assert!(!is_flood("88888888888"));
-        assert!(!is_flood("ｗｗｗｗｗｗｗｗｗｗ"));
-        assert!(is_flood("ｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗｗ"));
-        assert!(!is_flood("かわいいいいい"));
-        assert!(!is_flood("これって敏感肌でも使えますか"));
-    }
-
-    #[test]
-    fn urls_phones_and_handles_are_found() {
-        assert!(find_url("詳しくは bit.ly/abc へ").is_some());
-        assert!(find_url("example.com見て").is_some());
-        assert!(find_url("これ可愛い").is_none());
-        assert!(find_phone("090-1234-5678まで").is_some());
-        assert!(find_phone("3番2点").is_none());
-        assert!(find_handle("ID→ abc123").is_some());
-        assert!(find_handle("Mサイズ").is_none());
-    }
 
     /// A model with the given features, each weighing +4 toward one label, ids in this order.
     fn model(features: &[(&str, Label)]) -> Arc<Model> {
@@ -890,7 +931,7 @@ mod tests {
         for &(name, label) in features {
             let mut w = [0f32; 4];
             w[label.index()] = 4.0;
-            model.insert(name, w);
+            model.insert(name, w, [0.0; CATEGORIES]);
         }
         Arc::new(model)
     }
