@@ -71,7 +71,7 @@ enum Command {
         #[arg(long, default_value_t = TrainOptions::default().min_ngram_count)]
         min_ngram_count: usize,
         /// Character n-gram lengths kept, `MIN-MAX` (a start or end mark counts as one); `0-0` for none.
-        #[arg(long, default_value = "2-3", value_parser = parse_range)]
+        #[arg(long, default_value = "2-2", value_parser = parse_range)]
         ngrams: (usize, usize),
         #[arg(long, default_value_t = TrainOptions::default().l2)]
         l2: f32,

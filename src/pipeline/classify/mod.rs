@@ -313,7 +313,7 @@ impl Classifier {
             emit(Feature { name: c.key.spell(scratch), rule: c.rule, span: c.span })
         });
         let (min, max) = match ngrams {
-            Ngrams::Model => (1, self.model.max_ngram()),
+            Ngrams::Model => (self.model.min_ngram(), self.model.max_ngram()),
             Ngrams::Sizes(min, max) => (min, max),
         };
         ngram::each(&letters.units, min, max, |hash, gram| {
@@ -386,7 +386,8 @@ impl Classifier {
         let whole = (0, text.len() as u32);
         let rules = self.dictionaries.rules();
         let key = norm.key.as_str();
-        let quotes = quote_spans(key);
+        let quotes =
+            if key.contains(['「', '『', '“', '"', '《']) { quote_spans(key) } else { Default::default() };
         let quotes = &quotes[..];
         let mut quoted = None;
         let mut declared = LabelSet::default();
@@ -419,7 +420,7 @@ impl Classifier {
         }
         // Symbols or emoji between the letters of a term (ブ〇ス, こ🔪ろ🔪す) hide it from the
         // key view: the letters alone are matched again, and what only they show counts too.
-        if letters.has_gaps() {
+        if letters.has_gaps(key) {
             letters.join();
             let Letters { text: joined, starts, units, hits: extra, .. } = &mut *letters;
             self.dictionaries.find(joined, extra);
@@ -444,8 +445,11 @@ impl Classifier {
         };
         // Order shapes: a count (黒M1つ, 2台), a pick by number (3番), a product attribute named
         // (colour, size); orders are often nothing else (カーキのLで！, 4番12号).
+        // Most chat has no ASCII digit or letter: the finders that need one are skipped.
+        let digit = surface.bytes().any(|b| b.is_ascii_digit());
+        let latin = digit || surface.bytes().any(|b| b.is_ascii_alphabetic());
         let count = find_count(surface).map(original);
-        let pick = find_pick(surface).map(original);
+        let pick = if digit { find_pick(surface).map(original) } else { None };
         if let Some(span) = count {
             emit(Cue { key: Key::Name("ja.struct.count"), rule: None, span });
         }
@@ -484,19 +488,19 @@ impl Classifier {
             let (s, e) = norm.surface.original_span(span.0, span.1);
             emit(Cue { key: Key::Name("ja.struct.url"), rule: None, span: (s as u32, e as u32) });
         }
-        if let Some(span) = find_phone(surface) {
+        if let Some(span) = digit.then(|| find_phone(surface)).flatten() {
             let (s, e) = norm.surface.original_span(span.0, span.1);
             emit(Cue { key: Key::Name("ja.struct.phone"), rule: None, span: (s as u32, e as u32) });
         }
-        if let Some(span) = find_handle(surface) {
+        if let Some(span) = latin.then(|| find_handle(surface)).flatten() {
             let (s, e) = norm.surface.original_span(span.0, span.1);
             emit(Cue { key: Key::Name("ja.struct.handle"), rule: None, span: (s as u32, e as u32) });
         }
-        if let Some(span) = find_income(surface) {
+        if let Some(span) = digit.then(|| find_income(surface)).flatten() {
             let (s, e) = norm.surface.original_span(span.0, span.1);
             emit(Cue { key: Key::Name("ja.struct.income"), rule: None, span: (s as u32, e as u32) });
         }
-        if surface.bytes().any(|b| b.is_ascii_digit()) {
+        if digit {
             emit(Cue { key: Key::Name("ja.struct.digit"), rule: None, span: whole });
         }
         // Sentence-final punctuation.
@@ -604,22 +608,15 @@ impl Classifier {
                 }
                 // A feature counts once per message, however many times it matched.
                 if counted.insert(id) {
-                    active.push(Active { id, weight, span: f.span, rule: f.rule });
+                    active.push(Active { id, weight, span: f.span, key_span: false, rule: f.rule });
                 }
             });
             if model.max_ngram() > 0 {
-                ngram::each(&letters.units, 1, model.max_ngram(), |hash, gram| {
-                    if let Some(id) = model.ngram(hash)
+                ngram::each(&letters.units, model.min_ngram(), model.max_ngram(), |hash, gram| {
+                    if let Some((id, weight)) = model.ngram(hash)
                         && counted.insert(id)
                     {
-                        let (s, e) = ngram::span(gram);
-                        let (s, e) = norm.key.original_span(s as usize, e as usize);
-                        active.push(Active {
-                            id,
-                            weight: model.weights[id as usize],
-                            span: (s as u32, e as u32),
-                            rule: None,
-                        });
+                        active.push(Active { id, weight, span: ngram::span(gram), key_span: true, rule: None });
                     }
                 });
             }
@@ -683,7 +680,14 @@ impl Classifier {
                     Some(r) => rules[r as usize].id.clone(),
                     None => self.model.names[a.id as usize].clone(),
                 };
-                out.reasons.push(Reason { label, rule, span: [a.span.0, a.span.1] });
+                let (s, e) = match a.key_span {
+                    true => {
+                        let (s, e) = norm.key.original_span(a.span.0 as usize, a.span.1 as usize);
+                        (s as u32, e as u32)
+                    }
+                    false => a.span,
+                };
+                out.reasons.push(Reason { label, rule, span: [s, e] });
             }
         }
     }
@@ -816,10 +820,16 @@ impl Letters {
         ngram::letters(key, &mut self.units);
     }
 
-    /// Whether something other than letters stands between two letters.
-    fn has_gaps(&self) -> bool {
+    /// Whether something other than letters and sentence punctuation stands between two letters
+    /// of `key` (an emoji, ◯, ✖: what evasions put inside words).
+    fn has_gaps(&self, key: &str) -> bool {
         let letters = self.units.get(1..self.units.len().saturating_sub(1)).unwrap_or(&[]);
-        letters.windows(2).any(|w| w[0].end != w[1].start)
+        letters.windows(2).any(|w| {
+            w[0].end != w[1].start
+                && key[w[0].end as usize..w[1].start as usize]
+                    .chars()
+                    .any(|c| !matches!(c, '!' | '?' | '！' | '？' | 'ー' | '」' | '「' | '…' | '‥' | '~'))
+        })
     }
 
     /// Joins the letters into `text`.
@@ -838,7 +848,10 @@ struct Active {
     /// The model id, or for a rule without a model feature, the model's length plus the rule.
     id: u32,
     weight: [f32; 4],
+    /// A byte range of the original text, or of the key view when `key_span` (character
+    /// n-grams: mapped back only if the n-gram becomes a reason).
     span: (u32, u32),
+    key_span: bool,
     rule: Option<u16>,
 }
 

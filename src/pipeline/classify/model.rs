@@ -1,7 +1,7 @@
 //! The linear model: a bias and one row of weights per feature, toward each scored label and
 //! each abuse category, kept as a reviewable TSV file written by `kotae train`.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,10 +28,11 @@ pub struct Model {
     pub bias: [f32; 4],
     /// Bias toward each abuse category ([`AbuseCategory::ALL`] order).
     pub category_bias: [f32; CATEGORIES],
-    index: FxHashMap<String, u32>,
+    index: FxHashMap<Arc<str>, u32>,
     /// Character n-gram features by the hash of their characters ([`ngram`]).
-    ngrams: FxHashMap<u64, u32>,
-    /// The longest n-gram the model has, in units.
+    ngrams: NgramTable,
+    /// The shortest and longest n-gram the model has, in units.
+    min_ngram: usize,
     max_ngram: usize,
     pub(super) names: Vec<Arc<str>>,
     pub(super) weights: Vec<[f32; 4]>,
@@ -50,7 +51,8 @@ impl Default for Model {
             bias: [UNTRAINED_BIAS; 4],
             category_bias: [0.0; CATEGORIES],
             index: FxHashMap::default(),
-            ngrams: FxHashMap::default(),
+            ngrams: NgramTable::default(),
+            min_ngram: 0,
             max_ngram: 0,
             names: Vec::new(),
             weights: Vec::new(),
@@ -66,30 +68,34 @@ fn columns() -> Vec<&'static str> {
 
 impl Model {
     /// Reads a TSV model: `feature`, then weights toward question, purchase_intent, spam, abuse
-    /// and (optionally) the six abuse categories; `#` comments; one `bias` row. Every problem names
-    /// its line; a feature listed twice is one.
+    /// and (when any is not zero) the six abuse categories; `#` comments; one `bias` row. Every
+    /// problem names its line; a feature listed twice is one.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
         let mut model = Model::default();
         let mut seen_bias = false;
-        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-            let line = line.map_err(|source| ModelError::Io { path: path.into(), source })?;
+        for (n, line) in text.lines().enumerate() {
             let parse = |message: String| ModelError::Parse { path: path.into(), line: n + 1, message };
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
             let mut cols = line.split('\t');
             let name = cols.next().unwrap_or_default();
-            let values: Vec<&str> = cols.collect();
-            if values.len() != 4 && values.len() != 4 + CATEGORIES {
-                return Err(parse(format!("expected {} or {} tab-separated columns", 5, 5 + CATEGORIES)));
-            }
             let mut w = [0f32; 4 + CATEGORIES];
-            for (slot, col) in w.iter_mut().zip(&values) {
-                *slot = col.trim().parse().map_err(|e| parse(format!("bad weight '{col}': {e}")))?;
+            let mut n = 0;
+            for col in cols {
+                let Some(slot) = w.get_mut(n) else {
+                    n += 1;
+                    break;
+                };
+                *slot = parse_weight(col).map_err(|e| parse(format!("bad weight '{col}': {e}")))?;
                 if !slot.is_finite() {
                     return Err(parse(format!("weight '{col}' is not finite")));
                 }
+                n += 1;
+            }
+            if n != 4 && n != 4 + CATEGORIES {
+                return Err(parse(format!("expected {} or {} tab-separated columns", 5, 5 + CATEGORIES)));
             }
             let (labels, categories) = split(&w);
             if name == "bias" {
@@ -112,17 +118,20 @@ impl Model {
                 model.insert(name, labels, categories);
             }
         }
+        model.seal();
         Ok(model)
     }
 
     pub(super) fn insert(&mut self, name: &str, w: [f32; 4], c: [f32; CATEGORIES]) {
         let id = self.names.len() as u32;
-        self.index.insert(name.to_string(), id);
-        if let Some((hash, len)) = ngram::parse(name) {
-            self.ngrams.insert(hash, id);
+        let name: Arc<str> = name.into();
+        self.index.insert(name.clone(), id);
+        if let Some((hash, len)) = ngram::parse(&name) {
+            self.ngrams.pending.push((hash, id));
             self.max_ngram = self.max_ngram.max(len);
+            self.min_ngram = if self.min_ngram == 0 { len } else { self.min_ngram.min(len) };
         }
-        self.names.push(name.into());
+        self.names.push(name);
         self.weights.push(w);
         self.category.push(c);
     }
@@ -134,8 +143,11 @@ impl Model {
             writeln!(out, "# {line}")?;
         }
         writeln!(out, "# feature\t{}", columns().join("\t"))?;
+        // Category columns only where one is not zero (most features say nothing about them).
         let row = |w: &[f32; 4], c: &[f32; CATEGORIES]| {
-            w.iter().chain(c).map(|x| format!("{:.3}", x + 0.0)).collect::<Vec<_>>().join("\t")
+            let shown = |x: &f32| format!("{:.3}", x + 0.0);
+            let c = if c.iter().all(|x| shown(x) == "0.000") { &[][..] } else { &c[..] };
+            w.iter().chain(c).map(shown).collect::<Vec<_>>().join("\t")
         };
         writeln!(out, "bias\t{}", row(&self.bias, &self.category_bias))?;
         let mut order: Vec<usize> = (0..self.names.len()).collect();
@@ -158,12 +170,17 @@ impl Model {
 
     /// Number of character n-gram features.
     pub fn ngram_count(&self) -> usize {
-        self.ngrams.len()
+        self.ngrams.pending.len()
     }
 
     /// The longest character n-gram the model has (0 without any).
     pub fn max_ngram(&self) -> usize {
         self.max_ngram
+    }
+
+    /// The shortest character n-gram the model has (0 without any).
+    pub fn min_ngram(&self) -> usize {
+        self.min_ngram
     }
 
     /// The weights of a feature toward the four labels, if the model has it.
@@ -185,8 +202,15 @@ impl Model {
         self.index.get(name).copied()
     }
 
-    pub(super) fn ngram(&self, hash: u64) -> Option<u32> {
-        self.ngrams.get(&hash).copied()
+    /// The id and weights of the n-gram with this hash, once [`Model::seal`]ed.
+    pub(super) fn ngram(&self, hash: u64) -> Option<(u32, [f32; 4])> {
+        self.ngrams.get(hash)
+    }
+
+    /// Builds the n-gram lookup table from the features inserted so far.
+    pub(super) fn seal(&mut self) {
+        let weights = &self.weights;
+        self.ngrams.build(|id| weights[id as usize]);
     }
 
     /// Trains a model by L2-regularized logistic regression (full-batch AdaGrad): one per label
@@ -247,8 +271,104 @@ impl Model {
                 model.insert(name, w, c);
             }
         }
+        model.seal();
         model
     }
+}
+
+/// Bits of the filter in front of the n-gram table: 32 KB, which stays in the first-level cache,
+/// so that most n-grams of a message (those the model lacks) cost no trip to memory.
+const FILTER_BITS: u32 = 18;
+
+/// The character n-grams of a model by hash: an open-addressing table with each n-gram's id and
+/// weights in its 16-byte slot (one memory access per n-gram found, where a map to ids and an
+/// array of weights took two, and a quarter of a megabyte for ten thousand n-grams), behind a
+/// bit filter. Weights are kept in thousandths, as the model file writes them. Built once by
+/// [`NgramTable::build`].
+#[derive(Debug, Clone, Default)]
+struct NgramTable {
+    /// `(hash, id)` of every n-gram inserted, in order.
+    pending: Vec<(u64, u32)>,
+    filter: Vec<u64>,
+    /// Power-of-two many, at most 70% full; a slot with tag 0 is empty.
+    slots: Vec<Slot>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// The low half of the hash (0 stored as 1); the high half chose the slot.
+    tag: u32,
+    id: u32,
+    /// Weights in thousandths.
+    weights: [i16; 4],
+}
+
+impl NgramTable {
+    fn tag(hash: u64) -> u32 {
+        (hash as u32).max(1)
+    }
+
+    fn filter_bit(hash: u64) -> usize {
+        (hash >> 20) as usize & ((1 << FILTER_BITS) - 1)
+    }
+
+    fn build(&mut self, weights: impl Fn(u32) -> [f32; 4]) {
+        let capacity = (self.pending.len() * 10 / 7 + 1).next_power_of_two().max(16);
+        self.slots = vec![Slot::default(); capacity];
+        self.filter = vec![0; (1 << FILTER_BITS) / 64];
+        let mask = capacity - 1;
+        for &(hash, id) in &self.pending {
+            let bit = Self::filter_bit(hash);
+            self.filter[bit / 64] |= 1 << (bit % 64);
+            let tag = Self::tag(hash);
+            let mut i = (hash >> 32) as usize & mask;
+            while self.slots[i].tag != 0 && self.slots[i].tag != tag {
+                i = (i + 1) & mask;
+            }
+            let thousandths = weights(id).map(|w| (w * 1000.0).round().clamp(-32767.0, 32767.0) as i16);
+            self.slots[i] = Slot { tag, id, weights: thousandths };
+        }
+    }
+
+    fn get(&self, hash: u64) -> Option<(u32, [f32; 4])> {
+        let bit = Self::filter_bit(hash);
+        if self.filter.get(bit / 64).is_none_or(|w| w & (1 << (bit % 64)) == 0) {
+            return None;
+        }
+        let mask = self.slots.len().checked_sub(1)?;
+        let tag = Self::tag(hash);
+        let mut i = (hash >> 32) as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.tag == tag {
+                return Some((slot.id, slot.weights.map(|w| f32::from(w) / 1000.0)));
+            }
+            if slot.tag == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// A weight as the file writes them (`-0.123`), read without the general float parser (a model
+/// has tens of thousands); anything else goes through it.
+fn parse_weight(col: &str) -> Result<f32, std::num::ParseFloatError> {
+    let t = col.trim();
+    let (negative, digits) = match t.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, t),
+    };
+    if let Some((int, frac)) = digits.split_once('.')
+        && (1..=4).contains(&int.len())
+        && frac.len() == 3
+        && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        let whole = int.bytes().chain(frac.bytes()).fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+        let v = whole as f32 / 1000.0;
+        return Ok(if negative { -v } else { v });
+    }
+    t.parse()
 }
 
 fn split(w: &[f32; 4 + CATEGORIES]) -> ([f32; 4], [f32; CATEGORIES]) {
@@ -317,7 +437,7 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { min_count: 2, min_ngram_count: 3, ngrams: (2, 3), l2: 0.0001, epochs: 300, min_weight: 0.02 }
+        Self { min_count: 2, min_ngram_count: 3, ngrams: (2, 2), l2: 0.0001, epochs: 300, min_weight: 0.02 }
     }
 }
 
@@ -374,13 +494,19 @@ mod tests {
         assert_eq!(back.ngram_count(), 3);
         assert_eq!(back.max_ngram(), 2);
         let (hash, _) = ngram::parse("c:ぶす").unwrap();
-        assert_eq!(back.ngram(hash), back.feature("c:ぶす"));
+        assert_eq!(back.ngram(hash).map(|(id, _)| id), back.feature("c:ぶす"));
+        assert_eq!(back.ngram(hash).map(|(_, w)| w), back.weights_of("c:ぶす"));
+        let (other, _) = ngram::parse("c:ぶた").unwrap();
+        assert_eq!(back.ngram(other), None);
     }
 
     #[test]
     fn broken_rows_are_named_by_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.tsv");
+        for (text, want) in [("0.000", 0.0f32), ("-1.250", -1.25), ("12.5", 12.5), ("3e-2", 0.03), ("-0.007", -0.007)] {
+            assert_eq!(parse_weight(text), Ok(want), "{text}");
+        }
         for (body, line, what) in [
             ("# c\nbias\t0\t0\t0\t0\nw:a\t1\t2\n", 3, "columns"),
             ("w:a\t1\t2\t3\tx\n", 1, "bad weight"),

@@ -32,7 +32,11 @@ pub struct Unit {
 /// Whether a key character takes part in n-grams. The long vowel mark does not: it stretches
 /// (かわいいー) or separates (ー L ー I ー N ー E ー) more often than it spells.
 fn is_letter(c: char) -> bool {
-    c.is_alphanumeric() && c != 'ー'
+    match c {
+        'a'..='z' | 'A'..='Z' | '0'..='9' | 'ぁ'..='ゖ' | 'ァ'..='ヺ' | '一'..='鿿' => true,
+        'ー' | '\0'..='\u{7f}' => false,
+        _ => c.is_alphanumeric(),
+    }
 }
 
 /// The letters of `key` between a start and an end mark, into `out`.
@@ -96,22 +100,20 @@ pub fn name(gram: &[Unit], out: &mut String) {
 /// The hash and length of an n-gram named in a model file (`c:^ぶす`), if the name is one.
 pub fn parse(name: &str) -> Option<(u64, usize)> {
     let body = name.strip_prefix(PREFIX)?;
-    let chars: Vec<char> = body.chars().collect();
-    if chars.is_empty() {
-        return None;
-    }
     let mut h = FxHasher::default();
-    let last = chars.len() - 1;
-    for (i, &c) in chars.iter().enumerate() {
+    let mut len = 0;
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
         let unit = match c {
-            '^' if i == 0 => START,
-            '$' if i == last => END,
+            '^' if len == 0 => START,
+            '$' if chars.peek().is_none() => END,
             c if is_letter(c) => c as u32,
             _ => return None,
         };
         h.write_u32(unit);
+        len += 1;
     }
-    Some((h.finish(), chars.len()))
+    (len > 0).then(|| (h.finish(), len))
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ pub(super) fn is_flood_with(surface: &str, chars: &mut Vec<char>) -> bool {
     }
     // A unit of `u` characters repeated `r` times is a stretch where chars[i] == chars[i + u]
     // holds for (r - 1) × u positions in a row: one linear scan per unit length.
-    for unit in 1..=FLOOD_UNIT {
+    // A flood of units of `unit` characters is at least 8 × `unit` long.
+    for unit in 1..=FLOOD_UNIT.min(chars.len() / 8) {
         let mut run = 0usize;
         for i in 0..chars.len().saturating_sub(unit) {
             if chars[i] == chars[i + unit] {
@@ -119,15 +120,40 @@ const SPELLED_DOTS: [&str; 14] = [
     "dotcom",
 ];
 
+/// Whether `s` starts with `pat`, ASCII letters compared without case.
+fn starts_with_nocase(s: &str, pat: &str) -> bool {
+    s.len() >= pat.len() && s.as_bytes()[..pat.len()].eq_ignore_ascii_case(pat.as_bytes())
+}
+
 pub(super) fn find_url(s: &str) -> Option<(usize, usize)> {
-    for pat in SPELLED_DOTS {
-        if let Some(i) = s.find(pat).or_else(|| s.to_ascii_lowercase().find(pat)) {
+    // Spelled domains: one pass, looking closer only where one of them could start, and only in
+    // text that has what every one of them has (。, ドット, どっと or dot).
+    // One pass over the bytes says which patterns can be there: '.' or '/' for links, and for
+    // spelled ones 。 (E3 80 82), ッ (E3 83 83), っ (E3 81 A3) or a 'd'.
+    let b = s.as_bytes();
+    let (mut linked, mut spelled) = (false, false);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'.' | b'/' => linked = true,
+            b'd' | b'D' => spelled = true,
+            0xE3 => {
+                spelled |= matches!(b.get(i + 1..i + 3), Some([0x80, 0x82] | [0x83, 0x83] | [0x81, 0xA3]));
+            }
+            _ => {}
+        }
+    }
+    for (i, c) in s.char_indices().filter(|_| spelled) {
+        if !matches!(c, '。' | 'ド' | 'ど' | '(' | '[' | ' ' | 'd' | 'D') {
+            continue;
+        }
+        let rest = &s[i..];
+        if let Some(pat) = SPELLED_DOTS.iter().find(|p| starts_with_nocase(rest, p)) {
             let start = s[..i].rfind(char::is_whitespace).map_or(0, |p| p + 1);
             return Some((start, i + pat.len()));
         }
     }
     // Every pattern below has a '.' or a '/'; most chat has neither.
-    if !s.bytes().any(|b| b == b'.' || b == b'/') {
+    if !linked {
         return None;
     }
     let lower = s.to_ascii_lowercase();
@@ -259,44 +285,64 @@ const COUNTERS: [&str; 38] = [
 const WORD_COUNTS: [&str; 12] =
     ["ひとつ", "ふたつ", "みっつ", "よっつ", "いつつ", "一つ", "二つ", "三つ", "四つ", "五つ", "いっこ", "にこ"];
 
+/// The kana or kanji count starting at the start of `s`, if one does ([`WORD_COUNTS`]).
+fn word_count(c: char, s: &str) -> Option<&'static str> {
+    let candidates: &[&'static str] = match c {
+        'ひ' => &WORD_COUNTS[0..1],
+        'ふ' => &WORD_COUNTS[1..2],
+        'み' => &WORD_COUNTS[2..3],
+        'よ' => &WORD_COUNTS[3..4],
+        'い' => &[WORD_COUNTS[4], WORD_COUNTS[10]],
+        '一' | '二' | '三' | '四' | '五' => &WORD_COUNTS[5..10],
+        'に' => &WORD_COUNTS[11..12],
+        _ => return None,
+    };
+    candidates.iter().copied().find(|w| s.starts_with(w))
+}
+
 /// A count as orders say it: a number and a counter (2個, 1台, ３点, 十本), a kana or kanji count
 /// (ひとつ, 二つ), `各1`/`×2`, or a bare number ending a short message (日焼け止め 2). The byte
 /// range of the first.
 pub(super) fn find_count(s: &str) -> Option<(usize, usize)> {
-    for w in WORD_COUNTS {
-        if let Some(i) = s.find(w) {
-            return Some((i, i + w.len()));
-        }
-    }
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let kanji = s[i..].chars().next().filter(|c| "一二三四五六七八九十".contains(*c));
-        let start = i;
-        if b[i].is_ascii_digit() {
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
+    let mut chars = s.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        let mut end = start + c.len_utf8();
+        let kanji = match c {
+            '0'..='9' => {
+                while let Some(&(i, d)) = chars.peek().filter(|(_, d)| d.is_ascii_digit()) {
+                    end = i + d.len_utf8();
+                    chars.next();
+                }
+                None
             }
-        } else if let Some(c) = kanji {
-            i += c.len_utf8();
-        } else {
-            i += s[i..].chars().next().map_or(1, char::len_utf8);
-            continue;
-        }
-        let rest = &s[i..];
+            '一' | '二' | '三' | '四' | '五' | '六' | '七' | '八' | '九' | '十' => {
+                if let Some(w) = word_count(c, &s[start..]) {
+                    return Some((start, start + w.len()));
+                }
+                Some(c)
+            }
+            'ひ' | 'ふ' | 'み' | 'よ' | 'い' | 'に' => {
+                if let Some(w) = word_count(c, &s[start..]) {
+                    return Some((start, start + w.len()));
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let rest = &s[end..];
         let before = s[..start].chars().next_back();
         if let Some(c) = COUNTERS.iter().find(|c| rest.starts_with(**c)) {
             // Not a size or model number run into a counter-like letter (5kg is a count, M5g is not).
             if kanji.is_none() || c.chars().next().is_some_and(|c| !c.is_ascii()) {
-                return Some((start, i + c.len()));
+                return Some((start, end + c.len()));
             }
         }
         if let Some(mark @ ('各' | '×' | 'x' | '*')) = before.filter(|_| kanji.is_none()) {
-            return Some((start - mark.len_utf8(), i));
+            return Some((start - mark.len_utf8(), end));
         }
         let tail = rest.trim_end_matches(|c: char| c.is_whitespace() || is_decoration(c));
-        if kanji.is_none() && tail.is_empty() && before.is_some_and(char::is_whitespace) && s.chars().count() <= 24 {
-            return Some((start, i));
+        if kanji.is_none() && tail.is_empty() && before.is_some_and(char::is_whitespace) && s.len() <= 72 {
+            return Some((start, end));
         }
     }
     None
@@ -305,13 +351,14 @@ pub(super) fn find_count(s: &str) -> Option<(usize, usize)> {
 /// A pick by number: 3番, No.7, ＃5. The byte range.
 pub(super) fn find_pick(s: &str) -> Option<(usize, usize)> {
     let b = s.as_bytes();
-    let lower = s.to_ascii_lowercase();
-    for prefix in ["no.", "no ", "#"] {
-        if let Some(p) = lower.find(prefix)
-            && lower[p + prefix.len()..].starts_with(|c: char| c.is_ascii_digit())
-        {
-            let end =
-                lower[p + prefix.len()..].find(|c: char| !c.is_ascii_digit()).map_or(s.len(), |e| p + prefix.len() + e);
+    for (p, &c) in b.iter().enumerate() {
+        if !matches!(c, b'#' | b'n' | b'N') {
+            continue;
+        }
+        let Some(prefix) = ["no.", "no ", "#"].into_iter().find(|x| starts_with_nocase(&s[p..], x)) else { continue };
+        let digits = &s[p + prefix.len()..];
+        if digits.starts_with(|c: char| c.is_ascii_digit()) {
+            let end = digits.find(|c: char| !c.is_ascii_digit()).map_or(s.len(), |e| p + prefix.len() + e);
             return Some((p, end));
         }
     }
