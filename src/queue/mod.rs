@@ -650,6 +650,7 @@ impl Shard {
                             scores: Scores { question: 0.0, purchase_intent: 0.0, spam: 0.0, abuse: 0.0 },
                             cluster: None,
                             reasons: Vec::new(),
+                            abuse_category: None,
                             topics: Vec::new(),
                         },
                         degraded: Some("over_budget"),
