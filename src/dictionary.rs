@@ -455,6 +455,17 @@ mod tests {
     }
 
     #[test]
+    fn hiragana_entries_must_start_a_word_unless_inword() {
+        let d = compile("[q]\nいくら\nる? | end | inword\nブス\n").unwrap();
+        let key = Normalizer::new(&NormalizeConfig::default()).key_of("いくら？ブス する？");
+        let mut hits = Vec::new();
+        d.find(&key, &mut hits);
+        let starts: Vec<bool> = hits.iter().map(|h| h.word_start).collect();
+        assert_eq!(starts, [true, false, false], "hiragana as written, not inword; katakana is free");
+        assert!(compile("[q]\nる | inword | end\n").is_ok());
+    }
+
+    #[test]
     fn allow_entries_hide_contained_matches() {
         let sources = [
             (PathBuf::from("d/abuse.txt"), "[ero]\nエロ\n".to_string()),

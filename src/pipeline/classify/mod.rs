@@ -227,6 +227,8 @@ pub struct Classifier {
     /// For each dictionary rule, its feature in the model.
     rule_feature: Vec<Option<u32>>,
     host_rule: Vec<bool>,
+    /// For each dictionary rule, whether it asks the shop to hold an item (`ja.question.hold`).
+    hold_rule: Vec<bool>,
     /// For each dictionary rule, the abuse category its section belongs to: sections of
     /// `abuse.txt` declared `=> abuse` and named after a category (`[threat_die => abuse]`).
     rule_category: Vec<Option<AbuseCategory>>,
@@ -241,6 +243,7 @@ impl Classifier {
     pub fn new(dictionaries: Arc<Dictionaries>, model: Arc<Model>, config: ClassifyConfig) -> Self {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
+        let hold_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.question.hold").collect();
         let rules = dictionaries.rules();
         let rule_category = rules
             .iter()
@@ -274,7 +277,17 @@ impl Classifier {
             .iter()
             .map(|r| r.kind == ListKind::Synonym && ["size_", "color_"].iter().any(|f| r.section.starts_with(f)))
             .collect();
-        Self { dictionaries, model, config, rule_feature, host_rule, rule_category, slot_family, attribute_rule }
+        Self {
+            dictionaries,
+            model,
+            config,
+            rule_feature,
+            host_rule,
+            hold_rule,
+            rule_category,
+            slot_family,
+            attribute_rule,
+        }
     }
 
     /// Whether a slot family describes the product itself (size, colour, number), so that asking
@@ -646,6 +659,12 @@ impl Classifier {
         if out.labels.contains(Label::Spam) || out.labels.contains(Label::Abuse) {
             out.labels.remove(Label::Question);
             out.labels.remove(Label::PurchaseIntent);
+        }
+        // A hold (取り置きお願いします) asks the shop to do something for a purchase: the label
+        // rules make it both.
+        let hold = |a: &Active| a.rule.is_some_and(|r| self.hold_rule[r as usize]);
+        if out.labels.contains(Label::PurchaseIntent) && scratch.active.iter().any(hold) {
+            out.labels.insert(Label::Question);
         }
         // A question to another viewer (@name …) is not one for the host.
         if self.to_viewer(norm.surface.as_str(), hits) {
@@ -1038,5 +1057,87 @@ mod tests {
             (sigmoid(UNTRAINED_BIAS + 4.0), sigmoid(UNTRAINED_BIAS), UNTRAINED_BIAS + DEFAULT_RULE_WEIGHT);
         assert_eq!(scores("在庫と送料zzz"), [yes, no, sigmoid(rule), yes]);
         assert_eq!(scores("在庫と在庫と送料zzz zzz 送料"), [yes, no, sigmoid(rule), yes]);
+    }
+
+    /// The rule ids a text fires, through `list` (named `file`) and an empty model.
+    fn rules_fired(shared: &TokenizerShared, file: &str, list: &str, text: &str) -> Vec<String> {
+        let sources = [(PathBuf::from(format!("d/{file}")), list.to_string())];
+        let dictionaries =
+            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let classifier = Classifier::new(dictionaries.clone(), Arc::new(Model::default()), ClassifyConfig::default());
+        let (norm, tokens, hits) = prepare(&mut shared.tokenizer(), &dictionaries, text);
+        let mut fired = Vec::new();
+        classifier.features(text, &norm, &tokens, &hits, Ngrams::Model, &mut String::new(), &mut |f| {
+            if f.rule.is_some() || f.name == "ja.struct.quoted" {
+                fired.push(f.name.to_string());
+            }
+        });
+        fired
+    }
+
+    #[test]
+    fn a_hiragana_cue_counts_only_where_a_word_starts() {
+        let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+        let list = "[wh => question]\nいくら\n[end]\nる? | end | inword\n";
+        let fired = |text| rules_fired(&shared, "question.txt", list, text);
+        assert_eq!(fired("送料いくら"), ["ja.question.wh"]);
+        assert!(fired("わからないくらい可愛い").is_empty(), "いくら is not in わからないくらい");
+        assert_eq!(fired("白浮きする？"), ["ja.question.end"], "an inword ending attaches to any word");
+    }
+
+    #[test]
+    fn letters_hidden_by_symbols_are_matched_again() {
+        let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+        let list = "[appearance => abuse]\nブス\n[threat => abuse]\nころす\n";
+        let fired = |text| rules_fired(&shared, "abuse.txt", list, text);
+        assert_eq!(fired("ぶ💢す"), ["ja.abuse.appearance"]);
+        assert_eq!(fired("こ🔪ろ🔪す"), ["ja.abuse.threat"]);
+        assert!(fired("ぶどう！すごい").is_empty(), "sentence punctuation is no evasion");
+    }
+
+    #[test]
+    fn a_term_quoted_or_talked_about_counts_as_a_quotation() {
+        let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+        let list = "[appearance => abuse]\nブス\n[fraud => abuse]\n詐欺\n";
+        let fired = |text| rules_fired(&shared, "abuse.txt", list, text);
+        assert_eq!(fired("ブスすぎ"), ["ja.abuse.appearance"]);
+        assert_eq!(fired("「ブス」とか言う人ほんと無理"), ["ja.struct.quoted"]);
+        assert_eq!(fired("詐欺とか書き込むのやめなよ"), ["ja.struct.quoted"]);
+        assert_eq!(fired("詐欺じゃん"), ["ja.abuse.fraud"]);
+    }
+
+    #[test]
+    fn abusive_messages_get_the_category_of_their_sections_and_its_severity() {
+        let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+        let list = "[threat_die => abuse]\n死ね\n[fraud => abuse]\n詐欺\n[insult_cue]\nお前\n";
+        let sources = [(PathBuf::from("d/abuse.txt"), list.to_string())];
+        let dictionaries =
+            Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+        let mut model = Model::default();
+        model.bias = [UNTRAINED_BIAS, UNTRAINED_BIAS, UNTRAINED_BIAS, -1.0];
+        let classifier = Classifier::new(dictionaries.clone(), Arc::new(model), ClassifyConfig::default());
+        let mut tokenizer = shared.tokenizer();
+        let mut classify = |text| {
+            let (norm, tokens, hits) = prepare(&mut tokenizer, &dictionaries, text);
+            let mut out = Classification::default();
+            classifier.classify(text, &norm, &tokens, &hits, &mut Scratch::default(), &mut out);
+            (out.category, out.action(&classifier.config))
+        };
+        assert_eq!(classify("死ね"), (Some(AbuseCategory::Threat), Action::Block));
+        assert_eq!(classify("詐欺"), (Some(AbuseCategory::Fraud), Action::Hold), "low severity: a person looks");
+        assert_eq!(classify("お前"), (None, Action::Allow), "a cue section alone is no abuse");
+    }
+
+    #[test]
+    fn severity_decides_between_hold_and_block() {
+        let abuse: LabelSet = [Label::Abuse].into_iter().collect();
+        let (confident, unsure) = ([0.0, 0.0, 0.0, 0.9], [0.0, 0.0, 0.0, 0.6]);
+        assert_eq!(decide(abuse, &unsure, Severity::High, 0.8), Action::Block);
+        assert_eq!(decide(abuse, &confident, Severity::Medium, 0.8), Action::Block);
+        assert_eq!(decide(abuse, &unsure, Severity::Medium, 0.8), Action::Hold);
+        assert_eq!(decide(abuse, &confident, Severity::Low, 0.8), Action::Hold);
+        let spam: LabelSet = [Label::Spam].into_iter().collect();
+        assert_eq!(decide(spam, &[0.0, 0.0, 0.9, 0.0], Severity::Low, 0.8), Action::Block, "spam has no category");
+        assert_eq!(decide(LabelSet::default(), &confident, Severity::High, 0.8), Action::Allow);
     }
 }
