@@ -687,11 +687,8 @@ impl Classifier {
                 continue;
             }
             let li = label.index();
-            let order = &mut scratch.order;
-            order.clear();
-            order.extend((0..scratch.active.len()).filter(|&k| scratch.active[k].weight[li] > 0.0));
-            order.sort_by(|&a, &b| scratch.active[b].weight[li].total_cmp(&scratch.active[a].weight[li]));
-            let strong = order.iter().take(3).filter(|&&k| scratch.active[k].weight[li] > 0.3).count();
+            let order = top3(&scratch.active, li);
+            let strong = order.iter().filter(|&&k| scratch.active[k].weight[li] > 0.3).count();
             let at_least = if label == Label::Spam && out.flood { 0 } else { 1 };
             for &k in order.iter().take(strong.max(at_least)) {
                 let a = &scratch.active[k];
@@ -731,6 +728,26 @@ impl Classifier {
         let best = (0..CATEGORIES).max_by(|&a, &b| z[a].total_cmp(&z[b]).then(b.cmp(&a))).unwrap_or(0);
         AbuseCategory::ALL[best]
     }
+}
+
+/// The (up to) three active features that push label `li` up most, strongest first; among equal
+/// weights the earlier one first.
+fn top3(active: &[Active], li: usize) -> smallvec::SmallVec<[usize; 3]> {
+    let mut top: smallvec::SmallVec<[usize; 3]> = smallvec::SmallVec::new();
+    for (k, a) in active.iter().enumerate() {
+        let w = a.weight[li];
+        if w <= 0.0 {
+            continue;
+        }
+        let pos = top.iter().position(|&t| w > active[t].weight[li]).unwrap_or(top.len());
+        if pos < 3 {
+            if top.len() == 3 {
+                top.pop();
+            }
+            top.insert(pos, k);
+        }
+    }
+    top
 }
 
 /// Particles that may end a question after its wh-word (保証何年かな, 何歳から).
@@ -879,7 +896,6 @@ struct Active {
 pub struct Scratch {
     active: Vec<Active>,
     chars: Vec<char>,
-    order: Vec<usize>,
     name: String,
     words: WordIds,
     counted: Counted,
