@@ -841,7 +841,7 @@ fn is_mentioned(key: &str, quotes: &[(usize, usize)], start: usize, end: usize) 
 /// The key's letters ([`ngram::letters`]) and buffers for matching them without the symbols
 /// between them.
 #[derive(Debug, Default)]
-pub struct Letters {
+struct Letters {
     units: Vec<ngram::Unit>,
     /// The letters joined.
     text: String,

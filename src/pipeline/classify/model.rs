@@ -79,7 +79,7 @@ impl Model {
             if line.starts_with('#') || line.trim().is_empty() {
                 continue;
             }
-            let mut cols = line.split('\t');
+            let mut cols = tab_fields(line);
             let name = cols.next().unwrap_or_default();
             let mut w = [0f32; 4 + CATEGORIES];
             let mut n = 0;
@@ -359,7 +359,8 @@ fn parse_weight(col: &str) -> Result<f32, std::num::ParseFloatError> {
         Some(d) => (true, d),
         None => (false, t),
     };
-    if let Some((int, frac)) = digits.split_once('.')
+    let dot = digits.bytes().position(|b| b == b'.');
+    if let Some((int, frac)) = dot.map(|d| (&digits[..d], &digits[d + 1..]))
         && (1..=4).contains(&int.len())
         && frac.len() == 3
         && int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
@@ -369,6 +370,25 @@ fn parse_weight(col: &str) -> Result<f32, std::num::ParseFloatError> {
         return Ok(if negative { -v } else { v });
     }
     t.parse()
+}
+
+/// The tab-separated fields of a line, found byte by byte: rows are short, and a model has
+/// tens of thousands of them.
+fn tab_fields(line: &str) -> impl Iterator<Item = &str> {
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let from = start?;
+        match line.as_bytes()[from..].iter().position(|&b| b == b'\t') {
+            Some(i) => {
+                start = Some(from + i + 1);
+                line.get(from..from + i)
+            }
+            None => {
+                start = None;
+                line.get(from..)
+            }
+        }
+    })
 }
 
 fn split(w: &[f32; 4 + CATEGORIES]) -> ([f32; 4], [f32; CATEGORIES]) {
@@ -507,6 +527,8 @@ mod tests {
         for (text, want) in [("0.000", 0.0f32), ("-1.250", -1.25), ("12.5", 12.5), ("3e-2", 0.03), ("-0.007", -0.007)] {
             assert_eq!(parse_weight(text), Ok(want), "{text}");
         }
+        assert_eq!(tab_fields("a\tb\t\tc").collect::<Vec<_>>(), ["a", "b", "", "c"]);
+        assert_eq!(tab_fields("c:ぶす").collect::<Vec<_>>(), ["c:ぶす"]);
         for (body, line, what) in [
             ("# c\nbias\t0\t0\t0\t0\nw:a\t1\t2\n", 3, "columns"),
             ("w:a\t1\t2\t3\tx\n", 1, "bad weight"),
