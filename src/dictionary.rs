@@ -9,7 +9,11 @@
 //!   (stops `しね` inside `ですしね` and `line` inside `online`);
 //! * `end` — the match must end the message (only symbols, emoji or laughter after it);
 //! * `start` — the match must start the message;
-//! * `whole` — the match must be the whole message, symbols aside.
+//! * `whole` — the match must be the whole message, symbols aside;
+//! * `inword` — the match may start inside a word. Without it, an entry written in hiragana
+//!   must start where a word of the message starts (`いくら` is not in `わからないくらい`): the
+//!   classifier checks this against the message's tokens ([`Hit::word_start`]). Endings meant to
+//!   attach to any word (`る? | end`) carry the flag.
 //!
 //! A section header may name the label its rule supports, `[line_id => spam]`: such a rule
 //! always counts toward that label with the prior [`DEFAULT_RULE_WEIGHT`], plus whatever residual
@@ -82,12 +86,15 @@ struct Flags {
     end: bool,
     start: bool,
     whole: bool,
+    inword: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     rule: u16,
     flags: Flags,
+    /// Written in hiragana and not `inword`: must start where a word starts.
+    word_start: bool,
 }
 
 /// A match of a dictionary entry in a message's key view.
@@ -98,6 +105,9 @@ pub struct Hit {
     /// Byte range in the key view.
     pub start: u32,
     pub end: u32,
+    /// The entry is written in hiragana and not flagged `inword`: it counts only where a word of
+    /// the message starts, which the tokens (not the key view) tell.
+    pub word_start: bool,
 }
 
 /// One problem found while loading, with its place.
@@ -326,8 +336,10 @@ impl Dictionaries {
                         "end" => flags.end = true,
                         "start" => flags.start = true,
                         "whole" => flags.whole = true,
+                        "inword" => flags.inword = true,
                         other => {
-                            problems.push(problem(format!("unknown flag '{other}' (bounded, end, start, whole)")));
+                            problems
+                                .push(problem(format!("unknown flag '{other}' (bounded, end, start, whole, inword)")));
                             bad_flag = true;
                         }
                     }
@@ -343,6 +355,8 @@ impl Dictionaries {
                 // A written entry that a reading generated before is that entry, with its flags.
                 if let Some(i) = generated.remove(&(rule, key.clone())) {
                     entries[i].flags = flags;
+                    entries[i].word_start =
+                        !flags.inword && term.chars().next().is_some_and(|c| ('ぁ'..='ゖ').contains(&c));
                     seen.insert((rule, key.clone()), (path.clone(), line_no));
                     continue;
                 }
@@ -352,7 +366,8 @@ impl Dictionaries {
                     continue;
                 }
                 seen.insert((rule, key.clone()), (path.clone(), line_no));
-                entries.push(Entry { rule, flags });
+                let word_start = !flags.inword && term.chars().next().is_some_and(|c| ('ぁ'..='ゖ').contains(&c));
+                entries.push(Entry { rule, flags, word_start });
                 terms.push(key);
                 let concept = matches!(kind, ListKind::Synonym | ListKind::Topic);
                 if let Some(reading) = readings.as_mut().filter(|_| concept && term.chars().any(is_kanji))
@@ -362,7 +377,8 @@ impl Dictionaries {
                     && !generated.contains_key(&(rule, kana.clone()))
                 {
                     generated.insert((rule, kana.clone()), entries.len());
-                    entries.push(Entry { rule, flags });
+                    // A reading is hiragana: like a written hiragana entry, it starts a word.
+                    entries.push(Entry { rule, flags, word_start: !flags.inword });
                     terms.push(kana);
                 }
             }
@@ -415,7 +431,7 @@ impl Dictionaries {
             if !flags_hold(entry.flags, key, s, e, content) {
                 continue;
             }
-            let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32 };
+            let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32, word_start: entry.word_start };
             if self.rules[entry.rule as usize].kind == ListKind::Allow {
                 allow = Some(match allow {
                     Some((a, b)) if (s as u32) <= b => (a, b.max(e as u32)),
@@ -536,6 +552,17 @@ mod tests {
         let d = compile("[q]\nある | end\n").unwrap();
         assert_eq!(rules_hit(&d, "Mまだある？ｗｗ"), ["ja.abuse.q"]);
         assert!(rules_hit(&d, "あるけど高い").is_empty());
+    }
+
+    #[test]
+    fn hiragana_entries_must_start_a_word_unless_inword() {
+        let d = compile("[q]\nいくら\nる? | end | inword\nブス\n").unwrap();
+        let key = Normalizer::new(&NormalizeConfig::default()).key_of("いくら？ブス する？");
+        let mut hits = Vec::new();
+        d.find(&key, &mut hits);
+        let starts: Vec<bool> = hits.iter().map(|h| h.word_start).collect();
+        assert_eq!(starts, [true, false, false], "hiragana as written, not inword; katakana is free");
+        assert!(compile("[q]\nる | inword | end\n").is_ok());
     }
 
     #[test]

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use kotae::commands::{self, adapt, bench_load, demo, eval, eval_stream, replay, serve, train};
 use kotae::message::InMessage;
 use kotae::pipeline::Engine;
+use kotae::pipeline::classify::TrainOptions;
 
 /// Exit code for a bad configuration or bad dictionaries (EX_USAGE-like).
 const EXIT_CONFIG: u8 = 64;
@@ -66,34 +67,55 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// Precision, recall and F1 per label on a labelled JSON Lines file.
+    /// Precision, recall and F1 per label on labelled JSON Lines files (each file one stream).
     Eval {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
         /// How many wrong lines to list.
         #[arg(long, default_value_t = 25)]
         confusions: usize,
+        /// Also report per writer, with the worst writer of each label.
+        #[arg(long, value_enum)]
+        by: Option<By>,
     },
-    /// Fit the linear model on a labelled file and write its weights.
+    /// Fit the linear model on labelled files and write its weights.
     Train {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// Where to write the weights (default: the configured model path).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Report K-fold cross-validated F1 instead of writing a model.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "cv_by")]
         cv: Option<usize>,
-        #[arg(long, default_value_t = 2)]
+        /// Report leave-one-writer-out F1 (per label and per writer) instead of writing a model.
+        #[arg(long, value_enum)]
+        cv_by: Option<By>,
+        /// Words and cues seen in fewer lines are dropped.
+        #[arg(long, default_value_t = TrainOptions::default().min_count)]
         min_count: usize,
-        #[arg(long, default_value_t = 0.0001)]
+        /// Character n-grams seen in fewer lines are dropped.
+        #[arg(long, default_value_t = TrainOptions::default().min_ngram_count)]
+        min_ngram_count: usize,
+        /// Character n-gram lengths kept, `MIN-MAX` (a start or end mark counts as one); `0-0` for none.
+        #[arg(long, default_value = "2-2", value_parser = parse_range)]
+        ngrams: (usize, usize),
+        #[arg(long, default_value_t = TrainOptions::default().l2)]
         l2: f32,
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = TrainOptions::default().epochs)]
         epochs: usize,
-        /// With --cv, how many wrong lines to list.
+        /// Features whose every weight is smaller than this are left out of the weights file.
+        #[arg(long, default_value_t = TrainOptions::default().min_weight)]
+        min_weight: f32,
+        /// With --cv or --cv-by, how many wrong lines to list.
         #[arg(long, default_value_t = 0)]
         confusions: usize,
+        /// With --cv or --cv-by, print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Fit the question-identity model on gold streams and cluster sets, and write its weights
     /// (default: model/identity.tsv in the dictionary directory).
@@ -248,6 +270,24 @@ enum Command {
     },
 }
 
+/// What `--by` and `--cv-by` group lines by.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum By {
+    /// The line's `writer` (its file's name when it has none).
+    Writer,
+}
+
+/// `MIN-MAX` as two numbers.
+fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}' is not MIN-MAX"))?;
+    let (a, b): (usize, usize) =
+        (a.trim().parse().map_err(|e| format!("'{a}': {e}"))?, b.trim().parse().map_err(|e| format!("'{b}': {e}"))?);
+    if a > b {
+        return Err(format!("{a} is more than {b}"));
+    }
+    Ok((a, b))
+}
+
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -312,6 +352,9 @@ fn main() -> ExitCode {
         Command::Check => {
             let d = kotae::dictionary::Dictionaries::load(&config.pipeline.dictionaries, &config.pipeline.normalize)?;
             println!("{}: {} rules, {} entries, ok", d.source().display(), d.rules().len(), d.len());
+            let path = config.pipeline.model_path();
+            let model = kotae::pipeline::classify::Model::load(&path).map_err(kotae::pipeline::PipelineError::from)?;
+            println!("{}: {} features ({} character n-grams), ok", path.display(), model.len(), model.ngram_count());
             Ok(())
         }
         Command::Classify { workers, catalog } => {
@@ -404,10 +447,14 @@ fn main() -> ExitCode {
             println!("wrote {}", out.display());
             Ok(())
         }
-        Command::Eval { file, json, confusions } => {
+        Command::Eval { files, json, confusions, by } => {
             let engine = engine()?;
-            let rows = eval::read_labelled(&file).map_err(anyhow::Error::msg)?;
-            let report = eval::evaluate(&engine, &rows);
+            let rows = eval::read_labelled_files(&files).map_err(anyhow::Error::msg)?;
+            let predictions = eval::predictions(&engine, &rows);
+            let mut report = eval::score(&rows, &predictions);
+            if let Some(By::Writer) = by {
+                report = report.by_writer(&rows, &predictions);
+            }
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -415,24 +462,45 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
-        Command::Train { file, out, cv, min_count, l2, epochs, confusions } => {
+        Command::Train {
+            files,
+            out,
+            cv,
+            cv_by,
+            min_count,
+            min_ngram_count,
+            ngrams,
+            l2,
+            epochs,
+            min_weight,
+            confusions,
+            json,
+        } => {
             // Features are extracted with the dictionaries only, never with the old model.
-            let mut pipeline = config.pipeline.clone();
-            pipeline.classify.model = PathBuf::from("/nonexistent/kotae-no-model.tsv");
-            let engine = Engine::new(pipeline)?;
-            let rows = eval::read_labelled(&file).map_err(anyhow::Error::msg)?;
-            let params = train::TrainParams { min_count, l2, epochs };
+            let engine = Engine::without_model(config.pipeline.clone())?;
+            let rows = eval::read_labelled_files(&files).map_err(anyhow::Error::msg)?;
+            let options = TrainOptions { min_count, min_ngram_count, ngrams, l2, epochs, min_weight };
             let examples = train::featurize(&engine, &rows);
-            if let Some(k) = cv {
-                print!("{}", train::cross_validate(&engine, &rows, &examples, k, params).to_table(confusions));
+            let report = match (cv, cv_by) {
+                (Some(k), _) => Some(train::cross_validate(&engine, &rows, &examples, k, &options)),
+                (None, Some(By::Writer)) => Some(train::cross_validate_by_writer(&engine, &rows, &examples, &options)),
+                (None, None) => None,
+            };
+            if let Some(report) = report {
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", report.to_table(confusions));
+                }
                 return Ok(());
             }
-            let model = train::train(&examples, params);
+            let model = train::train(&examples, &options);
             let out = out.unwrap_or_else(|| config.pipeline.model_path());
+            let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             model
-                .save(&out, &train::header(&file.display().to_string(), rows.len(), params))
+                .save(&out, &train::header(&sources, rows.len(), &options))
                 .with_context(|| format!("writing {}", out.display()))?;
-            println!("wrote {} ({} features)", out.display(), model.len());
+            println!("wrote {} ({} features, {} character n-grams)", out.display(), model.len(), model.ngram_count());
             Ok(())
         }
         Command::Adapt { full } => {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::label::Label;
 use crate::money::{Currency, MAX_EXPONENT, Money, MoneyError};
 use crate::pipeline::Verdict;
+use crate::pipeline::classify::AbuseCategory;
 
 /// One chat message as platforms and `kotae classify` send it. Only `text` is required;
 /// unknown fields are ignored.
@@ -143,6 +144,10 @@ pub struct OutVerdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     pub reasons: Vec<OutReason>,
+    /// The kind of abuse (`insult`, `appearance`, `sexual`, `discrimination`, `threat`, `fraud`),
+    /// on messages labelled abuse.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abuse_category: Option<AbuseCategory>,
     /// Purchase-blocking topics the message names (`size`, `stock`, `shipping`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
@@ -182,6 +187,7 @@ impl OutVerdict {
                 .iter()
                 .map(|r| OutReason { label: r.label, rule: r.rule.clone(), span: [clamp(r.span[0]), clamp(r.span[1])] })
                 .collect(),
+            abuse_category: v.category.filter(|_| v.labels.contains(Label::Abuse)),
             topics: v.topics.clone(),
             product: v.cluster.and(v.about.product()).map(str::to_string),
             shop: v.cluster.is_some() && v.about.is_shop(),
@@ -236,6 +242,10 @@ impl OutVerdict {
             out.extend_from_slice(b"]}");
         }
         out.push(b']');
+        if let Some(c) = self.abuse_category {
+            out.extend_from_slice(b",\"abuse_category\":");
+            write_plain_str(out, c.as_str());
+        }
         if !self.topics.is_empty() {
             out.extend_from_slice(b",\"topics\":[");
             for (i, t) in self.topics.iter().enumerate() {
@@ -316,6 +326,7 @@ mod tests {
                 OutReason { label: Label::Question, rule: rule.into(), span: [12, 4_000_000_000] },
                 OutReason { label: Label::Spam, rule: "w:?".into(), span: [0, 0] },
             ],
+            abuse_category: None,
             topics: topics.iter().map(|t| t.to_string()).collect(),
             product: cluster.map(|_| "p\"1".to_string()),
             shop: cluster.is_none() && !topics.is_empty(),
@@ -361,6 +372,11 @@ mod tests {
             verdict("引用\"と\\と\u{1}", Some("配信:q1\n"), "r\"x", &["タグ\t"]),
             OutVerdict { labels: vec![Label::Other], reasons: Vec::new(), ..verdict("7", None, "r", &[]) },
             OutVerdict { labels: Vec::new(), action: Action::Block, ..verdict("8", None, "r", &[]) },
+            OutVerdict {
+                labels: vec![Label::Abuse],
+                abuse_category: Some(AbuseCategory::Discrimination),
+                ..verdict("9", None, "ja.abuse.discrimination", &["size"])
+            },
         ];
         for v in cases {
             let mut out = vec![b'{'];

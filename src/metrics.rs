@@ -11,6 +11,7 @@ use prometheus::{
 };
 
 use crate::label::{Action, Label};
+use crate::pipeline::classify::AbuseCategory;
 
 /// The single outcome of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +256,8 @@ pub struct Metrics {
     outcomes: [IntCounter; 4],
     rejected: [IntCounter; 6],
     labels: [IntCounter; 5],
+    /// Abuse by category (`insult`, `appearance`, `sexual`, `discrimination`, `threat`, `fraud`).
+    abuse: [IntCounter; 6],
     over_budget: [IntCounter; 2],
     backpressure: [IntCounter; 3],
     stages: [Histogram; 5],
@@ -362,6 +365,13 @@ impl Metrics {
                 RejectReason::ALL.map(RejectReason::as_str),
             ),
             labels: counters(&r, "kotae_labels_total", "Labels given", "label", Label::ALL.map(Label::as_str)),
+            abuse: counters(
+                &r,
+                "kotae_abuse_total",
+                "Messages labelled abuse, by category",
+                "category",
+                AbuseCategory::ALL.map(AbuseCategory::as_str),
+            ),
             over_budget: counters(
                 &r,
                 "kotae_over_budget_total",
@@ -479,6 +489,12 @@ impl Metrics {
             self.labels[l.index()].inc_by(n);
         }
     }
+    /// `n` messages were labelled abuse of category `c`.
+    pub fn abuse(&self, c: AbuseCategory, n: u64) {
+        if n > 0 {
+            self.abuse[c.index()].inc_by(n);
+        }
+    }
     pub fn over_budget(&self, closed: bool) {
         self.over_budget[closed as usize].inc();
     }
@@ -545,4 +561,19 @@ pub fn resident_bytes() -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abuse_is_counted_by_category() {
+        let m = Metrics::new();
+        m.abuse(AbuseCategory::Threat, 2);
+        m.abuse(AbuseCategory::Fraud, 0);
+        let text = m.render();
+        assert!(text.contains("kotae_abuse_total{category=\"threat\"} 2"), "{text}");
+        assert!(text.contains("kotae_abuse_total{category=\"fraud\"} 0"), "{text}");
+    }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::label::{Action, Label, LabelSet};
 use crate::pipeline::Verdict;
-use crate::pipeline::classify::{ClassifyConfig, Reason};
+use crate::pipeline::classify::{AbuseCategory, ClassifyConfig, Reason, Severity};
 use crate::server::config::FailPolicy;
 
 /// Messages kept per stream for dry runs of dictionary edits.
@@ -114,7 +114,10 @@ pub struct Held {
     pub labels: LabelSet,
     pub scores: [f32; 4],
     pub reasons: Vec<Reason>,
-    /// One line for people: "abuse 0.62 (ja.abuse.insult「バカ」)" or "over latency budget".
+    /// The kind of abuse, when labelled abuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<AbuseCategory>,
+    /// One line for people: "abuse 0.62 insult (ja.abuse.insult「バカ」)" or "over latency budget".
     pub why: String,
     pub state: HeldState,
     /// Who decided, and when (ms).
@@ -166,11 +169,21 @@ pub struct StreamModeration {
     touched: u64,
 }
 
-fn why_held(labels: LabelSet, scores: &[f32; 4], reasons: &[Reason], text: &str) -> String {
+fn why_held(
+    labels: LabelSet,
+    scores: &[f32; 4],
+    reasons: &[Reason],
+    category: Option<AbuseCategory>,
+    text: &str,
+) -> String {
     let mut parts = Vec::new();
     for l in [Label::Spam, Label::Abuse] {
         if labels.contains(l) || reasons.iter().any(|r| r.label == l) {
             let mut s = format!("{} {:.2}", l.as_str(), scores[l.index()]);
+            if let Some(c) = category.filter(|_| l == Label::Abuse) {
+                s.push(' ');
+                s.push_str(c.as_str());
+            }
             let rules: Vec<String> = reasons
                 .iter()
                 .filter(|r| r.label == l)
@@ -221,7 +234,11 @@ impl StreamModeration {
             let labelled = verdict.labels.contains(Label::Spam) || verdict.labels.contains(Label::Abuse);
             let block_at = s.block_at.unwrap_or(f64::from(classify.block_at));
             let hold_at = s.hold_at.unwrap_or(if labelled { 0.0 } else { f64::INFINITY });
-            verdict.action = if block_at < 1.0 && bad >= block_at && labelled {
+            // Abuse of low severity (a fraud accusation) always waits for a person.
+            let low = verdict.labels.contains(Label::Abuse)
+                && !verdict.labels.contains(Label::Spam)
+                && verdict.category.is_some_and(|c| classify.severity.of(c) == Severity::Low);
+            verdict.action = if block_at < 1.0 && bad >= block_at && labelled && !low {
                 Action::Block
             } else if bad >= hold_at {
                 Action::Hold
@@ -265,7 +282,7 @@ impl StreamModeration {
                 *self.blocked_by.entry(by).or_default() += 1;
             }
             Action::Hold => {
-                let why = why_held(verdict.labels, &verdict.scores, &verdict.reasons, text);
+                let why = why_held(verdict.labels, &verdict.scores, &verdict.reasons, verdict.category, text);
                 self.hold(Held {
                     id: id.to_string(),
                     user: user.map(str::to_string),
@@ -274,6 +291,7 @@ impl StreamModeration {
                     labels: verdict.labels,
                     scores: verdict.scores,
                     reasons: verdict.reasons.clone(),
+                    category: verdict.category,
                     why,
                     state: HeldState::Pending,
                     decided_by: None,
@@ -317,6 +335,7 @@ impl StreamModeration {
                 labels: LabelSet::default(),
                 scores: [0.0; 4],
                 reasons: Vec::new(),
+                category: None,
                 why: "not checked in time (fail-closed)".into(),
                 state: HeldState::Pending,
                 decided_by: None,
@@ -554,7 +573,25 @@ mod tests {
             repeats: 0,
             topics: Vec::new(),
             about: Default::default(),
+            category: None,
         }
+    }
+
+    #[test]
+    fn a_fraud_accusation_waits_for_a_person_whatever_the_stream_blocks_at() {
+        let mut m = StreamModeration::default();
+        let c = ClassifyConfig::default();
+        m.settings.block_at = Some(0.5);
+        let mut fraud = verdict(&[Label::Abuse], [0.0, 0.0, 0.0, 0.99], Action::Hold);
+        fraud.category = Some(AbuseCategory::Fraud);
+        m.observe("f", Some("a"), "詐欺", 1000, None, &mut fraud, &c);
+        assert_eq!(fraud.action, Action::Hold, "low severity is never blocked automatically");
+        assert!(m.held(false)[0].why.starts_with("abuse 0.99 fraud"), "{}", m.held(false)[0].why);
+        assert_eq!(m.held(false)[0].category, Some(AbuseCategory::Fraud));
+        let mut threat = verdict(&[Label::Abuse], [0.0, 0.0, 0.0, 0.6], Action::Block);
+        threat.category = Some(AbuseCategory::Threat);
+        m.observe("t", Some("a"), "殺す", 1000, None, &mut threat, &c);
+        assert_eq!(threat.action, Action::Block);
     }
 
     #[test]

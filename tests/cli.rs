@@ -64,7 +64,8 @@ fn reasons_carry_byte_spans_into_the_original_text() {
         let (s, e) = (r["span"][0].as_u64().unwrap() as usize, r["span"][1].as_u64().unwrap() as usize);
         assert!(s <= e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e), "{r}");
     }
-    let line = reasons.iter().find(|r| r["rule"] == "ja.spam.line_contact").expect("line rule fires");
+    // `ja.spam.contact_word` holds the bare word; `ja.spam.line_contact`, asking to add it.
+    let line = reasons.iter().find(|r| r["rule"] == "ja.spam.contact_word").expect("line rule fires");
     let (s, e) = (line["span"][0].as_u64().unwrap() as usize, line["span"][1].as_u64().unwrap() as usize);
     assert_eq!(&text[s..e], "ＬＩＮＥ");
 }
@@ -173,4 +174,122 @@ fn eval_json_has_the_contract_shape() {
         }
     }
     assert!(report["micro_f1"].is_number() && report["macro_f1"].is_number());
+}
+
+#[test]
+fn a_missing_model_stops_start_up_and_check() {
+    let dir = dictionary_copy();
+    std::fs::remove_file(dir.path().join("model/ja.tsv")).unwrap();
+    let dict = dir.path().to_str().unwrap();
+    for command in ["classify", "check"] {
+        let out = kotae(&["--dict", dict, command], b"{\"text\":\"hi\"}\n");
+        assert_eq!(out.status.code(), Some(64), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("model/ja.tsv") && err.contains("No such file"), "{command}: {err}");
+    }
+    let out = kotae(&["--dict", dict, "classify"], b"{\"text\":\"hi\"}\n");
+    assert!(out.stdout.is_empty(), "no verdict from rules alone");
+}
+
+#[test]
+fn abuse_verdicts_carry_their_category_and_severity_decides_the_action() {
+    let out = classify("{\"text\":\"殺すぞ\"}\n{\"text\":\"詐欺じゃん\"}\n{\"text\":\"送料いくら\"}\n".as_bytes());
+    assert_eq!((out[0]["abuse_category"].as_str(), out[0]["action"].as_str()), (Some("threat"), Some("block")));
+    assert_eq!((out[1]["abuse_category"].as_str(), out[1]["action"].as_str()), (Some("fraud"), Some("hold")));
+    assert!(out[2].get("abuse_category").is_none());
+}
+
+#[test]
+fn explain_shows_the_character_ngrams_that_mattered() {
+    let out = kotae(&["explain", "ぶ💢す過ぎて無理"], b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ngrams = e["ngrams"].as_array().unwrap();
+    assert!(!ngrams.is_empty(), "{e}");
+    assert!(ngrams.iter().all(|g| g["name"].as_str().unwrap().starts_with("c:") && g["weights"].is_array()));
+    assert!(ngrams.iter().any(|g| g["name"] == "c:ぶす"), "the letters across the emoji: {ngrams:?}");
+    assert_eq!(e["category"], "appearance");
+}
+
+/// Labelled lines of three writers in a temporary directory, one file each.
+fn three_writers() -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        ("送料いくらですか", "question"),
+        ("Mサイズありますか", "question"),
+        ("ポチった", "purchase_intent"),
+        ("カートに入れました", "purchase_intent"),
+        ("LINE交換しよ ID:abc123", "spam"),
+        ("殺すぞ", "abuse"),
+        ("こんばんは", "other"),
+        ("かわいい", "other"),
+    ];
+    let mut files = Vec::new();
+    for w in ["w-a", "w-b", "w-c"] {
+        let body: String = lines
+            .iter()
+            .map(|(t, l)| format!("{{\"text\":\"{t}{w}\",\"labels\":[\"{l}\"],\"writer\":\"{w}\"}}\n"))
+            .collect();
+        let path = dir.path().join(format!("{w}.jsonl"));
+        std::fs::write(&path, body).unwrap();
+        files.push(path.to_str().unwrap().to_string());
+    }
+    (dir, files)
+}
+
+#[test]
+fn eval_by_writer_reports_each_writer_and_the_worst() {
+    let (_dir, files) = three_writers();
+    let args: Vec<&str> =
+        ["eval", "--json", "--by", "writer"].into_iter().chain(files.iter().map(|f| f.as_str())).collect();
+    let out = kotae(&args, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["lines"], 24);
+    for w in ["w-a", "w-b", "w-c"] {
+        assert_eq!(report["writers"][w]["lines"], 8, "{report}");
+        assert!(report["writers"][w]["labels"]["question"]["f1"].is_number());
+    }
+    for label in ["question", "purchase_intent", "spam", "abuse"] {
+        let worst = report["worst"][label]["writer"].as_str().unwrap();
+        assert!(worst.starts_with("w-"), "{label}: {worst}");
+    }
+    let table = kotae(&["eval", "--by", "writer", &files[0], &files[1]], b"");
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("F1 by writer") && table.contains("worst writer"), "{table}");
+}
+
+#[test]
+fn train_cv_by_writer_predicts_each_writer_with_a_model_of_the_others() {
+    let (_dir, files) = three_writers();
+    let dict = dictionary_copy();
+    let model = dict.path().join("model/ja.tsv");
+    let before = std::fs::read(&model).unwrap();
+    let args: Vec<&str> = ["--dict", dict.path().to_str().unwrap(), "train", "--cv-by", "writer", "--json"]
+        .into_iter()
+        .chain(files.iter().map(|f| f.as_str()))
+        .collect();
+    let out = kotae(&args, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["writers"].as_object().unwrap().len(), 3, "{report}");
+    assert!(report["worst"]["question"]["f1"].is_number());
+    assert_eq!(std::fs::read(&model).unwrap(), before, "cross-validation writes no model");
+}
+
+#[test]
+fn a_trained_model_lists_its_ngrams_and_passes_check() {
+    let (_dir, files) = three_writers();
+    let dict = dictionary_copy();
+    let d = dict.path().to_str().unwrap();
+    let args: Vec<&str> =
+        ["--dict", d, "train", "--min-ngram-count", "2"].into_iter().chain(files.iter().map(|f| f.as_str())).collect();
+    let out = kotae(&args, b"");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let model = std::fs::read_to_string(dict.path().join("model/ja.tsv")).unwrap();
+    assert!(model.lines().any(|l| l.starts_with("c:")), "character n-gram rows");
+    assert!(model.lines().any(|l| l.starts_with("# feature\tquestion\tpurchase_intent\tspam\tabuse\tinsult")));
+    let check = kotae(&["--dict", d, "check"], b"");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("character n-grams"));
 }

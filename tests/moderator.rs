@@ -86,7 +86,7 @@ async fn verdicts(ws: &mut Ws, messages: Value) -> Vec<Value> {
 async fn a_dictionary_edit_is_validated_dry_run_applied_and_audited() {
     let server = TestServer::start().await;
     let mut ws = server.ws("s1").await;
-    let text = "この店員へなちょこすぎ";
+    let text = "へなちょこ配信";
     let v = verdicts(&mut ws, json!([{"id": "a", "user": "u1", "text": text}])).await;
     assert_eq!(v[0]["action"], "allow");
 

@@ -515,8 +515,7 @@ fn a_journal_of_the_previous_schema_is_reported_and_migrated_without_loss() {
             .unwrap();
         assert!(present, "{table}.{column} added");
     }
-    let after: Vec<String> =
-        dump(&conn)
+    let after: Vec<String> = dump(&conn)
         .into_iter()
         .map(|row| row.replace(" product=Null", "").replace(" catalog=Null", "").replace(" reserved=Integer(0)", ""))
         .collect();

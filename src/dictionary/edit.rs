@@ -141,8 +141,8 @@ pub fn check(edit: &Edit) -> Result<(), EditError> {
         return Err(EditError::Invalid("a term cannot contain '#', '|', line breaks or start with '['".into()));
     }
     for f in &edit.flags {
-        if !["bounded", "end", "start", "whole"].contains(&f.as_str()) {
-            return Err(EditError::Invalid(format!("unknown flag '{f}' (bounded, end, start, whole)")));
+        if !["bounded", "end", "start", "whole", "inword"].contains(&f.as_str()) {
+            return Err(EditError::Invalid(format!("unknown flag '{f}' (bounded, end, start, whole, inword)")));
         }
     }
     if !matches!(edit.op.as_str(), "add" | "remove") {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, Mention};
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
 use crate::label::{Action, Label, LabelSet};
-use classify::{Classification, Classifier, ClassifyConfig, Model, ModelError, Reason, Scratch};
+use classify::{AbuseCategory, Classification, Classifier, ClassifyConfig, Model, ModelError, Ngrams, Reason, Scratch};
 use dedupe::{ClusterRef, Dedupe, DedupeConfig, DedupeInput, hash_str};
 use frame::{Frame, FrameNames};
 use identity::{IdentityError, IdentityModel};
@@ -114,7 +114,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the tokenizer dictionary, keyword dictionaries and model.
+    /// Loads the tokenizer dictionary, keyword dictionaries and model. A missing or broken model
+    /// file is an error, never a silent fall back to rules alone.
     pub fn new(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         // Dictionaries and the classifier's model first: their problems are the ones to read.
         let engine = Self::with_identity(config, IdentityModel::default())?;
@@ -135,19 +136,35 @@ impl Engine {
         }))
     }
 
+    /// Like [`Engine::new`], with the dictionaries' rules alone and no model: what `kotae train`
+    /// extracts features with, so that no old weights leak into a new model.
+    pub fn without_model(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
+        let tokenizer = TokenizerShared::new(&config.tokenize)?;
+        let mut t = tokenizer.tokenizer();
+        let dictionaries =
+            Dictionaries::load_with(&config.dictionaries, &config.normalize, Some(&mut |w: &str| t.reading(w)))?;
+        let classifier = Classifier::new(Arc::new(dictionaries), Arc::new(Model::default()), config.classify.clone());
+        Ok(Arc::new(Self {
+            config,
+            tokenizer,
+            classifier: ArcSwap::from_pointee(classifier),
+            identity: ArcSwap::from_pointee(IdentityModel::default()),
+        }))
+    }
+
     /// Loads dictionaries and model from disk as [`Engine::reload`] would, without installing
     /// them (the caller checks them first, then [`Engine::swap`]s them in).
     pub fn load_from_disk(&self) -> Result<Classifier, PipelineError> {
         Self::load_classifier(&self.config, &self.tokenizer)
     }
 
-    /// Loads dictionaries (with the kana readings of concept entries) and model from disk.
+    /// Loads dictionaries (with the kana readings of concept entries) and the model from disk; a
+    /// missing model is an error.
     fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
         let mut t = tokenizer.tokenizer();
         let dictionaries =
             Dictionaries::load_with(&config.dictionaries, &config.normalize, Some(&mut |w: &str| t.reading(w)))?;
-        let model_path = config.model_path();
-        let model = if model_path.exists() { Model::load(&model_path)? } else { Model::default() };
+        let model = Model::load(&config.model_path())?;
         Ok(Classifier::new(Arc::new(dictionaries), Arc::new(model), config.classify.clone()))
     }
 
@@ -338,33 +355,14 @@ impl Analyzer {
         Some(a)
     }
 
-    /// Every feature name of a text and the prior of its declared rules (for training).
-    pub fn feature_names(&mut self, text: &str) -> (Vec<String>, [f32; 4]) {
+    /// Every feature name of a text, the prior of its declared rules per label and of its abuse
+    /// sections per category (for training).
+    pub fn feature_names(&mut self, text: &str) -> (Vec<String>, [f32; 4], [f32; classify::CATEGORIES]) {
         let classifier = self.engine.classifier.load();
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
         classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
-        let mut names = Vec::new();
-        let mut scratch = String::new();
-        let mut declared: Vec<u16> = Vec::new();
-        let rules = classifier.dictionaries.rules();
-        classifier.features(text, &self.norm, &self.tokens, &self.hits, &mut scratch, &mut |f| {
-            names.push(f.name.to_string());
-            if let Some(r) = f.rule.filter(|r| rules[*r as usize].declared.is_some()) {
-                declared.push(r);
-            }
-        });
-        names.sort();
-        names.dedup();
-        declared.sort_unstable();
-        declared.dedup();
-        let mut prior = [0f32; 4];
-        for r in declared {
-            if let Some(l) = rules[r as usize].declared {
-                prior[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
-            }
-        }
-        (names, prior)
+        classifier.training_features(text, &self.norm, &self.tokens, &self.hits)
     }
 
     /// Everything the pipeline sees in one message, for people: normalized views, tokens with
@@ -399,13 +397,19 @@ impl Analyzer {
             .collect();
         let mut features = Vec::new();
         let mut scratch = String::new();
-        classifier.features(text, &self.norm, &self.tokens, &self.hits, &mut scratch, &mut |f| {
+        classifier.features(text, &self.norm, &self.tokens, &self.hits, Ngrams::Model, &mut scratch, &mut |f| {
             let mut w = classifier.model.weights_of(f.name).unwrap_or([0.0; 4]);
             if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
                 w[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
             }
             features.push(ExplainedFeature { name: f.name.to_string(), weights: w, span: [f.span.0, f.span.1] });
         });
+        // The character n-grams that mattered most, by their largest pull toward any label.
+        let strength = |f: &ExplainedFeature| f.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
+        let mut ngrams: Vec<ExplainedFeature> =
+            features.iter().filter(|f| f.name.starts_with(classify::ngram::PREFIX)).cloned().collect();
+        ngrams.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
+        ngrams.truncate(12);
         let frame = analysis.as_ref().and_then(|a| a.frame.as_ref()).map(|_| {
             let mut names = FrameNames::default();
             let mut f = Frame::default();
@@ -418,8 +422,10 @@ impl Analyzer {
             tokens,
             hits,
             features,
+            ngrams,
             labels: analysis.as_ref().map(|a| a.classification.labels.iter().collect()).unwrap_or_default(),
             scores: analysis.as_ref().map(|a| a.classification.scores).unwrap_or_default(),
+            category: analysis.as_ref().and_then(|a| a.classification.category),
             frame,
         }
     }
@@ -473,8 +479,13 @@ pub struct Explanation {
     pub tokens: Vec<ExplainedToken>,
     pub hits: Vec<ExplainedHit>,
     pub features: Vec<ExplainedFeature>,
+    /// The character n-grams that mattered most (also among `features`), strongest first.
+    pub ngrams: Vec<ExplainedFeature>,
     pub labels: Vec<Label>,
     pub scores: [f32; 4],
+    /// The kind of abuse, when labelled abuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<AbuseCategory>,
     /// What a question asks about, by name (questions only).
     pub frame: Option<FrameNames>,
 }
@@ -569,6 +580,8 @@ pub struct Verdict {
     pub topics: Vec<String>,
     /// What the message is about (for questions: the scope of its cluster).
     pub about: About,
+    /// The kind of abuse, when labelled abuse.
+    pub category: Option<AbuseCategory>,
 }
 
 /// Stateful dedupe and clustering of one stream. One owner.
@@ -615,6 +628,7 @@ impl StreamState {
             repeats: outcome.repeats,
             topics,
             about,
+            category: classification.category,
         }
     }
 

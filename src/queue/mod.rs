@@ -964,6 +964,7 @@ impl Shard {
                             scores: Scores { question: 0.0, purchase_intent: 0.0, spam: 0.0, abuse: 0.0 },
                             cluster: None,
                             reasons: Vec::new(),
+                            abuse_category: None,
                             topics: Vec::new(),
                             product: None,
                             shop: false,

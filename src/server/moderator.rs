@@ -415,12 +415,14 @@ pub(crate) async fn explain(
                 "question": scores[0], "purchase_intent": scores[1], "spam": scores[2], "abuse": scores[3],
             },
             "reasons": reasons,
+            "category": c.category,
             "topics": analysis.topics,
             "normalized": explanation.surface,
             "key": explanation.key,
             "tokens": explanation.tokens,
             "hits": explanation.hits,
             "features": explanation.features,
+            "ngrams": explanation.ngrams,
         }))
     })
     .await;

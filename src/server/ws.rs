@@ -32,6 +32,7 @@ use crate::ingest::{FrameLimits, Item, message_id, parse_frame};
 use crate::label::Label;
 use crate::message::{OutError, write_json_str};
 use crate::metrics::{ConnEvent, Endpoint, Outcome, RejectReason, Stage};
+use crate::pipeline::classify::AbuseCategory;
 use crate::queue::Out;
 use crate::server::config::FailPolicy;
 
@@ -198,12 +199,16 @@ pub(crate) fn count_outcomes(ctx: &Ctx, outs: &[Out]) {
     // counter instead of one per message.
     let mut outcomes = [0u64; Outcome::ALL.len()];
     let mut labels = [0u64; Label::ALL.len()];
+    let mut categories = [0u64; AbuseCategory::ALL.len()];
     for o in outs {
         match o {
             Out::Verdict(v) => {
                 outcomes[Outcome::of(v.verdict.action) as usize] += 1;
                 for l in &v.verdict.labels {
                     labels[l.index()] += 1;
+                }
+                if let Some(c) = v.verdict.abuse_category {
+                    categories[c.index()] += 1;
                 }
                 if v.degraded.is_some() {
                     m.over_budget(ctx.config.on_budget_exceeded == FailPolicy::Closed);
@@ -217,6 +222,9 @@ pub(crate) fn count_outcomes(ctx: &Ctx, outs: &[Out]) {
     }
     for (l, n) in Label::ALL.into_iter().zip(labels) {
         m.labels(l, n);
+    }
+    for (c, n) in AbuseCategory::ALL.into_iter().zip(categories) {
+        m.abuse(c, n);
     }
 }
 
@@ -446,6 +454,7 @@ mod tests {
                 scores: Scores { question: 0.5, purchase_intent: 0.0, spam: 0.001, abuse: 0.0 },
                 cluster: Some("s:q3".into()),
                 reasons: vec![OutReason { label: Label::Question, rule: "ja.q".into(), span: [1, 2] }],
+                abuse_category: None,
                 topics: vec!["size".into()],
                 product: Some("p1".into()),
                 shop: false,

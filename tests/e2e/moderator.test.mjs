@@ -42,7 +42,7 @@ test("testing a phrase shows the normalized form, tokens with POS, labels, score
 });
 
 test("a dictionary edit is dry-run against the stream, applied, audited and changes the next verdict", async () => {
-  const text = "この店員へなちょこすぎ";
+  const text = "へなちょこ配信";
   const [v1] = await send(p, server, STREAM, [{ id: "pk1", user: "troll", text }]);
   assert.equal(v1.action, "allow", "not abuse before the edit");
   await p.selectOption("#list", "abuse");
