@@ -432,7 +432,18 @@ fn main() -> ExitCode {
                 let set = eval_stream::ClusterSet::load(file, None).map_err(anyhow::Error::msg)?;
                 commands::train_identity::cluster_pairs(&engine, &set, &mut pairs);
             }
-            let (model, summary) = commands::train_identity::fit(&pairs, l2, epochs);
+            let (mut model, mut summary) = commands::train_identity::fit(&pairs, l2, epochs);
+            if !streams.is_empty() {
+                // The weights come from the pairs; the threshold from the queue the streams get.
+                let golds: Vec<_> = streams
+                    .iter()
+                    .map(|f| eval_stream::GoldStream::load(f).map_err(anyhow::Error::msg))
+                    .collect::<Result<_, _>>()?;
+                let (t, tried) = commands::train_identity::stream_threshold(&engine, &model, &golds);
+                print!("{tried}");
+                summary += &format!("; threshold {t:.2} by the streams' answered-once (pairs: {:.2})", model.threshold);
+                model.threshold = t;
+            }
             println!("{summary}");
             if misses > 0 {
                 print!("{}", commands::train_identity::misses(&model, &pairs, misses));

@@ -12,6 +12,7 @@ use crate::pipeline::identity::{self, IdentityModel, Pair};
 use crate::pipeline::{About, Engine, frame::Frame};
 
 use super::eval_stream::{ClusterSet, GoldStream};
+use std::fmt::Write as _;
 
 /// A question text with its frame and scope.
 struct Framed {
@@ -104,6 +105,28 @@ pub fn misses(model: &IdentityModel, pairs: &[Pair], n: usize) -> String {
         }
     }
     out
+}
+
+/// The threshold under which the gold streams' questions reach the host queue best: the one
+/// with the highest mean share of questions answered once (ties: the higher, which merges
+/// less). Returns it with a line per threshold tried.
+pub fn stream_threshold(engine: &Arc<Engine>, model: &IdentityModel, streams: &[GoldStream]) -> (f32, String) {
+    let mut best = (f64::MIN, model.threshold);
+    let mut report = String::new();
+    for step in 6..=18 {
+        let t = step as f32 * 0.05;
+        engine.set_identity(IdentityModel { threshold: t, ..model.clone() });
+        let scores: Vec<f64> = streams
+            .iter()
+            .map(|g| super::eval_stream::score_stream(engine, &crate::rank::RankConfig::default(), g).0.answered_once)
+            .collect();
+        let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
+        let _ = writeln!(report, "threshold {t:.2}: answered once {mean:.3}");
+        if mean >= best.0 {
+            best = (mean, t);
+        }
+    }
+    (best.1, report)
 }
 
 /// Fits the model; returns it with a summary line.

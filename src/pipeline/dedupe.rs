@@ -482,6 +482,12 @@ impl Dedupe {
             if c.last_ts + ttl < ts || c.scope != scope {
                 continue;
             }
+            // A question joins a cluster only if it names no value that one of its wordings
+            // contradicts: through a wording without values (在庫ありますか), Mの黒 would
+            // otherwise chain onto Lのベージュ.
+            if c.members.iter().any(|m| super::identity::slots_conflict(m, sig)) {
+                continue;
+            }
             let s = c.members.iter().map(|m| self.identity.probability(m, sig)).fold(0.0, f32::max);
             if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
