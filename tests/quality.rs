@@ -121,21 +121,22 @@ fn cluster_score(path: &str) -> (f64, f64) {
 /// by writers who never saw the training data; the report-only ones were never tuned on.
 #[test]
 fn question_identity_on_streams_does_not_regress() {
-    for (name, floor) in [("apparel", 0.50), ("kids", 0.40), ("food", 0.45), ("cosmetics", 0.45), ("appliance", 0.45)] {
+    for (name, floor) in [("apparel", 0.45), ("kids", 0.50), ("food", 0.40), ("cosmetics", 0.50), ("appliance", 0.42)] {
         let s = stream_score(name);
         assert!(s.answered_once >= floor, "{name}: answered once {} under {floor}", s.answered_once);
         assert_eq!(s.on_screen_top3, 1.0, "{name}: the on-screen product's most-asked question is in the first three");
         assert!(s.items_per_question <= 1.6, "{name}: {} items per question", s.items_per_question);
+        assert!(s.noise_share <= 0.12, "{name}: {} of the items hold no question", s.noise_share);
     }
 }
 
 #[test]
 fn question_identity_on_cluster_sets_does_not_regress() {
     for (path, together, apart) in [
-        ("fixtures/clusters/eval/a/clusters.jsonl", 0.35, 0.80),
-        ("fixtures/clusters/eval/b/clusters.jsonl", 0.35, 0.60),
-        ("fixtures/clusters/eval/c/clusters.jsonl", 0.30, 0.60),
-        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.75),
+        ("fixtures/clusters/eval/a/clusters.jsonl", 0.38, 0.80),
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.40, 0.60),
+        ("fixtures/clusters/eval/c/clusters.jsonl", 0.32, 0.68),
+        ("fixtures/clusters/paraphrases.jsonl", 0.88, 0.75),
     ] {
         let (t, a) = cluster_score(path);
         assert!(t >= together, "{path}: paraphrase pairs together {t} under {together}");

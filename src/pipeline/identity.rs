@@ -129,9 +129,9 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
     let (gj, gi) = jaccard(a.grams, b.grams);
     let (_, ti) = jaccard(a.topics, b.topics);
     let shared_slot = a.slots.iter().any(|s| b.slots.contains(s));
-    let slot_families = |x: FrameView<'_>| x.slots.iter().map(|s| s[0]).collect::<Vec<_>>();
-    let (fa, fb) = (slot_families(a), slot_families(b));
-    let slots_one_side = fa.iter().any(|f| !fb.contains(f)) || fb.iter().any(|f| !fa.contains(f));
+    // A slot family one side names and the other does not (no allocation: slots are few).
+    let has_family = |x: FrameView<'_>, f: u64| x.slots.iter().any(|s| s[0] == f);
+    let slots_one_side = a.slots.iter().any(|s| !has_family(b, s[0])) || b.slots.iter().any(|s| !has_family(a, s[0]));
     let known = a.ask != Ask::Unknown && b.ask != Ask::Unknown;
     let named = |x: FrameView<'_>| !x.concepts.is_empty() || !x.weak.is_empty() || !x.nouns.is_empty();
     // Alike but for one thing each names and the other does not (本体の保証 / バッテリーの保証,
