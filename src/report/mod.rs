@@ -19,7 +19,9 @@
 //!   labelled spam, else `other` (slow mode, stricter stream settings); `held`: held messages.
 //! - `topics`: per product, the asks naming each topic, over the questions in the journal.
 
+mod compare;
 mod csv;
+pub use compare::{compare, read_previous};
 pub mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -507,72 +509,6 @@ pub fn build(path: &Path, stream: &str, utc_offset_minutes: i32) -> Result<Repor
     })
 }
 
-fn delta(metric: &str, now: f64, before: f64) -> Delta {
-    Delta { metric: metric.to_string(), now, before, change: ((now - before) * 10.0).round() / 10.0 }
-}
-
-/// The measures compared between two reports' totals.
-fn total_deltas(now: &Totals, before: &Totals) -> Vec<Delta> {
-    let f = |n: u64| n as f64;
-    let mut v = vec![
-        delta("messages", f(now.messages), f(before.messages)),
-        delta("questions", f(now.questions), f(before.questions)),
-        delta("distinct_questions", f(now.distinct_questions), f(before.distinct_questions)),
-        delta("purchase_intents", f(now.purchase_intents), f(before.purchase_intents)),
-        delta("unanswered", f(now.unanswered), f(before.unanswered)),
-        delta("answered", f(now.answered), f(before.answered)),
-        delta("blocked", f(now.blocked), f(before.blocked)),
-    ];
-    if let (Some(a), Some(b)) = (now.median_minutes_to_answer, before.median_minutes_to_answer) {
-        v.push(delta("median_minutes_to_answer", a, b));
-    }
-    v
-}
-
-/// Compares a report with a previous one: totals, and each product found in both (by id, else
-/// by name).
-pub fn compare(now: &Report, before: &Report) -> Comparison {
-    let products = now
-        .products
-        .iter()
-        .filter_map(|p| {
-            let old = before.products.iter().find(|o| o.id == p.id).or_else(|| {
-                p.name.as_ref().and_then(|n| before.products.iter().find(|o| o.name.as_ref() == Some(n)))
-            })?;
-            let f = |n: u64| n as f64;
-            Some(ProductDelta {
-                id: p.id.clone(),
-                name: p.name.clone(),
-                deltas: vec![
-                    delta("questions", f(p.questions), f(old.questions)),
-                    delta("distinct_questions", f(p.distinct_questions), f(old.distinct_questions)),
-                    delta("purchase_intents", f(p.purchase_intents), f(old.purchase_intents)),
-                    delta("unanswered", f(p.unanswered), f(old.unanswered)),
-                ],
-            })
-        })
-        .collect();
-    Comparison {
-        previous_stream: before.stream.clone(),
-        previous_from: before.from,
-        totals: total_deltas(&now.totals, &before.totals),
-        products,
-    }
-}
-
-/// Reads a previous report (`--compare`).
-pub fn read_previous(path: &Path) -> Result<Report, ReportError> {
-    let shown = path.display().to_string();
-    let err = |reason: String| ReportError::Compare { path: shown.clone(), reason };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let report: Report =
-        serde_json::from_str(&text).map_err(|e| err(format!("not a kotae report in JSON (--format json): {e}")))?;
-    if report.kotae_report != REPORT_VERSION {
-        return Err(err(format!("report version {} (this kotae writes {REPORT_VERSION})", report.kotae_report)));
-    }
-    Ok(report)
-}
-
 /// The report in a format.
 pub fn render(report: &Report, format: Format, locale: Locale) -> String {
     match format {
@@ -635,22 +571,4 @@ pub fn local_time(ms: u64, utc_offset_minutes: i32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_times_are_written_in_the_offset() {
-        // 2026-11-22 03:03 UTC is 12:03 in Japan.
-        assert_eq!(local_time(1_795_316_580_000, 540), "2026-11-22 12:03");
-        assert_eq!(local_time(1_795_316_580_000, 0), "2026-11-22 03:03");
-        assert_eq!(local_time(0, -60), "1969-12-31 23:00");
-        assert_eq!(local_time(951_782_400_000, 0), "2000-02-29 00:00");
-    }
-
-    #[test]
-    fn labels_are_matched_whole() {
-        assert!(has_label("question,purchase_intent", "purchase_intent"));
-        assert!(!has_label("question_like", "question"));
-        assert!(!has_label("", "question"));
-    }
-}
+mod tests;

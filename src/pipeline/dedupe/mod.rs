@@ -18,11 +18,14 @@ use std::num::NonZeroUsize;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use super::frame::{Ask, Frame, FrameView};
+use super::frame::{Frame, FrameView};
 use super::identity::IdentityModel;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::sync::Arc;
+
+mod members;
+use members::Members;
 
 /// Configuration of the dedupe stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -191,71 +194,6 @@ pub struct Evictions {
 
 /// Member signatures kept per cluster for matching (a new question is compared to each).
 pub const MEMBERS: usize = 8;
-
-/// A cluster's member frames in one allocation (a cluster's wordings are added rarely and read
-/// on every candidate comparison). Per member: one header word holding the seven part lengths
-/// (eight bits each: a part holds at most 255 entries) and the ask, then the parts, a slot
-/// taking two words.
-#[derive(Debug, Default)]
-struct Members(Box<[u64]>);
-
-/// Most entries one part of a packed member keeps.
-const PART_MAX: usize = 255;
-
-impl Members {
-    fn push(&mut self, f: FrameView<'_>) {
-        let cut = |p: &[u64]| p.len().min(PART_MAX);
-        let slots = f.slots.len().min(PART_MAX);
-        let parts = [f.concepts, f.weak, f.topics, f.nouns, f.preds, f.grams];
-        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots;
-        let mut v = Vec::with_capacity(self.0.len() + size);
-        v.extend_from_slice(&self.0);
-        let mut header = f.ask.code() << 56;
-        for (i, p) in parts.iter().enumerate() {
-            header |= (cut(p) as u64) << (8 * i);
-        }
-        header |= (slots as u64) << 48;
-        v.push(header);
-        for p in parts {
-            v.extend_from_slice(&p[..cut(p)]);
-        }
-        v.extend_from_slice(f.slots[..slots].as_flattened());
-        self.0 = v.into_boxed_slice();
-    }
-
-    fn iter(&self) -> MemberIter<'_> {
-        MemberIter(&self.0)
-    }
-}
-
-struct MemberIter<'a>(&'a [u64]);
-
-impl<'a> Iterator for MemberIter<'a> {
-    type Item = FrameView<'a>;
-
-    fn next(&mut self) -> Option<FrameView<'a>> {
-        let (&header, mut rest) = self.0.split_first()?;
-        let mut parts: [&[u64]; 6] = [&[]; 6];
-        for (i, part) in parts.iter_mut().enumerate() {
-            let (p, r) = rest.split_at_checked(((header >> (8 * i)) & 0xff) as usize)?;
-            *part = p;
-            rest = r;
-        }
-        let (slots, rest) = rest.split_at_checked(2 * ((header >> 48) & 0xff) as usize)?;
-        self.0 = rest;
-        let [concepts, weak, topics, nouns, preds, grams] = parts;
-        Some(FrameView {
-            concepts,
-            weak,
-            topics,
-            slots: slots.as_chunks::<2>().0,
-            nouns,
-            preds,
-            grams,
-            ask: Ask::from_code(header >> 56),
-        })
-    }
-}
 
 struct Cluster {
     /// The scope all its questions share.
@@ -579,163 +517,4 @@ impl Dedupe {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sig(concepts: &[&str], slots: &[(&str, &str)], words: &[&str]) -> Frame {
-        let mut s = Frame {
-            concepts: concepts.iter().map(|c| hash_str(c)).collect(),
-            slots: slots.iter().map(|(f, v)| [hash_str(f), hash_str(v)]).collect(),
-            nouns: words.iter().map(|w| hash_str(w)).collect(),
-            ..Frame::default()
-        };
-        super::super::frame::finish(&mut s);
-        s
-    }
-
-    fn dedupe(config: &DedupeConfig) -> Dedupe {
-        Dedupe::new(config, Arc::new(IdentityModel::default()))
-    }
-
-    fn ask<'a>(user: &'a str, scope: u64, frame: &'a Frame) -> DedupeInput<'a> {
-        DedupeInput { user: Some(user), scope, frame: Some(frame), is_question: true, ..Default::default() }
-    }
-
-    #[test]
-    fn a_question_never_joins_a_cluster_of_another_scope() {
-        let mut d = dedupe(&DedupeConfig::default());
-        let price = sig(&["price_q"], &[], &["値段"]);
-        let p1 = d.process(&ask("a", 11, &price)).cluster.unwrap();
-        let p2 = d.process(&ask("b", 22, &price)).cluster.unwrap();
-        let p1_again = d.process(&ask("c", 11, &price)).cluster.unwrap();
-        assert_ne!(p1.id, p2.id, "the same words about two products are two questions");
-        assert_eq!(p1.id, p1_again.id);
-    }
-
-    #[test]
-    fn slot_disagreement_separates() {
-        let mut d = dedupe(&DedupeConfig::default());
-        let black = sig(&["stock"], &[("color", "black"), ("size", "m")], &[]);
-        let white = sig(&["stock"], &[("color", "white"), ("size", "m")], &[]);
-        let a = d.process(&ask("a", 1, &black)).cluster.unwrap();
-        let b = d.process(&ask("b", 1, &white)).cluster.unwrap();
-        let c = d.process(&ask("c", 1, &black)).cluster.unwrap();
-        assert_ne!(a.id, b.id);
-        assert_eq!(a.id, c.id);
-    }
-
-    #[test]
-    fn repeats_by_one_user_flood_but_questions_do_not() {
-        let mut d = dedupe(&DedupeConfig::default());
-        let input = DedupeInput { user: Some("u1"), ts: 0, key_hash: 7, key_chars: 4, ..Default::default() };
-        let outs: Vec<_> = (0..3).map(|_| d.process(&input)).collect();
-        assert_eq!(outs.iter().map(|o| o.repeats).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(outs[2].repeat_flood && !outs[1].repeat_flood);
-        let q = DedupeInput { is_question: true, key_hash: 8, ..input };
-        assert!((0..4).all(|_| !d.process(&q).repeat_flood));
-    }
-
-    #[test]
-    fn copypasta_needs_distinct_users() {
-        let mut d = dedupe(&DedupeConfig::default());
-        let mut last = DedupeOutcome::default();
-        for (i, user) in ["a", "b", "c"].iter().enumerate() {
-            last = d.process(&DedupeInput {
-                user: Some(user),
-                ts: i as u64,
-                key_hash: 99,
-                key_chars: 20,
-                ..Default::default()
-            });
-        }
-        assert!(last.copypasta);
-    }
-
-    #[test]
-    fn same_asker_counts_once_in_a_cluster() {
-        let mut d = dedupe(&DedupeConfig::default());
-        let s = sig(&["shipping"], &[], &["送料"]);
-        let a = d.process(&DedupeInput { user: Some("a"), frame: Some(&s), is_question: true, ..Default::default() });
-        let b = d.process(&DedupeInput { user: Some("a"), frame: Some(&s), is_question: true, ..Default::default() });
-        let c = d.process(&DedupeInput { user: Some("b"), frame: Some(&s), is_question: true, ..Default::default() });
-        assert!(a.cluster.unwrap().opened);
-        assert_eq!(b.cluster.unwrap().askers, 1);
-        assert_eq!(c.cluster.unwrap().askers, 2);
-        assert_eq!(a.cluster.unwrap().id, c.cluster.unwrap().id);
-    }
-
-    #[test]
-    fn packed_members_read_back_as_pushed() {
-        let a = sig(&["stock", "size"], &[("color", "black")], &["ワンピース"]);
-        let mut b = sig(&[], &[("num", "3"), ("size", "m")], &[]);
-        b.preds = vec![5, 6];
-        b.grams = vec![1, 2, 3];
-        b.ask = super::super::frame::Ask::Show;
-        let mut members = Members::default();
-        members.push(a.view());
-        members.push(Frame::default().view());
-        members.push(b.view());
-        let back: Vec<FrameView<'_>> = members.iter().collect();
-        assert_eq!(back, [a.view(), Frame::default().view(), b.view()]);
-    }
-
-    #[test]
-    fn a_busy_stream_keeps_at_most_window_messages_and_counts_what_left_early() {
-        let cap = 100;
-        let config = DedupeConfig { window_messages: NonZeroUsize::new(cap).unwrap(), ..Default::default() };
-        let mut d = dedupe(&config);
-        let messages = 20_000u64;
-        for i in 0..messages {
-            let user = format!("u{}", i % 700);
-            // All within window_ms: only the count bounds the window.
-            let input =
-                DedupeInput { user: Some(&user), ts: i, key_hash: i % 3000, key_chars: 20, ..Default::default() };
-            d.process(&input);
-            let size = d.window_size();
-            // The log holds the bound; users and texts also those of the last purge interval.
-            let most = cap + cap / 4 + 1;
-            assert!(size.messages <= cap, "{size:?} after {i}");
-            assert!(size.users <= most && size.texts <= most && size.sightings <= most, "{size:?} after {i}");
-        }
-        assert_eq!(d.take_evictions(), Evictions { window: messages - cap as u64, clusters: 0 });
-        assert_eq!(d.take_evictions(), Evictions::default(), "taken once");
-    }
-
-    #[test]
-    fn a_repeat_beyond_window_messages_is_forgotten() {
-        let run = |window_messages: usize| {
-            let config =
-                DedupeConfig { window_messages: NonZeroUsize::new(window_messages).unwrap(), ..Default::default() };
-            let mut d = dedupe(&config);
-            let says = |user, key_hash, ts| DedupeInput {
-                user: Some(user),
-                ts,
-                key_hash,
-                key_chars: 20,
-                ..Default::default()
-            };
-            d.process(&says("a", 1, 0));
-            d.process(&says("b", 2, 1));
-            d.process(&says("c", 3, 2));
-            let again = d.process(&says("a", 1, 3));
-            (again.repeats, d.take_evictions().window)
-        };
-        // Each message leaves the log once `window_messages` newer ones were seen, and is counted.
-        assert_eq!(run(3), (2, 1), "three messages back is inside a window of three");
-        assert_eq!(run(2), (1, 2), "and outside a window of two");
-    }
-
-    #[test]
-    fn clusters_over_max_clusters_are_forgotten_and_counted() {
-        let config = DedupeConfig { max_clusters: 2, ..Default::default() };
-        let mut d = dedupe(&config);
-        for (i, topic) in ["shipping", "price", "stock"].into_iter().enumerate() {
-            let s = sig(&[topic], &[], &[]);
-            let q =
-                DedupeInput { user: Some("a"), ts: i as u64, frame: Some(&s), is_question: true, ..Default::default() };
-            assert!(d.process(&q).cluster.unwrap().opened);
-        }
-        assert_eq!(d.cluster_count(), 2);
-        assert_eq!(d.take_evictions().clusters, 1);
-    }
-}
+mod tests;

@@ -1,0 +1,68 @@
+//! A cluster's member frames packed in one allocation, and their iterator.
+
+use crate::pipeline::frame::{Ask, FrameView};
+
+/// A cluster's member frames in one allocation (a cluster's wordings are added rarely and read
+/// on every candidate comparison). Per member: one header word holding the seven part lengths
+/// (eight bits each: a part holds at most 255 entries) and the ask, then the parts, a slot
+/// taking two words.
+#[derive(Debug, Default)]
+pub(super) struct Members(Box<[u64]>);
+
+/// Most entries one part of a packed member keeps.
+const PART_MAX: usize = 255;
+
+impl Members {
+    pub(super) fn push(&mut self, f: FrameView<'_>) {
+        let cut = |p: &[u64]| p.len().min(PART_MAX);
+        let slots = f.slots.len().min(PART_MAX);
+        let parts = [f.concepts, f.weak, f.topics, f.nouns, f.preds, f.grams];
+        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots;
+        let mut v = Vec::with_capacity(self.0.len() + size);
+        v.extend_from_slice(&self.0);
+        let mut header = f.ask.code() << 56;
+        for (i, p) in parts.iter().enumerate() {
+            header |= (cut(p) as u64) << (8 * i);
+        }
+        header |= (slots as u64) << 48;
+        v.push(header);
+        for p in parts {
+            v.extend_from_slice(&p[..cut(p)]);
+        }
+        v.extend_from_slice(f.slots[..slots].as_flattened());
+        self.0 = v.into_boxed_slice();
+    }
+
+    pub(super) fn iter(&self) -> MemberIter<'_> {
+        MemberIter(&self.0)
+    }
+}
+
+pub(super) struct MemberIter<'a>(&'a [u64]);
+
+impl<'a> Iterator for MemberIter<'a> {
+    type Item = FrameView<'a>;
+
+    fn next(&mut self) -> Option<FrameView<'a>> {
+        let (&header, mut rest) = self.0.split_first()?;
+        let mut parts: [&[u64]; 6] = [&[]; 6];
+        for (i, part) in parts.iter_mut().enumerate() {
+            let (p, r) = rest.split_at_checked(((header >> (8 * i)) & 0xff) as usize)?;
+            *part = p;
+            rest = r;
+        }
+        let (slots, rest) = rest.split_at_checked(2 * ((header >> 48) & 0xff) as usize)?;
+        self.0 = rest;
+        let [concepts, weak, topics, nouns, preds, grams] = parts;
+        Some(FrameView {
+            concepts,
+            weak,
+            topics,
+            slots: slots.as_chunks::<2>().0,
+            nouns,
+            preds,
+            grams,
+            ask: Ask::from_code(header >> 56),
+        })
+    }
+}
