@@ -114,7 +114,7 @@ fn keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
 }
 
 /// Candidate clusters compared per question (those sharing the most keys).
-const MAX_COMPARED: usize = 16;
+const MAX_COMPARED: usize = 8;
 
 /// Clusters remembered per index key: a common key (a topic every question shares) would
 /// otherwise make each question compare against every cluster. The oldest are dropped.
