@@ -43,7 +43,7 @@ const TOP_TOPICS: usize = 5;
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One JSON document: the report as [`Report`] serializes it, the form `--compare` reads back.
+    /// One JSON document: the report itself, the form `--compare` reads back.
     Json,
     /// One CSV table for spreadsheets, each row led by a `section` column.
     Csv,

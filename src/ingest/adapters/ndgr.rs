@@ -235,7 +235,7 @@ pub mod nicolive_message {
         /// A comment in the main arena.
         #[prost(message, tag = "1")]
         Chat(super::Chat),
-        /// A Nicoad or gift (see [`Gift`]).
+        /// A Nicoad or gift (see [`Gift`](super::Gift)).
         #[prost(message, tag = "8")]
         Gift(super::Gift),
         /// Comments that overflowed the main arena: not shown, still moderated.
