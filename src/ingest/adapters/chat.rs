@@ -50,8 +50,8 @@ impl std::fmt::Display for Platform {
 pub enum IdOrigin {
     /// The platform's own id: the one its delete call takes.
     Native,
-    /// Made by the adapter from the message's content and time, because the platform gave none;
-    /// stable across a reconnect that delivers the same line again.
+    /// Made by the adapter because the platform gave none (Twitch lines without an `id` tag): a
+    /// hash of channel, sender, send time and text.
     Synthesized,
 }
 
@@ -75,8 +75,8 @@ pub enum MessageKind {
     Chat,
     /// Money attached: Super Chat, Super Sticker, Twitch cheer.
     Paid,
-    /// Gifted memberships or subs (YouTube membership gifts, Twitch `subgift` and
-    /// `submysterygift`).
+    /// A gift: gifted memberships or subs (YouTube membership gifts, Twitch `subgift`,
+    /// `submysterygift`), a Niconico gift or Nicoad.
     Gift,
     /// A membership or subscription joined, renewed or upgraded (YouTube member events, Twitch
     /// `sub`, `resub`).
@@ -116,7 +116,7 @@ pub struct Roles {
 pub struct Badge {
     /// The badge set (`subscriber`).
     pub set: String,
-    /// The version within the set (`12`: months, for `subscriber`).
+    /// The version within the set (`12` for the 12-month `subscriber` badge).
     pub version: String,
 }
 
@@ -457,8 +457,8 @@ pub enum ActionOutcome {
 /// An action that could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
-    /// The platform's API has no such action (Niconico deletes nothing; YouTube resolves no
-    /// held message).
+    /// The platform's API has no such action (Niconico has only local hides; YouTube holds no
+    /// messages to resolve).
     #[error("{platform} cannot {action}")]
     Unsupported {
         /// The platform asked.
