@@ -39,6 +39,7 @@ pub struct ProductSpec {
 /// Unknown fields (a schedule, prices) are ignored, so a platform's own product file can be sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogSpec {
+    /// The products, in the shop's order (the order the report lists them in); ids must be unique.
     pub products: Vec<ProductSpec>,
 }
 
@@ -54,6 +55,7 @@ pub struct Mention {
     pub product: u32,
     /// Byte range in the key view.
     pub start: u32,
+    /// One past the mention's last byte in the key view.
     pub end: u32,
 }
 

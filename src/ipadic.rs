@@ -31,6 +31,9 @@ const DEB_SOURCES: &str = "usr/share/mecab/dic/ipadic";
 /// Failure to obtain or load the system dictionary.
 #[derive(Debug, thiserror::Error)]
 pub enum IpadicError {
+    /// No IPADIC sources found: `KOTAE_IPADIC_SRC` lacks them, or none are in the cache or the
+    /// system and fetching the Debian package failed (why, and the cache directory the message
+    /// tells to fetch into).
     #[error(
         "ipadic sources not found and could not be fetched ({0}).\n  \
          on Debian/Ubuntu run:  apt-get update  (as root), then retry;\n  \
@@ -40,8 +43,16 @@ pub enum IpadicError {
         cache = .1.display()
     )]
     NoSources(String, PathBuf),
+    /// Reading, extracting or writing a file of the dictionary or its cache failed.
     #[error("io error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Lindera could not build the dictionary from the sources or load the built one (its
+    /// message).
     #[error("lindera: {0}")]
     Lindera(String),
 }

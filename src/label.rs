@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Label {
+    /// Asks the host for information or to show or do something (DESIGN.md §Labels).
     Question,
+    /// Buying now, bought, cart adds, order phrases, conditional commitments, holds.
     PurchaseIntent,
+    /// Solicitation or promotion (contacts, other shops, URLs, phone numbers), and floods.
     Spam,
+    /// Insults, harassment, appearance attacks, threats, slurs, fraud accusations.
     Abuse,
+    /// None of the four: greetings, reactions, applause, chit-chat. Never set beside another label.
     Other,
 }
 
@@ -22,6 +27,7 @@ impl Label {
     /// Every label, in display order.
     pub const ALL: [Label; 5] = [Label::Question, Label::PurchaseIntent, Label::Spam, Label::Abuse, Label::Other];
 
+    /// The label's wire name (`purchase_intent`), as in verdicts, the journal and labelled files.
     pub fn as_str(self) -> &'static str {
         match self {
             Label::Question => "question",
@@ -62,15 +68,21 @@ impl FromStr for Label {
 pub struct LabelSet(u8);
 
 impl LabelSet {
+    /// Adds `l`. Inserting [`Label::Other`] beside another label breaks the rule that `other`
+    /// stands alone; collecting with [`FromIterator`] skips it.
     pub fn insert(&mut self, l: Label) {
         self.0 |= 1 << l.index();
     }
+    /// Removes `l`; removing a label not in the set does nothing.
     pub fn remove(&mut self, l: Label) {
         self.0 &= !(1 << l.index());
     }
+    /// Whether `l` was inserted (`other` only when inserted, though [`LabelSet::iter`] shows it for
+    /// an empty set).
     pub fn contains(self, l: Label) -> bool {
         self.0 & (1 << l.index()) != 0
     }
+    /// Whether nothing was inserted: the message is `other`.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -97,12 +109,16 @@ impl FromIterator<Label> for LabelSet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// Let the message through.
     Allow,
+    /// Keep it back until a moderator approves or denies it (the console's held messages).
     Hold,
+    /// Keep it from viewers; no one reviews it.
     Block,
 }
 
 impl Action {
+    /// The action's wire name (`allow`), as in verdicts and the journal.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",

@@ -16,10 +16,13 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// Why `kotae adapt` could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AdaptError {
+    /// No `[[adapters.streams]]` table in the configuration: nothing to run.
     #[error("no adapters configured: add an [[adapters.streams]] table to the configuration")]
     NoAdapters,
+    /// An adapter could not be built or stopped with an error.
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    /// Writing to the output failed (a closed pipe, a full disk).
     #[error("writing output: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -43,8 +46,11 @@ pub enum Output {
 /// One adapter's counters at the end of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct AdapterReport {
+    /// The platform the adapter reads.
     pub platform: Platform,
+    /// The kotae stream it feeds.
     pub stream: String,
+    /// Its counters when it stopped: connects, messages, duplicates, parse errors…
     pub metrics: MetricsSnapshot,
 }
 

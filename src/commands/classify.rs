@@ -21,8 +21,11 @@ const BATCH: usize = 256;
 /// Counts of one run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
+    /// Input lines read, blank ones included: each gets one output line.
     pub lines: usize,
+    /// Lines answered with a verdict.
     pub verdicts: usize,
+    /// Lines answered with an error (blank, not UTF-8, not a message, over the size limit).
     pub errors: usize,
 }
 

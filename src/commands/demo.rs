@@ -13,7 +13,9 @@ use crate::rank::Ranked;
 /// One product of a stream's schedule.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Product {
+    /// The product id, as in the catalogue and the journal.
     pub id: String,
+    /// The name the shop lists it under; shown beside the questions.
     pub name: String,
     /// Offset from the stream start at which it is shown, in ms.
     pub shown_at_ms: u64,
@@ -25,11 +27,14 @@ pub struct Product {
 /// A stream's product schedule (`*.products.json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Schedule {
+    /// The stream id the schedule belongs to.
     pub stream: String,
+    /// The products, each with when it goes on screen.
     pub products: Vec<Product>,
 }
 
 impl Schedule {
+    /// Reads a schedule from a JSON file; the error names the file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -86,8 +91,11 @@ pub fn format_top(ranked: &[Ranked], schedule: &Schedule, n: usize) -> String {
 /// Options of the live demo (`kotae demo`).
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
+    /// The recorded stream to replay (JSON Lines of [`InMessage`]).
     pub stream: std::path::PathBuf,
+    /// Its product schedule (`*.products.json`).
     pub products: std::path::PathBuf,
+    /// How many questions to print at the end.
     pub top: usize,
     /// Messages per second; ignored when `speed` is set.
     pub rate: f64,
@@ -100,10 +108,14 @@ pub struct LiveOptions {
 /// Live demo failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The stream or schedule file cannot be read (the message names the file, and the line for a
+    /// stream).
     #[error("{0}")]
     Input(String),
+    /// The server could not start or failed while serving.
     #[error(transparent)]
     Server(#[from] crate::server::ServerError),
+    /// The replay's websocket connection failed.
     #[error(transparent)]
     Client(#[from] super::client::ClientError),
 }

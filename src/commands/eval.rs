@@ -16,10 +16,14 @@ use crate::pipeline::{Engine, Meta};
 /// One labelled line.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Labelled {
+    /// The message text.
     pub text: String,
+    /// The labels a person gave it (empty, or `other` alone, for a line with none of the four).
     pub labels: Vec<Label>,
+    /// The viewer who sent it, for the per-user rules (repeats, slow mode) of the stateful stage.
     #[serde(default)]
     pub user: Option<String>,
+    /// When it was sent, Unix milliseconds; read as 0 when absent.
     #[serde(default)]
     pub ts: Option<u64>,
     /// Who wrote the line (`w-apparel`); the file's name when the line does not say.
@@ -70,16 +74,22 @@ pub fn read_labelled_files(paths: &[PathBuf]) -> Result<Vec<Labelled>, String> {
 /// What the engine said about one line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Prediction {
+    /// The labels of the verdict.
     pub labels: LabelSet,
+    /// The abuse category of the verdict, when it is abuse.
     pub category: Option<AbuseCategory>,
 }
 
 /// Metrics of one label.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct LabelMetrics {
+    /// Of the lines predicted with the label, the share that have it (0 when none were predicted).
     pub precision: f64,
+    /// Of the lines that have the label, the share predicted with it (0 when none have it).
     pub recall: f64,
+    /// Harmonic mean of precision and recall (0 when both are 0).
     pub f1: f64,
+    /// Lines that have the label.
     pub support: usize,
     #[serde(skip)]
     tp: usize,
@@ -107,35 +117,46 @@ pub struct CategoryMetrics {
 /// A wrong prediction worth reading.
 #[derive(Debug, Clone, Serialize)]
 pub struct Confusion {
+    /// The line's text.
     pub text: String,
+    /// The labels it has (`other` when none of the four).
     pub expected: Vec<Label>,
+    /// The labels the engine gave it.
     pub predicted: Vec<Label>,
+    /// Who wrote the line.
     pub writer: String,
 }
 
 /// One writer's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct WriterReport {
+    /// The writer's lines.
     pub lines: usize,
+    /// Per label, over the writer's lines.
     pub labels: BTreeMap<String, LabelMetrics>,
+    /// Micro-averaged F1 over question, purchase_intent, spam and abuse, over the writer's lines.
     pub micro_f1: f64,
 }
 
 /// The writer with the lowest F1 for one label.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Worst {
+    /// The writer's name.
     pub writer: String,
+    /// Their F1 for the label.
     pub f1: f64,
 }
 
 /// The evaluation report (`--json` prints it).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Per label, `other` included: precision, recall, F1 and support.
     pub labels: BTreeMap<String, LabelMetrics>,
     /// Micro-averaged F1 over question, purchase_intent, spam and abuse.
     pub micro_f1: f64,
     /// Macro-averaged F1 over question, purchase_intent, spam and abuse.
     pub macro_f1: f64,
+    /// Lines scored.
     pub lines: usize,
     /// Abuse lines that name their category, by category.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -147,6 +168,8 @@ pub struct Report {
     /// of that label left out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worst: Option<BTreeMap<String, Worst>>,
+    /// Every line whose predicted labels differ from its labels, in file order (the table prints
+    /// the first few).
     pub confusions: Vec<Confusion>,
 }
 

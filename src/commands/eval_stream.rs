@@ -24,14 +24,19 @@ use crate::rank::{Asked, Queue, RankConfig};
 /// One line of a gold stream.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GoldLine {
+    /// The line's id, unique in the stream: what ties a line to its queue item.
     pub id: String,
+    /// When it was sent, Unix milliseconds; lines come in time order.
     pub ts: u64,
+    /// The viewer who sent it.
     #[serde(default)]
     pub user: Option<String>,
+    /// The message text.
     pub text: String,
     /// The distinct question this line asks, on question lines.
     #[serde(default)]
     pub q: Option<String>,
+    /// Whole yen paid with it, when paid.
     #[serde(default)]
     pub paid: Option<u64>,
 }
@@ -39,9 +44,14 @@ pub struct GoldLine {
 /// A product of a gold stream's schedule.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScheduledProduct {
+    /// The product id; what `*.questions.json` names.
     pub id: String,
+    /// The name the shop lists it under.
     pub name: String,
+    /// When it goes on screen, in ms from the stream's start (the first line's time rounded down to
+    /// the hour).
     pub shown_at_ms: u64,
+    /// Short words viewers use for it.
     #[serde(default)]
     pub keywords: Vec<String>,
 }
@@ -49,13 +59,16 @@ pub struct ScheduledProduct {
 /// A gold stream's `*.products.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct GoldSchedule {
+    /// The stream's name, as the scores show it.
     pub stream: String,
+    /// The products, each with when it goes on screen.
     pub products: Vec<ScheduledProduct>,
 }
 
 /// What a gold key is about (`*.questions.json`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct GoldQuestion {
+    /// The product id the question is about; `None` for the shop.
     #[serde(default)]
     pub product: Option<String>,
 }
@@ -63,8 +76,11 @@ pub struct GoldQuestion {
 /// A gold stream with its schedule and keys.
 #[derive(Debug, Clone)]
 pub struct GoldStream {
+    /// The stream's lines, in time order.
     pub lines: Vec<GoldLine>,
+    /// Its product schedule (`NAME.products.json`).
     pub schedule: GoldSchedule,
+    /// What each gold key is about, by key (`NAME.questions.json`).
     pub questions: HashMap<String, GoldQuestion>,
 }
 
@@ -121,9 +137,13 @@ impl GoldStream {
 /// The queue's figures on one gold stream.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StreamScore {
+    /// The stream's name, from its schedule.
     pub stream: String,
+    /// Lines in the gold stream.
     pub lines: usize,
+    /// Distinct gold keys: the questions a host would answer once each.
     pub distinct_questions: usize,
+    /// Items the queue ended up with.
     pub queue_items: usize,
     /// Distinct questions that own at least one queue item.
     pub covered: f64,
@@ -141,7 +161,9 @@ pub struct StreamScore {
     pub noise_share: f64,
     /// Question lines that reached the queue.
     pub question_line_recall: f64,
+    /// Lines with no gold key that reached the queue.
     pub non_question_lines_in_queue: usize,
+    /// Question lines the stateful stage blocked.
     pub questions_blocked: usize,
     /// At each minute with an open question about the product on screen, whether the most-asked
     /// one is among the first three of the ranked list.
@@ -318,23 +340,31 @@ pub fn print_trace(trace: &Trace) {
 /// A paraphrase cluster: texts a host would answer once, asked while `on_screen` was shown.
 #[derive(Debug, Clone)]
 pub struct ParaCluster {
+    /// The cluster's id in the file.
     pub id: String,
+    /// The product on screen while they were asked; `None` for none.
     pub on_screen: Option<String>,
+    /// The wordings, each sent as one viewer's message.
     pub texts: Vec<String>,
 }
 
 /// A near-miss pair: alike in words, different answers.
 #[derive(Debug, Clone)]
 pub struct NearMiss {
+    /// One side: its text and, when given, the product on screen as it is asked.
     pub a: (String, Option<String>),
+    /// The other side, alike.
     pub b: (String, Option<String>),
 }
 
 /// A paraphrase set with its near-miss pairs and, when given, its catalogue.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterSet {
+    /// The paraphrase clusters, in file order.
     pub clusters: Vec<ParaCluster>,
+    /// The near-miss pairs, from the cluster file or the near-miss file beside it.
     pub near: Vec<NearMiss>,
+    /// The set's catalogue (`products.json` beside the file), when there is one.
     pub catalog: Option<CatalogSpec>,
 }
 
@@ -403,11 +433,17 @@ impl ClusterSet {
 /// How a cluster set fared: paraphrase pairs that shared an item, near-miss pairs kept apart.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterScore {
+    /// Clusters in the set.
     pub clusters: usize,
+    /// Texts across all clusters.
     pub texts: usize,
+    /// Pairs of texts within one cluster.
     pub paraphrase_pairs: usize,
+    /// Share of those pairs that went to the same queue item.
     pub together: f64,
+    /// Near-miss pairs in the set.
     pub near_miss_pairs: usize,
+    /// Share of near-miss pairs that went to different items (or were not questions at all).
     pub apart: f64,
     /// Pairs from different clusters that shared an item.
     pub wrong_merges: usize,

@@ -27,9 +27,11 @@ pub struct HostileReport {
     pub max_rss: u64,
     /// Resident memory at the start and at the end, bytes.
     pub first_rss: u64,
+    /// Resident memory at the end, bytes.
     pub last_rss: u64,
     /// `kotae_messages_received_total` and the sum of `kotae_messages_total` once settled.
     pub received: u64,
+    /// The sum of `kotae_messages_total` once settled; equal to `received` when nothing was lost.
     pub outcomes: u64,
     /// Attacks made, by kind.
     pub attacks: Vec<(&'static str, u64)>,
@@ -39,6 +41,7 @@ pub struct HostileReport {
 
 /// Limits a run is held to.
 pub const MAX_RSS: u64 = 200 << 20;
+/// The good traffic's 99th-percentile latency a run must stay under, in milliseconds.
 pub const MAX_P99_MS: f64 = 10.0;
 
 impl HostileReport {
@@ -51,6 +54,8 @@ impl HostileReport {
             && self.good.mismatched == 0
     }
 
+    /// A few lines for the terminal: the good traffic, memory against the limit, the accounting,
+    /// the attacks made and the server's refusal counters.
     pub fn summary(&self) -> String {
         let mb = |b: u64| b as f64 / (1 << 20) as f64;
         let mut s = format!(

@@ -17,18 +17,28 @@ pub enum Pace {
     /// Messages per second, regardless of timestamps.
     Rate(f64),
     /// Follow the `ts` gaps, `speed` times faster (1.0 = real time).
-    Timestamps { speed: f64 },
+    Timestamps {
+        /// How many times faster than recorded (2.0 = twice as fast).
+        speed: f64,
+    },
 }
 
 /// Totals of a replay.
 #[derive(Debug, Default, Clone)]
 pub struct ReplayReport {
+    /// Messages sent.
     pub sent: usize,
+    /// Verdicts received.
     pub verdicts: usize,
+    /// Error answers received (the server refused the message).
     pub errors: usize,
+    /// Verdicts flagged `degraded` (made past the latency budget).
     pub degraded: usize,
+    /// Verdicts by action (`allow`, `hold`, `block`).
     pub by_action: BTreeMap<String, usize>,
+    /// Labels across the verdicts (a verdict with two labels counts once under each).
     pub by_label: BTreeMap<String, usize>,
+    /// Time from the first message sent to the last answer (summed over segments).
     pub elapsed: Duration,
 }
 

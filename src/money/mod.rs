@@ -24,10 +24,13 @@ pub struct Currency {
 /// A currency code or amount that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
+    /// Not 1–15 capitals, digits or `_` (the code as given, cut to 40 chars).
     #[error("currency '{0}' is not a code: use an ISO 4217 code such as USD, or BITS / NICOAD_POINT")]
     Code(String),
+    /// More decimal places than [`MAX_EXPONENT`] (the exponent given).
     #[error("exponent {0} is over 9 decimal places")]
     Exponent(u8),
+    /// An amount with no exponent, in a currency whose minor unit kotae does not know.
     #[error("{0} has no ISO 4217 minor unit kotae knows: give its exponent")]
     UnknownExponent(Currency),
 }
@@ -318,8 +321,12 @@ const SYMBOLS: &[(&str, &str)] = &[
 /// when read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 pub struct Money {
+    /// How many of the smallest units counted: 499 for US$4.99 with exponent 2.
     pub amount: u64,
+    /// The ISO 4217 code, or `BITS` / `NICOAD_POINT` for platform currencies.
     pub currency: Currency,
+    /// Decimal places: `amount` is divided by 10^`exponent` for the amount in whole units; at most
+    /// [`MAX_EXPONENT`].
     pub exponent: u8,
 }
 

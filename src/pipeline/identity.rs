@@ -45,33 +45,58 @@ pub const N: usize = FEATURES.len();
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
+    /// The file could not be opened or read.
     #[error("identity model {path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The model file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// A line is not `name<TAB>number`, names an unknown or repeated feature, or the file as a
+    /// whole lacks a feature, `bias` or `threshold`, or has a threshold outside 0–1.
     #[error("identity model {path}:{line}: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
+    Parse {
+        /// The model file.
+        path: PathBuf,
+        /// The line, from 1; 0 for what the file as a whole lacks.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// The weights of the pair model and the probability above which two frames are one question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityModel {
+    /// Log-odds of "one question" when every feature is 0.
     pub bias: f32,
+    /// One weight per feature, in [`FEATURES`] order: `value × weight` is added to the log-odds.
     pub weights: [f32; N],
+    /// Two frames are one question when the probability is above this (in 0–1, exclusive of 1).
     pub threshold: f32,
 }
 
 /// One feature's part in a decision.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Contribution {
+    /// The feature's name, one of [`FEATURES`].
     pub feature: &'static str,
+    /// Its value for this pair.
     pub value: f32,
+    /// Its weight in the model; `value × weight` is what it added to the log-odds.
     pub weight: f32,
 }
 
 /// Why two frames are, or are not, one question.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PairExplanation {
+    /// Whether the model says one question: `probability` above `threshold`, and no hard rule
+    /// against.
     pub same: bool,
+    /// The model's probability (0 when a hard rule decided).
     pub probability: f32,
+    /// The model's threshold.
     pub threshold: f32,
     /// A hard rule that decided, if any (`slot conflict`).
     pub rule: Option<&'static str>,
@@ -306,7 +331,9 @@ impl IdentityModel {
 /// One labelled pair of frames' features.
 #[derive(Debug, Clone)]
 pub struct Pair {
+    /// The pair's features, in [`FEATURES`] order.
     pub features: [f32; N],
+    /// Whether the two are one question (same paraphrase cluster), as labelled.
     pub same: bool,
     /// How much the pair counts in training (near misses, the hard negatives, count more).
     pub weight: f32,

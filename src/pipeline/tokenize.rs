@@ -43,27 +43,47 @@ impl Default for TokenizeConfig {
 /// Start-up failure of the tokenize stage.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {
+    /// The IPADIC system dictionary could not be found, built or loaded.
     #[error(transparent)]
     Ipadic(#[from] ipadic::IpadicError),
+    /// The configured user dictionary is missing or Lindera refused it.
     #[error("user dictionary {path}: {reason}")]
-    UserDictionary { path: PathBuf, reason: String },
+    UserDictionary {
+        /// The user dictionary's path (`tokenize.user_dictionary`).
+        path: PathBuf,
+        /// Why it was refused (`file not found`, or Lindera's message).
+        reason: String,
+    },
 }
 
 /// Coarse part of speech (IPADIC 品詞).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pos {
+    /// 名詞 (在庫, サイズ, M)
     Noun,
+    /// 動詞 (ある, 買う)
     Verb,
+    /// 形容詞 (可愛い, 高い)
     Adjective,
+    /// 副詞 (もう, ちょっと)
     Adverb,
+    /// 助詞 (か, は, を, けど)
     Particle,
+    /// 助動詞 (です, ます, たい)
     AuxVerb,
+    /// 記号 (？, ！, punctuation)
     Symbol,
+    /// 感動詞 (はい, ええ)
     Interjection,
+    /// 連体詞 (この, あの)
     Adnominal,
+    /// 接続詞 (でも, じゃあ)
     Conjunction,
+    /// 接頭詞 (お, ご, 再)
     Prefix,
+    /// フィラー (えーと, あの)
     Filler,
+    /// anything else (その他)
     Other,
 }
 
@@ -197,9 +217,14 @@ impl Conj {
 pub struct Token {
     /// Byte range in the normalized surface view.
     pub start: u32,
+    /// End of the byte range, exclusive.
     pub end: u32,
+    /// Coarse part of speech (品詞).
     pub pos: Pos,
+    /// First subcategory (品詞細分類1) for those the classifier reads; [`Sub::Other`] otherwise.
     pub sub: Sub,
+    /// Conjugation form (活用形) of verbs, adjectives and auxiliaries; [`Conj::Other`] for other
+    /// words.
     pub conj: Conj,
     /// Byte range of the base form (原形) in [`Tokens::arena`]; the surface when unknown.
     base: (u32, u32),
@@ -227,6 +252,7 @@ impl Token {
 /// The tokens of one message; buffers are reused across messages.
 #[derive(Debug, Default, Clone)]
 pub struct Tokens {
+    /// The message's tokens, in text order; their ranges do not overlap.
     pub list: Vec<Token>,
     arena: String,
     vocabulary: u64,

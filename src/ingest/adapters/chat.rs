@@ -14,8 +14,11 @@ use crate::money::{Currency, Money};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
+    /// Twitch chat over IRC (with Helix for moderation).
     Twitch,
+    /// YouTube Live chat through the Data API.
     YouTube,
+    /// Niconico Live comments over NDGR.
     Niconico,
 }
 
@@ -45,7 +48,10 @@ impl std::fmt::Display for Platform {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IdOrigin {
+    /// The platform's own id: the one its delete call takes.
     Native,
+    /// Made by the adapter because the platform gave none (Twitch lines without an `id` tag): a
+    /// hash of channel, sender, send time and text.
     Synthesized,
 }
 
@@ -57,6 +63,7 @@ pub enum IdScope {
     Global,
     /// Only within one programme (Niconico 184 anonymous `a:…` ids).
     PerProgram,
+    /// The platform does not say how far the id holds.
     Unknown,
 }
 
@@ -64,10 +71,15 @@ pub enum IdScope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
+    /// An ordinary chat message.
     Chat,
     /// Money attached: Super Chat, Super Sticker, Twitch cheer.
     Paid,
+    /// A gift: gifted memberships or subs (YouTube membership gifts, Twitch `subgift`,
+    /// `submysterygift`), a Niconico gift or Nicoad.
     Gift,
+    /// A membership or subscription joined, renewed or upgraded (YouTube member events, Twitch
+    /// `sub`, `resub`).
     Membership,
     /// Platform notices that carry a user (Twitch USERNOTICE without a gift).
     System,
@@ -76,24 +88,35 @@ pub enum MessageKind {
 /// Role flags of an author. Each is `false` when the platform does not say.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Roles {
+    /// The channel's owner (Twitch `broadcaster` badge, YouTube `isChatOwner`).
     pub broadcaster: bool,
+    /// A channel moderator.
     pub moderator: bool,
+    /// A Twitch VIP.
     pub vip: bool,
     /// Subscriber (Twitch) or channel member (YouTube).
     pub member: bool,
+    /// Verified by the platform (Twitch partner, YouTube `isVerified`).
     pub verified: bool,
     /// Paid account: Twitch Turbo, Niconico premium.
     pub premium: bool,
+    /// First message in the channel (Twitch `first-msg`).
     pub first_time: bool,
+    /// Back after a while away (Twitch `returning-chatter`).
     pub returning: bool,
+    /// Platform staff (Twitch `staff`, `admin` or `global_mod` badge).
     pub staff: bool,
+    /// No person behind the id: Twitch's anonymous gifter or cheerer account, a Niconico 184
+    /// comment.
     pub anonymous: bool,
 }
 
 /// One raw badge, e.g. Twitch `subscriber/12`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Badge {
+    /// The badge set (`subscriber`).
     pub set: String,
+    /// The version within the set (`12` for the 12-month `subscriber` badge).
     pub version: String,
 }
 
@@ -102,13 +125,17 @@ pub struct Badge {
 pub struct Author {
     /// Stable platform id when the platform gives one.
     pub id: Option<String>,
+    /// How far `id` names the same person.
     pub id_scope: IdScope,
     /// Handle: Twitch login.
     pub login: Option<String>,
     /// Name as shown; may be empty or CJK.
     pub display_name: String,
+    /// Name colour as the platform gives it (`#0000FF`); `None` when unset.
     pub color: Option<String>,
+    /// What the author is in this channel.
     pub roles: Roles,
+    /// The badges shown beside the name, as the platform listed them.
     pub badges: Vec<Badge>,
     /// Exact months subscribed or a member, when known.
     pub member_months: Option<u32>,
@@ -134,8 +161,22 @@ impl Author {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Fragment {
-    Text { text: String },
-    Emote { id: String, code: String, start: usize, end: usize },
+    /// Plain text between emotes.
+    Text {
+        /// The text, as sent.
+        text: String,
+    },
+    /// An emote, with where its code sits in the message text.
+    Emote {
+        /// The platform's emote id (Twitch `emotes` tag id).
+        id: String,
+        /// The emote's code as typed in the text (`Kappa`).
+        code: String,
+        /// First char of the code in the message text.
+        start: usize,
+        /// One past the code's last char.
+        end: usize,
+    },
 }
 
 /// Money or platform currency attached to a message.
@@ -183,10 +224,16 @@ pub struct Support {
 /// The message this one replies to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReplyRef {
+    /// The parent message's platform id.
     pub parent_id: String,
+    /// The parent's author id, when given.
     pub parent_author_id: Option<String>,
+    /// The parent's author login (Twitch), when given.
     pub parent_author_login: Option<String>,
+    /// The start of the parent's text as the platform quotes it, when given.
     pub parent_excerpt: Option<String>,
+    /// The id of the message that started the thread (Twitch `reply-thread-parent-msg-id`), when
+    /// given.
     pub thread_root_id: Option<String>,
 }
 
@@ -205,7 +252,9 @@ pub enum RawEncoding {
 /// The exact bytes a message was parsed from, kept for replay and audit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawFrame {
+    /// How `bytes` is encoded.
     pub encoding: RawEncoding,
+    /// The frame's bytes as read (for protobuf, without the length prefix).
     pub bytes: Bytes,
 }
 
@@ -235,6 +284,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// One normalized chat message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatMessage {
+    /// The platform it came from.
     pub platform: Platform,
     /// The kotae stream this adapter feeds (from the configuration).
     pub stream: String,
@@ -242,17 +292,23 @@ pub struct ChatMessage {
     pub channel: String,
     /// Native message id, or a synthesized one (see `id_origin`).
     pub id: String,
+    /// Whether `id` is the platform's own or synthesized; only a native id is ever sent to a delete
+    /// call.
     pub id_origin: IdOrigin,
+    /// What kind of item it is: chat, paid, gift, membership or platform notice.
     pub kind: MessageKind,
+    /// Who sent it.
     pub author: Author,
     /// Text as sent (emote codes kept, `/me` markers removed).
     pub text: String,
     /// The text split into text and emote pieces; empty when the platform has no emote data.
     pub fragments: Vec<Fragment>,
+    /// Money or platform currency attached, when any (Super Chat, cheer, Nicoad).
     pub paid: Option<Paid>,
     /// Gift count, membership level and upgrade flag of `gift` and `membership` items.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub support: Option<Support>,
+    /// The message it replies to, when it is a reply.
     pub reply: Option<ReplyRef>,
     /// Platform clock, Unix milliseconds.
     pub sent_at_ms: Option<u64>,
@@ -263,6 +319,7 @@ pub struct ChatMessage {
     /// History replayed on connect (YouTube's first page, Twitch `historical=1`, Niconico
     /// `previous` segments), not live chat.
     pub backfill: bool,
+    /// The frame it was parsed from.
     pub raw: RawFrame,
 }
 
@@ -290,26 +347,37 @@ impl ChatMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ModerationEvent {
+    /// A moderator deleted one message (Twitch CLEARMSG, YouTube `messageDeletedEvent`).
     MessageDeleted {
+        /// The platform's id of the deleted message.
         message_id: String,
     },
     /// A user was timed out (`timeout_secs`) or banned (`None`) and their messages cleared.
     UserCleared {
+        /// The platform's id of the user (no platform prefix).
         user_id: String,
+        /// Length of the timeout in seconds; `None` for a ban.
         timeout_secs: Option<u64>,
     },
+    /// Every message in the channel was cleared (Twitch CLEARCHAT without a user).
     ChatCleared,
 }
 
 /// A moderation event with where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModerationNotice {
+    /// The platform it came from.
     pub platform: Platform,
+    /// The kotae stream the adapter feeds.
     pub stream: String,
+    /// The platform's channel (as in [`ChatMessage::channel`]).
     pub channel: String,
+    /// What happened.
     #[serde(flatten)]
     pub event: ModerationEvent,
+    /// Platform clock, Unix milliseconds, when given.
     pub sent_at_ms: Option<u64>,
+    /// The frame it was parsed from.
     pub raw: RawFrame,
 }
 
@@ -318,7 +386,9 @@ pub struct ModerationNotice {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "item", rename_all = "snake_case")]
 pub enum Ingested {
+    /// A chat message, for the engine.
     Chat(ChatMessage),
+    /// A moderation event someone else carried out, for the views and the audit.
     Moderation(ModerationNotice),
 }
 
@@ -326,25 +396,37 @@ pub enum Ingested {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ModerationAction {
+    /// Delete one message. Needs a native message id.
     Delete {
+        /// The platform's id of the message.
         message_id: String,
     },
+    /// Keep a user from chatting for a while.
     Timeout {
+        /// The platform's id of the user (no platform prefix).
         user_id: String,
+        /// Length in seconds (YouTube takes at least 1).
         secs: u64,
+        /// Shown to the user and in the platform's log, when the platform takes one.
         reason: Option<String>,
     },
+    /// Keep a user from chatting for good.
     Ban {
+        /// The platform's id of the user (no platform prefix).
         user_id: String,
+        /// Shown to the user and in the platform's log, when the platform takes one.
         reason: Option<String>,
     },
     /// Approve (`true`) or deny a message the platform is holding (Twitch AutoMod).
     ResolveHold {
+        /// The platform's id of the held message.
         message_id: String,
+        /// Let the message through (`true`) or drop it (`false`).
         approve: bool,
     },
     /// Hide in kotae's own views only; always possible, never reaches the platform.
     LocalHide {
+        /// The message's id.
         message_id: String,
     },
 }
@@ -375,16 +457,33 @@ pub enum ActionOutcome {
 /// An action that could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ActionError {
+    /// The platform's API has no such action (Niconico has only local hides; YouTube holds no
+    /// messages to resolve).
     #[error("{platform} cannot {action}")]
-    Unsupported { platform: Platform, action: &'static str },
+    Unsupported {
+        /// The platform asked.
+        platform: Platform,
+        /// The action's name ([`ModerationAction::name`]).
+        action: &'static str,
+    },
+    /// A setting the action needs is missing (the string names it: `twitch client_id`).
     #[error("{0} is not configured")]
     NotConfigured(&'static str),
+    /// The platform answered with an error status.
     #[error("platform answered {status}: {body}")]
-    Rejected { status: u16, body: String },
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the response body (at most 300 chars), for the log.
+        body: String,
+    },
+    /// The request did not complete (connection, TLS or timeout); the string is the cause.
     #[error("request failed: {0}")]
     Transport(String),
+    /// The adapter's bounded action queue had no room; the action was not queued.
     #[error("the adapter's action queue is full")]
     QueueFull,
+    /// The adapter is no longer running, so nobody will carry the action out.
     #[error("the adapter has stopped")]
     Stopped,
 }

@@ -18,12 +18,20 @@ use crate::money::{Currency, Money};
 /// A line that is not IRC.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IrcError {
+    /// The line is empty or only spaces.
     #[error("empty line")]
     Empty,
+    /// Tags or prefix with no command after them.
     #[error("no command")]
     NoCommand,
+    /// A command kotae reads lacks a part it needs (a channel, `target-msg-id`…).
     #[error("{command} lacks {what}")]
-    Missing { command: String, what: &'static str },
+    Missing {
+        /// The command (`CLEARMSG`).
+        command: String,
+        /// What it lacks, in words (`a channel`).
+        what: &'static str,
+    },
 }
 
 /// One parsed IRC line borrowing from the input.
@@ -33,6 +41,7 @@ pub struct IrcMessage<'a> {
     pub tags: Vec<(&'a str, Cow<'a, str>)>,
     /// The prefix without `:` (`nick!user@host` or `tmi.twitch.tv`).
     pub prefix: Option<&'a str>,
+    /// The command or numeric (`PRIVMSG`, `001`).
     pub command: &'a str,
     /// Middle parameters, then the trailing one (without its `:`) if present.
     pub params: Vec<&'a str>,
@@ -143,8 +152,11 @@ pub fn unescape_tag_value(v: &str) -> Cow<'_, str> {
 /// One emote occurrence: Twitch id and an inclusive char range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmoteRange {
+    /// The Twitch emote id.
     pub id: String,
+    /// First char of the emote code in the message text.
     pub start: usize,
+    /// Last char of the emote code (inclusive, as the tag gives it).
     pub end_inclusive: usize,
 }
 
@@ -205,18 +217,26 @@ pub fn parse_badges(tag: &str) -> Vec<Badge> {
 /// Where a normalized message goes: adapter stream and the time it was read.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
+    /// The kotae stream the adapter feeds.
     pub stream: &'a str,
+    /// kotae's wall clock when the line was read, Unix milliseconds.
     pub received_at_ms: u64,
+    /// The adapter's ingest order for this line, starting at 1 ([`ChatMessage::seq`]).
     pub seq: u64,
 }
 
 /// What one IRC line means for ingest.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
+    /// A chat message (PRIVMSG) or user notice with a user (USERNOTICE: subs, gifts, raids…).
     Chat(Box<ChatMessage>),
+    /// A moderator deleted a message (CLEARMSG), or cleared a user or the whole chat (CLEARCHAT).
     Moderation {
+        /// The channel login, without `#`.
         channel: String,
+        /// What was done.
         event: ModerationEvent,
+        /// Twitch's clock (`tmi-sent-ts`), Unix milliseconds, when given.
         sent_at_ms: Option<u64>,
     },
     /// The server pinged; answer `PONG :<token>`.
@@ -229,10 +249,15 @@ pub enum Event {
     Welcome,
     /// Channel joined (ROOMSTATE carries the broadcaster id).
     RoomState {
+        /// The channel's numeric id (`room-id`), which Helix moderation calls need as the
+        /// broadcaster id.
         room_id: Option<String>,
     },
+    /// A server notice (NOTICE): a failed login, a refused command; logged, not acted on.
     Notice {
+        /// Twitch's `msg-id` tag naming the notice (`msg_banned`), when given.
         msg_id: Option<String>,
+        /// The notice's text.
         text: String,
     },
     /// Nothing kotae needs (CAP ACK, JOIN echoes, 353, USERSTATE …).

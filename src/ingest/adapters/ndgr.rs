@@ -19,8 +19,10 @@ pub const MAX_FRAME: usize = 16 << 20;
 /// The byte stream cannot be framed any more; the connection must be dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// The varint prefix runs past ten bytes or past 64 bits.
     #[error("length prefix is not a valid varint")]
     BadLength,
+    /// The prefix announces more than [`MAX_FRAME`] bytes (the announced length).
     #[error("frame of {0} bytes is over the limit")]
     TooLong(u64),
 }
@@ -32,6 +34,7 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader holding no bytes.
     pub fn new() -> Self {
         Self::default()
     }
@@ -84,8 +87,10 @@ pub fn encode_frame<M: Message>(m: &M) -> Vec<u8> {
 /// `google.protobuf.Timestamp`.
 #[derive(Clone, Copy, PartialEq, Eq, Message)]
 pub struct Timestamp {
+    /// Seconds since the Unix epoch.
     #[prost(int64, tag = "1")]
     pub seconds: i64,
+    /// Nanoseconds within the second (0 to 999,999,999).
     #[prost(int32, tag = "2")]
     pub nanos: i32,
 }
@@ -101,10 +106,12 @@ impl Timestamp {
 /// One item of the view stream: where to read next.
 #[derive(Clone, PartialEq, Message)]
 pub struct ChunkedEntry {
+    /// What to read next; `None` for an entry kind this reader does not know.
     #[prost(oneof = "chunked_entry::Entry", tags = "1, 2, 3, 4")]
     pub entry: Option<chunked_entry::Entry>,
 }
 
+/// The `entry` oneof of [`ChunkedEntry`].
 pub mod chunked_entry {
     /// The `entry` oneof.
     #[derive(Clone, PartialEq, prost::Oneof)]
@@ -124,24 +131,32 @@ pub mod chunked_entry {
     }
 }
 
+/// A stretch of comments, readable as a stream of [`ChunkedMessage`] frames from `uri`.
 #[derive(Clone, PartialEq, Message)]
 pub struct MessageSegment {
+    /// Start of the comments it holds.
     #[prost(message, optional, tag = "1")]
     pub from: Option<Timestamp>,
+    /// End of the comments it holds; the segment's stream ends after it.
     #[prost(message, optional, tag = "2")]
     pub until: Option<Timestamp>,
+    /// Where to stream the segment from.
     #[prost(string, tag = "3")]
     pub uri: String,
 }
 
+/// Packed history before the live edge (`Backward` entries; kotae skips them).
 #[derive(Clone, PartialEq, Message)]
 pub struct BackwardSegment {
+    /// End of the history it holds.
     #[prost(message, optional, tag = "1")]
     pub until: Option<Timestamp>,
 }
 
+/// The view API's pointer to the next batch of entries.
 #[derive(Clone, PartialEq, Message)]
 pub struct ReadyForNext {
+    /// The value to pass as `?at=` to the view API (Unix seconds).
     #[prost(int64, tag = "1")]
     pub at: i64,
 }
@@ -149,16 +164,20 @@ pub struct ReadyForNext {
 /// One item of a segment stream.
 #[derive(Clone, PartialEq, Message)]
 pub struct ChunkedMessage {
+    /// The message's id, time and programme.
     #[prost(message, optional, tag = "1")]
     pub meta: Option<Meta>,
+    /// What it carries; `None` for a payload kind this reader does not know.
     #[prost(oneof = "chunked_message::Payload", tags = "2, 4, 5")]
     pub payload: Option<chunked_message::Payload>,
 }
 
+/// The `payload` oneof of [`ChunkedMessage`].
 pub mod chunked_message {
     /// The `payload` oneof.
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Payload {
+        /// A comment or gift.
         #[prost(message, tag = "2")]
         Message(super::NicoliveMessage),
         /// Programme state (statistics, marquee, enquete …); kotae skips it.
@@ -170,41 +189,53 @@ pub mod chunked_message {
     }
 }
 
+/// Id, time and origin of a [`ChunkedMessage`].
 #[derive(Clone, PartialEq, Message)]
 pub struct Meta {
     /// The only message id NDGR has.
     #[prost(string, tag = "1")]
     pub id: String,
+    /// When the comment was posted.
     #[prost(message, optional, tag = "2")]
     pub at: Option<Timestamp>,
+    /// The programme it was posted to.
     #[prost(message, optional, tag = "3")]
     pub origin: Option<Origin>,
 }
 
+/// Where a message came from.
 #[derive(Clone, PartialEq, Message)]
 pub struct Origin {
+    /// The live programme, when it came from one.
     #[prost(message, optional, tag = "1")]
     pub chat: Option<OriginChat>,
 }
 
+/// The live programme a message was posted to.
 #[derive(Clone, PartialEq, Message)]
 pub struct OriginChat {
+    /// The programme number: `lv{live_id}`; 0 or less when unknown.
     #[prost(int64, tag = "1")]
     pub live_id: i64,
 }
 
+/// A programme message: the comment or gift it holds.
 #[derive(Clone, PartialEq, Message)]
 pub struct NicoliveMessage {
+    /// The message kind; `None` for a kind kotae does not read.
     #[prost(oneof = "nicolive_message::Data", tags = "1, 8, 20")]
     pub data: Option<nicolive_message::Data>,
 }
 
+/// The `data` oneof of [`NicoliveMessage`].
 pub mod nicolive_message {
     /// The parts of the `data` oneof kotae reads; the rest are skipped.
     #[derive(Clone, PartialEq, prost::Oneof)]
     pub enum Data {
+        /// A comment in the main arena.
         #[prost(message, tag = "1")]
         Chat(super::Chat),
+        /// A Nicoad or gift (see [`Gift`](super::Gift)).
         #[prost(message, tag = "8")]
         Gift(super::Gift),
         /// Comments that overflowed the main arena: not shown, still moderated.
@@ -216,8 +247,10 @@ pub mod nicolive_message {
 /// A viewer comment.
 #[derive(Clone, PartialEq, Message)]
 pub struct Chat {
+    /// The comment text.
     #[prost(string, tag = "1")]
     pub content: String,
+    /// The name shown beside the comment, when the viewer set one.
     #[prost(string, optional, tag = "2")]
     pub name: Option<String>,
     /// 1/100 s from the programme's `vposBaseTime`.
@@ -226,6 +259,7 @@ pub struct Chat {
     /// Standard = 0, Premium = 1.
     #[prost(int32, tag = "4")]
     pub account_status: i32,
+    /// The viewer's account number, when the comment is not anonymous; 0 or absent otherwise.
     #[prost(int64, optional, tag = "5")]
     pub raw_user_id: Option<i64>,
     /// `a:…`: per-programme id of anonymous (184) comments.
@@ -239,16 +273,22 @@ pub struct Chat {
 /// A Nicoad / gift item.
 #[derive(Clone, PartialEq, Message)]
 pub struct Gift {
+    /// The gift item's id.
     #[prost(string, tag = "1")]
     pub item_id: String,
+    /// The giver's account number; absent when the gift was anonymous.
     #[prost(int64, optional, tag = "2")]
     pub advertiser_user_id: Option<i64>,
+    /// The giver's name as shown.
     #[prost(string, tag = "3")]
     pub advertiser_name: String,
+    /// Nicoad points spent (zero for gifts that carry none).
     #[prost(int64, tag = "4")]
     pub point: i64,
+    /// The message sent with it.
     #[prost(string, tag = "5")]
     pub message: String,
+    /// The gift item's name, shown with the points.
     #[prost(string, tag = "6")]
     pub item_name: String,
 }
@@ -256,8 +296,10 @@ pub struct Gift {
 /// A frame that decoded but is not a valid message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NdgrError {
+    /// Protobuf decoding failed (the decoder's message).
     #[error("protobuf: {0}")]
     Decode(String),
+    /// The message has no `meta.id`, so it cannot be named in moderation or deduplicated on resume.
     #[error("message without meta.id")]
     NoId,
 }
@@ -265,10 +307,13 @@ pub enum NdgrError {
 /// Where normalized messages go.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
+    /// The kotae stream the adapter feeds.
     pub stream: &'a str,
     /// The programme id (`lv…`), used when the frame does not name one.
     pub live_id: &'a str,
+    /// kotae's wall clock when the frame was read, Unix milliseconds.
     pub received_at_ms: u64,
+    /// Whether the frame is from the `previous` segment (before kotae connected) rather than live.
     pub backfill: bool,
 }
 

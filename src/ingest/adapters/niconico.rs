@@ -34,6 +34,8 @@ pub struct NiconicoAdapter {
 }
 
 impl NiconicoAdapter {
+    /// An adapter for one programme feeding `stream`; fails only when the HTTP client cannot be
+    /// built.
     pub fn new(stream: &str, config: &NiconicoConfig, adapters: &AdaptersConfig) -> Result<Self, IngestError> {
         Ok(Self {
             stream: stream.to_string(),

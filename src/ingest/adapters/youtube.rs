@@ -37,12 +37,17 @@ pub const QUOTA_WRITE: u64 = 50;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListResponse {
+    /// Token for the next page: the poll after this one asks from it, so nothing is read twice.
     #[serde(default)]
     pub next_page_token: Option<String>,
+    /// How long YouTube asks the next poll to wait, in milliseconds (never less than `min_poll_ms`
+    /// is waited).
     #[serde(default)]
     pub polling_interval_millis: Option<u64>,
+    /// When the broadcast went offline (RFC 3339); present means the chat is over.
     #[serde(default)]
     pub offline_at: Option<String>,
+    /// The page's `liveChatMessage` items, oldest first, still as JSON.
     #[serde(default)]
     pub items: Vec<Value>,
 }
@@ -187,12 +192,16 @@ struct AuthorDetails {
 /// A list item that is not a valid `liveChatMessage`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ItemError {
+    /// The item does not have the shape of a `liveChatMessage` (the decoder's message).
     #[error("item: {0}")]
     Shape(String),
+    /// An item of this `snippet.type` lacks its details object (the type, as named).
     #[error("{0} without its details")]
     MissingDetails(String),
+    /// `amountMicros` is not a number (the value, as given).
     #[error("amountMicros '{0}' is not a number")]
     Amount(String),
+    /// The currency code is not a valid code (why, in words).
     #[error("{0}")]
     Currency(String),
 }
@@ -200,19 +209,26 @@ pub enum ItemError {
 /// Where a normalized item goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
+    /// The kotae stream the adapter feeds.
     pub stream: &'a str,
+    /// The chat's `liveChatId`, used when an item does not name one.
     pub live_chat_id: &'a str,
+    /// kotae's wall clock when the page was read, Unix milliseconds.
     pub received_at_ms: u64,
+    /// Whether the page is the first one read, which replays chat from before kotae connected.
     pub backfill: bool,
 }
 
 /// What one list item means.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Normalized {
+    /// A chat message, Super Chat, Super Sticker or membership item.
     Chat(Box<ChatMessage>),
     /// A moderation event with the item's own id, by which a repeat is recognized.
     Moderation {
+        /// The list item's id.
         id: String,
+        /// The event, with where it came from.
         notice: ModerationNotice,
     },
     /// The chat is over.

@@ -86,8 +86,11 @@ impl Default for ClassifyConfig {
 /// Why a label was given: the rule (feature) and the byte span of the original text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reason {
+    /// The label it pushed up.
     pub label: Label,
+    /// The rule id or model feature (`ja.question.masuka`, `w:在庫`, `ja.struct.flood`).
     pub rule: Arc<str>,
+    /// Byte range `[start, end)` of what it matched in the original text.
     pub span: [u32; 2],
 }
 
@@ -96,7 +99,11 @@ pub struct Reason {
 pub struct Classification {
     /// Scores for question, purchase_intent, spam, abuse.
     pub scores: [f32; 4],
+    /// The labels at or above their thresholds, after the rules (spam and abuse take question and
+    /// purchase intent away; a hold is also a question; a question to another viewer is none).
     pub labels: LabelSet,
+    /// Per label given, the features that pushed it up most (at least one each; a flood's spam may
+    /// give only the flood).
     pub reasons: Vec<Reason>,
     /// Whether the message is a flood (one unit repeated 8+ times).
     pub flood: bool,
@@ -137,8 +144,12 @@ pub fn decide(labels: LabelSet, scores: &[f32; 4], severity: Severity, block_at:
 /// A feature occurrence: its name, the dictionary rule it came from (if any), its original span.
 #[derive(Debug, Clone, Copy)]
 pub struct Feature<'a> {
+    /// The feature's name, as the model's weights file spells it (`w:在庫`, `c:ころ`).
     pub name: &'a str,
+    /// Index of the dictionary rule it came from in [`Dictionaries::rules`]; `None` for token,
+    /// structure and n-gram cues.
     pub rule: Option<u16>,
+    /// Byte range `(start, end)` in the original text.
     pub span: (u32, u32),
 }
 
@@ -221,8 +232,11 @@ pub const TRAIN_NGRAMS: Ngrams = Ngrams::Sizes(1, 5);
 /// Dictionaries and model joined: what the classify stage reads. Immutable, swapped whole.
 #[derive(Debug)]
 pub struct Classifier {
+    /// The dictionaries the rules come from.
     pub dictionaries: Arc<Dictionaries>,
+    /// The weights that turn features into scores.
     pub model: Arc<Model>,
+    /// The stage's settings: label thresholds, the block score, abuse severities.
     pub config: ClassifyConfig,
     /// For each dictionary rule, its feature in the model.
     rule_feature: Vec<Option<u32>>,

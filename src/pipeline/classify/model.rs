@@ -14,10 +14,25 @@ use crate::label::{Label, LabelSet};
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The file could not be read.
     #[error("model {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The model file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line is malformed: wrong column count, a weight that is not a finite number, a second
+    /// bias row, or a feature name empty, listed twice or not a valid n-gram.
     #[error("model {path}:{line}: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
+    Parse {
+        /// The model file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Linear model weights: a bias and a weight per feature, for each scored label and each abuse
@@ -450,6 +465,7 @@ pub struct TrainOptions {
     pub ngrams: (usize, usize),
     /// L2 penalty.
     pub l2: f32,
+    /// Passes of full-batch gradient descent over every example, per label and per category.
     pub epochs: usize,
     /// Features whose every weight is smaller than this are left out of the file.
     pub min_weight: f32,
@@ -464,7 +480,9 @@ impl Default for TrainOptions {
 /// One training example.
 #[derive(Debug, Clone)]
 pub struct Example {
+    /// Its feature names, as [`Classifier::features`](super::Classifier::features) spells them.
     pub features: Vec<String>,
+    /// The labels it has (empty for `other`).
     pub labels: LabelSet,
     /// Sum of declared-rule priors, per scored label.
     pub prior: [f32; 4],

@@ -24,8 +24,12 @@ pub const PREFIX: &str = "c:";
 /// the key view.
 #[derive(Debug, Clone, Copy)]
 pub struct Unit {
+    /// The character as a `u32`, or [`START`] / [`END`].
     pub unit: u32,
+    /// Start of the character in the key view, in bytes (the marks cover nothing: both ends at 0 or
+    /// at the key's length).
     pub start: u32,
+    /// End of the character in the key view, in bytes, exclusive.
     pub end: u32,
 }
 

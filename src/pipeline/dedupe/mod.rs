@@ -147,13 +147,17 @@ pub fn hash_str(s: &str) -> u64 {
 pub struct DedupeInput<'a> {
     /// Question-identity scope (a product, the shop): clusters never join across scopes.
     pub scope: u64,
+    /// The sender; without one, no repeat or copypasta is counted for the message.
     pub user: Option<&'a str>,
+    /// When it was sent, Unix milliseconds; the window is measured in this clock.
     pub ts: u64,
     /// Hash of the key view.
     pub key_hash: u64,
     /// Characters in the key view.
     pub key_chars: usize,
+    /// Labelled question: never a repeat flood (viewers ask again when unanswered).
     pub is_question: bool,
+    /// Labelled purchase intent: never a repeat flood (a viewer may order twice).
     pub is_purchase: bool,
     /// Present on questions.
     pub frame: Option<&'a Frame>,
@@ -299,6 +303,8 @@ pub struct WindowSize {
 }
 
 impl Dedupe {
+    /// A stage for one stream with an empty window; `identity` decides which questions share a
+    /// cluster (its threshold unless `cluster_threshold` is set).
     pub fn new(config: &DedupeConfig, identity: Arc<IdentityModel>) -> Self {
         let cap = config.window_messages.get();
         Self {

@@ -98,6 +98,7 @@ pub struct Frame {
     pub preds: Vec<u64>,
     /// Character bigrams of the words no concept covers (katakana folded to hiragana).
     pub grams: Vec<u64>,
+    /// The kind of ask, from the question's cue words; [`Ask::Unknown`] when none says.
     pub ask: Ask,
     /// Every concept named is shop-wide (送料, 支払い): the question belongs to the shop.
     pub shop: bool,
@@ -158,28 +159,44 @@ impl Frame {
 /// A [`Frame`]'s parts, borrowed from it or from a cluster's packed members.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameView<'a> {
+    /// As [`Frame::concepts`].
     pub concepts: &'a [u64],
+    /// As [`Frame::weak`].
     pub weak: &'a [u64],
+    /// As [`Frame::topics`].
     pub topics: &'a [u64],
+    /// As [`Frame::slots`].
     pub slots: &'a [[u64; 2]],
+    /// As [`Frame::nouns`].
     pub nouns: &'a [u64],
+    /// As [`Frame::preds`].
     pub preds: &'a [u64],
+    /// As [`Frame::grams`].
     pub grams: &'a [u64],
+    /// As [`Frame::ask`].
     pub ask: Ask,
 }
 
 /// The names behind a frame's hashes, for people.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct FrameNames {
+    /// Fine concepts: their `synonyms` section names (`stock`).
     pub concepts: Vec<String>,
+    /// Generic concepts (`| weak` sections).
     pub weak: Vec<String>,
+    /// Coarse topics: their `topics` section names (`shipping`).
     pub topics: Vec<String>,
+    /// Exclusive values: the slot section (`size_m`), or `num_9`, `unit_cm` for numbers and units.
     pub slots: Vec<String>,
+    /// Nouns no concept covers, as base forms.
     pub nouns: Vec<String>,
+    /// Verbs and adjectives no concept covers, as base forms.
     pub preds: Vec<String>,
     /// Words of the asker's context (a region, a day), left out of identity.
     pub context: Vec<String>,
+    /// The kind of ask ([`Ask::name`]).
     pub ask: &'static str,
+    /// As [`Frame::shop`]: every concept named is shop-wide.
     pub shop: bool,
 }
 
