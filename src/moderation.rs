@@ -227,7 +227,7 @@ impl StreamModeration {
         classify: &ClassifyConfig,
     ) {
         self.messages += 1;
-        self.touched = crate::queue::unix_ms();
+        self.touched = crate::runtime::clock::unix_ms();
         let s = &self.settings;
         if s.hold_at.is_some() || s.block_at.is_some() {
             let bad = f64::from(verdict.scores[Label::Spam.index()].max(verdict.scores[Label::Abuse.index()]));
@@ -325,7 +325,7 @@ impl StreamModeration {
     /// Records a message that missed the latency budget and got `action`.
     pub fn over_budget(&mut self, id: &str, user: Option<&str>, text: &str, ts: u64, action: Action) {
         self.messages += 1;
-        self.touched = crate::queue::unix_ms();
+        self.touched = crate::runtime::clock::unix_ms();
         if action == Action::Hold {
             self.hold(Held {
                 id: id.to_string(),
@@ -504,7 +504,7 @@ impl Moderation {
         }
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
-            let now = crate::queue::unix_ms();
+            let now = crate::runtime::clock::unix_ms();
             streams.retain(|_, s| !s.try_lock().is_ok_and(|s| s.forgettable(now)));
         }
         if streams.len() >= cap && !streams.contains_key(stream) {
@@ -524,7 +524,10 @@ impl Moderation {
             streams
                 .entry(Arc::from(stream))
                 .or_insert_with(|| {
-                    Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
+                    Arc::new(Mutex::new(StreamModeration {
+                        touched: crate::runtime::clock::unix_ms(),
+                        ..Default::default()
+                    }))
                 })
                 .clone(),
         )

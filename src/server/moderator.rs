@@ -45,7 +45,7 @@ use crate::metrics::Refusal;
 use crate::moderation::{Audit, AuditEntry, Moderation, StreamSettings, audit_path_for};
 use crate::pipeline::Engine;
 use crate::pipeline::classify::Classifier;
-use crate::queue::unix_ms;
+use crate::runtime::clock::unix_ms;
 use crate::server::reload::{ReloadHandle, Reloaded};
 
 /// Messages a dry run replays by default, and at most.
