@@ -2,6 +2,7 @@
 
 pub mod adapt;
 pub mod bench_load;
+pub mod breakdown;
 pub mod classify;
 pub mod client;
 pub mod demo;

@@ -51,8 +51,15 @@ impl Sizing {
     pub fn for_cores(config: &ServerConfig, cores: usize) -> Self {
         let cores = cores.max(1);
         let workers = if config.workers == 0 { cores } else { config.workers };
-        Self { cores, runtime_threads: cores, workers, worker_nice: WORKER_NICE }
+        let worker_nice = std::env::var("KOTAE_EXP_NICE").ok().and_then(|v| v.parse().ok()).unwrap_or(WORKER_NICE);
+        Self { cores, runtime_threads: cores, workers, worker_nice }
     }
+}
+
+/// The tokio runtime of the async commands (`serve`, `demo`, the load tools): one thread per
+/// core ([`Sizing::runtime_threads`]).
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(available_cores()).enable_all().build()
 }
 
 /// Cores this process may run on (cgroup and affinity limits included); 2 if unknown.

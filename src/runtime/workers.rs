@@ -22,7 +22,8 @@ struct Job {
     items: Vec<Item>,
     deadline: Instant,
     arrived: Instant,
-    reply: oneshot::Sender<Vec<Item>>,
+    /// The items, and when the worker finished them.
+    reply: oneshot::Sender<(Vec<Item>, Instant)>,
     /// Frees the channel slot once a worker has taken the job.
     _permit: OwnedSemaphorePermit,
 }
@@ -63,9 +64,11 @@ fn work(analyzer: &mut Analyzer, metrics: &Metrics, job: Job) {
             other => other,
         })
         .collect();
+    let done = Instant::now();
+    metrics.observe(Stage::Worker, done.duration_since(now).as_secs_f64());
     // The connection drains its frames before going away, so a closed reply is only possible
     // when its task panicked; nothing is left to answer then.
-    let _ = reply.send(out);
+    let _ = reply.send((out, done));
 }
 
 impl Workers {
@@ -102,7 +105,13 @@ impl Workers {
         if let Err(job) = self.pool.try_send(Job { items, deadline, arrived, reply, _permit: permit }) {
             return shutting_down(job.items);
         }
-        rx.await.unwrap_or_default()
+        match rx.await {
+            Ok((items, done)) => {
+                self.metrics.observe(Stage::WorkerReply, done.elapsed().as_secs_f64());
+                items
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Frames waiting for a worker.

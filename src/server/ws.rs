@@ -328,6 +328,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
             biased;
             Some((arrived, outs, charge)) = answering.next(), if !answering.is_empty() => {
                 s.count(&outs);
+                let outs_back = Instant::now();
                 if writable {
                     let frames = encode_all(&outs);
                     let write = async {
@@ -354,6 +355,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
                     }
                 }
                 drop(charge);
+                metrics.observe(Stage::Write, outs_back.elapsed().as_secs_f64());
                 metrics.observe(Stage::Frame, arrived.elapsed().as_secs_f64());
             }
             Some((arrived, items, charge)) = analyzing.next(), if !analyzing.is_empty() => {
