@@ -559,7 +559,19 @@ fn main() -> ExitCode {
             println!("labels:  {:?}", report.by_label);
             Ok(())
         }
-        Command::BenchLoad { to, connections, streams, rate, batch, window, seconds, messages, token, hostile, breakdown } => {
+        Command::BenchLoad {
+            to,
+            connections,
+            streams,
+            rate,
+            batch,
+            window,
+            seconds,
+            messages,
+            token,
+            hostile,
+            breakdown,
+        } => {
             let spec = bench_load::LoadSpec {
                 server: to,
                 token,

@@ -94,7 +94,8 @@ impl LoadReport {
 pub fn fixture_texts() -> std::io::Result<Vec<String>> {
     let mut texts = Vec::new();
     for path in ["fixtures/labelled/dev.jsonl", "fixtures/labelled/test.jsonl", "fixtures/streams/demo.jsonl"] {
-        let body = std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("reading {path}: {e}")))?;
+        let body =
+            std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("reading {path}: {e}")))?;
         for (n, line) in body.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let m: crate::message::InMessage = serde_json::from_str(line)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{path}:{}: {e}", n + 1)))?;

@@ -87,16 +87,15 @@ impl Histograms {
 
     /// The frame-path stage with the largest `q` quantile, and that quantile (seconds).
     pub fn behind(&self, q: f64) -> Option<(&'static str, f64)> {
-        PATH.iter()
-            .filter_map(|&s| Some((s, self.quantile(s, q)?)))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
+        PATH.iter().filter_map(|&s| Some((s, self.quantile(s, q)?))).max_by(|a, b| a.1.total_cmp(&b.1))
     }
 }
 
 /// The breakdown as text: a line per stage, then which stage is behind p99 and p999.
 pub fn report(h: &Histograms, client_p99: Duration, client_p999: Duration) -> String {
     let ms = |s: Option<f64>| s.map_or_else(|| "-".to_string(), |s| format!("{:.2}", s * 1000.0));
-    let mut out = String::from("stage          observed     p50 ms   p99 ms  p999 ms   (server histograms over the run)\n");
+    let mut out =
+        String::from("stage          observed     p50 ms   p99 ms  p999 ms   (server histograms over the run)\n");
     let stages = PATH.iter().chain(["analyze", "frame", "journal"].iter());
     for s in stages {
         let _ = writeln!(
@@ -142,7 +141,10 @@ mod tests {
     use super::*;
 
     fn page(stage: &str, buckets: &[(&str, u64)]) -> String {
-        buckets.iter().map(|(le, n)| format!("kotae_stage_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {n}\n")).collect()
+        buckets
+            .iter()
+            .map(|(le, n)| format!("kotae_stage_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {n}\n"))
+            .collect()
     }
 
     #[test]

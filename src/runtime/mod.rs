@@ -20,14 +20,6 @@ pub mod workers;
 
 use crate::server::config::ServerConfig;
 
-/// Nice value of the analysis workers. They are the bulk of the CPU at any load, while the
-/// runtime threads (reading frames, writing verdicts) and the shards (the stateful stages) do
-/// little work per message but sit on every verdict's path: on a machine with as many busy
-/// threads as cores, a runtime thread woken by a verdict waited for a worker's time slice to end
-/// (up to several milliseconds). Weighted lower, a worker yields the core to them at once and
-/// still gets every cycle they leave.
-pub const WORKER_NICE: i32 = 5;
-
 /// Thread counts and priorities for `kotae serve`, from the configuration and the cores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sizing {
@@ -37,7 +29,7 @@ pub struct Sizing {
     pub runtime_threads: usize,
     /// Analysis workers (`server.workers`, 0 = one per core).
     pub workers: usize,
-    /// Nice value of the analysis workers.
+    /// Nice value of the analysis workers (`server.worker_nice`).
     pub worker_nice: i32,
 }
 
@@ -51,8 +43,7 @@ impl Sizing {
     pub fn for_cores(config: &ServerConfig, cores: usize) -> Self {
         let cores = cores.max(1);
         let workers = if config.workers == 0 { cores } else { config.workers };
-        let worker_nice = std::env::var("KOTAE_EXP_NICE").ok().and_then(|v| v.parse().ok()).unwrap_or(WORKER_NICE);
-        Self { cores, runtime_threads: cores, workers, worker_nice }
+        Self { cores, runtime_threads: cores, workers, worker_nice: config.worker_nice }
     }
 }
 
@@ -99,5 +90,7 @@ mod tests {
         config.workers = 3;
         assert_eq!(Sizing::for_cores(&config, 8).workers, 3);
         assert_eq!(Sizing::for_cores(&ServerConfig::default(), 0).cores, 1);
+        config.worker_nice = 20;
+        assert!(config.problems().iter().any(|p| p.contains("worker_nice")), "{:?}", config.problems());
     }
 }
