@@ -33,7 +33,7 @@ enum Command {
     /// Classify JSON Lines from stdin; one verdict line per input line on stdout.
     Classify {
         /// Worker threads for the stateless stages.
-        #[arg(long, default_value_t = default_workers())]
+        #[arg(long, default_value_t = kotae::runtime::available_cores())]
         workers: usize,
         /// The products (`{"products":[{"id","name","keywords"}]}`): questions naming one are
         /// about it; a line's `"product"` says which was on screen.
@@ -100,7 +100,7 @@ enum Command {
         #[arg(long, default_value_t = TrainOptions::default().min_ngram_count)]
         min_ngram_count: usize,
         /// Character n-gram lengths kept, `MIN-MAX` (a start or end mark counts as one); `0-0` for none.
-        #[arg(long, default_value = "2-2", value_parser = parse_range)]
+        #[arg(long, default_value = "2-2", value_parser = commands::parse_range)]
         ngrams: (usize, usize),
         #[arg(long, default_value_t = TrainOptions::default().l2)]
         l2: f32,
@@ -277,21 +277,6 @@ enum Command {
 enum By {
     /// The line's `writer` (its file's name when it has none).
     Writer,
-}
-
-/// `MIN-MAX` as two numbers.
-fn parse_range(s: &str) -> Result<(usize, usize), String> {
-    let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}' is not MIN-MAX"))?;
-    let (a, b): (usize, usize) =
-        (a.trim().parse().map_err(|e| format!("'{a}': {e}"))?, b.trim().parse().map_err(|e| format!("'{b}': {e}"))?);
-    if a > b {
-        return Err(format!("{a} is more than {b}"));
-    }
-    Ok((a, b))
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn main() -> ExitCode {

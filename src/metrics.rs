@@ -105,17 +105,10 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in declaration order (the histograms are indexed by it).
-    pub const ALL: [Stage; 9] = [
-        Stage::Queue,
-        Stage::Analyze,
-        Stage::Stateful,
-        Stage::Frame,
-        Stage::Journal,
-        Stage::Worker,
-        Stage::WorkerReply,
-        Stage::ShardQueue,
-        Stage::Write,
-    ];
+    pub const ALL: [Stage; 9] = {
+        use Stage::*;
+        [Queue, Analyze, Stateful, Frame, Journal, Worker, WorkerReply, ShardQueue, Write]
+    };
     fn as_str(self) -> &'static str {
         match self {
             Stage::Queue => "queue",

@@ -29,3 +29,14 @@ pub fn load_config(config: Option<&Path>, dict: Option<&Path>) -> Result<Config,
     }
     Ok(cfg)
 }
+
+/// `MIN-MAX` as two numbers.
+pub fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}' is not MIN-MAX"))?;
+    let (a, b): (usize, usize) =
+        (a.trim().parse().map_err(|e| format!("'{a}': {e}"))?, b.trim().parse().map_err(|e| format!("'{b}': {e}"))?);
+    if a > b {
+        return Err(format!("{a} is more than {b}"));
+    }
+    Ok((a, b))
+}

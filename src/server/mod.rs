@@ -1,9 +1,9 @@
 //! `kotae serve`: the websocket sidecar (contract: DESIGN.md §2.3, protocol: docs/protocol.md).
 //!
 //! ```text
-//! platform ──ws──► session ──► Workers (bounded, N threads: normalize→tokenize→classify)
+//! platform ──ws──► session ──► runtime::workers (bounded pool, N threads: normalize→tokenize→classify)
 //!    ▲              │  ▲                         │
-//!    └── verdicts ──┘  └──── Shards (bounded, one thread per shard: dedupe, cluster, rank) ──► Journal (SQLite)
+//!    └── verdicts ──┘  └── runtime::shards (a lock per shard; the session runs stream::Streams::process) ──► Journal (SQLite)
 //!                                     │ watch
 //! host screen ◄──ws── host session ◄──┘
 //! ```
