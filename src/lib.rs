@@ -10,7 +10,7 @@
 //!   journal records for a frame, host actions, the views host screens read; no threads.
 //! - [`queue`]: the host queue: each stream's questions, their urgency and the ranked list.
 //! - [`runtime`]: what runs where: the thread pool (analysis workers, `classify`'s workers), the
-//!   stream shard threads and their bounded channels, thread sizing, the one clock.
+//!   stream shards (a lock each, and their tick thread), thread sizing, the one clock.
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
 //! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles, the
 //!   checks every request passes (hosts, origins, bounds), websocket upgrades under one frame

@@ -4,9 +4,9 @@
 //! - [`pool`]: a fixed pool of named threads fed by one bounded channel, each thread owning its
 //!   state; [`workers`] is the server's analysis pool on it (normalize → tokenize → classify per
 //!   frame), and `kotae classify` runs its workers on the same pool.
-//! - [`shards`]: the stream shards, one thread per shard owning its streams' state, commands
-//!   through a bounded channel each; the work itself is the synchronous core in
-//!   [`crate::stream`].
+//! - [`shards`]: the stream shards, a lock each around its streams' state, taken by the
+//!   connection whose frame it is (no hand-off to another thread), and one thread for their
+//!   periodic work; the work itself is the synchronous core in [`crate::stream`].
 //! - [`clock`]: the one clock the stateful stages read, injectable in tests.
 //! - [`Sizing`]: thread counts and priorities from the cores available.
 //!

@@ -5,8 +5,8 @@
 //! stream's time, question-id reservations). A frame goes dedupe → moderation decision → host
 //! queue → journal records in [`Streams::process`]; host actions, the product on screen and the
 //! catalogue are methods beside it; [`views`] builds what host screens read. Time comes from
-//! one injectable [`Clock`], so tests can hold it still or move it on. The threads and channels
-//! that carry commands here are in [`crate::runtime::shards`].
+//! one injectable [`Clock`], so tests can hold it still or move it on. Who calls it, from which
+//! thread and under which lock, is [`crate::runtime::shards`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ pub enum Out {
     Error(OutError, RejectReason),
 }
 
-/// A frame's outcomes as the shard hands them back.
+/// A frame's outcomes, as [`Streams::process`] gives them.
 pub struct Processed {
     pub outs: Vec<Out>,
     /// When the outcomes carry question ids beyond the stream's durable reservation: wait until
@@ -218,7 +218,7 @@ impl Settings {
 /// How often due questions are looked for and journaled.
 pub const QUESTION_TICK: Duration = Duration::from_millis(10);
 
-/// The streams one owner (a shard thread, or a test) holds, and what they share.
+/// The streams one owner (a shard's lock holder, or a test) holds, and what they share.
 pub struct Streams {
     engine: Arc<Engine>,
     settings: Arc<Settings>,
