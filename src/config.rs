@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::ingest::adapters::AdaptersConfig;
 use crate::label::Label;
 use crate::pipeline::PipelineConfig;
-use crate::rank::RankConfig;
+use crate::queue::RankConfig;
 use crate::server::config::ServerConfig;
 
 /// The whole configuration file.

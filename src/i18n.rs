@@ -245,6 +245,11 @@ pub const CATALOGUE: &[(&str, &str, &str)] = &[
     ("mod.held.none", "保留中のコメントはありません", "no held comments"),
     ("mod.held.approve", "承認", "approve"),
     ("mod.held.deny", "却下", "deny"),
+    (
+        "mod.degraded",
+        "時間内に判定できなかったコメント: {0} 件（最後 {1}）。設定どおり判定なしで通過または保留しました。サーバーの負荷を確認してください",
+        "Comments not checked in time: {0} (last at {1}), allowed or held unchecked as the stream's setting says. Check the server's load",
+    ),
     ("mod.held.over_budget", "時間内に判定できず保留（fail-closed）", "not checked in time (fail-closed)"),
     ("mod.held.threshold", "{0} {1}（この配信の保留スコア以上）", "{0} {1} (over the stream's hold score)"),
     ("mod.settings", "配信ごとの設定", "Per-stream settings"),

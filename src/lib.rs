@@ -3,11 +3,14 @@
 //! # Layout
 //! - [`pipeline`]: the message pipeline — [`pipeline::normalize`], [`pipeline::tokenize`],
 //!   [`pipeline::classify`] (stateless, fused per worker) and [`pipeline::dedupe`] (stateful).
-//! - [`rank`]: question urgency and the host's ranked queue.
-//! - [`ingest`]: the sidecar protocol's frames, per-connection rate limits, the worker pool; and
+//! - [`ingest`]: the sidecar protocol's frames and per-connection rate limits; and
 //!   [`ingest::adapters`], platform adapters (Twitch IRC, YouTube live chat, Niconico NDGR)
 //!   producing normalized chat messages and carrying moderation actions back.
-//! - [`queue`]: stream shards owning dedupe, clusters and host queues; host actions.
+//! - [`stream`]: the synchronous per-stream core: dedupe → moderation decision → host queue →
+//!   journal records for a frame, host actions, the views host screens read; no threads.
+//! - [`queue`]: the host queue: each stream's questions, their urgency and the ranked list.
+//! - [`runtime`]: what runs where: the thread pool (analysis workers, `classify`'s workers), the
+//!   stream shards (a lock each, and their tick thread), thread sizing, the one clock.
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
 //! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles, the
 //!   checks every request passes (hosts, origins, bounds), websocket upgrades under one frame
@@ -44,7 +47,8 @@ pub mod moderation;
 pub mod money;
 pub mod pipeline;
 pub mod queue;
-pub mod rank;
 pub mod report;
+pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod stream;

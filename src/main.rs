@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use kotae::commands::{self, adapt, bench_load, demo, eval, eval_stream, replay, serve, train};
-use kotae::message::InMessage;
 use kotae::pipeline::Engine;
 use kotae::pipeline::classify::TrainOptions;
 
@@ -34,7 +33,7 @@ enum Command {
     /// Classify JSON Lines from stdin; one verdict line per input line on stdout.
     Classify {
         /// Worker threads for the stateless stages.
-        #[arg(long, default_value_t = default_workers())]
+        #[arg(long, default_value_t = kotae::runtime::available_cores())]
         workers: usize,
         /// The products (`{"products":[{"id","name","keywords"}]}`): questions naming one are
         /// about it; a line's `"product"` says which was on screen.
@@ -101,7 +100,7 @@ enum Command {
         #[arg(long, default_value_t = TrainOptions::default().min_ngram_count)]
         min_ngram_count: usize,
         /// Character n-gram lengths kept, `MIN-MAX` (a start or end mark counts as one); `0-0` for none.
-        #[arg(long, default_value = "2-2", value_parser = parse_range)]
+        #[arg(long, default_value = "2-2", value_parser = commands::parse_range)]
         ngrams: (usize, usize),
         #[arg(long, default_value_t = TrainOptions::default().l2)]
         l2: f32,
@@ -228,6 +227,9 @@ enum Command {
         /// server's RSS and accounting, and exit 1 past the limits (RSS 200 MB, p99 10 ms).
         #[arg(long)]
         hostile: bool,
+        /// Also read the server's stage histograms and say which stage is behind p99 and p999.
+        #[arg(long)]
+        breakdown: bool,
     },
     /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
     Explain {
@@ -275,21 +277,6 @@ enum Command {
 enum By {
     /// The line's `writer` (its file's name when it has none).
     Writer,
-}
-
-/// `MIN-MAX` as two numbers.
-fn parse_range(s: &str) -> Result<(usize, usize), String> {
-    let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}' is not MIN-MAX"))?;
-    let (a, b): (usize, usize) =
-        (a.trim().parse().map_err(|e| format!("'{a}': {e}"))?, b.trim().parse().map_err(|e| format!("'{b}': {e}"))?);
-    if a > b {
-        return Err(format!("{a} is more than {b}"));
-    }
-    Ok((a, b))
-}
-
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn main() -> ExitCode {
@@ -557,8 +544,19 @@ fn main() -> ExitCode {
             println!("labels:  {:?}", report.by_label);
             Ok(())
         }
-        Command::BenchLoad { to, connections, streams, rate, batch, window, seconds, messages, token, hostile } => {
-            let texts = bench_texts()?;
+        Command::BenchLoad {
+            to,
+            connections,
+            streams,
+            rate,
+            batch,
+            window,
+            seconds,
+            messages,
+            token,
+            hostile,
+            breakdown,
+        } => {
             let spec = bench_load::LoadSpec {
                 server: to,
                 token,
@@ -569,25 +567,12 @@ fn main() -> ExitCode {
                 window,
                 duration: std::time::Duration::from_secs_f64(seconds),
                 max_messages: messages,
-                texts: Arc::new(texts),
+                texts: Arc::new(bench_load::fixture_texts()?),
+                breakdown,
             };
-            println!(
-                "bench-load: {} connections over {} streams, {} msgs/s offered, {} per frame",
-                spec.connections,
-                spec.streams,
-                if rate == 0 { "max".to_string() } else { rate.to_string() },
-                spec.batch
-            );
-            if hostile {
-                let report = runtime()?.block_on(kotae::commands::hostile::run_hostile(spec))?;
-                println!("{}", report.summary());
-                if !report.passed() {
-                    anyhow::bail!("the hostile run went past its limits");
-                }
-                return Ok(());
+            if !runtime()?.block_on(bench_load::cli(spec, hostile))? {
+                anyhow::bail!("the hostile run went past its limits");
             }
-            let report = runtime()?.block_on(bench_load::run(spec))?;
-            println!("{}", report.summary());
             Ok(())
         }
     })();
@@ -605,18 +590,5 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
-}
-
-/// Chat texts for `bench-load`: the labelled fixtures and the demo stream.
-fn bench_texts() -> anyhow::Result<Vec<String>> {
-    let mut texts = Vec::new();
-    for path in ["fixtures/labelled/dev.jsonl", "fixtures/labelled/test.jsonl", "fixtures/streams/demo.jsonl"] {
-        let body = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-        for line in body.lines().filter(|l| !l.trim().is_empty()) {
-            let m: InMessage = serde_json::from_str(line).with_context(|| format!("{path}: bad line"))?;
-            texts.push(m.text);
-        }
-    }
-    Ok(texts)
+    Ok(kotae::runtime::tokio_runtime()?)
 }

@@ -92,10 +92,23 @@ pub enum Stage {
     Frame,
     /// One journal transaction.
     Journal,
+    /// A worker analyzing one frame's messages.
+    Worker,
+    /// A worker's answer until the frame's connection task runs again (a runtime thread wakes).
+    WorkerReply,
+    /// A frame's wait for its shard's lock.
+    ShardQueue,
+    /// A frame's outcomes back on its connection until they are written (encoding, earlier
+    /// frames' writes, the socket).
+    Write,
 }
 
 impl Stage {
-    const ALL: [Stage; 5] = [Stage::Queue, Stage::Analyze, Stage::Stateful, Stage::Frame, Stage::Journal];
+    /// Every stage, in declaration order (the histograms are indexed by it).
+    pub const ALL: [Stage; 9] = {
+        use Stage::*;
+        [Queue, Analyze, Stateful, Frame, Journal, Worker, WorkerReply, ShardQueue, Write]
+    };
     fn as_str(self) -> &'static str {
         match self {
             Stage::Queue => "queue",
@@ -103,6 +116,10 @@ impl Stage {
             Stage::Stateful => "stateful",
             Stage::Frame => "frame",
             Stage::Journal => "journal",
+            Stage::Worker => "worker",
+            Stage::WorkerReply => "worker_reply",
+            Stage::ShardQueue => "shard_queue",
+            Stage::Write => "write",
         }
     }
 }
@@ -260,7 +277,7 @@ pub struct Metrics {
     abuse: [IntCounter; 6],
     over_budget: [IntCounter; 2],
     backpressure: [IntCounter; 3],
-    stages: [Histogram; 5],
+    stages: [Histogram; Stage::ALL.len()],
     depth: [IntGauge; 3],
     connections: [IntGauge; 2],
     conn_events: [IntCounter; 8],
@@ -338,7 +355,8 @@ impl Metrics {
         let r = Registry::new();
         let hist = HistogramVec::new(
             HistogramOpts::new("kotae_stage_seconds", "Time spent per stage").buckets(vec![
-                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.025,
+                0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
             &["stage"],
         )

@@ -144,6 +144,8 @@ pub struct Summary {
     pub blocked: u64,
     pub blocked_by: BTreeMap<&'static str, u64>,
     pub held_pending: usize,
+    /// Messages that got the fail-open or fail-closed verdict (not analyzed in time).
+    pub degraded: Degraded,
     /// Purchase intents per product, in total.
     pub intents: BTreeMap<String, u32>,
     /// The last minutes, oldest first.
@@ -167,6 +169,17 @@ pub struct StreamModeration {
     last_post: HashMap<String, u64>,
     /// Wall-clock ms of the last message or moderator change, for eviction.
     touched: u64,
+    degraded: Degraded,
+}
+
+/// A stream's degraded verdicts: messages answered without analysis because they were not
+/// analyzed within the latency budget (`over_budget`).
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Degraded {
+    /// Since the stream's moderation state was created.
+    pub total: u64,
+    /// Wall-clock ms of the last one.
+    pub last_at: Option<u64>,
 }
 
 fn why_held(
@@ -227,7 +240,7 @@ impl StreamModeration {
         classify: &ClassifyConfig,
     ) {
         self.messages += 1;
-        self.touched = crate::queue::unix_ms();
+        self.touched = crate::runtime::clock::unix_ms();
         let s = &self.settings;
         if s.hold_at.is_some() || s.block_at.is_some() {
             let bad = f64::from(verdict.scores[Label::Spam.index()].max(verdict.scores[Label::Abuse.index()]));
@@ -325,7 +338,9 @@ impl StreamModeration {
     /// Records a message that missed the latency budget and got `action`.
     pub fn over_budget(&mut self, id: &str, user: Option<&str>, text: &str, ts: u64, action: Action) {
         self.messages += 1;
-        self.touched = crate::queue::unix_ms();
+        self.touched = crate::runtime::clock::unix_ms();
+        self.degraded.total += 1;
+        self.degraded.last_at = Some(self.touched);
         if action == Action::Hold {
             self.hold(Held {
                 id: id.to_string(),
@@ -385,6 +400,11 @@ impl StreamModeration {
         Some(h.clone())
     }
 
+    /// The stream's degraded (not analyzed in time) verdicts.
+    pub fn degraded(&self) -> Degraded {
+        self.degraded
+    }
+
     /// Counts and the ticker for the host screen.
     pub fn summary(&self, stream: &str) -> Summary {
         Summary {
@@ -393,6 +413,7 @@ impl StreamModeration {
             blocked: self.blocked,
             blocked_by: self.blocked_by.clone(),
             held_pending: self.held.iter().filter(|h| h.state == HeldState::Pending).count(),
+            degraded: self.degraded,
             intents: self.intents.clone(),
             ticker: self.ticker.iter().map(|(m, p)| TickerMinute { minute: *m, products: p.clone() }).collect(),
         }
@@ -504,7 +525,7 @@ impl Moderation {
         }
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         if streams.len() >= MAX_STREAMS && !streams.contains_key(stream) {
-            let now = crate::queue::unix_ms();
+            let now = crate::runtime::clock::unix_ms();
             streams.retain(|_, s| !s.try_lock().is_ok_and(|s| s.forgettable(now)));
         }
         if streams.len() >= cap && !streams.contains_key(stream) {
@@ -524,7 +545,10 @@ impl Moderation {
             streams
                 .entry(Arc::from(stream))
                 .or_insert_with(|| {
-                    Arc::new(Mutex::new(StreamModeration { touched: crate::queue::unix_ms(), ..Default::default() }))
+                    Arc::new(Mutex::new(StreamModeration {
+                        touched: crate::runtime::clock::unix_ms(),
+                        ..Default::default()
+                    }))
                 })
                 .clone(),
         )
@@ -621,6 +645,18 @@ mod tests {
             assert_eq!(v.action, want, "message {id}");
         }
         assert_eq!(m.summary("s").blocked_by.get("slow_mode"), Some(&1));
+    }
+
+    #[test]
+    fn degraded_verdicts_are_counted_per_stream_with_the_time_of_the_last() {
+        let mut m = StreamModeration::default();
+        assert_eq!(m.degraded(), Degraded::default());
+        m.over_budget("a", None, "text", 5, Action::Allow);
+        m.over_budget("b", None, "text", 6, Action::Hold);
+        let d = m.summary("s").degraded;
+        assert_eq!(d.total, 2);
+        assert!(d.last_at.is_some_and(|t| t > 0));
+        assert_eq!(m.held(false).len(), 1, "only the fail-closed one is held");
     }
 
     #[test]

@@ -102,7 +102,7 @@ fn fixtures_are_distinct_and_large_enough() {
 fn stream_score(name: &str) -> kotae::commands::eval_stream::StreamScore {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let gold = GoldStream::load(&root.join(format!("fixtures/streams/eval/{name}.jsonl"))).unwrap();
-    let (score, _) = score_stream(&engine(), &kotae::rank::RankConfig::default(), &gold);
+    let (score, _) = score_stream(&engine(), &kotae::queue::RankConfig::default(), &gold);
     println!("{}", kotae::commands::eval_stream::format_score(&score));
     score
 }

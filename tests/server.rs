@@ -401,6 +401,10 @@ async fn past_the_latency_budget_the_fail_closed_verdict_is_given_and_counted() 
     assert!(degraded > 0, "a 1 ms budget with one worker must be exceeded");
     let text = server.assert_outcomes_add_up().await;
     assert_eq!(metric(&text, &m("kotae_over_budget_total", "policy=\"closed\"")), Some(degraded as f64));
+    let (status, held) = server.get("/v1/streams/budget/held").await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(held["degraded"]["total"], degraded, "the console's per-stream degraded count: {held}");
+    assert!(held["degraded"]["last_at"].as_u64().is_some(), "{held}");
     server.shutdown().await;
 }
 

@@ -10,6 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::breakdown::Histograms;
 use super::client::{ClientError, connect};
 
 /// What to offer.
@@ -32,6 +33,8 @@ pub struct LoadSpec {
     pub max_messages: u64,
     /// Chat texts to send, cycled.
     pub texts: Arc<Vec<String>>,
+    /// Also read the server's stage histograms before and after, for [`LoadReport::breakdown`].
+    pub breakdown: bool,
 }
 
 /// Results of a run.
@@ -46,6 +49,8 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Per-message latency in microseconds, sorted.
     pub latencies_us: Vec<u32>,
+    /// With [`LoadSpec::breakdown`]: the server's stage histograms over the run.
+    pub stages: Option<Histograms>,
 }
 
 impl LoadReport {
@@ -76,6 +81,78 @@ impl LoadReport {
             self.quantile_ms(1.0),
         )
     }
+
+    /// Where the time went by stage and which stage is behind p99 and p999 (needs
+    /// [`LoadSpec::breakdown`]).
+    pub fn breakdown(&self) -> Option<String> {
+        let us = |q: f64| Duration::from_secs_f64(self.quantile_ms(q) / 1000.0);
+        Some(super::breakdown::report(self.stages.as_ref()?, us(0.99), us(0.999)))
+    }
+}
+
+/// Chat texts for `bench-load`: the labelled fixtures and the demo stream (run from the checkout).
+pub fn fixture_texts() -> std::io::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for path in ["fixtures/labelled/dev.jsonl", "fixtures/labelled/test.jsonl", "fixtures/streams/demo.jsonl"] {
+        let body =
+            std::fs::read_to_string(path).map_err(|e| std::io::Error::new(e.kind(), format!("reading {path}: {e}")))?;
+        for (n, line) in body.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let m: crate::message::InMessage = serde_json::from_str(line)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{path}:{}: {e}", n + 1)))?;
+            texts.push(m.text);
+        }
+    }
+    Ok(texts)
+}
+
+/// `kotae bench-load` as the CLI runs it: prints the offered load, then the summary (and the
+/// breakdown when asked). `Ok(false)` when a hostile run went past its limits.
+pub async fn cli(spec: LoadSpec, hostile: bool) -> Result<bool, ClientError> {
+    println!(
+        "bench-load: {} connections over {} streams, {} msgs/s offered, {} per frame",
+        spec.connections,
+        spec.streams,
+        if spec.rate == 0 { "max".to_string() } else { spec.rate.to_string() },
+        spec.batch
+    );
+    if hostile {
+        let report = super::hostile::run_hostile(spec).await?;
+        println!("{}", report.summary());
+        return Ok(report.passed());
+    }
+    let report = run(spec).await?;
+    println!("{}", report.summary());
+    if let Some(b) = report.breakdown() {
+        print!("{b}");
+    }
+    Ok(true)
+}
+
+/// The server's `kotae_stage_seconds` histograms, read from its `/metrics` page.
+async fn stage_histograms(server: &str, token: Option<&str>) -> Result<Histograms, ClientError> {
+    let base = server.trim_end_matches('/');
+    let http = base
+        .strip_prefix("ws://")
+        .map(|r| format!("http://{r}"))
+        .or_else(|| base.strip_prefix("wss://").map(|r| format!("https://{r}")))
+        .ok_or_else(|| ClientError::Url(server.to_string()))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ClientError::Protocol(format!("metrics: {e}")))?;
+    let mut request = client.get(format!("{http}/metrics"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let page = request
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| ClientError::Protocol(format!("metrics: {e}")))?
+        .text()
+        .await
+        .map_err(|e| ClientError::Protocol(format!("metrics: {e}")))?;
+    Ok(Histograms::parse(&page))
 }
 
 /// Appends a frame of `n` messages, ids `start`… (decimal strings, per connection), to `out`.
@@ -120,6 +197,10 @@ fn classify_reply(t: &str) -> Reply<'_> {
 
 /// Runs the load and gathers the report.
 pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
+    let before = match spec.breakdown {
+        true => Some(stage_histograms(&spec.server, spec.token.as_deref()).await?),
+        false => None,
+    };
     let started = Instant::now();
     let deadline = started + spec.duration;
     let per_conn_rate = spec.rate as f64 / spec.connections.max(1) as f64;
@@ -248,6 +329,9 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
     let mut r = std::mem::take(&mut *report.lock().await);
     r.elapsed = started.elapsed();
     r.latencies_us.sort_unstable();
+    if let Some(before) = before {
+        r.stages = Some(stage_histograms(&spec.server, spec.token.as_deref()).await?.since(&before));
+    }
     Ok(r)
 }
 

@@ -1,8 +1,8 @@
 //! `kotae classify`: JSON Lines in, one verdict line out per input line, in order.
 //!
-//! Threads: a reader cuts stdin into batches of lines; workers (one [`Analyzer`] each) run the
-//! stateless stages on whole batches; the calling thread puts batches back in order, runs each
-//! stream's stateful stage and writes the verdicts. Channels are bounded (`2 × workers` batches),
+//! Threads: a reader cuts stdin into batches of lines; workers (one [`Analyzer`] each, on the
+//! runtime's [`Pool`]) run the stateless stages on whole batches; the calling thread puts
+//! batches back in order, runs each stream's stateful stage and writes the verdicts. Channels are bounded (`2 × workers` batches),
 //! so a slow writer blocks the reader instead of buffering without limit.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +14,7 @@ use crossbeam_channel::bounded;
 use crate::catalog::Catalog;
 use crate::message::{InMessage, OutError, OutVerdict};
 use crate::pipeline::{Analysis, Analyzer, Engine, Meta, StreamState};
+use crate::runtime::pool::{Pool, PoolSpec};
 
 /// Lines per batch handed to a worker.
 const BATCH: usize = 256;
@@ -145,13 +146,35 @@ pub fn run(
     let limit = engine.config.max_message_bytes;
     // Raw lines carry JSON around the text; escapes can triple it.
     let line_limit = (limit * 8).max(64 * 1024);
-    let (batch_tx, batch_rx) = bounded::<Batch>(workers * 2);
     let (done_tx, done_rx) = bounded::<(u64, usize, Vec<Item>)>(workers * 2);
+    let spec = PoolSpec { name: "kotae-classify", threads: workers, queue: workers * 2, nice: 0 };
+    let done = done_tx.clone();
+    let pool = Pool::start(
+        spec,
+        || engine.analyzer(),
+        move |analyzer: &mut Analyzer, batch: Batch| {
+            let n = batch.lines.len();
+            let items = batch
+                .lines
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let line = l.map(|range| &batch.data[range]);
+                    analyze_line(analyzer, batch.first_line + i, line, limit)
+                })
+                .collect();
+            let _ = done.send((batch.seq, n, items));
+        },
+    )?;
+    let pool = &pool;
     let mut stats = Stats::default();
     let mut output = io::BufWriter::with_capacity(1 << 16, output);
 
     std::thread::scope(|scope| -> io::Result<()> {
         let reader = scope.spawn(move || -> io::Result<()> {
+            // However the reader ends, the workers finish what it queued and stop, so the
+            // verdict channel below closes.
+            let _close = CloseOnDrop(pool);
             let mut input = input;
             let (mut seq, mut line_no) = (0u64, 0usize);
             loop {
@@ -172,37 +195,13 @@ pub fn run(
                     return Ok(());
                 }
                 let last = lines.len() < BATCH;
-                if batch_tx.send(Batch { seq, first_line, data, lines }).is_err() || last {
+                if pool.send(Batch { seq, first_line, data, lines }).is_err() || last {
                     return Ok(());
                 }
                 seq += 1;
             }
         });
-        for _ in 0..workers {
-            let rx = batch_rx.clone();
-            let tx = done_tx.clone();
-            let mut analyzer = engine.analyzer();
-            scope.spawn(move || {
-                for batch in rx {
-                    let n = batch.lines.len();
-                    let items = batch
-                        .lines
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, l)| {
-                            let line = l.map(|range| &batch.data[range]);
-                            analyze_line(&mut analyzer, batch.first_line + i, line, limit)
-                        })
-                        .collect();
-                    if tx.send((batch.seq, n, items)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
         drop(done_tx);
-        drop(batch_rx);
-
         let mut pending: BTreeMap<u64, Vec<Item>> = BTreeMap::new();
         let mut next = 0u64;
         let mut streams: HashMap<Option<String>, (StreamState, u64)> = HashMap::new();
@@ -259,8 +258,18 @@ pub fn run(
         reader.join().map_err(|_| io::Error::other("reader thread panicked"))??;
         Ok(())
     })?;
+    pool.join();
     output.flush()?;
     Ok(stats)
+}
+
+/// Closes a pool when dropped.
+struct CloseOnDrop<'a, J: Send + 'static>(&'a Pool<J>);
+
+impl<J: Send + 'static> Drop for CloseOnDrop<'_, J> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::message::InMessage;
 use crate::pipeline::Engine;
-use crate::rank::Ranked;
+use crate::queue::Ranked;
 
 /// One product of a stream's schedule.
 #[derive(Debug, Clone, Deserialize)]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{Catalog, CatalogSpec, ProductSpec};
 use crate::label::{Action, Label};
 use crate::pipeline::{Analyzer, Engine, Meta, StreamState};
-use crate::rank::{Asked, Queue, RankConfig};
+use crate::queue::{Asked, Queue, RankConfig};
 
 /// One line of a gold stream.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,6 +2,7 @@
 
 pub mod adapt;
 pub mod bench_load;
+pub mod breakdown;
 pub mod classify;
 pub mod client;
 pub mod demo;
@@ -27,4 +28,15 @@ pub fn load_config(config: Option<&Path>, dict: Option<&Path>) -> Result<Config,
         cfg.pipeline.dictionaries = dir.to_path_buf();
     }
     Ok(cfg)
+}
+
+/// `MIN-MAX` as two numbers.
+pub fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}' is not MIN-MAX"))?;
+    let (a, b): (usize, usize) =
+        (a.trim().parse().map_err(|e| format!("'{a}': {e}"))?, b.trim().parse().map_err(|e| format!("'{b}': {e}"))?);
+    if a > b {
+        return Err(format!("{a} is more than {b}"));
+    }
+    Ok((a, b))
 }

@@ -118,7 +118,7 @@ pub fn stream_threshold(engine: &Arc<Engine>, model: &IdentityModel, streams: &[
         engine.set_identity(IdentityModel { threshold: t, ..model.clone() });
         let scores: Vec<f64> = streams
             .iter()
-            .map(|g| super::eval_stream::score_stream(engine, &crate::rank::RankConfig::default(), g).0.answered_once)
+            .map(|g| super::eval_stream::score_stream(engine, &crate::queue::RankConfig::default(), g).0.answered_once)
             .collect();
         let mean = scores.iter().sum::<f64>() / scores.len().max(1) as f64;
         let _ = writeln!(report, "threshold {t:.2}: answered once {mean:.3}");

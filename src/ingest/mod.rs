@@ -1,11 +1,7 @@
-//! Ingest: the sidecar protocol's frames and the worker pool running the stateless stages.
+//! Ingest: the sidecar protocol's frames, cut into [`Item`]s on their way through the pipeline.
 //!
-//! A text frame is one message object or an array of them ([`parse_frame`]). Its messages go
-//! to the [`Workers`] as one job through a bounded crossbeam channel; each worker owns an
-//! [`Analyzer`] (normalize → tokenize → classify, fused). Admission is a semaphore with as many
-//! permits as the channel has slots, so an async sender never blocks a runtime thread: it waits
-//! for a permit (policy `block`, counted in `kotae_backpressure_total{channel="workers"}`) until
-//! the frame's latency budget runs out, then answers with the budget verdict instead.
+//! A text frame is one message object or an array of them ([`parse_frame`]). Its messages then
+//! go to the analysis workers ([`crate::runtime::workers`]) as one job.
 //!
 //! [`adapters`] connects out to platforms that cannot embed kotae (Twitch, YouTube, Niconico) and
 //! turns their chat into the same [`InMessage`]s.
@@ -14,17 +10,11 @@ pub mod adapters;
 pub mod json;
 pub mod rate;
 
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Instant;
-
-use crossbeam_channel::{Receiver, Sender, bounded};
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::message::InMessage;
-use crate::metrics::{Channel, Metrics, RejectReason, Stage};
-use crate::pipeline::{Analysis, Engine, Reject};
+use crate::metrics::RejectReason;
+use crate::pipeline::{Analysis, Reject};
 
 /// One message of a frame on its way through the pipeline.
 #[derive(Debug)]
@@ -207,135 +197,6 @@ pub fn message_id(m: &InMessage) -> String {
         Some(v) => v.to_string(),
         None => String::new(),
     }
-}
-
-/// A frame's messages for the workers.
-struct Job {
-    items: Vec<Item>,
-    deadline: Instant,
-    arrived: Instant,
-    reply: oneshot::Sender<Vec<Item>>,
-    /// Frees the channel slot once a worker has taken the job.
-    _permit: OwnedSemaphorePermit,
-}
-
-enum Task {
-    Work(Job),
-    Stop,
-}
-
-/// The stateless worker pool.
-pub struct Workers {
-    /// Bounded by `worker_queue`; closed by [`Workers::stop`] sending one `Stop` per worker.
-    tx: Sender<Task>,
-    slots: Arc<Semaphore>,
-    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
-    metrics: Arc<Metrics>,
-}
-
-impl Workers {
-    /// Starts `n` workers with a queue of `queue` frames.
-    pub fn start(engine: &Arc<Engine>, n: usize, queue: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let (tx, rx) = bounded::<Task>(queue);
-        let mut threads = Vec::with_capacity(n);
-        for i in 0..n.max(1) {
-            let rx: Receiver<Task> = rx.clone();
-            let mut analyzer = engine.analyzer();
-            let metrics = metrics.clone();
-            threads.push(std::thread::Builder::new().name(format!("kotae-worker-{i}")).spawn(move || {
-                for task in rx {
-                    let Task::Work(job) = task else { return };
-                    let Job { items, deadline, arrived, reply, _permit } = job;
-                    drop(_permit);
-                    let now = Instant::now();
-                    metrics.observe(Stage::Queue, now.duration_since(arrived).as_secs_f64());
-                    let late = now > deadline;
-                    let out = items
-                        .into_iter()
-                        .map(|item| match item {
-                            Item::Parsed(m) if late => Item::OverBudget(m),
-                            Item::Parsed(m) => {
-                                let started = Instant::now();
-                                let r = analyzer.analyze(&m.text);
-                                metrics.observe(Stage::Analyze, started.elapsed().as_secs_f64());
-                                match r {
-                                    Ok(a) => Item::Analyzed(m, Box::new(a)),
-                                    Err(e) => {
-                                        let reason = match e {
-                                            Reject::TooLarge(..) => RejectReason::TooLarge,
-                                            Reject::Empty => RejectReason::Empty,
-                                        };
-                                        Item::reject(message_id(&m), e.to_string(), reason)
-                                    }
-                                }
-                            }
-                            other => other,
-                        })
-                        .collect();
-                    // The connection drains its frames before going away, so a closed reply is
-                    // only possible when its task panicked; nothing is left to answer then.
-                    let _ = reply.send(out);
-                }
-            })?);
-        }
-        Ok(Self { tx, slots: Arc::new(Semaphore::new(queue)), threads: std::sync::Mutex::new(threads), metrics })
-    }
-
-    /// Analyzes a frame's items, waiting for a slot at most until `deadline`; items not taken
-    /// by then come back as [`Item::OverBudget`].
-    pub async fn analyze(&self, items: Vec<Item>, arrived: Instant, deadline: Instant) -> Vec<Item> {
-        let permit = match self.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.metrics.backpressure(Channel::Workers);
-                match tokio::time::timeout_at(deadline.into(), self.slots.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    Ok(Err(_)) => return shutting_down(items),
-                    Err(_) => return over_budget(items),
-                }
-            }
-        };
-        let (reply, rx) = oneshot::channel();
-        // A permit guarantees a free slot, so try_send only fails once the pool has stopped.
-        if let Err(e) = self.tx.try_send(Task::Work(Job { items, deadline, arrived, reply, _permit: permit })) {
-            return match e.into_inner() {
-                Task::Work(job) => shutting_down(job.items),
-                Task::Stop => Vec::new(),
-            };
-        }
-        rx.await.unwrap_or_default()
-    }
-
-    /// Frames waiting for a worker.
-    pub fn depth(&self) -> usize {
-        self.tx.len()
-    }
-
-    /// Lets queued frames finish, then stops and joins every worker.
-    pub fn stop(&self) {
-        self.slots.close();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        for _ in 0..threads.len() {
-            let _ = self.tx.send(Task::Stop);
-        }
-        for t in threads {
-            let _ = t.join();
-        }
-    }
-}
-
-fn over_budget(items: Vec<Item>) -> Vec<Item> {
-    items.into_iter().map(|i| if let Item::Parsed(m) = i { Item::OverBudget(m) } else { i }).collect()
-}
-
-fn shutting_down(items: Vec<Item>) -> Vec<Item> {
-    items
-        .into_iter()
-        .map(|i| match i {
-            Item::Parsed(m) => Item::reject(message_id(&m), "server is shutting down", RejectReason::ShuttingDown),
-            other => other,
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::CatalogSpec;
 use crate::i18n::Locale;
-use crate::rank::{Question, QuestionState};
+use crate::queue::{Question, QuestionState};
 
 /// Version of the report's JSON shape (`kotae_report`).
 pub const REPORT_VERSION: u32 = 1;

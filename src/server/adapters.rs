@@ -21,7 +21,7 @@ use crate::ingest::adapters::{
     self, ActionSender, AdapterMetrics, AdaptersConfig, EndReason, Ingested, ModerationAction, Platform,
 };
 use crate::label::Action;
-use crate::queue::Out;
+use crate::stream::Out;
 
 use super::Ctx;
 

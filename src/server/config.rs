@@ -103,9 +103,14 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Frames waiting for a worker (bounded channel, policy: block, then the budget verdict).
     pub worker_queue: NonZeroUsize,
-    /// Stream shards: threads owning dedupe, clusters and the host queue of their streams.
+    /// Nice value added to the worker threads (0–19). Raising it lets the threads that answer
+    /// (websocket I/O and the stateful stage) take a core from a worker at once; only worth it
+    /// when kotae has its cores to itself, since other processes then take the workers' time too.
+    pub worker_nice: i32,
+    /// Stream shards: locks owning dedupe, clusters and the host queue of their streams.
     pub shards: NonZeroUsize,
-    /// Frames waiting per shard (bounded channel, policy: block).
+    /// No longer used (frames wait for their shard's lock on their own connection); accepted
+    /// so configurations written for earlier versions still load.
     pub shard_queue: NonZeroUsize,
     /// Latency budget per frame, from arrival to the start of its analysis.
     pub budget_ms: NonZeroU64,
@@ -173,6 +178,7 @@ impl Default for ServerConfig {
             max_frames_in_flight: nz(64),
             workers: 0,
             worker_queue: nz(256),
+            worker_nice: 0,
             shards: nz(2),
             shard_queue: nz(256),
             budget_ms: ms(250),
@@ -217,6 +223,9 @@ impl ServerConfig {
     /// Values the types cannot reject.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        if !(0..=19).contains(&self.worker_nice) {
+            p.push(format!("server.worker_nice: {} is not within 0–19", self.worker_nice));
+        }
         if self.auth_required() && (self.ingest_tokens.is_empty() || self.host_tokens.is_empty()) {
             p.push(format!(
                 "server.auth: tokens are required on {} but server.ingest_tokens or server.host_tokens is empty \

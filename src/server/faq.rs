@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::Ctx;
 use super::auth::{self, Scope};
 use super::web::{Page, page};
-use crate::queue::views::StreamOverview;
+use crate::stream::views::StreamOverview;
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()

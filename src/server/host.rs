@@ -19,7 +19,7 @@ use super::auth::{self, Scope};
 use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
-use crate::queue::{AnswerText, HostAction, QuestionList, Unavailable};
+use crate::stream::{AnswerText, HostAction, QuestionList, Unavailable};
 
 /// Largest frame a host screen may send (it sends nothing but pings).
 const HOST_MAX_FRAME: usize = 4 * 1024;

@@ -1,9 +1,9 @@
 //! `kotae serve`: the websocket sidecar (contract: DESIGN.md §2.3, protocol: docs/protocol.md).
 //!
 //! ```text
-//! platform ──ws──► session ──► Workers (bounded, N threads: normalize→tokenize→classify)
+//! platform ──ws──► session ──► runtime::workers (bounded pool, N threads: normalize→tokenize→classify)
 //!    ▲              │  ▲                         │
-//!    └── verdicts ──┘  └──── Shards (bounded, one thread per shard: dedupe, cluster, rank) ──► Journal (SQLite)
+//!    └── verdicts ──┘  └── runtime::shards (a lock per shard; the session runs stream::Streams::process) ──► Journal (SQLite)
 //!                                     │ watch
 //! host screen ◄──ws── host session ◄──┘
 //! ```
@@ -43,10 +43,12 @@ use tokio::sync::{Semaphore, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::ingest::Workers;
 use crate::metrics::{Channel, Metrics};
 use crate::pipeline::Engine;
-use crate::queue::Shards;
+use crate::runtime::Sizing;
+use crate::runtime::clock::Clock;
+use crate::runtime::shards::{ShardDeps, Shards};
+use crate::runtime::workers::Workers;
 use crate::store::{Journal, JournalSender, StoreError};
 use config::ServerConfig;
 
@@ -126,20 +128,20 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let (journal, restored) = Journal::open(&sc.journal, metrics.clone())?;
         let restored_questions: usize = restored.streams.values().map(|s| s.questions.len()).sum();
-        let workers = Workers::start(&engine, sc.worker_threads(), sc.worker_queue.get(), metrics.clone())
-            .map_err(ServerError::Threads)?;
+        let sizing = Sizing::of(&sc);
+        let workers =
+            Workers::start(&engine, sizing.workers, sc.worker_queue.get(), sizing.worker_nice, metrics.clone())
+                .map_err(ServerError::Threads)?;
         let reload = reload::ReloadHandle::new(engine.clone(), metrics.clone());
         let console = moderator::Console::new(engine.clone(), &sc, reload.clone());
-        let shards = Shards::start(
-            &engine,
-            &config.rank,
-            &sc,
-            restored,
-            journal.sender(),
-            metrics.clone(),
-            console.moderation.clone(),
-        )
-        .map_err(ServerError::Threads)?;
+        let deps = ShardDeps {
+            engine: engine.clone(),
+            journal: journal.sender(),
+            metrics: metrics.clone(),
+            moderation: console.moderation.clone(),
+            clock: Clock::system(),
+        };
+        let shards = Shards::start(&config.rank, &sc, restored, deps).map_err(ServerError::Threads)?;
         let listener = TcpListener::bind(sc.listen).await.map_err(|e| ServerError::Bind(sc.listen, e))?;
         let reloader = if sc.reload_dictionaries { Some(reload::watch(reload)?) } else { None };
         if sc.auth_required() && sc.moderator_tokens.is_empty() {
@@ -151,7 +153,7 @@ impl Server {
         let (closing_tx, closing) = watch::channel(false);
         tracing::info!(
             listen = %listener.local_addr().map_err(|e| ServerError::Bind(sc.listen, e))?,
-            workers = sc.worker_threads(),
+            workers = sizing.workers,
             shards = sc.shards.get(),
             restored_questions,
             auth = sc.auth_required(),

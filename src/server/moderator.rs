@@ -45,7 +45,7 @@ use crate::metrics::Refusal;
 use crate::moderation::{Audit, AuditEntry, Moderation, StreamSettings, audit_path_for};
 use crate::pipeline::Engine;
 use crate::pipeline::classify::Classifier;
-use crate::queue::unix_ms;
+use crate::runtime::clock::unix_ms;
 use crate::server::reload::{ReloadHandle, Reloaded};
 
 /// Messages a dry run replays by default, and at most.
@@ -213,13 +213,16 @@ pub(crate) async fn held(
         return r;
     }
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    let held = ctx
+    let (held, degraded) = ctx
         .console
         .moderation
         .get(&stream)
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).held(all))
+        .map(|m| {
+            let m = m.lock().unwrap_or_else(|e| e.into_inner());
+            (m.held(all), m.degraded())
+        })
         .unwrap_or_default();
-    axum::Json(json!({ "stream": stream, "held": held })).into_response()
+    axum::Json(json!({ "stream": stream, "held": held, "degraded": degraded })).into_response()
 }
 
 /// `POST /v1/streams/ID/held/MSG/{approve,deny}`.

@@ -33,8 +33,8 @@ use crate::label::Label;
 use crate::message::{OutError, write_json_str};
 use crate::metrics::{ConnEvent, Endpoint, Outcome, RejectReason, Stage};
 use crate::pipeline::classify::AbuseCategory;
-use crate::queue::Out;
 use crate::server::config::FailPolicy;
+use crate::stream::Out;
 
 /// Frames over this many times `max_frame_bytes` close the connection: they must be buffered
 /// whole before they can be refused.
@@ -255,7 +255,7 @@ fn encode_all(outs: &[Out]) -> Vec<Message> {
         .collect()
 }
 
-/// One outcome as its JSON frame: a [`VerdictFrame`](crate::queue::VerdictFrame) (the
+/// One outcome as its JSON frame: a [`VerdictFrame`](crate::stream::VerdictFrame) (the
 /// contract's verdict, then `degraded`, `answered_at` and `answer` when present) or an error.
 fn encode(buf: &mut Vec<u8>, out: &Out) {
     match out {
@@ -328,6 +328,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
             biased;
             Some((arrived, outs, charge)) = answering.next(), if !answering.is_empty() => {
                 s.count(&outs);
+                let outs_back = Instant::now();
                 if writable {
                     let frames = encode_all(&outs);
                     let write = async {
@@ -354,6 +355,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
                     }
                 }
                 drop(charge);
+                metrics.observe(Stage::Write, outs_back.elapsed().as_secs_f64());
                 metrics.observe(Stage::Frame, arrived.elapsed().as_secs_f64());
             }
             Some((arrived, items, charge)) = analyzing.next(), if !analyzing.is_empty() => {
@@ -443,7 +445,7 @@ mod tests {
     use super::*;
     use crate::label::Action;
     use crate::message::{OutReason, OutVerdict, Scores};
-    use crate::queue::VerdictFrame;
+    use crate::stream::VerdictFrame;
 
     fn frame(degraded: Option<&'static str>, answered_at: Option<&str>) -> Out {
         Out::Verdict(VerdictFrame {

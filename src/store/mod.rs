@@ -20,7 +20,7 @@ use rusqlite::{Connection, params};
 use crate::catalog::CatalogSpec;
 use crate::label::{Action, LabelSet};
 use crate::metrics::{Channel, Metrics, Stage};
-use crate::rank::Question;
+use crate::queue::Question;
 use crate::server::config::JournalConfig;
 
 /// Journal failures (start-up only; write failures are logged and counted).
@@ -477,10 +477,10 @@ impl Writer {
                             continue;
                         }
                         let state = match q.state {
-                            crate::rank::QuestionState::Open => "open",
-                            crate::rank::QuestionState::Pinned => "pinned",
-                            crate::rank::QuestionState::Answered(_) => "answered",
-                            crate::rank::QuestionState::Dismissed(_) => "dismissed",
+                            crate::queue::QuestionState::Open => "open",
+                            crate::queue::QuestionState::Pinned => "pinned",
+                            crate::queue::QuestionState::Answered(_) => "answered",
+                            crate::queue::QuestionState::Dismissed(_) => "dismissed",
                         };
                         self.body.clear();
                         serde_json::to_writer(&mut self.body, q)
@@ -579,7 +579,7 @@ pub fn retention_now(path: &Path, config: &JournalConfig) -> rusqlite::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rank::QuestionState;
+    use crate::queue::QuestionState;
 
     fn question(cluster: u32, state: QuestionState) -> Question {
         Question {

@@ -1,12 +1,13 @@
-//! Read-only views of a shard's streams beyond the host's ranked list: the FAQ of what a stream
-//! has answered (for late joiners) and the overview of every stream (for a shop running several).
+//! Read-only views of the streams: the host's ranked list, the FAQ of what a stream has answered
+//! (for late joiners) and the overview of every stream (for a shop running several).
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{Shard, clock};
-use crate::rank::QuestionState;
+use super::{AnsweredAgain, ProductName, QuestionList, Streams, clock};
+use crate::i18n;
+use crate::queue::QuestionState;
 
 /// One answered question, as late joiners read it.
 #[derive(Debug, Clone, Serialize)]
@@ -68,10 +69,67 @@ pub struct StreamOverview {
     pub last_ts: u64,
 }
 
-impl Shard {
+impl Streams {
+    pub fn list(&mut self, stream: Arc<str>) -> QuestionList {
+        let offset = self.settings.utc_offset;
+        let Some(ctx) = self.streams.get_mut(&stream) else {
+            return QuestionList {
+                stream: stream.to_string(),
+                now: self.clock.unix_ms(),
+                current_product: None,
+                products: self
+                    .evicted_catalogs
+                    .get(&stream)
+                    .map(|c| {
+                        c.products().iter().map(|p| ProductName { id: p.id.clone(), name: p.name.clone() }).collect()
+                    })
+                    .unwrap_or_default(),
+                questions: Vec::new(),
+                answered_again: Vec::new(),
+            };
+        };
+        ctx.touched = self.clock.now();
+        let locale = self.settings.locale;
+        let now = ctx.now(&self.clock);
+        let answered_again = ctx
+            .queue
+            .all()
+            .filter_map(|q| match q.state {
+                QuestionState::Answered(at) if q.asked_after_answer > 0 => {
+                    let answered_at = clock(at, offset);
+                    Some(AnsweredAgain {
+                        id: format!("q{}", q.cluster),
+                        why: i18n::format(locale, "answered.again", &[&answered_at, &q.asked_after_answer]),
+                        answered_at,
+                        asked_again: q.asked_after_answer,
+                        question: q.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let catalog = ctx.state.catalog().clone();
+        let mut questions = ctx.queue.ranked(now);
+        for q in &mut questions {
+            q.product_name = q.question.product.as_deref().and_then(|p| catalog.name_of(p)).map(str::to_string);
+        }
+        QuestionList {
+            stream: stream.to_string(),
+            now,
+            current_product: ctx.queue.current_product.clone(),
+            products: catalog
+                .products()
+                .iter()
+                .map(|p| ProductName { id: p.id.clone(), name: p.name.clone() })
+                .collect(),
+            questions,
+            answered_again,
+        }
+    }
+
     /// The FAQ of a stream in memory. An unknown stream is not created: the FAQ can be public,
     /// and a request must not make the shard keep state for a stream nobody streams.
-    pub(super) fn faq(&mut self, stream: Arc<str>) -> Faq {
+    pub fn faq(&mut self, stream: Arc<str>) -> Faq {
         let offset = self.settings.utc_offset;
         let Some(ctx) = self.streams.get(&stream) else {
             return Faq { stream: stream.to_string(), answered: Vec::new() };
@@ -99,11 +157,11 @@ impl Shard {
         Faq { stream: stream.to_string(), answered }
     }
 
-    pub(super) fn overview(&mut self) -> Vec<StreamOverview> {
+    pub fn overview(&mut self) -> Vec<StreamOverview> {
         self.streams
             .values()
             .map(|ctx| {
-                let now = ctx.now();
+                let now = ctx.now(&self.clock);
                 let catalog = ctx.state.catalog();
                 let mut open = 0;
                 let mut pinned = 0;
