@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
+# The tests read the tokenizer cache in the checkout's .kotae (built by `kotae setup` with the
+# same variable); the binaries they start use it too.
+export KOTAE_CACHE="${KOTAE_CACHE:-$PWD/.kotae}"
 
 if [[ "$what" == all || "$what" == --rust ]]; then
   cargo test --release --locked

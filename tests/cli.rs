@@ -10,6 +10,9 @@ fn kotae(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kotae"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // The tokenizer cache of the checkout; no moderator edits over the built-in lists.
+        .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+        .env("XDG_DATA_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-edits"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -17,14 +17,21 @@ use std::path::Path;
 
 use crate::config::Config;
 
-/// Loads the configuration (or the defaults) and applies a `--dict` override.
+/// Loads the configuration (or the defaults) and applies a `--dict` override; `KOTAE_CACHE` in
+/// the environment wins over the file's `cache_dir` (a container image sets it once for all).
 pub fn load_config(config: Option<&Path>, dict: Option<&Path>) -> Result<Config, crate::config::ConfigError> {
     let mut cfg = match config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
     if let Some(dir) = dict {
-        cfg.pipeline.dictionaries = dir.to_path_buf();
+        cfg.pipeline.dictionaries = Some(dir.to_path_buf());
+        cfg.pipeline.builtin = Some(false);
     }
+    if let Some(cache) = std::env::var_os("KOTAE_CACHE").filter(|c| !c.is_empty()) {
+        cfg.pipeline.tokenize.cache_dir = cache.into();
+    }
+    let cache = cfg.pipeline.tokenize.cache_dir.clone();
+    cfg.pipeline.resolve().map_err(|source| crate::config::ConfigError::Read { path: cache, source })?;
     Ok(cfg)
 }

@@ -433,21 +433,9 @@ pub(crate) async fn explain(
     }
 }
 
-/// The `*.txt` files of the dictionary directory, sorted, as `(path, text)`.
-fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            std::fs::read_to_string(&p).map(|t| (p.clone(), t)).map_err(|e| format!("cannot read {}: {e}", p.display()))
-        })
-        .collect()
+/// The lists as the loader reads them: the dictionary directory's files over the defaults.
+fn read_sources(engine: &Engine) -> Result<Vec<(PathBuf, String)>, String> {
+    engine.config.read_sources().map_err(|e| e.to_string())
 }
 
 /// `GET /v1/moderator/dictionaries`.
@@ -455,8 +443,8 @@ pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, Query(q): Q, heade
     if let Err(r) = guard(&ctx, &headers, &q) {
         return r;
     }
-    let dir = ctx.console.engine.config.dictionaries.clone();
-    match read_sources(&dir) {
+    let dir = ctx.console.engine.config.dictionary_dir();
+    match read_sources(&ctx.console.engine) {
         Ok(sources) => {
             let lists: Vec<ListView> = sources.iter().map(|(p, t)| edit::view(p, t)).collect();
             let entries = ctx.console.engine.classifier().dictionaries.len();
@@ -485,8 +473,7 @@ impl Refused {
 /// The dictionary sources with `edit` applied, and the index of the edited file.
 fn edited(engine: &Engine, edit: &Edit) -> Result<(Vec<(PathBuf, String)>, usize), Refused> {
     edit::check(edit).map_err(refused_edit)?;
-    let sources =
-        read_sources(&engine.config.dictionaries).map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let sources = read_sources(engine).map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     edit::apply(sources, edit, &engine.config.normalize).map_err(refused_edit)
 }
 
@@ -498,7 +485,7 @@ fn refused_edit(e: EditError) -> Refused {
 }
 
 fn compile(engine: &Engine, sources: &[(PathBuf, String)]) -> Result<Dictionaries, Refused> {
-    let dir = &engine.config.dictionaries;
+    let dir = &engine.config.dictionary_dir();
     engine.compile_dictionaries(dir, sources).map_err(|DictionaryError(problems)| {
         let problems: Vec<String> = problems
             .iter()
@@ -612,6 +599,7 @@ pub(crate) async fn dry_run(
 pub(crate) fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".kotae-edit-").suffix(".tmp").tempfile_in(dir)?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
@@ -648,9 +636,18 @@ pub(crate) async fn apply(
         let next = Arc::new(compile(engine, &sources)?);
         let diff = replay_recent(&ctx, &next, &edit);
         let (path, text) = &sources[i];
-        let before = std::fs::read_to_string(path).map_err(|e| {
-            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read {}: {e}", path.display()))
-        })?;
+        // Over the built-in lists, the edited list may not be in the directory yet: it is
+        // written there whole, and removing it undoes the edit.
+        let before = match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Refused::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+        };
         write_durably(path, text).map_err(|e| {
             Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", path.display()))
         })?;
@@ -667,7 +664,11 @@ pub(crate) async fn apply(
         // A change is never in force without its audit entry: without one, the file goes back.
         if let Err(e) = ctx.console.moderation.audit.record(entry) {
             tracing::error!(error = %e, "cannot write the audit log; the dictionary edit is undone");
-            if let Err(e) = write_durably(path, &before) {
+            let undone = match &before {
+                Some(text) => write_durably(path, text),
+                None => std::fs::remove_file(path),
+            };
+            if let Err(e) = undone {
                 tracing::error!(error = %e, file = %path.display(), "cannot undo the dictionary edit");
             }
             return Err(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the audit log: {e}")));
