@@ -296,11 +296,17 @@ fn default_workers() -> usize {
 
 fn main() -> ExitCode {
     kotae::alloc::tune();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KOTAE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOTAE_LOG").unwrap_or_else(|_| "warn".into());
+    // KOTAE_LOG_FORMAT=json: one JSON object a line, for log collectors.
+    if std::env::var("KOTAE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(io::stderr).init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .with_ansi(io::stderr().is_terminal())
+            .init();
+    }
     let cli = Cli::parse();
     let config = match commands::load_config(cli.config.as_deref(), cli.dict.as_deref()) {
         Ok(c) => c,
@@ -551,9 +557,18 @@ fn main() -> ExitCode {
             if let Some(l) = listen {
                 config.server.listen = l;
             }
-            config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
-            config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
-            config.server.moderator_tokens.extend(moderator_token.into_iter().filter(|t| !t.is_empty()));
+            // The environment's tokens are in the configuration already; a flag adds its own.
+            for (tokens, more) in [
+                (&mut config.server.ingest_tokens, ingest_token),
+                (&mut config.server.host_tokens, host_token),
+                (&mut config.server.moderator_tokens, moderator_token),
+            ] {
+                for t in more.into_iter().filter(|t| !t.is_empty()) {
+                    if !tokens.contains(&t) {
+                        tokens.push(t);
+                    }
+                }
+            }
             config.validate()?;
             let engine = engine()?;
             let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;

@@ -19,8 +19,13 @@ pub fn files() -> &'static [(&'static str, &'static [u8])] {
     files::FILES
 }
 
-/// A short hash of every built-in file's name and contents.
-fn version() -> String {
+/// A short hash of every built-in file's name and contents (computed once).
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(hash)
+}
+
+fn hash() -> String {
     let mut h = Sha256::new();
     for (name, bytes) in files() {
         h.update((name.len() as u64).to_le_bytes());

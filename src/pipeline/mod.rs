@@ -40,8 +40,9 @@ pub struct PipelineConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builtin: Option<bool>,
     /// The directory the built-in files were written to (see [`PipelineConfig::resolve`]).
+    /// Set by [`PipelineConfig::resolve`], not read from the file.
     #[serde(skip)]
-    defaults: Option<PathBuf>,
+    pub defaults: Option<PathBuf>,
     /// Messages longer than this many bytes are rejected with an error.
     #[serde(default = "PipelineConfig::default_max_bytes")]
     pub max_message_bytes: usize,
