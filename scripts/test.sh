@@ -4,6 +4,8 @@
 #   scripts/test.sh            both
 #   scripts/test.sh --rust     the Rust tests only
 #   scripts/test.sh --browser  the browser tests only (needs chromium and npm)
+# Screenshots go to a temporary directory ($KOTAE_SCREENSHOTS, default $TMPDIR/kotae-screenshots);
+# scripts/screenshots.sh refreshes docs/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
