@@ -27,7 +27,7 @@ fn messages() -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let msgs = messages();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = PipelineConfig { dictionaries: root.join("dictionaries/ja"), ..PipelineConfig::default() };
+    let config = PipelineConfig { dictionaries: Some(root.join("dictionaries/ja")), ..PipelineConfig::default() };
     let engine = Engine::new(config.clone()).unwrap();
     let dictionary = kotae::ipadic::load(&config.tokenize.cache_dir).unwrap();
     let mut worker = Segmenter::new(Mode::Normal, dictionary, None).into_worker();

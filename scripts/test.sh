@@ -4,9 +4,14 @@
 #   scripts/test.sh            both
 #   scripts/test.sh --rust     the Rust tests only
 #   scripts/test.sh --browser  the browser tests only (needs chromium and npm)
+# Screenshots go to a temporary directory ($KOTAE_SCREENSHOTS, default $TMPDIR/kotae-screenshots);
+# scripts/screenshots.sh refreshes docs/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
+# The tests read the tokenizer cache in the checkout's .kotae (built by `kotae setup` with the
+# same variable); the binaries they start use it too.
+export KOTAE_CACHE="${KOTAE_CACHE:-$PWD/.kotae}"
 
 if [[ "$what" == all || "$what" == --rust ]]; then
   cargo test --release --locked

@@ -42,8 +42,16 @@ pub enum ConfigError {
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::read(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file without validating it (the caller adds settings from the command line
+    /// and the environment, then calls [`Config::validate`]).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::parse(&text, path)
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.

@@ -28,7 +28,9 @@
 //! Loading reports every problem with its file and line; the caller keeps the previous
 //! dictionaries when loading fails.
 
+pub mod builtin;
 pub mod edit;
+pub mod source;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -38,6 +40,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::label::Label;
 use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+use source::Line;
 
 /// Gives the kana reading of a dictionary term, when known (the tokenizer's dictionary).
 pub type Readings<'a> = &'a mut dyn FnMut(&str) -> Option<String>;
@@ -183,34 +186,18 @@ impl Dictionaries {
         normalize: &NormalizeConfig,
         readings: Option<Readings<'_>>,
     ) -> Result<Self, DictionaryError> {
-        let mut files = Vec::new();
-        let read = std::fs::read_dir(dir).map_err(|e| {
-            DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("cannot read directory: {e}") }])
-        })?;
-        for entry in read.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "txt") {
-                files.push(path);
-            }
-        }
-        files.sort();
-        let mut sources = Vec::new();
-        let mut problems = Vec::new();
-        for path in files {
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => sources.push((path, text)),
-                    Err(e) => problems.push(Problem { file: path, line: 0, message: format!("not UTF-8 ({e})") }),
-                },
-                Err(e) => problems.push(Problem { file: path, line: 0, message: format!("cannot read: {e}") }),
-            }
-        }
-        if sources.is_empty() && problems.is_empty() {
-            problems.push(Problem { file: dir.into(), line: 0, message: "no *.txt dictionary files".into() });
-        }
-        if !problems.is_empty() {
-            return Err(DictionaryError(problems));
-        }
+        Self::load_layered(dir, None, normalize, readings)
+    }
+
+    /// Like [`Dictionaries::load_with`]; with `defaults`, the lists of `defaults` with those of
+    /// `dir` in their place (see [`source::read_sources`]).
+    pub fn load_layered(
+        dir: &Path,
+        defaults: Option<&Path>,
+        normalize: &NormalizeConfig,
+        readings: Option<Readings<'_>>,
+    ) -> Result<Self, DictionaryError> {
+        let sources = source::read_sources(dir, defaults).map_err(DictionaryError)?;
         Self::compile_with(dir, &sources, normalize, readings)
     }
 
@@ -257,96 +244,84 @@ impl Dictionaries {
         let mut problems = Vec::new();
 
         for (path, text) in sources {
-            let list = path.file_stem().and_then(|s| s.to_str()).unwrap_or("list").to_string();
-            let kind = match list.as_str() {
-                "allow" => ListKind::Allow,
-                "synonyms" => ListKind::Synonym,
-                "topics" => ListKind::Topic,
-                _ => ListKind::Feature,
-            };
+            let list = source::list_name(path);
+            let kind = source::list_kind(&list);
             let mut current: Option<u16> = None;
             for (n, raw) in text.lines().enumerate() {
                 let line_no = n + 1;
                 let problem = |message: String| Problem { file: path.clone(), line: line_no, message };
-                let line = raw.split_once('#').map_or(raw, |(before, _)| before).trim();
-                if line.is_empty() {
-                    continue;
-                }
-                if let Some(header) = line.strip_prefix('[') {
-                    let Some(header) = header.strip_suffix(']') else {
+                let entry = match source::parse_line(raw) {
+                    Line::Blank => continue,
+                    Line::BrokenHeader => {
                         problems.push(problem("section header must end with ']'".into()));
                         continue;
-                    };
-                    let mut parts = header.split('|');
-                    let header = parts.next().unwrap_or("");
-                    let (mut weak, mut shop, mut bad) = (false, false, false);
-                    for flag in parts {
-                        match flag.trim() {
-                            "weak" => weak = true,
-                            "shop" => shop = true,
-                            other => {
+                    }
+                    Line::Header(header) => {
+                        let unknown: Vec<&str> = header.unknown_flags().collect();
+                        if !unknown.is_empty() {
+                            for other in unknown {
                                 problems.push(problem(format!("unknown section flag '{other}' (weak, shop)")));
-                                bad = true;
                             }
+                            continue;
                         }
-                    }
-                    if bad {
+                        let (name, declared) = match header.label {
+                            Some(label) => match label.parse::<Label>() {
+                                Ok(l) if l != Label::Other => (header.name, Some(l)),
+                                _ => {
+                                    problems.push(problem(format!(
+                                        "unknown label '{label}' (question, purchase_intent, spam, abuse)"
+                                    )));
+                                    continue;
+                                }
+                            },
+                            None => (header.name, None),
+                        };
+                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                            problems
+                                .push(problem(format!("section name '{name}' must be ASCII letters, digits or '_'")));
+                            continue;
+                        }
+                        let id = format!("ja.{list}.{name}");
+                        if rule_index.contains_key(&id) {
+                            problems.push(problem(format!("section [{name}] appears twice")));
+                            current = None;
+                            continue;
+                        }
+                        let idx = rules.len() as u16;
+                        let (weak, shop) = (header.has("weak"), header.has("shop"));
+                        rules.push(Rule {
+                            id: id.as_str().into(),
+                            section: name.to_string(),
+                            kind,
+                            declared,
+                            weak,
+                            shop,
+                        });
+                        rule_index.insert(id, idx);
+                        current = Some(idx);
                         continue;
                     }
-                    let (name, declared) = match header.split_once("=>") {
-                        Some((name, label)) => match label.trim().parse::<Label>() {
-                            Ok(l) if l != Label::Other => (name.trim(), Some(l)),
-                            _ => {
-                                problems.push(problem(format!(
-                                    "unknown label '{}' (question, purchase_intent, spam, abuse)",
-                                    label.trim()
-                                )));
-                                continue;
-                            }
-                        },
-                        None => (header.trim(), None),
-                    };
-                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                        problems.push(problem(format!("section name '{name}' must be ASCII letters, digits or '_'")));
-                        continue;
-                    }
-                    let id = format!("ja.{list}.{name}");
-                    if rule_index.contains_key(&id) {
-                        problems.push(problem(format!("section [{name}] appears twice")));
-                        current = None;
-                        continue;
-                    }
-                    let idx = rules.len() as u16;
-                    rules.push(Rule { id: id.as_str().into(), section: name.to_string(), kind, declared, weak, shop });
-                    rule_index.insert(id, idx);
-                    current = Some(idx);
-                    continue;
-                }
+                    Line::Entry(entry) => entry,
+                };
                 let Some(rule) = current else {
                     problems.push(problem("entry before any [section] header".into()));
                     continue;
                 };
-                let mut parts = line.split('|');
-                let term = parts.next().unwrap_or("").trim();
-                let mut flags = Flags::default();
-                let mut bad_flag = false;
-                for flag in parts {
-                    match flag.trim() {
-                        "bounded" => flags.bounded = true,
-                        "end" => flags.end = true,
-                        "start" => flags.start = true,
-                        "whole" => flags.whole = true,
-                        "inword" => flags.inword = true,
-                        other => {
-                            problems
-                                .push(problem(format!("unknown flag '{other}' (bounded, end, start, whole, inword)")));
-                            bad_flag = true;
-                        }
+                let term = entry.term;
+                let unknown: Vec<&str> = entry.unknown_flags().collect();
+                if !unknown.is_empty() {
+                    for other in unknown {
+                        problems.push(problem(format!("unknown flag '{other}' (bounded, end, start, whole, inword)")));
                     }
-                }
-                if bad_flag {
                     continue;
                 }
+                let flags = Flags {
+                    bounded: entry.flags.contains(&"bounded"),
+                    end: entry.flags.contains(&"end"),
+                    start: entry.flags.contains(&"start"),
+                    whole: entry.flags.contains(&"whole"),
+                    inword: entry.flags.contains(&"inword"),
+                };
                 let key = normalizer.key_of(term);
                 if key.is_empty() {
                     problems.push(problem(format!("entry '{term}' normalizes to nothing")));

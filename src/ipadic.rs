@@ -135,7 +135,7 @@ fn fetch_debian_package(cache: &Path) -> Result<(), IpadicError> {
     };
     let mut out = download()?;
     // A fresh machine has no package lists yet; as root, fetch them once and try again.
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let is_root = rustix::process::geteuid().is_root();
     if !out.status.success() && is_root {
         eprintln!("kotae: package lists missing; running apt-get update once to fetch mecab-ipadic");
         let _ = Command::new("apt-get").args(["update", "-qq"]).status();

@@ -17,9 +17,13 @@
 //!   budget, hot reload, shutdown.
 //! - [`metrics`]: Prometheus metrics as typed handles.
 //! - [`moderation`]: per-stream moderation settings, held messages, blocked counts, the
-//!   purchase-intent ticker and the moderators' audit log.
-//! - [`dictionary`]: keyword dictionaries: parsing, validation, the compiled automaton; and
-//!   [`dictionary::edit`], moderators' edits of the files.
+//!   purchase-intent ticker and the moderators' audit log. The floor plan of the whole:
+//!   `docs/architecture.md`.
+//! - [`dictionary`]: keyword dictionaries: validation and the compiled automaton;
+//!   [`dictionary::source`], the list format parsed once for the loader and the console, and
+//!   where the files come from (a writable directory over the built-in lists);
+//!   [`dictionary::builtin`], the lists and model built into the binary; [`dictionary::edit`],
+//!   moderators' edits of the files.
 //! - [`ipadic`]: building the Lindera IPADIC dictionary offline from Debian's sources.
 //! - [`label`]: labels, label sets and actions.
 //! - [`message`]: the JSON message and verdict shapes of the contracts.

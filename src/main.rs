@@ -138,10 +138,12 @@ enum Command {
     /// Start a real server, replay the bundled live stream over a websocket, print the ranked
     /// questions, and keep serving the host screen.
     Demo {
-        #[arg(long, default_value = "fixtures/streams/demo.jsonl")]
-        stream: PathBuf,
-        #[arg(long, default_value = "fixtures/streams/demo.products.json")]
-        products: PathBuf,
+        /// The stream to replay (JSON Lines; default: the built-in demo stream).
+        #[arg(long)]
+        stream: Option<PathBuf>,
+        /// Its product schedule (default: the built-in demo's).
+        #[arg(long)]
+        products: Option<PathBuf>,
         /// How many questions to show.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -281,11 +283,17 @@ enum By {
 
 fn main() -> ExitCode {
     kotae::alloc::tune();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KOTAE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(io::stderr)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOTAE_LOG").unwrap_or_else(|_| "warn".into());
+    // KOTAE_LOG_FORMAT=json: one JSON object a line, for log collectors.
+    if std::env::var("KOTAE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(io::stderr).init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .with_ansi(io::stderr().is_terminal())
+            .init();
+    }
     let cli = Cli::parse();
     let config = match commands::load_config(cli.config.as_deref(), cli.dict.as_deref()) {
         Ok(c) => c,
@@ -299,6 +307,9 @@ fn main() -> ExitCode {
         Command::Setup => {
             let dir = kotae::ipadic::ensure_built(&config.pipeline.tokenize.cache_dir)?;
             println!("ipadic dictionary ready in {}", dir.display());
+            if let Some(defaults) = config.pipeline.defaults() {
+                println!("built-in dictionaries ready in {}", defaults.display());
+            }
             Ok(())
         }
         Command::Explain { text, with } => {
@@ -337,8 +348,17 @@ fn main() -> ExitCode {
             }
         }
         Command::Check => {
-            let d = kotae::dictionary::Dictionaries::load(&config.pipeline.dictionaries, &config.pipeline.normalize)?;
-            println!("{}: {} rules, {} entries, ok", d.source().display(), d.rules().len(), d.len());
+            let sources = config.pipeline.read_sources()?;
+            let dir = config.pipeline.dictionary_dir();
+            let d = kotae::dictionary::Dictionaries::compile(&dir, &sources, &config.pipeline.normalize)?;
+            let over = config.pipeline.defaults().map(|b| format!(" over the built-in lists ({})", b.display()));
+            println!(
+                "{}{}: {} rules, {} entries, ok",
+                dir.display(),
+                over.unwrap_or_default(),
+                d.rules().len(),
+                d.len()
+            );
             let path = config.pipeline.model_path();
             let model = kotae::pipeline::classify::Model::load(&path).map_err(kotae::pipeline::PipelineError::from)?;
             println!("{}: {} features ({} character n-grams), ok", path.display(), model.len(), model.ngram_count());
@@ -436,7 +456,10 @@ fn main() -> ExitCode {
                 print!("{}", commands::train_identity::misses(&model, &pairs, misses));
             }
             let sources: Vec<String> = streams.iter().chain(&clusters).map(|p| p.display().to_string()).collect();
-            let out = out.unwrap_or_else(|| config.pipeline.identity_path());
+            let out = out.unwrap_or_else(|| config.pipeline.identity_out_path());
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
             let header = format!(
                 "Question identity: weights of the pair model, written by `kotae train-identity`.\nTrained on: {}\n{summary}",
                 sources.join(", ")
@@ -493,7 +516,10 @@ fn main() -> ExitCode {
                 return Ok(());
             }
             let model = train::train(&examples, &options);
-            let out = out.unwrap_or_else(|| config.pipeline.model_path());
+            let out = out.unwrap_or_else(|| config.pipeline.model_out_path());
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
             let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             model
                 .save(&out, &train::header(&sources, rows.len(), &options))
@@ -518,9 +544,18 @@ fn main() -> ExitCode {
             if let Some(l) = listen {
                 config.server.listen = l;
             }
-            config.server.ingest_tokens.extend(ingest_token.into_iter().filter(|t| !t.is_empty()));
-            config.server.host_tokens.extend(host_token.into_iter().filter(|t| !t.is_empty()));
-            config.server.moderator_tokens.extend(moderator_token.into_iter().filter(|t| !t.is_empty()));
+            // The environment's tokens are in the configuration already; a flag adds its own.
+            for (tokens, more) in [
+                (&mut config.server.ingest_tokens, ingest_token),
+                (&mut config.server.host_tokens, host_token),
+                (&mut config.server.moderator_tokens, moderator_token),
+            ] {
+                for t in more.into_iter().filter(|t| !t.is_empty()) {
+                    if !tokens.contains(&t) {
+                        tokens.push(t);
+                    }
+                }
+            }
             config.validate()?;
             let engine = engine()?;
             let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;

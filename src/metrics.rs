@@ -362,6 +362,17 @@ impl Metrics {
         )
         .expect("valid metric");
         r.register(Box::new(hist.clone())).expect("registered once");
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, … as every
+        // Prometheus exporter names them (Linux; nothing elsewhere).
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("registered once");
+        let build = IntGaugeVec::new(
+            Opts::new("kotae_build_info", "Always 1; the labels say which kotae runs"),
+            &["version", "dictionaries"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION"), crate::dictionary::builtin::version()]).set(1);
+        r.register(Box::new(build)).expect("registered once");
         Self {
             received: counter(
                 &r,
@@ -593,5 +604,19 @@ mod tests {
         let text = m.render();
         assert!(text.contains("kotae_abuse_total{category=\"threat\"} 2"), "{text}");
         assert!(text.contains("kotae_abuse_total{category=\"fraud\"} 0"), "{text}");
+    }
+
+    #[test]
+    fn the_process_and_the_build_are_exported() {
+        let text = Metrics::new().render();
+        for name in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds"] {
+            assert!(text.lines().any(|l| l.starts_with(name)), "{name} in {text}");
+        }
+        let version = format!(
+            "kotae_build_info{{dictionaries=\"{}\",version=\"{}\"}} 1",
+            crate::dictionary::builtin::version(),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{text}");
     }
 }

@@ -8,15 +8,20 @@
 //! collection here is bounded (see the `MAX_*` constants): the oldest entry goes first.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+
+mod audit;
+mod held;
+
+pub use audit::{Audit, AuditEntry, audit_path_for};
+use held::why_held;
+pub use held::{Held, HeldState};
 
 use serde::{Deserialize, Serialize};
 
 use crate::label::{Action, Label, LabelSet};
 use crate::pipeline::Verdict;
-use crate::pipeline::classify::{AbuseCategory, ClassifyConfig, Reason, Severity};
+use crate::pipeline::classify::{ClassifyConfig, Reason, Severity};
 use crate::server::config::FailPolicy;
 
 /// Messages kept per stream for dry runs of dictionary edits.
@@ -27,8 +32,6 @@ pub const MAX_HELD: usize = 500;
 pub const TICKER_MINUTES: u64 = 120;
 /// Users remembered per stream for slow mode; beyond it, the longest-quiet are forgotten.
 const MAX_SLOW_USERS: usize = 50_000;
-/// Audit entries kept in memory for the console (the file keeps all).
-const MAX_AUDIT: usize = 1000;
 /// Streams kept; beyond it, streams idle for [`IDLE_EVICT_MS`] with default settings and nothing
 /// pending are forgotten when a new one arrives, and a moderator cannot set up a new stream.
 pub const MAX_STREAMS: usize = 1024;
@@ -93,40 +96,6 @@ fn label_list<S: serde::Serializer>(labels: &LabelSet, s: S) -> Result<S::Ok, S:
     s.collect_seq(labels.iter())
 }
 
-/// Where a held message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HeldState {
-    Pending,
-    Approved,
-    Denied,
-}
-
-/// A message held for a moderator, with why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Held {
-    /// The message id (as in its verdict).
-    pub id: String,
-    pub user: Option<String>,
-    pub text: String,
-    pub ts: u64,
-    #[serde(serialize_with = "label_list")]
-    pub labels: LabelSet,
-    pub scores: [f32; 4],
-    pub reasons: Vec<Reason>,
-    /// The kind of abuse, when labelled abuse.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<AbuseCategory>,
-    /// One line for people: "abuse 0.62 insult (ja.abuse.insult「バカ」)" or "over latency budget".
-    pub why: String,
-    pub state: HeldState,
-    /// Who decided, and when (ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided_by: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decided_at: Option<u64>,
-}
-
 /// Purchase intents in one minute, by product on screen (`""` when none was).
 #[derive(Debug, Clone, Serialize)]
 pub struct TickerMinute {
@@ -180,49 +149,6 @@ pub struct Degraded {
     pub total: u64,
     /// Wall-clock ms of the last one.
     pub last_at: Option<u64>,
-}
-
-fn why_held(
-    labels: LabelSet,
-    scores: &[f32; 4],
-    reasons: &[Reason],
-    category: Option<AbuseCategory>,
-    text: &str,
-) -> String {
-    let mut parts = Vec::new();
-    for l in [Label::Spam, Label::Abuse] {
-        if labels.contains(l) || reasons.iter().any(|r| r.label == l) {
-            let mut s = format!("{} {:.2}", l.as_str(), scores[l.index()]);
-            if let Some(c) = category.filter(|_| l == Label::Abuse) {
-                s.push(' ');
-                s.push_str(c.as_str());
-            }
-            let rules: Vec<String> = reasons
-                .iter()
-                .filter(|r| r.label == l)
-                .take(3)
-                .map(|r| {
-                    let (a, b) = (r.span[0] as usize, (r.span[1] as usize).min(text.len()));
-                    match text.get(a..b) {
-                        Some(m) if !m.is_empty() && b - a < text.len() => format!("{}「{m}」", r.rule),
-                        _ => r.rule.to_string(),
-                    }
-                })
-                .collect();
-            if !rules.is_empty() {
-                s.push_str(&format!(" ({})", rules.join(", ")));
-            }
-            parts.push(s);
-        }
-    }
-    if parts.is_empty() {
-        let top = [Label::Spam, Label::Abuse]
-            .into_iter()
-            .max_by(|a, b| scores[a.index()].total_cmp(&scores[b.index()]))
-            .unwrap_or(Label::Spam);
-        parts.push(format!("{} {:.2} over the stream's hold threshold", top.as_str(), scores[top.index()]));
-    }
-    parts.join(" · ")
 }
 
 impl StreamModeration {
@@ -420,75 +346,6 @@ impl StreamModeration {
     }
 }
 
-/// One audit log entry: who changed what, when.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Wall-clock ms.
-    pub at: u64,
-    pub who: String,
-    /// `dictionary.add`, `dictionary.remove`, `held.approve`, `held.deny`, `settings`.
-    pub action: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream: Option<String>,
-    /// What changed, e.g. `{"list":"abuse","section":"insult","term":"ぽんこつ"}`.
-    pub detail: serde_json::Value,
-}
-
-/// The audit log: appended to a JSON Lines file (one entry a line, never rewritten) and the
-/// last entries kept in memory for the console.
-#[derive(Debug)]
-pub struct Audit {
-    path: Option<PathBuf>,
-    recent: Mutex<VecDeque<AuditEntry>>,
-}
-
-impl Audit {
-    /// Opens (or starts) the log at `path`; `None` keeps it in memory only.
-    pub fn open(path: Option<PathBuf>) -> Self {
-        let mut recent = VecDeque::new();
-        if let Some(p) = &path
-            && let Ok(text) = std::fs::read_to_string(p)
-        {
-            for line in text.lines() {
-                if let Ok(e) = serde_json::from_str::<AuditEntry>(line) {
-                    if recent.len() >= MAX_AUDIT {
-                        recent.pop_front();
-                    }
-                    recent.push_back(e);
-                }
-            }
-        }
-        Self { path, recent: Mutex::new(recent) }
-    }
-
-    /// The file the log is written to, if any.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    /// Appends an entry (and syncs it: a change applied must not lose its record).
-    pub fn record(&self, entry: AuditEntry) -> std::io::Result<()> {
-        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = &self.path {
-            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
-            let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
-            line.push('\n');
-            f.write_all(line.as_bytes())?;
-            f.sync_data()?;
-        }
-        if recent.len() >= MAX_AUDIT {
-            recent.pop_front();
-        }
-        recent.push_back(entry);
-        Ok(())
-    }
-
-    /// The last `n` entries, newest first.
-    pub fn last(&self, n: usize) -> Vec<AuditEntry> {
-        self.recent.lock().unwrap_or_else(|e| e.into_inner()).iter().rev().take(n).cloned().collect()
-    }
-}
-
 /// Moderation state of every stream, and the audit log.
 #[derive(Debug)]
 pub struct Moderation {
@@ -569,19 +426,13 @@ impl Moderation {
     }
 }
 
-/// The audit file beside a journal database: `kotae.db` → `kotae.audit.jsonl`.
-pub fn audit_path_for(journal: &Path) -> Option<PathBuf> {
-    if journal.as_os_str().is_empty() {
-        return None;
-    }
-    let stem = journal.file_stem()?.to_string_lossy().to_string();
-    Some(journal.with_file_name(format!("{stem}.audit.jsonl")))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::{Path, PathBuf};
+
     use super::*;
     use crate::pipeline::Verdict;
+    use crate::pipeline::classify::AbuseCategory;
 
     fn verdict(labels: &[Label], scores: [f32; 4], action: Action) -> Verdict {
         let mut set = LabelSet::default();

@@ -10,6 +10,9 @@ fn kotae(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kotae"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // The tokenizer cache of the checkout; no moderator edits over the built-in lists.
+        .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+        .env("XDG_DATA_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-edits"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -292,4 +295,56 @@ fn a_trained_model_lists_its_ngrams_and_passes_check() {
     let check = kotae(&["--dict", d, "check"], b"");
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     assert!(String::from_utf8_lossy(&check.stdout).contains("character n-grams"));
+}
+
+/// A configuration file that listens beyond loopback may leave its tokens to the environment
+/// (a Kubernetes Secret): they count when the file is validated.
+#[test]
+fn tokens_from_the_environment_satisfy_a_file_listening_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kotae.toml");
+    std::fs::write(&config, "[server]\nlisten = \"0.0.0.0:7878\"\n").unwrap();
+    let run = |tokens: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kotae"));
+        c.args(["--config", config.to_str().unwrap(), "check"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+            .env("XDG_DATA_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-edits"))
+            .env_remove("KOTAE_INGEST_TOKENS")
+            .env_remove("KOTAE_HOST_TOKENS");
+        if tokens {
+            c.env("KOTAE_INGEST_TOKENS", "ingest-token-from-env-01")
+                .env("KOTAE_HOST_TOKENS", "host-token-from-env-0001");
+        }
+        c.output().unwrap()
+    };
+    let without = run(false);
+    assert_eq!(without.status.code(), Some(64), "{}", String::from_utf8_lossy(&without.stderr));
+    let with = run(true);
+    assert!(with.status.success(), "{}", String::from_utf8_lossy(&with.stderr));
+}
+
+/// `KOTAE_LOG_FORMAT=json`: every log line is a JSON object.
+#[test]
+fn logs_are_json_lines_when_asked() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kotae"))
+        .arg("classify")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+        .env("XDG_DATA_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-no-edits"))
+        .env("KOTAE_LOG", "info")
+        .env("KOTAE_LOG_FORMAT", "json")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\"text\":\"hi\"}\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.trim().is_empty(), "an info line is logged");
+    for line in stderr.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
 }

@@ -30,7 +30,7 @@ fn root() -> &'static Path {
 
 fn base_config() -> Config {
     let mut c = Config::default();
-    c.pipeline.dictionaries = root().join("dictionaries/ja");
+    c.pipeline.dictionaries = Some(root().join("dictionaries/ja"));
     c.pipeline.tokenize.cache_dir = root().join(".kotae");
     c.server.listen = "127.0.0.1:0".parse().unwrap();
     c.server.reload_dictionaries = false;
@@ -61,7 +61,7 @@ impl TestServer {
         let mut config = base_config();
         config.server.journal.path = dir.path().join("journal.db");
         if let Some(d) = dicts {
-            config.pipeline.dictionaries = d.to_path_buf();
+            config.pipeline.dictionaries = Some(d.to_path_buf());
         }
         tune(&mut config);
         config.validate().expect("valid test config");

@@ -14,7 +14,7 @@ fn engine() -> &'static Arc<Engine> {
     static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let config = PipelineConfig { dictionaries: root.join("dictionaries/ja"), ..PipelineConfig::default() };
+        let config = PipelineConfig { dictionaries: Some(root.join("dictionaries/ja")), ..PipelineConfig::default() };
         Engine::new(config).expect("engine")
     })
 }

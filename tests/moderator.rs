@@ -35,7 +35,7 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&root().join("dictionaries/ja"), &dir.path().join("dict"));
         let mut config = Config::default();
-        config.pipeline.dictionaries = dir.path().join("dict");
+        config.pipeline.dictionaries = Some(dir.path().join("dict"));
         config.pipeline.tokenize.cache_dir = root().join(".kotae");
         config.server.listen = "127.0.0.1:0".parse().unwrap();
         config.server.reload_dictionaries = false;
@@ -137,6 +137,31 @@ async fn a_dictionary_edit_is_validated_dry_run_applied_and_audited() {
     assert_eq!(status, 200, "removing matches the normalized term: {body}");
     let v = verdicts(&mut ws, json!([{"id": "d", "user": "u4", "text": text}])).await;
     assert_eq!(v[0]["action"], "allow");
+    server.shutdown().await;
+}
+
+/// The console reads the lists as the loader does: a section flagged `| weak` or `| shop` is
+/// listed with its flags, and edits to it apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sections_with_flags_are_listed_with_them_and_editable() {
+    let server = TestServer::start().await;
+    let (status, lists) = server.call("GET", "/v1/moderator/dictionaries", None).await;
+    assert_eq!(status, 200, "{lists}");
+    let section = |list: &str, name: &str| -> Value {
+        let l = lists["lists"].as_array().unwrap().iter().find(|l| l["list"] == list).unwrap();
+        l["sections"].as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap_or(Value::Null)
+    };
+    assert_eq!(section("synonyms", "price")["flags"], json!(["weak"]), "{}", section("synonyms", "price"));
+    assert_eq!(section("synonyms", "payment")["flags"], json!(["weak", "shop"]));
+    assert_eq!(section("abuse", "insult")["flags"], json!([]));
+
+    for (list, name) in [("synonyms", "price"), ("synonyms", "payment")] {
+        let edit = json!({"op": "add", "list": list, "section": name, "term": "ぷらいすてすと"});
+        let (status, body) = server.call("POST", "/v1/moderator/dictionaries/apply", Some(edit)).await;
+        assert_eq!(status, 200, "[{name}] in {list}.txt: {body}");
+        let file = std::fs::read_to_string(server.dir.path().join(format!("dict/{list}.txt"))).unwrap();
+        assert!(file.lines().any(|l| l == "ぷらいすてすと"), "{list}.txt");
+    }
     server.shutdown().await;
 }
 

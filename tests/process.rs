@@ -41,6 +41,8 @@ fn spawn(config: &Path) -> (Server, String) {
         .arg(config)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("KOTAE_LOG", "info")
+        .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+        .env("XDG_DATA_HOME", config.parent().unwrap_or(Path::new(".")).join("data"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -377,4 +379,78 @@ async fn messages_acknowledged_before_a_kill_are_in_the_journal() {
     );
     // A sanity bound far above flush_interval_ms (10): the measured figure is in the README.
     assert!(oldest_lost < Duration::from_millis(250), "{oldest_lost:?}");
+}
+
+/// A new user's first run: an empty directory, no configuration, no dictionaries, no flags but a
+/// free port. The lists and model are the built-in ones; the tokenizer cache is the user's
+/// (`KOTAE_CACHE` here, so the test does not build a second copy); a console edit of a weak
+/// section is written to the user's data directory, over the built-in lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_an_empty_directory_serve_answers_and_a_console_edit_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let cwd = dir.path().join("empty");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&cwd).unwrap();
+    let kotae = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kotae"));
+        c.args(args)
+            .current_dir(&cwd)
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("KOTAE_CONFIG")
+            .env("KOTAE_CACHE", Path::new(env!("CARGO_MANIFEST_DIR")).join(".kotae"))
+            .env("KOTAE_LOG", "info");
+        c
+    };
+
+    let out = kotae(&["classify"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all("{\"text\":\"送料いくらですか\"}\n".as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let line: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(line["labels"].as_array().unwrap().contains(&json!("question")), "{line}");
+
+    let mut child = kotae(&["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kotae serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let child = Server(child);
+    let addr = line.trim().strip_prefix("kotae listening on http://").unwrap_or_else(|| panic!("{line}")).to_string();
+
+    let mut ws = connect(&format!("ws://{addr}/v1/ingest?stream=s1"), None).await.unwrap();
+    ws.send(Message::Text(json!({"id": "m1", "text": "送料いくらですか"}).to_string().into())).await.unwrap();
+    let verdict = match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(t.as_str()).unwrap(),
+        other => panic!("expected a verdict, got {other:?}"),
+    };
+    assert_eq!(verdict["action"], "allow", "{verdict}");
+    assert!(verdict["labels"].as_array().unwrap().contains(&json!("question")), "{verdict}");
+
+    let edit = json!({"op": "add", "list": "synonyms", "section": "price", "term": "ぷらいすてすと"}).to_string();
+    let (status, body) = http(&addr, "POST", "/v1/moderator/dictionaries/apply", None, Some(&edit)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let edited = home.join(".local/share/kotae/dictionaries/synonyms.txt");
+    let text = std::fs::read_to_string(&edited).unwrap();
+    assert!(text.lines().any(|l| l == "ぷらいすてすと") && text.contains("[price | weak]"));
+    let (status, body) = http(&addr, "GET", "/v1/moderator/dictionaries", None, None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("ぷらいすてすと"), "the console lists the edited file over the built-in one");
+    drop(child);
+    let left: Vec<_> = std::fs::read_dir(&cwd).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(
+        left.iter().all(|n| n.to_string_lossy().starts_with("kotae.")),
+        "nothing but the journal and its audit log in the working directory: {left:?}"
+    );
 }

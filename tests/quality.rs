@@ -10,7 +10,7 @@ use kotae::pipeline::{Engine, PipelineConfig};
 
 fn engine() -> std::sync::Arc<Engine> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let config = PipelineConfig { dictionaries: root.join("dictionaries/ja"), ..PipelineConfig::default() };
+    let config = PipelineConfig { dictionaries: Some(root.join("dictionaries/ja")), ..PipelineConfig::default() };
     Engine::new(config).expect("engine")
 }
 
@@ -35,7 +35,7 @@ fn leave_one_writer_out_meets_the_targets() {
     let mut files = vec![root.join("fixtures/labelled/dev.jsonl")];
     files.extend(writer_files());
     let rows = kotae::commands::eval::read_labelled_files(&files).unwrap();
-    let config = PipelineConfig { dictionaries: root.join("dictionaries/ja"), ..PipelineConfig::default() };
+    let config = PipelineConfig { dictionaries: Some(root.join("dictionaries/ja")), ..PipelineConfig::default() };
     let engine = Engine::without_model(config).expect("engine");
     let examples = featurize(&engine, &rows);
     let report = cross_validate_by_writer(&engine, &rows, &examples, &Default::default());

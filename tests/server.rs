@@ -29,7 +29,7 @@ fn engine() -> Arc<Engine> {
 
 fn base_config() -> Config {
     let mut c = Config::default();
-    c.pipeline.dictionaries = root().join("dictionaries/ja");
+    c.pipeline.dictionaries = Some(root().join("dictionaries/ja"));
     c.pipeline.tokenize.cache_dir = root().join(".kotae");
     c.server.listen = "127.0.0.1:0".parse().unwrap();
     c.server.reload_dictionaries = false;
@@ -668,10 +668,10 @@ async fn dictionaries_reload_on_change_and_a_broken_edit_keeps_the_old_ones() {
     let dicts = tempfile::tempdir().unwrap();
     copy_dir(&root().join("dictionaries/ja"), dicts.path());
     let mut config = base_config();
-    config.pipeline.dictionaries = dicts.path().to_path_buf();
+    config.pipeline.dictionaries = Some(dicts.path().to_path_buf());
     let engine = Engine::new(config.pipeline.clone()).unwrap();
     let server = TestServer::start_with(engine, |c| {
-        c.pipeline.dictionaries = dicts.path().to_path_buf();
+        c.pipeline.dictionaries = Some(dicts.path().to_path_buf());
         c.server.reload_dictionaries = true;
     })
     .await;

@@ -1,8 +1,6 @@
 //! A small client for kotae's own endpoints, used by `replay`, `demo`, `bench-load` and tests:
-//! websocket connections with a bearer token, and plain HTTP/1.1 requests without a client
-//! library (one request per connection).
+//! websocket connections with a bearer token, and HTTP requests (reqwest, with timeouts).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -14,12 +12,16 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Client failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The websocket could not be opened or failed.
     #[error("websocket {url}: {source}")]
     Ws { url: String, source: Box<tokio_tungstenite::tungstenite::Error> },
+    /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The URL is not `ws://host:port/…` or `http://…`.
     #[error("bad url {0}: expected ws://host:port/…")]
     Url(String),
+    /// The request failed or the answer could not be read.
     #[error("{0}")]
     Protocol(String),
 }
@@ -45,7 +47,13 @@ pub fn authority(url: &str) -> Result<&str, ClientError> {
     Ok(rest.split('/').next().unwrap_or(rest))
 }
 
-/// One HTTP/1.1 request; returns the status and body.
+/// How long a request may take to connect, and in all.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One HTTP/1.1 request to `http://authority path`; returns the status and body. A client per
+/// call: callers run in many short-lived runtimes (tests), and a pooled connection belongs to
+/// the runtime that opened it.
 pub async fn http(
     authority: &str,
     method: &str,
@@ -53,41 +61,26 @@ pub async fn http(
     token: Option<&str>,
     body: Option<&str>,
 ) -> Result<(u16, String), ClientError> {
-    let mut stream = TcpStream::connect(authority).await?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .http1_only()
+        .build()
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let url = format!("http://{authority}{path}");
+    let mut request = client
+        .request(method, &url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.unwrap_or("").to_string());
     if let Some(t) = token {
-        req += &format!("Authorization: Bearer {t}\r\n");
+        request = request.bearer_auth(t);
     }
-    let body = body.unwrap_or("");
-    req += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-    stream.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| ClientError::Protocol("no http header".into()))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ClientError::Protocol(format!("bad status line: {head}")))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding") && l.contains("chunked")
-    });
-    Ok((status, if chunked { dechunk(rest) } else { rest.to_string() }))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let err = |e: reqwest::Error| ClientError::Protocol(format!("{url}: {e}"));
+    let response = request.send().await.map_err(err)?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(err)?;
+    Ok((status, text))
 }
 
 /// The value of an unlabelled (or fully labelled) sample in Prometheus text, e.g.

@@ -33,11 +33,22 @@ pub struct Schedule {
     pub products: Vec<Product>,
 }
 
+/// The bundled demo stream (`fixtures/streams/demo.jsonl`), built in so `kotae demo` runs from
+/// any directory.
+pub const DEMO_STREAM: &str = include_str!("../../fixtures/streams/demo.jsonl");
+/// Its product schedule (`fixtures/streams/demo.products.json`).
+pub const DEMO_PRODUCTS: &str = include_str!("../../fixtures/streams/demo.products.json");
+
 impl Schedule {
     /// Reads a schedule from a JSON file; the error names the file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Self::parse(&text, path)
+    }
+
+    /// Parses a schedule; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("{}: {e}", origin.display()))
     }
 
     /// The product on screen `offset` ms into the stream.
@@ -91,10 +102,10 @@ pub fn format_top(ranked: &[Ranked], schedule: &Schedule, n: usize) -> String {
 /// Options of the live demo (`kotae demo`).
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
-    /// The recorded stream to replay (JSON Lines of [`InMessage`]).
-    pub stream: std::path::PathBuf,
-    /// Its product schedule (`*.products.json`).
-    pub products: std::path::PathBuf,
+    /// The stream to replay (JSON Lines); `None`: the built-in demo stream.
+    pub stream: Option<std::path::PathBuf>,
+    /// Its product schedule; `None`: the built-in demo's.
+    pub products: Option<std::path::PathBuf>,
     /// How many questions to print at the end.
     pub top: usize,
     /// Messages per second; ignored when `speed` is set.
@@ -147,8 +158,16 @@ pub async fn live(
     use super::client::{http, metric};
     use super::replay::{Pace, replay_segments};
 
-    let schedule = Schedule::load(&opts.products).map_err(DemoError::Input)?;
-    let messages = super::replay::read_stream(&opts.stream).map_err(DemoError::Input)?;
+    let schedule = match &opts.products {
+        Some(path) => Schedule::load(path),
+        None => Schedule::parse(DEMO_PRODUCTS, Path::new("demo.products.json")),
+    }
+    .map_err(DemoError::Input)?;
+    let messages = match &opts.stream {
+        Some(path) => super::replay::read_stream(path),
+        None => super::replay::parse_stream(DEMO_STREAM, Path::new("demo.jsonl")),
+    }
+    .map_err(DemoError::Input)?;
     if config.server.journal.enabled() && config.server.journal.path == std::path::Path::new("kotae.db") {
         // The demo starts from an empty journal of its own.
         let path = config.pipeline.tokenize.cache_dir.join("demo.db");

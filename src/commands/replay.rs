@@ -61,6 +61,11 @@ impl ReplayReport {
 /// Reads a JSON Lines stream file.
 pub fn read_stream(path: &std::path::Path) -> Result<Vec<InMessage>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_stream(&text, path)
+}
+
+/// Parses a recorded stream (JSON Lines); `path` names it in errors.
+pub fn parse_stream(text: &str, path: &std::path::Path) -> Result<Vec<InMessage>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
 
+pub use super::source::list_name;
+use super::source::{self, ENTRY_FLAGS, Line, content, header};
+
 /// Longest term a moderator may add, in characters.
 pub const MAX_TERM_CHARS: usize = 64;
 
@@ -67,6 +70,8 @@ pub struct SectionView {
     pub name: String,
     pub rule: String,
     pub declared: Option<String>,
+    /// Section flags as written (`weak`, `shop`).
+    pub flags: Vec<String>,
     pub line: usize,
     pub terms: Vec<TermLine>,
 }
@@ -79,50 +84,27 @@ pub struct ListView {
     pub sections: Vec<SectionView>,
 }
 
-/// The list name of a file: its stem.
-pub fn list_name(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string()
-}
-
-/// A line without its comment, trimmed.
-fn content(line: &str) -> &str {
-    line.split_once('#').map_or(line, |(before, _)| before).trim()
-}
-
-/// The section name of a header line (`[insult => abuse]` → `insult`), if it is one.
-fn header(line: &str) -> Option<(&str, Option<&str>)> {
-    let h = content(line).strip_prefix('[')?.strip_suffix(']')?;
-    // Section flags (`[price | weak]`, `[shipping | shop]`) are not part of the name.
-    let h = h.split('|').next().unwrap_or(h);
-    Some(match h.split_once("=>") {
-        Some((n, l)) => (n.trim(), Some(l.trim())),
-        None => (h.trim(), None),
-    })
-}
-
 /// A file's sections and terms as written.
 pub fn view(path: &Path, text: &str) -> ListView {
     let list = list_name(path);
     let mut sections: Vec<SectionView> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        if let Some((name, declared)) = header(raw) {
-            sections.push(SectionView {
-                name: name.to_string(),
-                rule: format!("ja.{list}.{name}"),
-                declared: declared.map(str::to_string),
+        match source::parse_line(raw) {
+            Line::Header(h) => sections.push(SectionView {
+                name: h.name.to_string(),
+                rule: format!("ja.{list}.{}", h.name),
+                declared: h.label.map(str::to_string),
+                flags: h.flags.iter().map(|f| f.to_string()).collect(),
                 line: i + 1,
                 terms: Vec::new(),
-            });
-            continue;
-        }
-        let c = content(raw);
-        if c.is_empty() {
-            continue;
-        }
-        if let Some(s) = sections.last_mut() {
-            let mut parts = c.split('|').map(str::trim);
-            let term = parts.next().unwrap_or("").to_string();
-            s.terms.push(TermLine { term, flags: parts.map(str::to_string).collect(), line: i + 1 });
+            }),
+            Line::Entry(e) => {
+                if let Some(s) = sections.last_mut() {
+                    let flags = e.flags.iter().map(|f| f.to_string()).collect();
+                    s.terms.push(TermLine { term: e.term.to_string(), flags, line: i + 1 });
+                }
+            }
+            Line::Blank | Line::BrokenHeader => {}
         }
     }
     ListView { file: path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(), list, sections }
@@ -141,8 +123,8 @@ pub fn check(edit: &Edit) -> Result<(), EditError> {
         return Err(EditError::Invalid("a term cannot contain '#', '|', line breaks or start with '['".into()));
     }
     for f in &edit.flags {
-        if !["bounded", "end", "start", "whole", "inword"].contains(&f.as_str()) {
-            return Err(EditError::Invalid(format!("unknown flag '{f}' (bounded, end, start, whole, inword)")));
+        if !ENTRY_FLAGS.contains(&f.as_str()) {
+            return Err(EditError::Invalid(format!("unknown flag '{f}' ({})", ENTRY_FLAGS.join(", "))));
         }
     }
     if !matches!(edit.op.as_str(), "add" | "remove") {
@@ -164,7 +146,7 @@ pub fn apply(
         return Err(EditError::NotFound(format!("no list '{}'", edit.list)));
     };
     let lines: Vec<&str> = sources[i].1.lines().collect();
-    let Some(start) = lines.iter().position(|l| header(l).is_some_and(|(n, _)| n == edit.section)) else {
+    let Some(start) = lines.iter().position(|l| header(l).is_some_and(|h| h.name == edit.section)) else {
         return Err(EditError::NotFound(format!("no section [{}] in {}.txt", edit.section, edit.list)));
     };
     let end = lines[start + 1..].iter().position(|l| header(l).is_some()).map_or(lines.len(), |k| start + 1 + k);
@@ -180,7 +162,10 @@ pub fn apply(
     } else {
         let mut normalizer = Normalizer::new(normalize);
         let key = normalizer.key_of(term);
-        let term_of = |l: &str| content(l).split('|').next().unwrap_or("").trim().to_string();
+        let term_of = |l: &str| match source::parse_line(l) {
+            Line::Entry(e) => e.term.to_string(),
+            _ => String::new(),
+        };
         let found = (start + 1..end).find(|&k| term_of(lines[k]) == term).or_else(|| {
             (start + 1..end).find(|&k| !term_of(lines[k]).is_empty() && normalizer.key_of(&term_of(lines[k])) == key)
         });
@@ -232,5 +217,21 @@ mod tests {
         assert!(matches!(apply(sources.clone(), &edit("remove", "ない"), &n), Err(EditError::NotFound(_))));
         assert!(matches!(apply(sources.clone(), &edit("add", "a#b"), &n), Err(EditError::Invalid(_))));
         assert!(matches!(apply(sources, &edit("explode", "a"), &n), Err(EditError::Invalid(_))));
+    }
+
+    #[test]
+    fn every_section_of_the_default_lists_is_editable() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/ja");
+        let sources = source::read_sources(&dir, None).unwrap();
+        let n = NormalizeConfig::default();
+        let mut sections = 0;
+        for (path, text) in &sources {
+            for s in view(path, text).sections {
+                let e = Edit { list: list_name(path), section: s.name.clone(), ..edit("add", "ぷらいすてすと") };
+                assert!(apply(sources.clone(), &e, &n).is_ok(), "[{}] of {}", s.name, path.display());
+                sections += 1;
+            }
+        }
+        assert!(sections > 100, "{sections} sections");
     }
 }

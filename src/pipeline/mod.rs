@@ -29,9 +29,20 @@ use tokenize::{TokenizeConfig, TokenizeError, Tokenizer, TokenizerShared, Tokens
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
-    /// Directory of keyword dictionaries (`*.txt`) and the model.
-    #[serde(default = "PipelineConfig::default_dictionaries")]
-    pub dictionaries: PathBuf,
+    /// Directory of keyword dictionaries (`*.txt`) and the model (`model/`); the moderator
+    /// console writes its edits here. Unset: `$XDG_DATA_HOME/kotae/dictionaries` (or
+    /// `~/.local/share/kotae/dictionaries`) over the lists built into the binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dictionaries: Option<PathBuf>,
+    /// Whether the lists and model built into the binary lie beneath `dictionaries`: a file of
+    /// `dictionaries` replaces the built-in one of the same name, the rest stay. Default: only
+    /// when `dictionaries` is unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<bool>,
+    /// The directory the built-in files were written to (see [`PipelineConfig::resolve`]).
+    /// Set by [`PipelineConfig::resolve`], not read from the file.
+    #[serde(skip)]
+    pub defaults: Option<PathBuf>,
     /// Messages longer than this many bytes are rejected with an error.
     #[serde(default = "PipelineConfig::default_max_bytes")]
     pub max_message_bytes: usize,
@@ -46,32 +57,93 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// The directory edits are written to when none is configured.
     fn default_dictionaries() -> PathBuf {
-        PathBuf::from("dictionaries/ja")
+        let data = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()).map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| PathBuf::from(h).join(".local/share"))
+        });
+        match data {
+            Some(d) => d.join("kotae/dictionaries"),
+            None => PathBuf::from("kotae-dictionaries"),
+        }
     }
     fn default_max_bytes() -> usize {
         4096
     }
 
-    /// The question-identity model's path (`model/identity.tsv` in the dictionary directory).
-    pub fn identity_path(&self) -> PathBuf {
-        self.dictionaries.join("model/identity.tsv")
+    /// The dictionary directory: the one configured, or the default writable one.
+    pub fn dictionary_dir(&self) -> PathBuf {
+        self.dictionaries.clone().unwrap_or_else(Self::default_dictionaries)
     }
 
-    /// The model path, resolved against the dictionary directory.
-    pub fn model_path(&self) -> PathBuf {
-        if self.classify.model.is_absolute() {
-            self.classify.model.clone()
-        } else {
-            self.dictionaries.join(&self.classify.model)
+    /// Whether the built-in lists and model lie beneath [`PipelineConfig::dictionary_dir`].
+    pub fn uses_builtin(&self) -> bool {
+        self.builtin.unwrap_or(self.dictionaries.is_none())
+    }
+
+    /// The directory of built-in defaults beneath the dictionary directory, once resolved.
+    pub fn defaults(&self) -> Option<&Path> {
+        self.defaults.as_deref()
+    }
+
+    /// Fixes the dictionary directory and, when the built-in lists are used, writes them into
+    /// the cache directory (once per version; see [`crate::dictionary::builtin`]).
+    pub fn resolve(&mut self) -> std::io::Result<()> {
+        // Fixed first: setting the directory would change the default.
+        self.builtin = Some(self.uses_builtin());
+        self.dictionaries = Some(self.dictionary_dir());
+        if self.uses_builtin() && self.defaults.is_none() {
+            self.defaults = Some(crate::dictionary::builtin::materialize(&self.tokenize.cache_dir)?);
         }
+        Ok(())
+    }
+
+    /// A model file: `name` in the dictionary directory, else in the defaults beneath it.
+    fn layered(&self, name: &Path) -> PathBuf {
+        if name.is_absolute() {
+            return name.to_path_buf();
+        }
+        let own = self.dictionary_dir().join(name);
+        match &self.defaults {
+            Some(base) if !own.exists() => base.join(name),
+            _ => own,
+        }
+    }
+
+    /// The question-identity model's path (`model/identity.tsv` in the dictionary directory,
+    /// else the built-in one).
+    pub fn identity_path(&self) -> PathBuf {
+        self.layered(Path::new("model/identity.tsv"))
+    }
+
+    /// The model path (`classify.model`, relative to the dictionary directory, else the
+    /// built-in one).
+    pub fn model_path(&self) -> PathBuf {
+        self.layered(&self.classify.model)
+    }
+
+    /// Where `kotae train` writes the model: in the dictionary directory, never the defaults.
+    pub fn model_out_path(&self) -> PathBuf {
+        self.dictionary_dir().join(&self.classify.model)
+    }
+
+    /// Where `kotae train-identity` writes the identity model.
+    pub fn identity_out_path(&self) -> PathBuf {
+        self.dictionary_dir().join("model/identity.tsv")
+    }
+
+    /// The dictionary sources as `(path, text)`: the directory's lists over the defaults.
+    pub fn read_sources(&self) -> Result<Vec<(PathBuf, String)>, DictionaryError> {
+        crate::dictionary::source::read_sources(&self.dictionary_dir(), self.defaults()).map_err(DictionaryError)
     }
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            dictionaries: Self::default_dictionaries(),
+            dictionaries: None,
+            builtin: None,
+            defaults: None,
             max_message_bytes: Self::default_max_bytes(),
             normalize: NormalizeConfig::default(),
             tokenize: TokenizeConfig::default(),
@@ -92,6 +164,8 @@ pub enum PipelineError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    #[error("cannot write the built-in dictionaries to the cache directory: {0}")]
+    Builtin(#[from] std::io::Error),
 }
 
 /// Why a message was rejected before classification.
@@ -125,7 +199,8 @@ impl Engine {
 
     /// Like [`Engine::new`] with a given question-identity model instead of the model file
     /// (training one, or checking a candidate).
-    pub fn with_identity(config: PipelineConfig, identity: IdentityModel) -> Result<Arc<Self>, PipelineError> {
+    pub fn with_identity(mut config: PipelineConfig, identity: IdentityModel) -> Result<Arc<Self>, PipelineError> {
+        config.resolve()?;
         let tokenizer = TokenizerShared::new(&config.tokenize)?;
         let classifier = Self::load_classifier(&config, &tokenizer)?;
         Ok(Arc::new(Self {
@@ -138,11 +213,16 @@ impl Engine {
 
     /// Like [`Engine::new`], with the dictionaries' rules alone and no model: what `kotae train`
     /// extracts features with, so that no old weights leak into a new model.
-    pub fn without_model(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
+    pub fn without_model(mut config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
+        config.resolve()?;
         let tokenizer = TokenizerShared::new(&config.tokenize)?;
         let mut t = tokenizer.tokenizer();
-        let dictionaries =
-            Dictionaries::load_with(&config.dictionaries, &config.normalize, Some(&mut |w: &str| t.reading(w)))?;
+        let dictionaries = Dictionaries::load_layered(
+            &config.dictionary_dir(),
+            config.defaults(),
+            &config.normalize,
+            Some(&mut |w: &str| t.reading(w)),
+        )?;
         let classifier = Classifier::new(Arc::new(dictionaries), Arc::new(Model::default()), config.classify.clone());
         Ok(Arc::new(Self {
             config,
@@ -162,8 +242,12 @@ impl Engine {
     /// missing model is an error.
     fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
         let mut t = tokenizer.tokenizer();
-        let dictionaries =
-            Dictionaries::load_with(&config.dictionaries, &config.normalize, Some(&mut |w: &str| t.reading(w)))?;
+        let dictionaries = Dictionaries::load_layered(
+            &config.dictionary_dir(),
+            config.defaults(),
+            &config.normalize,
+            Some(&mut |w: &str| t.reading(w)),
+        )?;
         let model = Model::load(&config.model_path())?;
         Ok(Classifier::new(Arc::new(dictionaries), Arc::new(model), config.classify.clone()))
     }

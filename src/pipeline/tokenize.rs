@@ -20,7 +20,8 @@ use crate::ipadic;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizeConfig {
-    /// Cache directory for the built IPADIC dictionary (built there on first use, ≈2 s, 46 MB).
+    /// Cache directory for the built IPADIC dictionary (built there on first use, ≈2 s, 46 MB)
+    /// and the built-in dictionaries. `KOTAE_CACHE` in the environment wins over this setting.
     #[serde(default = "TokenizeConfig::default_cache")]
     pub cache_dir: PathBuf,
     /// Optional Lindera user dictionary (13-column IPADIC CSV) for chat slang such as ポチる.
@@ -29,8 +30,14 @@ pub struct TokenizeConfig {
 }
 
 impl TokenizeConfig {
-    fn default_cache() -> PathBuf {
-        std::env::var_os("KOTAE_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".kotae"))
+    /// `$KOTAE_CACHE`, else `$XDG_CACHE_HOME/kotae`, else `~/.cache/kotae` (`.kotae` when there
+    /// is no home directory).
+    pub fn default_cache() -> PathBuf {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        var("KOTAE_CACHE")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("kotae")))
+            .or_else(|| var("HOME").map(|h| h.join(".cache/kotae")))
+            .unwrap_or_else(|| PathBuf::from(".kotae"))
     }
 }
 

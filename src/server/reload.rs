@@ -78,7 +78,7 @@ impl ReloadHandle {
         }
         self.engine.swap(next);
         self.metrics.reload(true);
-        tracing::info!(dir = %self.engine.config.dictionaries.display(), confirmed = confirm, "dictionaries reloaded");
+        tracing::info!(dir = %self.engine.config.dictionary_dir().display(), confirmed = confirm, "dictionaries reloaded");
         Reloaded::Installed(after)
     }
 }
@@ -93,7 +93,12 @@ pub fn watch(handle: ReloadHandle) -> notify::Result<Reloader> {
             let _ = tx.try_send(());
         }
     })?;
-    watcher.watch(&handle.engine.config.dictionaries, RecursiveMode::Recursive)?;
+    // Over the built-in lists the directory may not exist yet: it is where edits go.
+    let dir = handle.engine.config.dictionary_dir();
+    if handle.engine.config.defaults().is_some() {
+        std::fs::create_dir_all(&dir).map_err(notify::Error::io)?;
+    }
+    watcher.watch(&dir, RecursiveMode::Recursive)?;
     std::thread::Builder::new()
         .name("kotae-reload".into())
         .spawn(move || {

@@ -4,7 +4,8 @@
 //! - `POST /v1/moderator/explain` `{"text"}`: how one phrase is seen — normalized views, tokens
 //!   with part of speech, labels, scores, action, reasons with their spans in the original.
 //! - `GET /v1/moderator/dictionaries`: every list, section and term as written in the files.
-//! - `POST /v1/moderator/dictionaries/dry-run` and `…/apply` with an [`Edit`]: the edit is
+//! - `POST /v1/moderator/dictionaries/dry-run` and `…/apply` with an
+//!   [`Edit`](crate::dictionary::edit::Edit): the edit is
 //!   compiled in memory with every other file; a broken one is refused with its `file:line`
 //!   problems. The dry run shows how the last messages of a stream would have been classified;
 //!   apply writes the file atomically, installs the compiled dictionaries into the running
@@ -16,6 +17,8 @@
 //! - `GET|PUT /v1/streams/ID/settings`: fail-open/closed, hold thresholds, slow mode.
 //! - `GET /v1/streams/ID/summary`: blocked counts and the purchase-intent ticker (host screen).
 //!
+//! The dictionary endpoints are in [`dictionaries`].
+//!
 //! Who did something comes from the `X-Kotae-Moderator` header (tokens are shared secrets, not
 //! names), `moderator` when absent. Reads never create a stream's state. Dry runs, explains and
 //! applies run at most `max_console_jobs` at once (429 past it). Bodies are read after the token
@@ -25,8 +28,11 @@
 // unbox it again.
 #![allow(clippy::result_large_err)]
 
+mod dictionaries;
+
+pub(crate) use dictionaries::{apply, dictionaries, dry_run, reload};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, Query, State};
@@ -38,19 +44,12 @@ use serde_json::json;
 use super::Ctx;
 use super::auth::{self, Scope};
 use super::config::ServerConfig;
-use crate::dictionary::edit::{self, Edit, EditError, ListView};
-use crate::dictionary::{Dictionaries, DictionaryError};
-use crate::label::{Action, Label};
+use crate::label::Label;
 use crate::metrics::Refusal;
 use crate::moderation::{Audit, AuditEntry, Moderation, StreamSettings, audit_path_for};
 use crate::pipeline::Engine;
-use crate::pipeline::classify::Classifier;
 use crate::runtime::clock::unix_ms;
-use crate::server::reload::{ReloadHandle, Reloaded};
-
-/// Messages a dry run replays by default, and at most.
-const DRY_RUN_DEFAULT: usize = 200;
-const DRY_RUN_MAX: usize = crate::moderation::MAX_RECENT;
+use crate::server::reload::ReloadHandle;
 
 /// The console's shared state.
 pub(crate) struct Console {
@@ -116,23 +115,7 @@ fn stream_guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>,
 
 /// `%E3%81%82` → `あ` (header values are ASCII, names need not be).
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// The moderator's name for the audit log (the console sends it percent-encoded).
@@ -170,7 +153,7 @@ async fn guarded_body<T: serde::de::DeserializeOwned>(
 
 type Q = Query<HashMap<String, String>>;
 
-/// What an [`Edit`] body looks like, for error messages.
+/// What an [`Edit`](crate::dictionary::edit::Edit) body looks like, for error messages.
 const EDIT_SHAPE: &str = "{\"op\", \"list\", \"section\", \"term\"}";
 
 /// `GET /v1/streams/ID/summary`.
@@ -436,325 +419,6 @@ pub(crate) async fn explain(
     }
 }
 
-/// The `*.txt` files of the dictionary directory, sorted, as `(path, text)`.
-fn read_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            std::fs::read_to_string(&p).map(|t| (p.clone(), t)).map_err(|e| format!("cannot read {}: {e}", p.display()))
-        })
-        .collect()
-}
-
-/// `GET /v1/moderator/dictionaries`.
-pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: HeaderMap) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    let dir = ctx.console.engine.config.dictionaries.clone();
-    match read_sources(&dir) {
-        Ok(sources) => {
-            let lists: Vec<ListView> = sources.iter().map(|(p, t)| edit::view(p, t)).collect();
-            let entries = ctx.console.engine.classifier().dictionaries.len();
-            axum::Json(json!({ "dir": dir, "entries": entries, "lists": lists })).into_response()
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
-    }
-}
-
-/// Why an edit was refused.
-struct Refused {
-    status: StatusCode,
-    message: String,
-    problems: Vec<String>,
-}
-
-impl Refused {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), problems: Vec::new() }
-    }
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": self.message, "problems": self.problems }))).into_response()
-    }
-}
-
-/// The dictionary sources with `edit` applied, and the index of the edited file.
-fn edited(engine: &Engine, edit: &Edit) -> Result<(Vec<(PathBuf, String)>, usize), Refused> {
-    edit::check(edit).map_err(refused_edit)?;
-    let sources =
-        read_sources(&engine.config.dictionaries).map_err(|e| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    edit::apply(sources, edit, &engine.config.normalize).map_err(refused_edit)
-}
-
-fn refused_edit(e: EditError) -> Refused {
-    match e {
-        EditError::Invalid(m) => Refused::new(StatusCode::UNPROCESSABLE_ENTITY, m),
-        EditError::NotFound(m) => Refused::new(StatusCode::NOT_FOUND, m),
-    }
-}
-
-fn compile(engine: &Engine, sources: &[(PathBuf, String)]) -> Result<Dictionaries, Refused> {
-    let dir = &engine.config.dictionaries;
-    engine.compile_dictionaries(dir, sources).map_err(|DictionaryError(problems)| {
-        let problems: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                let file = p.file.strip_prefix(dir).unwrap_or(&p.file);
-                // Messages name other files by full path; the console shows them relative.
-                let message = p.message.replace(&format!("{}/", dir.display()), "");
-                format!("{}:{}: {message}", file.display(), p.line)
-            })
-            .collect();
-        Refused {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            message: format!("refused: {}", problems.first().cloned().unwrap_or_default()),
-            problems,
-        }
-    })
-}
-
-#[derive(Debug, Serialize)]
-struct Outcome {
-    labels: Vec<Label>,
-    action: Action,
-}
-
-#[derive(Debug, Serialize)]
-struct Changed {
-    id: String,
-    user: Option<String>,
-    text: String,
-    before: Outcome,
-    after: Outcome,
-}
-
-/// Classifies the stream's last messages under the running and the edited dictionaries.
-fn replay_recent(ctx: &Ctx, next: &Arc<Dictionaries>, edit: &Edit) -> serde_json::Value {
-    let engine = &ctx.console.engine;
-    let n = edit.last.unwrap_or(DRY_RUN_DEFAULT).min(DRY_RUN_MAX);
-    let recent = match &edit.stream {
-        Some(s) if super::valid_stream(s) => ctx
-            .console
-            .moderation
-            .get(s)
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).recent(n))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    let current = engine.classifier();
-    let edited = Classifier::new(next.clone(), current.model.clone(), current.config.clone());
-    let mut analyzer = engine.analyzer();
-    let mut changed = Vec::new();
-    for m in &recent {
-        let a = analyzer.classify_with(&current, &m.text);
-        let b = analyzer.classify_with(&edited, &m.text);
-        let (aa, ba) = (a.action(&current.config), b.action(&edited.config));
-        if a.labels != b.labels || aa != ba {
-            changed.push(Changed {
-                id: m.id.clone(),
-                user: m.user.clone(),
-                text: m.text.clone(),
-                before: Outcome { labels: a.labels.iter().collect(), action: aa },
-                after: Outcome { labels: b.labels.iter().collect(), action: ba },
-            });
-        }
-    }
-    json!({
-        "stream": edit.stream,
-        "checked": recent.len(),
-        "changed": changed,
-        "entries_before": current.dictionaries.len(),
-        "entries_after": next.len(),
-    })
-}
-
-async fn dry_run_edit(ctx: Arc<Ctx>, edit: Edit) -> Response {
-    let slot = match job_slot(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let out = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        let engine = &ctx.console.engine;
-        let (sources, _) = edited(engine, &edit)?;
-        let next = Arc::new(compile(engine, &sources)?);
-        Ok::<_, Refused>(replay_recent(&ctx, &next, &edit))
-    })
-    .await;
-    match out {
-        Ok(Ok(v)) => axum::Json(v).into_response(),
-        Ok(Err(r)) => r.into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-/// `POST /v1/moderator/dictionaries/dry-run` with an [`Edit`].
-pub(crate) async fn dry_run(
-    State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    match guarded_body::<Edit>(&ctx, &headers, &q, body, EDIT_SHAPE).await {
-        Ok(edit) => dry_run_edit(ctx, edit).await,
-        Err(r) => r,
-    }
-}
-
-/// Writes a file durably and whole: a temporary file in the same directory is written and
-/// synced, then renamed over the file, then the directory is synced, so neither the watcher nor
-/// a crash ever sees half a file. The temporary name does not end in `.txt`, so it is never
-/// loaded.
-pub(crate) fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".kotae-edit-").suffix(".tmp").tempfile_in(dir)?;
-    tmp.write_all(text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    // The rename itself is durable once the directory is synced.
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// `POST /v1/moderator/dictionaries/apply` with an [`Edit`]: validated and compiled, written
-/// durably, then audited (an entry is written only for a change that was written), then installed.
-/// When the audit entry cannot be written the file is put back and nothing is installed.
-pub(crate) async fn apply(
-    State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let edit: Edit = match guarded_body(&ctx, &headers, &q, body, EDIT_SHAPE).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
-    let who = who(&headers);
-    let _one_at_a_time = ctx.console.edit.lock().await;
-    let slot = match job_slot(&ctx) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let worker = ctx.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        let ctx = worker;
-        let engine = &ctx.console.engine;
-        let (sources, i) = edited(engine, &edit)?;
-        let next = Arc::new(compile(engine, &sources)?);
-        let diff = replay_recent(&ctx, &next, &edit);
-        let (path, text) = &sources[i];
-        let before = std::fs::read_to_string(path).map_err(|e| {
-            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read {}: {e}", path.display()))
-        })?;
-        write_durably(path, text).map_err(|e| {
-            Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write {}: {e}", path.display()))
-        })?;
-        let entry = AuditEntry {
-            at: unix_ms(),
-            who,
-            action: format!("dictionary.{}", edit.op),
-            stream: edit.stream.clone(),
-            detail: json!({
-                "list": edit.list, "section": edit.section, "term": edit.term.trim(), "flags": edit.flags,
-                "changed_in_dry_run": diff["changed"].as_array().map_or(0, Vec::len),
-            }),
-        };
-        // A change is never in force without its audit entry: without one, the file goes back.
-        if let Err(e) = ctx.console.moderation.audit.record(entry) {
-            tracing::error!(error = %e, "cannot write the audit log; the dictionary edit is undone");
-            if let Err(e) = write_durably(path, &before) {
-                tracing::error!(error = %e, file = %path.display(), "cannot undo the dictionary edit");
-            }
-            return Err(Refused::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the audit log: {e}")));
-        }
-        let entries = next.len();
-        let dictionaries = Arc::try_unwrap(next)
-            .map_err(|_| Refused::new(StatusCode::INTERNAL_SERVER_ERROR, "dictionaries still shared"))?;
-        engine.install(dictionaries);
-        tracing::info!(list = %edit.list, section = %edit.section, op = %edit.op, entries, "dictionary edit applied");
-        Ok::<_, Refused>(json!({ "applied": true, "entries": entries, "dry_run": diff }))
-    })
-    .await;
-    match out {
-        Ok(Ok(v)) => axum::Json(v).into_response(),
-        Ok(Err(r)) => r.into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
-}
-
-/// Body of `POST /v1/moderator/dictionaries/reload`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReloadBody {
-    /// Install even when lists would lose most of their entries.
-    #[serde(default)]
-    confirm: bool,
-}
-
-/// `POST /v1/moderator/dictionaries/reload` `{"confirm": true}`: reloads the files now; with
-/// `confirm`, also when lists would lose most of their entries (audited).
-pub(crate) async fn reload(
-    State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    let body = match super::guard::read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let req: ReloadBody = if body.is_empty() {
-        ReloadBody::default()
-    } else {
-        match json_body(&body, "{\"confirm\": true}") {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
-    };
-    let who = who(&headers);
-    let _one_at_a_time = ctx.console.edit.lock().await;
-    let handle = ctx.console.reload.clone();
-    let outcome = match tokio::task::spawn_blocking(move || handle.reload(req.confirm)).await {
-        Ok(o) => o,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    };
-    match outcome {
-        Reloaded::Installed(lists) => {
-            let entry = AuditEntry {
-                at: unix_ms(),
-                who,
-                action: "dictionary.reload".into(),
-                stream: None,
-                detail: json!({ "confirmed": req.confirm, "lists": lists }),
-            };
-            if let Err(r) = record(&ctx, entry) {
-                return r;
-            }
-            axum::Json(json!({ "reloaded": true, "lists": lists })).into_response()
-        }
-        Reloaded::Refused(shrunk) => (
-            StatusCode::CONFLICT,
-            axum::Json(json!({
-                "error": format!("lists would lose most of their entries ({}); send {{\"confirm\": true}} to install anyway", shrunk.join("; ")),
-                "problems": shrunk,
-            })),
-        )
-            .into_response(),
-        Reloaded::Failed(e) => error(StatusCode::UNPROCESSABLE_ENTITY, &e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -762,16 +426,5 @@ mod tests {
     #[test]
     fn moderator_names_are_percent_decoded() {
         assert_eq!(percent_decode("%E3%81%82%E3%81%84 ok%2"), "あい ok%2");
-    }
-
-    #[test]
-    fn durable_writes_replace_the_file_whole_and_leave_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("abuse.txt");
-        std::fs::write(&path, "old\n").unwrap();
-        write_durably(&path, "[insult]\nバカ\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[insult]\nバカ\n");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, [std::ffi::OsString::from("abuse.txt")]);
     }
 }
