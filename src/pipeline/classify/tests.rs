@@ -1,0 +1,189 @@
+//! Unit tests of `src/pipeline/classify/mod.rs`.
+
+use std::path::Path;
+
+use super::model::UNTRAINED_BIAS;
+use super::*;
+use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+use crate::pipeline::tokenize::{TokenizeConfig, Tokenizer, TokenizerShared};
+
+/// A model with the given features, each weighing +4 toward one label, ids in this order.
+fn model(features: &[(&str, Label)]) -> Arc<Model> {
+    let mut model = Model::default();
+    for &(name, label) in features {
+        let mut w = [0f32; 4];
+        w[label.index()] = 4.0;
+        model.insert(name, w, [0.0; CATEGORIES]);
+    }
+    Arc::new(model)
+}
+
+/// Normalizes, tokenizes and matches `text` with `tokenizer`.
+fn prepare(tokenizer: &mut Tokenizer, dictionaries: &Dictionaries, text: &str) -> (Normalized, Tokens, Vec<Hit>) {
+    let (mut norm, mut tokens, mut hits) = (Normalized::default(), Tokens::default(), Vec::new());
+    Normalizer::new(&NormalizeConfig::default()).process(text, &mut norm);
+    tokenizer.process(norm.surface.as_str(), &mut tokens);
+    dictionaries.find(norm.key.as_str(), &mut hits);
+    (norm, tokens, hits)
+}
+
+/// Classifies a prepared message through `scratch`, checking it against a fresh scratch.
+fn labels(
+    classifier: &Classifier,
+    text: &str,
+    message: &(Normalized, Tokens, Vec<Hit>),
+    scratch: &mut Scratch,
+) -> Vec<Label> {
+    let (norm, tokens, hits) = message;
+    let mut reused = Classification::default();
+    classifier.classify(text, norm, tokens, hits, scratch, &mut reused);
+    let mut fresh = Classification::default();
+    classifier.classify(text, norm, tokens, hits, &mut Scratch::default(), &mut fresh);
+    assert_eq!(reused.scores, fresh.scores, "{text}");
+    assert_eq!(reused.reasons, fresh.reasons, "{text}");
+    reused.labels.iter().collect()
+}
+
+/// The IPADIC tokenizer and dictionaries made of one spam list.
+fn tokenizer_and_spam_list(spam: &str) -> (TokenizerShared, Arc<Dictionaries>) {
+    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+    let sources = [(PathBuf::from("d/spam.txt"), spam.to_string())];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    (shared, dictionaries)
+}
+
+#[test]
+fn word_feature_ids_are_relearned_for_each_model_and_vocabulary() {
+    let (shared, dictionaries) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let classifier = |model| Classifier::new(dictionaries.clone(), model, ClassifyConfig::default());
+    let [q, p, s, a, o] = Label::ALL.map(|l| [l]);
+    // Tokenizers number words in the order they first see them.
+    let (mut first, mut second) = (shared.tokenizer(), shared.tokenizer());
+    let (postage, stock) = ("送料いくら", "在庫ありますか");
+    let postage_first = prepare(&mut first, &dictionaries, postage);
+    let stock_first = prepare(&mut first, &dictionaries, stock);
+    let stock_second = prepare(&mut second, &dictionaries, stock);
+    let word = |m: &(Normalized, Tokens, Vec<Hit>)| m.1.list[0].word();
+    assert!(word(&postage_first).is_some() && word(&stock_first).is_some(), "dictionary words");
+    assert_eq!(word(&postage_first), word(&stock_second), "送料 of one is 在庫 of the other");
+
+    // One vocabulary, the model changes: w:在庫 at one id, at another, absent, back. A
+    // stale id would score another label.
+    let classifiers = [
+        classifier(model(&[("w:在庫", Label::Question)])),
+        classifier(model(&[("w:送料", Label::Spam), ("w:在庫", Label::Abuse)])),
+        classifier(model(&[("w:送料", Label::Spam)])),
+        classifier(model(&[("w:在庫", Label::PurchaseIntent)])),
+    ];
+    let mut scratch = Scratch::default();
+    let seen: Vec<_> = classifiers.iter().map(|c| labels(c, stock, &stock_first, &mut scratch)).collect();
+    assert_eq!(seen, [q, a, o, p]);
+
+    // One model, the vocabulary changes: the ids of 送料 must not be taken for 在庫's.
+    let both = &classifiers[1];
+    assert_eq!(labels(both, postage, &postage_first, &mut scratch), s);
+    assert_eq!(labels(both, stock, &stock_second, &mut scratch), a);
+}
+
+#[test]
+fn a_feature_counts_once_per_message() {
+    let (shared, dictionaries) = tokenizer_and_spam_list("[x => spam]\nzzz\n");
+    let classifier = Classifier::new(
+        dictionaries.clone(),
+        model(&[("w:在庫", Label::Question), ("w:送料", Label::Abuse)]),
+        ClassifyConfig::default(),
+    );
+    let mut tokenizer = shared.tokenizer();
+    let mut scratch = Scratch::default();
+    let mut scores = |text| {
+        let (norm, tokens, hits) = prepare(&mut tokenizer, &dictionaries, text);
+        let mut out = Classification::default();
+        classifier.classify(text, &norm, &tokens, &hits, &mut scratch, &mut out);
+        out.scores
+    };
+    // Model features and a declared rule without a model weight, once each.
+    let (yes, no, rule) =
+        (sigmoid(UNTRAINED_BIAS + 4.0), sigmoid(UNTRAINED_BIAS), UNTRAINED_BIAS + DEFAULT_RULE_WEIGHT);
+    assert_eq!(scores("在庫と送料zzz"), [yes, no, sigmoid(rule), yes]);
+    assert_eq!(scores("在庫と在庫と送料zzz zzz 送料"), [yes, no, sigmoid(rule), yes]);
+}
+
+/// The rule ids a text fires, through `list` (named `file`) and an empty model.
+fn rules_fired(shared: &TokenizerShared, file: &str, list: &str, text: &str) -> Vec<String> {
+    let sources = [(PathBuf::from(format!("d/{file}")), list.to_string())];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    let classifier = Classifier::new(dictionaries.clone(), Arc::new(Model::default()), ClassifyConfig::default());
+    let (norm, tokens, hits) = prepare(&mut shared.tokenizer(), &dictionaries, text);
+    let mut fired = Vec::new();
+    classifier.features(text, &norm, &tokens, &hits, Ngrams::Model, &mut String::new(), &mut |f| {
+        if f.rule.is_some() || f.name == "ja.struct.quoted" {
+            fired.push(f.name.to_string());
+        }
+    });
+    fired
+}
+
+#[test]
+fn a_hiragana_cue_counts_only_where_a_word_starts() {
+    let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let list = "[wh => question]\nいくら\n[end]\nる? | end | inword\n";
+    let fired = |text| rules_fired(&shared, "question.txt", list, text);
+    assert_eq!(fired("送料いくら"), ["ja.question.wh"]);
+    assert!(fired("わからないくらい可愛い").is_empty(), "いくら is not in わからないくらい");
+    assert_eq!(fired("白浮きする？"), ["ja.question.end"], "an inword ending attaches to any word");
+}
+
+#[test]
+fn letters_hidden_by_symbols_are_matched_again() {
+    let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let list = "[appearance => abuse]\nブス\n[threat => abuse]\nころす\n";
+    let fired = |text| rules_fired(&shared, "abuse.txt", list, text);
+    assert_eq!(fired("ぶ💢す"), ["ja.abuse.appearance"]);
+    assert_eq!(fired("こ🔪ろ🔪す"), ["ja.abuse.threat"]);
+    assert!(fired("ぶどう！すごい").is_empty(), "sentence punctuation is no evasion");
+}
+
+#[test]
+fn a_term_quoted_or_talked_about_counts_as_a_quotation() {
+    let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let list = "[appearance => abuse]\nブス\n[fraud => abuse]\n詐欺\n";
+    let fired = |text| rules_fired(&shared, "abuse.txt", list, text);
+    assert_eq!(fired("ブスすぎ"), ["ja.abuse.appearance"]);
+    assert_eq!(fired("「ブス」とか言う人ほんと無理"), ["ja.struct.quoted"]);
+    assert_eq!(fired("詐欺とか書き込むのやめなよ"), ["ja.struct.quoted"]);
+    assert_eq!(fired("詐欺じゃん"), ["ja.abuse.fraud"]);
+}
+
+#[test]
+fn abusive_messages_get_the_category_of_their_sections_and_its_severity() {
+    let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let list = "[threat_die => abuse]\n死ね\n[fraud => abuse]\n詐欺\n[insult_cue]\nお前\n";
+    let sources = [(PathBuf::from("d/abuse.txt"), list.to_string())];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    let mut model = Model::default();
+    model.bias = [UNTRAINED_BIAS, UNTRAINED_BIAS, UNTRAINED_BIAS, -1.0];
+    let classifier = Classifier::new(dictionaries.clone(), Arc::new(model), ClassifyConfig::default());
+    let mut tokenizer = shared.tokenizer();
+    let mut classify = |text| {
+        let (norm, tokens, hits) = prepare(&mut tokenizer, &dictionaries, text);
+        let mut out = Classification::default();
+        classifier.classify(text, &norm, &tokens, &hits, &mut Scratch::default(), &mut out);
+        (out.category, out.action(&classifier.config))
+    };
+    assert_eq!(classify("死ね"), (Some(AbuseCategory::Threat), Action::Block));
+    assert_eq!(classify("詐欺"), (Some(AbuseCategory::Fraud), Action::Hold), "low severity: a person looks");
+    assert_eq!(classify("お前"), (None, Action::Allow), "a cue section alone is no abuse");
+}
+
+#[test]
+fn severity_decides_between_hold_and_block() {
+    let abuse: LabelSet = [Label::Abuse].into_iter().collect();
+    let (confident, unsure) = ([0.0, 0.0, 0.0, 0.9], [0.0, 0.0, 0.0, 0.6]);
+    assert_eq!(decide(abuse, &unsure, Severity::High, 0.8), Action::Block);
+    assert_eq!(decide(abuse, &confident, Severity::Medium, 0.8), Action::Block);
+    assert_eq!(decide(abuse, &unsure, Severity::Medium, 0.8), Action::Hold);
+    assert_eq!(decide(abuse, &confident, Severity::Low, 0.8), Action::Hold);
+    let spam: LabelSet = [Label::Spam].into_iter().collect();
+    assert_eq!(decide(spam, &[0.0, 0.0, 0.9, 0.0], Severity::Low, 0.8), Action::Block, "spam has no category");
+    assert_eq!(decide(LabelSet::default(), &confident, Severity::High, 0.8), Action::Allow);
+}

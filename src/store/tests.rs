@@ -1,0 +1,108 @@
+//! Unit tests of `src/store/mod.rs`.
+
+use super::*;
+use crate::queue::QuestionState;
+
+fn question(cluster: u32, state: QuestionState) -> Question {
+    Question {
+        cluster,
+        state,
+        first_ts: 1,
+        last_ts: 2,
+        askers: 3,
+        wordings: Vec::new(),
+        topics: vec!["size".into()],
+        topic_counts: vec![1],
+        product: None,
+        shop: false,
+        paid: 0,
+        paid_amounts: Vec::new(),
+        intent: false,
+        asked_after_answer: 0,
+        answer: None,
+    }
+}
+
+#[test]
+fn questions_come_back_in_their_latest_state_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig { path: dir.path().join("j.db"), ..JournalConfig::default() };
+    let metrics = Arc::new(Metrics::new());
+    let (journal, restored) = Journal::open(&config, metrics.clone()).unwrap();
+    assert!(restored.streams.is_empty());
+    let s: Arc<str> = Arc::from("s1");
+    let tx = journal.sender();
+    tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Open) });
+    tx.send(Record::Question { stream: s.clone(), question: question(1, QuestionState::Pinned) });
+    tx.send(Record::Question { stream: s.clone(), question: question(2, QuestionState::Open) });
+    tx.send(Record::QuestionRemoved { stream: s.clone(), cluster: 2 });
+    tx.send(Record::Product { stream: s.clone(), product: Some("p2".into()) });
+    drop(tx);
+    journal.close();
+    assert_eq!(metrics.journal_lag.get(), 0);
+    let (_journal, restored) = Journal::open(&config, metrics).unwrap();
+    let st = &restored.streams["s1"];
+    assert_eq!(st.questions, vec![question(1, QuestionState::Pinned)]);
+    assert_eq!(st.product.as_deref(), Some("p2"));
+}
+
+#[test]
+fn a_batch_is_due_by_its_oldest_record_not_by_when_the_writer_took_it() {
+    let sent = Instant::now();
+    let interval = Duration::from_millis(10);
+    // A record that waited 8 ms for the writer (it was committing) is due 2 ms after it is
+    // taken, not 10 ms: the crash window is the interval from when the verdict went out.
+    assert_eq!(commit_due(sent, interval, Duration::ZERO), sent + interval);
+    assert_eq!(commit_due(sent, interval, Duration::from_millis(3)), sent + Duration::from_millis(7));
+    assert_eq!(commit_due(sent, interval, Duration::from_secs(1)), sent + Duration::from_millis(5));
+}
+
+#[test]
+fn reservations_are_restored_and_raise_the_durable_mark_once_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig { path: dir.path().join("j.db"), ..JournalConfig::default() };
+    let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+    let durable = Arc::new(tokio::sync::watch::channel(0u32).0);
+    let tx = journal.sender();
+    assert!(tx.send(Record::Reserve { stream: Arc::from("s"), upto: 1024, durable: durable.clone() }));
+    assert!(tx.send(Record::Reserve { stream: Arc::from("s"), upto: 600, durable: durable.clone() }));
+    tx.send(Record::Product { stream: Arc::from("s"), product: Some("p".into()) });
+    tx.flush();
+    assert_eq!(*durable.borrow(), 1024, "raised once committed, never lowered");
+    drop(tx);
+    journal.close();
+    let (_journal, restored) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+    assert_eq!(restored.streams["s"].reserved, 1024);
+    assert_eq!(restored.streams["s"].product.as_deref(), Some("p"));
+}
+
+#[test]
+fn retention_keeps_at_most_max_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        path: dir.path().join("j.db"),
+        max_messages: std::num::NonZeroU64::new(10).unwrap(),
+        ..JournalConfig::default()
+    };
+    let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+    let tx = journal.sender();
+    for i in 0..50 {
+        tx.send(Record::Message {
+            stream: Arc::from("s"),
+            id: i.to_string(),
+            ts: i,
+            user: None,
+            text: "x".into(),
+            action: Action::Allow,
+            labels: LabelSet::default(),
+            cluster: None,
+            product: None,
+        });
+    }
+    drop(tx);
+    journal.close();
+    retention_now(&config.path, &config).unwrap();
+    let conn = Connection::open(&config.path).unwrap();
+    let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
+    assert_eq!(n, 10);
+}
