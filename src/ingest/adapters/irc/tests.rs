@@ -204,7 +204,7 @@ fn broken_lines_are_errors_not_panics() {
 
 /// The lines of `fixtures/platforms/twitch/paid.irc`, comments dropped.
 fn paid_lines() -> Vec<&'static str> {
-    include_str!("../../../fixtures/platforms/twitch/paid.irc")
+    include_str!("../../../../fixtures/platforms/twitch/paid.irc")
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect()
