@@ -75,6 +75,13 @@ pub(crate) async fn list(
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
+    // ── cluster hook: the queue is read at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return match node.list(&stream).await {
+            Ok(list) => axum::Json(list).into_response(),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        };
+    }
     match ctx.shards.list(Arc::from(stream)).await {
         Some(list) => axum::Json(list).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
@@ -123,7 +130,8 @@ pub(crate) async fn act(
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
-    let Some(action) = HostAction::parse(&action) else {
+    let name = action;
+    let Some(action) = HostAction::parse(&name) else {
         return error(StatusCode::NOT_FOUND, "unknown action; use answered, pin, unpin, dismiss or reopen");
     };
     let Some(cluster) = qid.strip_prefix('q').and_then(|n| n.parse::<u32>().ok()) else {
@@ -133,6 +141,14 @@ pub(crate) async fn act(
         Ok(a) => a,
         Err((status, message)) => return error(status, &message),
     };
+    // ── cluster hook: the action is journaled and applied at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return match node.act(&stream, cluster, &name, &answer).await {
+            Ok(serde_json::Value::Null) => error(StatusCode::NOT_FOUND, "no such question"),
+            Ok(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        };
+    }
     match ctx.shards.act_with(Arc::from(stream), cluster, action, answer).await {
         Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such question"),
