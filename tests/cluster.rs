@@ -194,6 +194,18 @@ async fn killing_the_owner_moves_its_partitions_and_loses_nothing_acknowledged()
             .map(String::from)
             .collect();
     let half = lines.len() / 2;
+    // Catalogue through one instance, product on screen through another.
+    let schedule = kotae::commands::demo::Schedule::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/streams/demo.products.json"
+    )))
+    .unwrap();
+    let catalog = serde_json::to_string(&schedule.catalog()).unwrap();
+    let (status, body) = http(&addrs["k1"], "PUT", "/v1/streams/demo/catalog", None, Some(&catalog)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let product = serde_json::json!({ "product": schedule.products[0].id }).to_string();
+    let (status, body) = http(&addrs["k2"], "PUT", "/v1/streams/demo/product", None, Some(&product)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
     let mut conns = HashMap::new();
     for (name, a) in &addrs {
         conns.insert(*name, connect(&format!("ws://{a}/v1/ingest?stream=demo"), None).await.unwrap());
@@ -257,7 +269,39 @@ async fn killing_the_owner_moves_its_partitions_and_loses_nothing_acknowledged()
     let ids: Vec<&str> = after["questions"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len(), "question ids are unique");
 
-    // The queue reads the same through every live instance.
+    // The queue reads the same through every live instance, products included.
     let other = questions(&addrs[survivors[1]]).await;
     assert_eq!(after, other);
+    assert_eq!(after["current_product"].as_str(), Some(schedule.products[0].id.as_str()));
+    for s in &survivors {
+        let (status, body) = http(&addrs[*s], "GET", "/v1/streams/demo/catalog", None, None).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), serde_json::to_value(schedule.catalog()).unwrap());
+    }
+
+    // A host screen on one instance sees an answer given through another.
+    let mut host = connect(&format!("ws://{}/v1/streams/demo/host", addrs[survivors[1]]), None).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), host.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"snapshot\""));
+    let qid = open_before[0]["id"].as_str().unwrap();
+    let (status, body) = http(
+        &addrs[survivors[0]],
+        "POST",
+        &format!("/v1/streams/demo/questions/{qid}/answered"),
+        None,
+        Some("{\"answer\":\"はい\"}"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let pushed = loop {
+        let m =
+            tokio::time::timeout(Duration::from_secs(10), host.next()).await.expect("push in time").unwrap().unwrap();
+        let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+        // Answered: no longer among the open questions.
+        if !v["questions"].as_array().unwrap().iter().any(|q| q["id"] == qid && q["state"] == "open") {
+            break v;
+        }
+    };
+    assert_eq!(pushed["type"], "update");
 }

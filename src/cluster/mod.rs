@@ -82,6 +82,16 @@ pub struct Stats {
     owned: AtomicU64,
 }
 
+/// A host request answered by a stream's owner.
+pub enum HostRequest {
+    /// `PUT …/catalog`, validated.
+    Catalog(crate::catalog::CatalogSpec),
+    /// `PUT …/product`.
+    Product(Option<String>),
+    /// `GET …/catalog`.
+    GetCatalog,
+}
+
 /// This instance's membership of the cluster.
 pub struct Node {
     config: ClusterConfig,
@@ -408,6 +418,63 @@ impl Node {
         };
         let input =
             Input::Act { rid: self.request_id(), stream: stream.into(), cluster, action: action.into(), answer };
+        let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
+        match self.ask(p, None, Bytes::from(payload), deadline).await? {
+            Reply::Json { value } => Ok(value),
+            Reply::Failed { error } => Err(error),
+            Reply::Outs { .. } => Err("unexpected reply".into()),
+        }
+    }
+
+    /// ── cluster hook (host pushes) ── A version that changes whenever the stream's owner
+    /// announces a change of its queue (on `{prefix}.push.P`), for a host screen on any
+    /// instance. The subscription ends when the receiver is dropped.
+    pub async fn subscribe(&self, stream: &str) -> Result<tokio::sync::watch::Receiver<u64>, String> {
+        let p = partition_of(stream, self.config.partitions.get());
+        let mut sub = self.client.subscribe(self.push_subject(p)).await.map_err(|e| e.to_string())?;
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        let name = Bytes::from(stream.to_string());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tx.closed() => break,
+                    msg = sub.next() => {
+                        let Some(msg) = msg else { break };
+                        if msg.payload == name {
+                            tx.send_modify(|v| *v += 1);
+                        }
+                    }
+                }
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        Ok(rx)
+    }
+
+    fn push_subject(&self, p: u32) -> String {
+        format!("{}.push.{p}", self.config.prefix)
+    }
+
+    /// Announces that a stream's queue changed (the owner, after a frame or host action).
+    fn announce(&self, p: u32, stream: &str) {
+        let client = self.client.clone();
+        let subject = self.push_subject(p);
+        let name = Bytes::from(stream.to_string());
+        tokio::spawn(async move {
+            let _ = client.publish(subject, name).await;
+        });
+    }
+
+    /// ── cluster hook (catalogue, product, catalogue read) ── Sends a request to the owner of
+    /// `stream`'s partition: journaled there first when it changes state. The reply's JSON.
+    pub async fn call(self: &Arc<Self>, stream: &str, request: HostRequest) -> Result<serde_json::Value, String> {
+        let input = match request {
+            HostRequest::Catalog(spec) => Input::Catalog { rid: self.request_id(), stream: stream.into(), spec },
+            HostRequest::Product(product) => Input::Product { rid: self.request_id(), stream: stream.into(), product },
+            HostRequest::GetCatalog => Input::GetCatalog { stream: stream.into() },
+        };
+        let p = partition_of(stream, self.config.partitions.get());
         let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
         match self.ask(p, None, Bytes::from(payload), deadline).await? {

@@ -153,7 +153,15 @@ async fn apply(ctx: &Arc<Ctx>, input: Input) {
                 let _ = ctx.shards.act_with(Arc::from(stream), cluster, a, answer_text(answer)).await;
             }
         }
-        Input::List { .. } => {}
+        Input::Catalog { stream, spec, .. } => {
+            if let Ok(c) = crate::catalog::Catalog::compile(spec, &ctx.console.engine.config.normalize) {
+                let _ = ctx.shards.set_catalog(Arc::from(stream), Arc::new(c)).await;
+            }
+        }
+        Input::Product { stream, product, .. } => {
+            let _ = ctx.shards.set_product(Arc::from(stream), product).await;
+        }
+        Input::List { .. } | Input::GetCatalog { .. } => {}
     }
 }
 
@@ -212,7 +220,7 @@ async fn handle(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, msg: async_nats::Messa
             let deadline = now + Duration::from_millis(ctx.config.budget_ms.get());
             let items = messages.into_iter().map(Item::Parsed).collect();
             let items = ctx.workers.analyze(items, now, deadline).await;
-            let pending = ctx.shards.submit(Arc::from(stream), items).await;
+            let pending = ctx.shards.submit(Arc::from(stream.as_str()), items).await;
             let node = node.clone();
             tokio::spawn(async move {
                 let acked = ack.await;
@@ -231,6 +239,7 @@ async fn handle(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, msg: async_nats::Messa
                     }
                 };
                 respond(&node, msg.reply, &reply);
+                node.announce(p, &stream);
             });
         }
         Input::Act { rid, stream, cluster, action, answer } => {
@@ -245,13 +254,46 @@ async fn handle(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, msg: async_nats::Messa
             let reply = match acked {
                 Ok(ack) => {
                     applied(node, p, ack.sequence);
-                    let q = ctx.shards.act_with(Arc::from(stream), cluster, a, answer_text(answer)).await;
+                    let q = ctx.shards.act_with(Arc::from(stream.as_str()), cluster, a, answer_text(answer)).await;
+                    node.announce(p, &stream);
                     Reply::Json { value: serde_json::to_value(q).unwrap_or_default() }
                 }
                 Err(e) => {
                     node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
                     Reply::Failed { error: format!("journal: {e}") }
                 }
+            };
+            respond(node, msg.reply, &reply);
+        }
+        Input::Catalog { ref rid, ref stream, .. } | Input::Product { ref rid, ref stream, .. } => {
+            let (rid, stream) = (rid.clone(), stream.clone());
+            let acked = match journal(node, p, &rid, msg.payload.clone()).await {
+                Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            let reply = match acked {
+                Ok(ack) => {
+                    applied(node, p, ack.sequence);
+                    let value = match &input {
+                        Input::Catalog { spec, .. } => serde_json::json!({ "products": spec.products.len() }),
+                        Input::Product { product, .. } => serde_json::json!({ "current_product": product }),
+                        _ => serde_json::Value::Null,
+                    };
+                    apply(ctx, input).await;
+                    node.announce(p, &stream);
+                    Reply::Json { value }
+                }
+                Err(e) => {
+                    node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+                    Reply::Failed { error: format!("journal: {e}") }
+                }
+            };
+            respond(node, msg.reply, &reply);
+        }
+        Input::GetCatalog { stream } => {
+            let reply = match ctx.shards.catalog(Arc::from(stream)).await {
+                Ok(c) => Reply::Json { value: serde_json::to_value(c.spec()).unwrap_or_default() },
+                Err(_) => Reply::Failed { error: "server is shutting down".into() },
             };
             respond(node, msg.reply, &reply);
         }

@@ -29,8 +29,14 @@ pub enum Input {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answer: Option<String>,
     },
+    /// The stream's products (already validated by the receiving instance).
+    Catalog { rid: String, stream: String, spec: crate::catalog::CatalogSpec },
+    /// The product on screen now.
+    Product { rid: String, stream: String, product: Option<String> },
     /// The ranked questions of a stream.
     List { stream: String },
+    /// The stream's products as last set.
+    GetCatalog { stream: String },
 }
 
 /// One message's outcome on the wire.

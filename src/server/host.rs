@@ -19,7 +19,7 @@ use super::auth::{self, Scope};
 use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
-use crate::queue::{AnswerText, HostAction, QuestionList, Unavailable};
+use crate::queue::{AnswerText, HostAction, Unavailable};
 
 /// Largest frame a host screen may send (it sends nothing but pings).
 const HOST_MAX_FRAME: usize = 4 * 1024;
@@ -155,6 +155,14 @@ pub(crate) async fn act(
     }
 }
 
+/// A cluster owner's JSON reply, or 503 with why it could not be had.
+fn cluster_reply(r: Result<serde_json::Value, String>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+    }
+}
+
 /// Largest catalogue body accepted (a few hundred products with their keywords fit).
 const MAX_CATALOG_BYTES: usize = 1 << 20;
 
@@ -207,6 +215,10 @@ pub(crate) async fn put_catalog(
         }
     };
     let products = catalog.products().len();
+    // ── cluster hook: the catalogue is journaled and set at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::Catalog(catalog.spec().clone())).await);
+    }
     match ctx.shards.set_catalog(Arc::from(stream), catalog).await {
         Ok(()) => axum::Json(serde_json::json!({ "products": products })).into_response(),
         Err(u) => unavailable(u),
@@ -222,6 +234,10 @@ pub(crate) async fn get_catalog(
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
+    }
+    // ── cluster hook: the catalogue is read at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::GetCatalog).await);
     }
     match ctx.shards.catalog(Arc::from(stream)).await {
         Ok(c) => axum::Json(c.spec().clone()).into_response(),
@@ -258,6 +274,10 @@ pub(crate) async fn set_product(
     if body.product.as_ref().is_some_and(|p| p.len() > 128) {
         return error(StatusCode::BAD_REQUEST, "product ids are at most 128 bytes");
     }
+    // ── cluster hook: the product change is journaled and applied at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::Product(body.product.clone())).await);
+    }
     match ctx.shards.set_product(Arc::from(stream), body.product.clone()).await {
         Ok(()) => axum::Json(serde_json::json!({ "current_product": body.product })).into_response(),
         Err(u) => unavailable(u),
@@ -282,9 +302,16 @@ pub(crate) async fn host_ws(
         return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
     };
     let stream: Arc<str> = Arc::from(stream);
-    let version = match ctx.shards.subscribe(stream.clone()).await {
-        Ok(v) => v,
-        Err(u) => return unavailable(u),
+    // ── cluster hook: changes of the queue are announced by the stream's owner over NATS.
+    let version = match &ctx.cluster {
+        Some(node) => match node.subscribe(&stream).await {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        },
+        None => match ctx.shards.subscribe(stream.clone()).await {
+            Ok(v) => v,
+            Err(u) => return unavailable(u),
+        },
     };
     let (budget, tracker) = (ctx.frame_budget.clone(), ctx.tracker.clone());
     upgrade.respond(ws_config(HOST_MAX_FRAME, HOST_WRITE_BUFFER), budget, &tracker, move |socket, meter| {
@@ -292,8 +319,7 @@ pub(crate) async fn host_ws(
     })
 }
 
-fn frame(kind: &str, list: &QuestionList) -> Message {
-    let mut v = serde_json::to_value(list).unwrap_or_default();
+fn frame(kind: &str, mut v: serde_json::Value) -> Message {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), kind.into());
     }
@@ -320,8 +346,18 @@ async fn host_session(
     version.borrow_and_update();
     let mut kind = "snapshot";
     'push: loop {
-        let Some(list) = ctx.shards.list(stream.clone()).await else { break };
-        match tokio::time::timeout(send_timeout, sink.send(frame(kind, &list))).await {
+        // ── cluster hook: the queue is read at the stream's owner.
+        let list = match &ctx.cluster {
+            Some(node) => match node.list(&stream).await {
+                Ok(v) => v,
+                Err(_) => break,
+            },
+            None => match ctx.shards.list(stream.clone()).await {
+                Some(list) => serde_json::to_value(&list).unwrap_or_default(),
+                None => break,
+            },
+        };
+        match tokio::time::timeout(send_timeout, sink.send(frame(kind, list))).await {
             Ok(Ok(())) => metrics.host_pushes.inc(),
             Ok(Err(_)) => break,
             Err(_) => {
