@@ -332,7 +332,7 @@ impl Node {
             match reply {
                 Ok(Reply::Outs { outs }) if outs.len() == slots.iter().filter(|s| s.is_none()).count() => {
                     let mut outs = outs.into_iter().map(WireOut::into_out);
-                    slots.into_iter().map(|s| s.or_else(|| outs.next())).flatten().collect()
+                    slots.into_iter().filter_map(|s| s.or_else(|| outs.next())).collect()
                 }
                 Ok(Reply::Outs { .. }) => {
                     node.fail(&ctx, stream, input, slots, "owner answered a different count".into()).await
