@@ -80,3 +80,28 @@ impl ClusterConfig {
         p
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_cluster_example_parses_and_shows_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kotae.cluster.example.toml");
+        let config = Config::load(&path).unwrap();
+        assert!(config.cluster.enabled());
+        assert_eq!(config.cluster, ClusterConfig { nats: "nats://nats:4222".into(), ..ClusterConfig::default() });
+        assert!(!Config::default().cluster.enabled(), "without `nats` nothing changes");
+    }
+
+    #[test]
+    fn bad_cluster_settings_are_all_reported() {
+        let text = "[cluster]\nnats = \"nats://x:4222\"\nlease_ms = 1000\nrenew_ms = 900\nprefix = \"a.b\"\nreplicas = 0\n";
+        let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("3 problem(s)"), "{err}");
+        assert!(err.contains("cluster.renew_ms") && err.contains("cluster.prefix") && err.contains("cluster.replicas"), "{err}");
+    }
+}
