@@ -31,6 +31,9 @@ pub struct ClusterConfig {
     pub instance: String,
     /// JetStream replicas of the partition journals and the lease bucket (1 for one NATS server).
     pub replicas: usize,
+    /// Journal records older than this are deleted by JetStream; a partition taken later replays
+    /// only what is left (there are no snapshots yet), so keep it above the longest live stream.
+    pub journal_max_age_hours: NonZeroU64,
 }
 
 impl Default for ClusterConfig {
@@ -45,6 +48,7 @@ impl Default for ClusterConfig {
             prefix: "kotae".into(),
             instance: String::new(),
             replicas: 1,
+            journal_max_age_hours: NonZeroU64::new(48).unwrap_or(NonZeroU64::MIN),
         }
     }
 }
@@ -99,9 +103,13 @@ mod tests {
 
     #[test]
     fn bad_cluster_settings_are_all_reported() {
-        let text = "[cluster]\nnats = \"nats://x:4222\"\nlease_ms = 1000\nrenew_ms = 900\nprefix = \"a.b\"\nreplicas = 0\n";
+        let text =
+            "[cluster]\nnats = \"nats://x:4222\"\nlease_ms = 1000\nrenew_ms = 900\nprefix = \"a.b\"\nreplicas = 0\n";
         let err = Config::parse(text, Path::new("k.toml")).unwrap_err().to_string();
         assert!(err.starts_with("3 problem(s)"), "{err}");
-        assert!(err.contains("cluster.renew_ms") && err.contains("cluster.prefix") && err.contains("cluster.replicas"), "{err}");
+        assert!(
+            err.contains("cluster.renew_ms") && err.contains("cluster.prefix") && err.contains("cluster.replicas"),
+            "{err}"
+        );
     }
 }

@@ -181,6 +181,7 @@ impl Node {
             num_replicas: config.replicas,
             storage: jetstream::stream::StorageType::File,
             duplicate_window: Duration::from_secs(120),
+            max_age: Duration::from_secs(config.journal_max_age_hours.get().saturating_mul(3600)),
             ..Default::default()
         })
         .await
