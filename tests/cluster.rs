@@ -2,7 +2,9 @@
 //! processes. The demo stream is ingested through all three; the owner of its partition is
 //! killed with -9 half-way; verdicts keep coming, every acknowledged message is journaled
 //! exactly once, open questions stay open with their askers, ids stay unique, and the queue
-//! reads the same through every instance. Skipped (with a message) without `nats-server`.
+//! reads the same through every instance. Also: NATS unreachable at start is a start-up error;
+//! NATS gone during a run gives the counted fail verdict, never silence. Skipped (with a
+//! message) without `nats-server`.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -55,10 +57,14 @@ fn start_nats(bin: &str, dir: &Path) -> (Proc, String) {
 }
 
 fn start_kotae(dir: &Path, name: &str, nats: &str) -> (Proc, String) {
+    start_kotae_with(dir, name, nats, "")
+}
+
+fn start_kotae_with(dir: &Path, name: &str, nats: &str, extra: &str) -> (Proc, String) {
     let config = dir.join(format!("{name}.toml"));
     let text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nreload_dictionaries = false\nworkers = 1\nshards = 1\n\n\
-         [server.journal]\npath = \"{}\"\n\n[cluster]\npartitions = {PARTITIONS}\nlease_ms = 2000\nrenew_ms = 400\n",
+         [server.journal]\npath = \"{}\"\n\n[cluster]\npartitions = {PARTITIONS}\nlease_ms = 2000\nrenew_ms = 400\n{extra}",
         dir.join(format!("{name}.db")).display()
     );
     std::fs::write(&config, text).unwrap();
@@ -304,4 +310,56 @@ async fn killing_the_owner_moves_its_partitions_and_loses_nothing_acknowledged()
         }
     };
     assert_eq!(pushed["type"], "update");
+}
+
+#[test]
+fn an_unreachable_nats_server_is_a_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("k.toml");
+    let journal = dir.path().join("k.db");
+    std::fs::write(&config, format!("[server.journal]\npath = \"{}\"\n", journal.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kotae"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .args(["--nats", &format!("nats://127.0.0.1:{port}")])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nats_gone_messages_get_the_counted_fail_verdict_not_silence() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (nats, url) = start_nats(&bin, &dir.path().join("js"));
+    let (_k, addr) = start_kotae_with(dir.path(), "k1", &url, "forward_timeout_ms = 1500\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while owned(&addr).await < f64::from(PARTITIONS) {
+        assert!(Instant::now() < deadline, "partitions not taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut ws = connect(&format!("ws://{addr}/v1/ingest?stream=demo"), None).await.unwrap();
+    let v = ask(&mut ws, r#"{"id":"a","text":"送料いくらですか"}"#).await;
+    assert!(v.get("degraded").is_none(), "{v}");
+    drop(nats);
+    let v = ask(&mut ws, r#"{"id":"b","text":"Mサイズありますか"}"#).await;
+    assert_eq!(v["id"], "b");
+    assert_eq!(v["degraded"], "over_budget", "{v}");
+    assert_eq!(v["action"], "allow", "fail-open by default: {v}");
+    let (_, text) = http(&addr, "GET", "/metrics", None, None).await.unwrap();
+    assert_eq!(metric(&text, "kotae_cluster_forward_failed_total{policy=\"open\"}"), Some(1.0));
+    let received = metric(&text, "kotae_messages_received_total").unwrap_or(0.0);
+    let outcomes: f64 = ["allowed", "held", "blocked"]
+        .iter()
+        .filter_map(|o| metric(&text, &format!("kotae_messages_total{{outcome=\"{o}\"}}")))
+        .sum();
+    assert_eq!(received, 2.0, "{text}");
+    assert_eq!(outcomes, 2.0, "every message reached one outcome");
 }
