@@ -50,6 +50,16 @@ fn encode(owner: &str, expires_ms: u64) -> Bytes {
     Bytes::from(serde_json::to_vec(&Lease { owner: owner.into(), expires_ms }).unwrap_or_default())
 }
 
+/// Waits (at most `forward_timeout_ms`) for a stopped partition's requests to be answered.
+async fn drain(node: &Node, task: Option<tokio::task::JoinHandle<()>>) {
+    if let Some(t) = task {
+        let within = Duration::from_millis(node.config.forward_timeout_ms.get());
+        if tokio::time::timeout(within, t).await.is_err() {
+            tracing::warn!("cluster: a partition's requests were not all answered before its lease was given up");
+        }
+    }
+}
+
 /// Renews, takes and gives up leases every `renew_ms` until the server closes; then gives up
 /// every lease at once so the others take over without waiting for expiry.
 pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
@@ -98,8 +108,9 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
                 Some(l) if l.owner == node.id && held => {
                     let Some(rev) = revision else { continue };
                     if count > target {
-                        // More than a fair share: stop serving first, then let the lease go.
-                        owner::stop(&node, p);
+                        // More than a fair share: stop serving first (every request taken is
+                        // journaled and answered), then let the lease go.
+                        drain(&node, owner::stop(&node, p)).await;
                         let _ = node.kv.update(key, encode(&node.id, 0), rev).await;
                         tracing::info!(partition = p, "cluster: partition given up for balance");
                         continue;
@@ -107,18 +118,18 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
                     if node.kv.update(key, encode(&node.id, now + lease_ms), rev).await.is_err() {
                         node.stats.lease_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition = p, "cluster: lease renewal lost a race; partition dropped");
-                        owner::stop(&node, p);
+                        drop(owner::stop(&node, p));
                     }
                 }
                 Some(l) if l.owner != node.id && l.expires_ms > now => {
                     if held {
                         tracing::warn!(partition = p, owner = %l.owner, "cluster: partition now owned elsewhere");
-                        owner::stop(&node, p);
+                        drop(owner::stop(&node, p));
                     }
                 }
                 _ => {
                     if held {
-                        owner::stop(&node, p);
+                        drop(owner::stop(&node, p));
                     }
                     if lock(&node.owned).len() >= target {
                         continue;
@@ -138,8 +149,11 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
     }
     // Shutdown: give every lease up so the others need not wait for it to expire.
     let mine: Vec<u32> = lock(&node.owned).keys().copied().collect();
+    let tasks: Vec<_> = mine.iter().map(|p| owner::stop(&node, *p)).collect();
+    for t in tasks {
+        drain(&node, t).await;
+    }
     for p in mine {
-        owner::stop(&node, p);
         let key = format!("part.{p}");
         if let Ok(Some(e)) = node.kv.entry(key.clone()).await
             && serde_json::from_slice::<Lease>(&e.value).is_ok_and(|l| l.owner == node.id)

@@ -108,7 +108,7 @@ pub struct Node {
     /// Random per start, in request ids, so a restarted instance never reuses one.
     boot: String,
     /// Partitions this instance serves, each with the sender that stops its task.
-    owned: Mutex<HashMap<u32, tokio::sync::watch::Sender<bool>>>,
+    owned: Mutex<HashMap<u32, (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
     /// The last journal sequence applied here, per partition: where a replay starts.
     applied: Mutex<HashMap<u32, u64>>,
     /// Counted outcomes of the cluster.

@@ -19,17 +19,22 @@ use crate::server::Ctx;
 /// Starts serving partition `p` (the lease was just won).
 pub(super) fn start(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32) {
     let (stop_tx, stop) = watch::channel(false);
-    lock(&node.owned).insert(p, stop_tx);
     node.stats.takeovers.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(serve(node.clone(), ctx.clone(), p, stop));
+    // The map's lock is held across the spawn so the task cannot look for its entry before it
+    // is there.
+    let mut owned = lock(&node.owned);
+    let task = tokio::spawn(serve(node.clone(), ctx.clone(), p, stop));
+    owned.insert(p, (stop_tx, task));
 }
 
-/// Stops serving partition `p`: its subscription ends; requests already taken are answered.
-pub(super) fn stop(node: &Node, p: u32) {
-    if let Some(tx) = lock(&node.owned).remove(&p) {
-        let _ = tx.send(true);
-        node.stats.released.fetch_add(1, Ordering::Relaxed);
-    }
+/// Stops serving partition `p`: its subscription ends; requests already taken are journaled
+/// and answered. The returned task ends when they are: a lease given up willingly is given
+/// up only then, so the next owner's replay sees every record.
+pub(super) fn stop(node: &Node, p: u32) -> Option<tokio::task::JoinHandle<()>> {
+    let (tx, task) = lock(&node.owned).remove(&p)?;
+    let _ = tx.send(true);
+    node.stats.released.fetch_add(1, Ordering::Relaxed);
+    Some(task)
 }
 
 fn applied(node: &Node, p: u32, seq: u64) {
@@ -71,22 +76,32 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
         }
     };
     tracing::info!(partition = p, instance = %node.id, ms = started.elapsed().as_millis() as u64, "cluster: serving partition");
+    // Replies waiting for the journal's ack and the shard's outcomes.
+    let mut replies = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            Some(_) = replies.join_next(), if !replies.is_empty() => {}
             msg = sub.next() => {
                 let Some(msg) = msg else { break };
-                handle(&node, &ctx, p, msg).await;
+                handle(&node, &ctx, p, msg, &mut replies).await;
             }
         }
     }
+    // Requests already delivered are served; later ones find no responder and are sent again
+    // to the next owner.
     let _ = sub.unsubscribe().await;
+    while let Some(msg) = sub.next().await {
+        handle(&node, &ctx, p, msg, &mut replies).await;
+    }
+    while replies.join_next().await.is_some() {}
 }
 
 /// Drops a partition this task could not serve (the lease loop may take it again later).
 fn stop_self(node: &Node, p: u32) {
-    stop(node, p);
+    // The handle is this task's own: nothing to wait for.
+    drop(stop(node, p));
 }
 
 /// Reads the partition's journal from the last sequence applied here and applies it; returns
@@ -197,7 +212,13 @@ async fn journal(
 /// Serves one request. Frames are journaled and handed to the shard here, in arrival order;
 /// their verdicts are sent from a task once both the journal's ack and the shard's outcomes
 /// are in, so the next frame need not wait.
-async fn handle(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, msg: async_nats::Message) {
+async fn handle(
+    node: &Arc<Node>,
+    ctx: &Arc<Ctx>,
+    p: u32,
+    msg: async_nats::Message,
+    replies: &mut tokio::task::JoinSet<()>,
+) {
     node.stats.served.fetch_add(1, Ordering::Relaxed);
     let input = match serde_json::from_slice::<Input>(&msg.payload) {
         Ok(i) => i,
@@ -222,7 +243,7 @@ async fn handle(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, msg: async_nats::Messa
             let items = ctx.workers.analyze(items, now, deadline).await;
             let pending = ctx.shards.submit(Arc::from(stream.as_str()), items).await;
             let node = node.clone();
-            tokio::spawn(async move {
+            replies.spawn(async move {
                 let acked = ack.await;
                 let outs = pending.wait().await;
                 let reply = match acked {
