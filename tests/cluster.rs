@@ -363,3 +363,80 @@ async fn with_nats_gone_messages_get_the_counted_fail_verdict_not_silence() {
     assert_eq!(received, 2.0, "{text}");
     assert_eq!(outcomes, 2.0, "every message reached one outcome");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_joining_mid_stream_takes_partitions_without_losing_or_repeating() {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
+    let (_k1, a1) = start_kotae(dir.path(), "k1", &url);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while owned(&a1).await < f64::from(PARTITIONS) {
+        assert!(Instant::now() < deadline, "partitions not taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines: Vec<String> =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/streams/demo.jsonl"))
+            .unwrap()
+            .lines()
+            .take(1500)
+            .map(String::from)
+            .collect();
+    // Several streams, so some of them move to the new instance.
+    let streams: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+    let mut conns = Vec::new();
+    for s in &streams {
+        conns.push(connect(&format!("ws://{a1}/v1/ingest?stream={s}"), None).await.unwrap());
+    }
+    let mut acked: HashMap<String, Vec<String>> = HashMap::new();
+    let mut k2 = None;
+    let mut degraded = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if i == 300 {
+            k2 = Some(start_kotae(dir.path(), "k2", &url));
+        }
+        // Paced while the partitions move, so frames arrive during the handover.
+        if (300..1200).contains(&i) {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        if i == 1200 {
+            let a2 = &k2.as_ref().unwrap().1;
+            assert!(owned(a2).await >= 1.0, "the joining instance took partitions during the stream");
+        }
+        let s = i % streams.len();
+        let v = ask(&mut conns[s], line).await;
+        assert!(v.get("error").is_none(), "{v}");
+        degraded += usize::from(v.get("degraded").is_some());
+        acked.entry(streams[s].clone()).or_default().push(v["id"].as_str().unwrap().to_string());
+    }
+    let (_k2, a2) = k2.unwrap();
+    let moved = owned(&a2).await;
+    println!("the joining instance took {moved} of {PARTITIONS} partitions; {degraded} verdicts degraded");
+    assert!(moved >= 1.0, "the new instance took a share");
+    assert_eq!(degraded, 0);
+    for (s, ids) in &acked {
+        let journal = journaled(&url, kotae::cluster::partition_of(s, PARTITIONS)).await;
+        for id in ids {
+            assert_eq!(journal.get(id), Some(&1), "stream {s}: message {id} journaled {:?} times", journal.get(id));
+        }
+        // Both instances read the same queue, ids unique.
+        let read = |a: String| async move {
+            let (status, body) = http(&a, "GET", &format!("/v1/streams/{s}/questions"), None, None).await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            let mut v: Value = serde_json::from_str(&body).unwrap();
+            v.as_object_mut().unwrap().remove("now");
+            for q in v["questions"].as_array_mut().unwrap() {
+                q.as_object_mut().unwrap().remove("score");
+                q.as_object_mut().unwrap().remove("why");
+            }
+            v
+        };
+        let (q1, q2) = (read(a1.clone()).await, read(a2.clone()).await);
+        assert_eq!(q1, q2);
+        let ids: Vec<&str> = q1["questions"].as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    }
+}
