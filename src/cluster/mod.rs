@@ -108,12 +108,15 @@ pub struct Node {
     /// Random per start, in request ids, so a restarted instance never reuses one.
     boot: String,
     /// Partitions this instance serves, each with the sender that stops its task.
-    owned: Mutex<HashMap<u32, (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)>>,
+    owned: Mutex<HashMap<u32, Serving>>,
     /// The last journal sequence applied here, per partition: where a replay starts.
     applied: Mutex<HashMap<u32, u64>>,
     /// Counted outcomes of the cluster.
     pub stats: Stats,
 }
+
+/// A partition being served: the sender that stops its task, and the task.
+type Serving = (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>);
 
 /// A stream's partition: FNV-1a, the same on every instance and build.
 pub fn partition_of(stream: &str, partitions: u32) -> u32 {
