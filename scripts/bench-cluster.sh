@@ -47,7 +47,9 @@ run() { # label, target address, pids...
   awk -v t=$((after - before)) -v hz="$hz" -v m="$msgs" 'BEGIN { printf "CPU per message: %.1f µs (all processes)\n", t / hz * 1e6 / m }'
 }
 
+# start_kotae runs in a subshell here: its pids are recorded again for the cleanup.
 read -r SPID SADDR < <(start_kotae single)
+PIDS+=("$SPID")
 run "single instance, $RATE msgs/s" "$SADDR" "$SPID"
 kill "$SPID"
 
@@ -59,5 +61,6 @@ sleep 0.5
 read -r P1 A1 < <(start_kotae k1 --nats "nats://127.0.0.1:$NPORT" --instance k1)
 read -r P2 _ < <(start_kotae k2 --nats "nats://127.0.0.1:$NPORT" --instance k2)
 read -r P3 _ < <(start_kotae k3 --nats "nats://127.0.0.1:$NPORT" --instance k3)
+PIDS+=("$P1" "$P2" "$P3")
 sleep 4 # leases spread
 run "cluster of three (load on k1; streams spread over all owners), $RATE msgs/s" "$A1" "$P1" "$P2" "$P3" "$NPID"
