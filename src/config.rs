@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::ClusterConfig;
 use crate::ingest::adapters::AdaptersConfig;
 use crate::label::Label;
 use crate::pipeline::PipelineConfig;
@@ -26,6 +27,9 @@ pub struct Config {
     /// Platform adapters: which platforms feed which stream (`kotae adapt`).
     #[serde(default)]
     pub adapters: AdaptersConfig,
+    /// Cluster mode through NATS JetStream (`kotae serve --nats`); off unless `nats` is set.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// The configuration could not be used; every problem is listed.
@@ -91,6 +95,7 @@ impl Config {
         problems.extend(self.rank.problems());
         problems.extend(self.server.problems());
         problems.extend(self.adapters.problems());
+        problems.extend(self.cluster.problems());
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems)) }
     }
 }

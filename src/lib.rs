@@ -15,6 +15,8 @@
 //! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles, the
 //!   checks every request passes (hosts, origins, bounds), websocket upgrades under one frame
 //!   budget, hot reload, shutdown.
+//! - [`cluster`]: cluster mode: instances joined through NATS JetStream (partition leases,
+//!   forwarding to a stream's owner, partition journals and their replay).
 //! - [`metrics`]: Prometheus metrics as typed handles.
 //! - [`moderation`]: per-stream moderation settings, held messages, blocked counts, the
 //!   purchase-intent ticker and the moderators' audit log. The floor plan of the whole:
@@ -38,6 +40,7 @@
 
 pub mod alloc;
 pub mod catalog;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dictionary;

@@ -174,6 +174,15 @@ enum Command {
         /// Moderator bearer tokens, comma-separated (added to server.moderator_tokens).
         #[arg(long, env = "KOTAE_MODERATOR_TOKENS", value_delimiter = ',', hide_env_values = true)]
         moderator_token: Vec<String>,
+        /// Cluster mode: the NATS server, e.g. nats://127.0.0.1:4222 (overrides cluster.nats).
+        #[arg(long, env = "KOTAE_NATS")]
+        nats: Option<String>,
+        /// NATS credentials file (overrides cluster.credentials).
+        #[arg(long, env = "KOTAE_NATS_CREDENTIALS")]
+        nats_credentials: Option<PathBuf>,
+        /// This instance's name in the cluster (overrides cluster.instance).
+        #[arg(long)]
+        instance: Option<String>,
     },
     /// Replay a recorded JSON Lines stream over a websocket and tally the verdicts.
     Replay {
@@ -539,10 +548,19 @@ fn main() -> ExitCode {
             runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
             Ok(())
         }
-        Command::Serve { listen, ingest_token, host_token, moderator_token } => {
+        Command::Serve { listen, ingest_token, host_token, moderator_token, nats, nats_credentials, instance } => {
             let mut config = config.clone();
             if let Some(l) = listen {
                 config.server.listen = l;
+            }
+            if let Some(n) = nats {
+                config.cluster.nats = n;
+            }
+            if let Some(c) = nats_credentials {
+                config.cluster.credentials = Some(c);
+            }
+            if let Some(i) = instance {
+                config.cluster.instance = i;
             }
             // The environment's tokens are in the configuration already; a flag adds its own.
             for (tokens, more) in [

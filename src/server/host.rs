@@ -19,7 +19,7 @@ use super::auth::{self, Scope};
 use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
-use crate::stream::{AnswerText, HostAction, QuestionList, Unavailable};
+use crate::stream::{AnswerText, HostAction, Unavailable};
 
 /// Largest frame a host screen may send (it sends nothing but pings).
 const HOST_MAX_FRAME: usize = 4 * 1024;
@@ -75,6 +75,13 @@ pub(crate) async fn list(
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
+    // ── cluster hook: the queue is read at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return match node.list(&stream).await {
+            Ok(list) => axum::Json(list).into_response(),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        };
+    }
     match ctx.shards.list(Arc::from(stream)).await {
         Some(list) => axum::Json(list).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
@@ -123,7 +130,8 @@ pub(crate) async fn act(
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
     }
-    let Some(action) = HostAction::parse(&action) else {
+    let name = action;
+    let Some(action) = HostAction::parse(&name) else {
         return error(StatusCode::NOT_FOUND, "unknown action; use answered, pin, unpin, dismiss or reopen");
     };
     let Some(cluster) = qid.strip_prefix('q').and_then(|n| n.parse::<u32>().ok()) else {
@@ -133,9 +141,25 @@ pub(crate) async fn act(
         Ok(a) => a,
         Err((status, message)) => return error(status, &message),
     };
+    // ── cluster hook: the action is journaled and applied at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return match node.act(&stream, cluster, &name, &answer).await {
+            Ok(serde_json::Value::Null) => error(StatusCode::NOT_FOUND, "no such question"),
+            Ok(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
+            Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        };
+    }
     match ctx.shards.act_with(Arc::from(stream), cluster, action, answer).await {
         Some(q) => axum::Json(serde_json::json!({ "id": qid, "question": q })).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such question"),
+    }
+}
+
+/// A cluster owner's JSON reply, or 503 with why it could not be had.
+fn cluster_reply(r: Result<serde_json::Value, String>) -> Response {
+    match r {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
     }
 }
 
@@ -191,6 +215,10 @@ pub(crate) async fn put_catalog(
         }
     };
     let products = catalog.products().len();
+    // ── cluster hook: the catalogue is journaled and set at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::Catalog(catalog.spec().clone())).await);
+    }
     match ctx.shards.set_catalog(Arc::from(stream), catalog).await {
         Ok(()) => axum::Json(serde_json::json!({ "products": products })).into_response(),
         Err(u) => unavailable(u),
@@ -206,6 +234,10 @@ pub(crate) async fn get_catalog(
 ) -> Response {
     if let Err(r) = guard(&ctx, &headers, &query, &stream) {
         return r.into_response();
+    }
+    // ── cluster hook: the catalogue is read at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::GetCatalog).await);
     }
     match ctx.shards.catalog(Arc::from(stream)).await {
         Ok(c) => axum::Json(c.spec().clone()).into_response(),
@@ -242,6 +274,10 @@ pub(crate) async fn set_product(
     if body.product.as_ref().is_some_and(|p| p.len() > 128) {
         return error(StatusCode::BAD_REQUEST, "product ids are at most 128 bytes");
     }
+    // ── cluster hook: the product change is journaled and applied at the stream's owner.
+    if let Some(node) = &ctx.cluster {
+        return cluster_reply(node.call(&stream, crate::cluster::HostRequest::Product(body.product.clone())).await);
+    }
     match ctx.shards.set_product(Arc::from(stream), body.product.clone()).await {
         Ok(()) => axum::Json(serde_json::json!({ "current_product": body.product })).into_response(),
         Err(u) => unavailable(u),
@@ -266,9 +302,16 @@ pub(crate) async fn host_ws(
         return error(StatusCode::SERVICE_UNAVAILABLE, "too many connections");
     };
     let stream: Arc<str> = Arc::from(stream);
-    let version = match ctx.shards.subscribe(stream.clone()).await {
-        Ok(v) => v,
-        Err(u) => return unavailable(u),
+    // ── cluster hook: changes of the queue are announced by the stream's owner over NATS.
+    let version = match &ctx.cluster {
+        Some(node) => match node.subscribe(&stream).await {
+            Ok(v) => v,
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+        },
+        None => match ctx.shards.subscribe(stream.clone()).await {
+            Ok(v) => v,
+            Err(u) => return unavailable(u),
+        },
     };
     let (budget, tracker) = (ctx.frame_budget.clone(), ctx.tracker.clone());
     upgrade.respond(ws_config(HOST_MAX_FRAME, HOST_WRITE_BUFFER), budget, &tracker, move |socket, meter| {
@@ -276,8 +319,7 @@ pub(crate) async fn host_ws(
     })
 }
 
-fn frame(kind: &str, list: &QuestionList) -> Message {
-    let mut v = serde_json::to_value(list).unwrap_or_default();
+fn frame(kind: &str, mut v: serde_json::Value) -> Message {
     if let Some(o) = v.as_object_mut() {
         o.insert("type".into(), kind.into());
     }
@@ -304,8 +346,18 @@ async fn host_session(
     version.borrow_and_update();
     let mut kind = "snapshot";
     'push: loop {
-        let Some(list) = ctx.shards.list(stream.clone()).await else { break };
-        match tokio::time::timeout(send_timeout, sink.send(frame(kind, &list))).await {
+        // ── cluster hook: the queue is read at the stream's owner.
+        let list = match &ctx.cluster {
+            Some(node) => match node.list(&stream).await {
+                Ok(v) => v,
+                Err(_) => break,
+            },
+            None => match ctx.shards.list(stream.clone()).await {
+                Some(list) => serde_json::to_value(&list).unwrap_or_default(),
+                None => break,
+            },
+        };
+        match tokio::time::timeout(send_timeout, sink.send(frame(kind, list))).await {
             Ok(Ok(())) => metrics.host_pushes.inc(),
             Ok(Err(_)) => break,
             Err(_) => {

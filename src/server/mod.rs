@@ -63,6 +63,8 @@ pub enum ServerError {
     Threads(std::io::Error),
     #[error("cannot watch dictionaries: {0}")]
     Watch(#[from] notify::Error),
+    #[error("cluster mode: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Shared by every request handler.
@@ -86,6 +88,8 @@ pub(crate) struct Ctx {
     pub adapter_stats: adapters::AdapterStats,
     /// The moderator console's state: engine, per-stream moderation, audit log.
     pub console: moderator::Console,
+    /// Cluster mode (`--nats`): this instance's membership; `None` in single-instance mode.
+    pub cluster: Option<Arc<crate::cluster::Node>>,
 }
 
 impl Ctx {
@@ -126,7 +130,12 @@ impl Server {
     pub async fn bind(config: &Config, engine: Arc<Engine>) -> Result<Self, ServerError> {
         let sc = config.server.clone();
         let metrics = Arc::new(Metrics::new());
-        let (journal, restored) = Journal::open(&sc.journal, metrics.clone())?;
+        let (journal, mut restored) = Journal::open(&sc.journal, metrics.clone())?;
+        // ── cluster hook (start-up): streams' state comes from the partition journals in
+        // JetStream (replayed when a partition is taken), not from this instance's SQLite file.
+        if config.cluster.enabled() {
+            restored = crate::store::Restored::default();
+        }
         let restored_questions: usize = restored.streams.values().map(|s| s.questions.len()).sum();
         let sizing = Sizing::of(&sc);
         let workers =
@@ -150,6 +159,9 @@ impl Server {
                  (set them or KOTAE_MODERATOR_TOKENS to open them)"
             );
         }
+        // ── cluster hook (start-up): connect before serving; an unreachable NATS is a start-up error.
+        let cluster =
+            if config.cluster.enabled() { Some(crate::cluster::Node::connect(&config.cluster).await?) } else { None };
         let (closing_tx, closing) = watch::channel(false);
         tracing::info!(
             listen = %listener.local_addr().map_err(|e| ServerError::Bind(sc.listen, e))?,
@@ -173,7 +185,12 @@ impl Server {
             ready: AtomicBool::new(true),
             adapter_stats: adapters::AdapterStats::default(),
             console,
+            cluster,
         });
+        if let Some(node) = &ctx.cluster {
+            node.start(ctx.clone()).await?;
+            tracing::info!(instance = node.id(), nats = %config.cluster.nats, "cluster mode");
+        }
         Ok(Self { listener, ctx, closing_tx, journal, _reloader: reloader, adapters: config.adapters.clone() })
     }
 
@@ -329,6 +346,10 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> impl IntoResponse {
     }
     let mut text = m.render();
     text.push_str(&ctx.adapter_stats.render());
+    // ── cluster hook (metrics)
+    if let Some(node) = &ctx.cluster {
+        text.push_str(&node.render());
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 

@@ -158,6 +158,10 @@ impl Session {
         if !items.iter().any(|i| matches!(i, Item::Parsed(_))) {
             return futures_util::future::ready((arrived, items, charge)).boxed();
         }
+        // ── cluster hook: the partition's owner analyzes (src/cluster), not the receiver.
+        if self.ctx.cluster.is_some() {
+            return futures_util::future::ready((arrived, items, charge)).boxed();
+        }
         let ctx = self.ctx.clone();
         let deadline = arrived + Duration::from_millis(ctx.config.budget_ms.get());
         async move { (arrived, ctx.workers.analyze(items, arrived, deadline).await, charge) }.boxed()
@@ -166,6 +170,11 @@ impl Session {
     /// Submits analyzed items to the shard now (so frames keep their order) and returns the
     /// future of their outcomes.
     async fn answer(&self, items: Vec<Item>, arrived: Instant, charge: Charge) -> Answering {
+        // ── cluster hook: the frame goes to its stream's owner, in order (src/cluster).
+        if let Some(node) = &self.ctx.cluster {
+            let outs = node.submit(&self.ctx, self.stream.clone(), items, arrived).await;
+            return async move { (arrived, outs.await, charge) }.boxed();
+        }
         if !items.iter().any(|i| matches!(i, Item::Analyzed(..) | Item::OverBudget(_))) {
             let outs = items
                 .into_iter()
