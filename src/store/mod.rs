@@ -9,7 +9,6 @@
 //! process (not a power cut) with at most the last un-committed batch lost.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -280,6 +279,10 @@ struct Writer {
     config: JournalConfig,
     metrics: Arc<Metrics>,
     last_retention: Instant,
+    /// Where the retention pass under way is.
+    retention: Retention,
+    /// Rows of `messages` one retention step deletes at most.
+    retention_rows: i64,
     /// Multi-row message inserts by rows per statement, largest first, ending with one row.
     insert_messages: Vec<(usize, String)>,
     /// Scratch buffer for question bodies.
@@ -325,6 +328,8 @@ impl Writer {
             config,
             metrics,
             last_retention,
+            retention: Retention::Idle,
+            retention_rows: RETENTION_ROWS,
             insert_messages,
             body: Vec::new(),
             commit_estimate: Duration::ZERO,
@@ -390,9 +395,10 @@ impl Writer {
             for w in waiters.drain(..) {
                 let _ = w.send(());
             }
-            if self.last_retention.elapsed() > Duration::from_secs(60) {
-                self.retention();
+            if self.retention == Retention::Idle && self.last_retention.elapsed() > RETENTION_EVERY {
+                self.start_retention();
             }
+            self.retention_step();
         }
         self.commit(&mut batch);
     }
@@ -550,32 +556,12 @@ impl Writer {
         }
         tx.commit()
     }
-
-    /// Deletes old rows so the file stays bounded; open questions are never deleted.
-    fn retention(&mut self) {
-        self.last_retention = Instant::now();
-        let cutoff = unix_ms() - (self.config.retention_hours.get() as i64) * 3_600_000;
-        let keep = self.config.max_messages.get() as i64;
-        let result = self.conn.execute_batch(&format!(
-            "DELETE FROM messages WHERE written_at < {cutoff};
-             DELETE FROM messages WHERE rowid <= (SELECT max(rowid) FROM messages) - {keep};
-             DELETE FROM host_actions WHERE written_at < {cutoff};
-             DELETE FROM questions WHERE state IN ('answered', 'dismissed') AND updated_at < {cutoff};
-             PRAGMA incremental_vacuum;"
-        ));
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "journal retention failed");
-        }
-    }
 }
 
-/// Runs retention now (tests and `kotae serve` start-up use it through [`Journal::open`]).
-pub fn retention_now(path: &Path, config: &JournalConfig) -> rusqlite::Result<()> {
-    let conn = Connection::open(path)?;
-    let mut w = Writer::new(conn, config.clone(), Arc::new(Metrics::new()), Instant::now());
-    w.retention();
-    Ok(())
-}
+mod retention;
+
+pub use retention::retention_now;
+use retention::{RETENTION_EVERY, RETENTION_ROWS, Retention};
 
 #[cfg(test)]
 mod tests;

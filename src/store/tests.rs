@@ -76,17 +76,11 @@ fn reservations_are_restored_and_raise_the_durable_mark_once_committed() {
     assert_eq!(restored.streams["s"].product.as_deref(), Some("p"));
 }
 
-#[test]
-fn retention_keeps_at_most_max_messages() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        path: dir.path().join("j.db"),
-        max_messages: std::num::NonZeroU64::new(10).unwrap(),
-        ..JournalConfig::default()
-    };
-    let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+/// A journal of `n` messages `s`/0.. written at `written_at`, closed.
+fn journal_of(config: &JournalConfig, n: u64) {
+    let (journal, _) = Journal::open(config, Arc::new(Metrics::new())).unwrap();
     let tx = journal.sender();
-    for i in 0..50 {
+    for i in 0..n {
         tx.send(Record::Message {
             stream: Arc::from("s"),
             id: i.to_string(),
@@ -101,6 +95,51 @@ fn retention_keeps_at_most_max_messages() {
     }
     drop(tx);
     journal.close();
+}
+
+#[test]
+fn retention_deletes_in_bounded_steps_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        path: dir.path().join("j.db"),
+        max_messages: std::num::NonZeroU64::new(1000).unwrap(),
+        ..JournalConfig::default()
+    };
+    journal_of(&config, 1500);
+    // The oldest 700 rows are past `retention_hours`: more than the 500 over `max_messages`.
+    let conn = Connection::open(&config.path).unwrap();
+    conn.execute("UPDATE messages SET written_at = 0 WHERE rowid <= 700", []).unwrap();
+    let mut w = Writer::new(conn, config.clone(), Arc::new(Metrics::new()), Instant::now());
+    w.retention_rows = 64;
+    w.start_retention();
+    let count = |w: &Writer| -> i64 { w.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap() };
+    let mut steps = 0;
+    let mut before = count(&w);
+    while w.retention != Retention::Idle {
+        w.retention_step();
+        let now = count(&w);
+        assert!(before - now <= 64, "a step deleted {} rows", before - now);
+        before = now;
+        steps += 1;
+        assert!(steps < 100, "retention did not finish");
+    }
+    // 700 rows to delete, 64 a step: 11 steps, the last one short, then the vacuum.
+    assert!(steps >= 11, "{steps} steps");
+    assert_eq!(count(&w), 800);
+    let oldest: String =
+        w.conn.query_row("SELECT msg_id FROM messages ORDER BY rowid LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(oldest, "700");
+}
+
+#[test]
+fn retention_keeps_at_most_max_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        path: dir.path().join("j.db"),
+        max_messages: std::num::NonZeroU64::new(10).unwrap(),
+        ..JournalConfig::default()
+    };
+    journal_of(&config, 50);
     retention_now(&config.path, &config).unwrap();
     let conn = Connection::open(&config.path).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
