@@ -76,9 +76,15 @@ fn reservations_are_restored_and_raise_the_durable_mark_once_committed() {
     assert_eq!(restored.streams["s"].product.as_deref(), Some("p"));
 }
 
-/// A journal of `n` messages `s`/0.. written at `written_at`, closed.
-fn journal_of(config: &JournalConfig, n: u64) {
-    let (journal, _) = Journal::open(config, Arc::new(Metrics::new())).unwrap();
+/// A closed journal in `dir` keeping at most `max_messages`, holding `n` messages `s`/0.. (as
+/// many as retention left of them).
+fn journal_of(dir: &std::path::Path, max_messages: u64, n: u64) -> JournalConfig {
+    let config = JournalConfig {
+        path: dir.join("j.db"),
+        max_messages: std::num::NonZeroU64::new(max_messages).unwrap(),
+        ..JournalConfig::default()
+    };
+    let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
     let tx = journal.sender();
     for i in 0..n {
         tx.send(Record::Message {
@@ -95,17 +101,13 @@ fn journal_of(config: &JournalConfig, n: u64) {
     }
     drop(tx);
     journal.close();
+    config
 }
 
 #[test]
 fn retention_deletes_in_bounded_steps_oldest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        path: dir.path().join("j.db"),
-        max_messages: std::num::NonZeroU64::new(1000).unwrap(),
-        ..JournalConfig::default()
-    };
-    journal_of(&config, 1500);
+    let config = journal_of(dir.path(), 1000, 1500);
     // The oldest 700 rows are past `retention_hours`: more than the 500 over `max_messages`.
     let conn = Connection::open(&config.path).unwrap();
     conn.execute("UPDATE messages SET written_at = 0 WHERE rowid <= 700", []).unwrap();
@@ -134,12 +136,7 @@ fn retention_deletes_in_bounded_steps_oldest_first() {
 #[test]
 fn retention_keeps_at_most_max_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let config = JournalConfig {
-        path: dir.path().join("j.db"),
-        max_messages: std::num::NonZeroU64::new(10).unwrap(),
-        ..JournalConfig::default()
-    };
-    journal_of(&config, 50);
+    let config = journal_of(dir.path(), 10, 50);
     retention_now(&config.path, &config).unwrap();
     let conn = Connection::open(&config.path).unwrap();
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
