@@ -35,10 +35,24 @@ pub struct Config {
 /// The configuration could not be used; every problem is listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The configuration file, as given.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or not of this shape (an unknown key, a value of the wrong type).
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The configuration file as given, or what names the text's origin.
+        path: PathBuf,
+        /// The TOML parser's message, with the line and column.
+        message: String,
+    },
+    /// Values the types cannot reject are out of range or contradict each other; one line per
+    /// problem, each naming its key (`rank.stale_factor 2 is not within 0–1`).
     #[error("{} problem(s) in configuration:\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<String>),
 }

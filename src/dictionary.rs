@@ -72,6 +72,8 @@ pub struct Rule {
     pub id: std::sync::Arc<str>,
     /// The section name alone (the concept name for synonyms and topics).
     pub section: String,
+    /// What its list is to the pipeline, from the list's name (`allow`, `synonyms`, `topics`,
+    /// else a feature list).
     pub kind: ListKind,
     /// Label the header declares (`[x => spam]`).
     pub declared: Option<Label>,
@@ -107,6 +109,7 @@ pub struct Hit {
     pub rule: u16,
     /// Byte range in the key view.
     pub start: u32,
+    /// End of that range (exclusive).
     pub end: u32,
     /// The entry is written in hiragana and not flagged `inword`: it counts only where a word of
     /// the message starts, which the tokens (not the key view) tell.
@@ -116,8 +119,11 @@ pub struct Hit {
 /// One problem found while loading, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The list file, or the dictionary directory for a problem of the whole set.
     pub file: PathBuf,
+    /// 1-based line in `file`; 0 when the problem is not on one line.
     pub line: usize,
+    /// What is wrong, lowercase (`section [insult] appears twice`).
     pub message: String,
 }
 

@@ -12,11 +12,19 @@ use crate::pipeline::classify::AbuseCategory;
 /// unknown fields are ignored.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct InMessage {
+    /// What the viewer wrote. Never modified: reasons carry byte spans into it.
     pub text: String,
+    /// The platform's id for the message, echoed in its verdict: a string as is, another JSON
+    /// value as its JSON text. Absent or `null`: its line number (`kotae classify`) or 1-based
+    /// position in the connection (websocket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Value>,
+    /// The stream it belongs to, for `kotae classify`: each stream has its own dedupe window and
+    /// clusters, and prefixes its cluster ids. Ignored on the websocket, whose path names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
+    /// The sender, as the platform identifies them: repeats, copypasta and slow mode count by
+    /// it. Absent: none of them is counted for the message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Unix milliseconds.
@@ -120,29 +128,45 @@ pub fn is_blank(text: &str) -> bool {
 /// Scores by label name.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Scores {
+    /// How strongly the model reads a question, 0–1 (three decimals).
     pub question: f32,
+    /// How strongly it reads purchase intent, 0–1 (three decimals).
     pub purchase_intent: f32,
+    /// How strongly it reads spam, 0–1 (three decimals); at least 0.9 for a repeat flood or
+    /// copypasta.
     pub spam: f32,
+    /// How strongly it reads abuse, 0–1 (three decimals).
     pub abuse: f32,
 }
 
 /// One reason in a verdict: label, rule id and byte span into the original text.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutReason {
+    /// The label it pushed up.
     pub label: Label,
+    /// The rule id or model feature (`ja.abuse.insult`, `w:在庫`, `kotae.slow_mode`).
     pub rule: std::sync::Arc<str>,
+    /// Byte range `[start, end)` of what it matched in the original text, within its length;
+    /// `[0, 0]` for a reason about no one part of it (`kotae.slow_mode`).
     pub span: [u32; 2],
 }
 
 /// The verdict line of `kotae classify` and frame of the ingest websocket.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutVerdict {
+    /// The message's id: the given one, else its line number or position in the connection.
     pub id: String,
+    /// The labels given, in display order; `other` alone when none of the four applies.
     pub labels: Vec<Label>,
+    /// What the platform should do with the message.
     pub action: crate::label::Action,
+    /// The model's score for each of the four labels.
     pub scores: Scores,
+    /// The question cluster the message joined, `q<id>` (`<stream>:q<id>` for a named stream in
+    /// `kotae classify`); absent when it is no question.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// What pushed the labels up: rules and model features, with spans.
     pub reasons: Vec<OutReason>,
     /// The kind of abuse (`insult`, `appearance`, `sexual`, `discrimination`, `threat`, `fraud`),
     /// on messages labelled abuse.
@@ -296,7 +320,9 @@ fn write_json_u32(out: &mut Vec<u8>, x: u32) {
 /// The error line for input that could not be classified.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutError {
+    /// The message's id: the given one, else its line number or position in the connection.
     pub id: String,
+    /// What was wrong, lowercase (`empty line`, `rate limited`, `too many streams`).
     pub error: String,
 }
 

@@ -16,14 +16,20 @@ use crate::pipeline::classify::AbuseCategory;
 /// The single outcome of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The verdict let it through ([`Action::Allow`]).
     Allowed,
+    /// The verdict kept it back for a moderator ([`Action::Hold`]).
     Held,
+    /// The verdict kept it from viewers ([`Action::Block`]).
     Blocked,
+    /// It got an error instead of a verdict (counted by [`RejectReason`] as well).
     Rejected,
 }
 
 impl Outcome {
+    /// Every outcome, in declaration order (the counters are indexed by it).
     pub const ALL: [Outcome; 4] = [Outcome::Allowed, Outcome::Held, Outcome::Blocked, Outcome::Rejected];
+    /// The `outcome` label value (`allowed`).
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Allowed => "allowed",
@@ -32,6 +38,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
         }
     }
+    /// The outcome of a message given this verdict action.
     pub fn of(action: Action) -> Self {
         match action {
             Action::Allow => Outcome::Allowed,
@@ -59,6 +66,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, in declaration order (the counters are indexed by it).
     pub const ALL: [RejectReason; 6] = [
         RejectReason::Malformed,
         RejectReason::TooLarge,
@@ -67,6 +75,7 @@ impl RejectReason {
         RejectReason::ShuttingDown,
         RejectReason::TooManyStreams,
     ];
+    /// The `reason` label value of `kotae_rejected_total` (`too_large`).
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::Malformed => "malformed",
@@ -127,8 +136,11 @@ impl Stage {
 /// The bounded channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
+    /// Frames waiting for a slot in the analysis worker pool.
     Workers,
+    /// Frames waiting for their stream shard's lock.
     Shards,
+    /// Records waiting for the journal writer thread.
     Journal,
 }
 
@@ -146,7 +158,9 @@ impl Channel {
 /// Websocket endpoint kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `/v1/ingest`: platforms sending messages and reading verdicts.
     Ingest,
+    /// `/v1/streams/ID/host`: host screens, sent the question queue as it changes.
     Host,
 }
 
@@ -503,6 +517,7 @@ impl Metrics {
         self.outcome(Outcome::Rejected);
         self.rejected[reason as usize].inc();
     }
+    /// One message got label `l`.
     pub fn label(&self, l: Label) {
         self.labels[l.index()].inc();
     }
@@ -524,27 +539,37 @@ impl Metrics {
             self.abuse[c.index()].inc_by(n);
         }
     }
+    /// One message missed the latency budget and got the fail-closed (`closed`) or fail-open
+    /// verdict.
     pub fn over_budget(&self, closed: bool) {
         self.over_budget[closed as usize].inc();
     }
+    /// A sender found channel `c` full and waited.
     pub fn backpressure(&self, c: Channel) {
         self.backpressure[c as usize].inc();
     }
+    /// Records how long one pass through stage `s` took.
     pub fn observe(&self, s: Stage, seconds: f64) {
         self.stages[s as usize].observe(seconds);
     }
+    /// The gauge of items waiting in channel `c`, set from the channel's length at each scrape.
     pub fn depth(&self, c: Channel) -> &IntGauge {
         &self.depth[c as usize]
     }
+    /// The gauge of open websocket connections on endpoint `e`: raised when one opens,
+    /// lowered when it closes.
     pub fn connections(&self, e: Endpoint) -> &IntGauge {
         &self.connections[e as usize]
     }
+    /// A connection was refused or closed by the server for reason `e`.
     pub fn conn_event(&self, e: ConnEvent) {
         self.conn_events[e as usize].inc();
     }
+    /// One error frame was sent for a malformed or oversize frame.
     pub fn error_frame(&self) {
         self.frames_error.inc();
     }
+    /// One dictionary reload finished, applied (`ok`) or failed.
     pub fn reload(&self, ok: bool) {
         self.reloads[!ok as usize].inc();
     }

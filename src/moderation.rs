@@ -83,12 +83,18 @@ impl StreamSettings {
 /// One message as the dry run replays it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Recent {
+    /// The message's id, as its verdict echoed it.
     pub id: String,
+    /// The sender; `None` when the platform sent no user.
     pub user: Option<String>,
+    /// The original text.
     pub text: String,
+    /// When it was sent, Unix milliseconds (stream time).
     pub ts: u64,
+    /// The labels it was given (written as a list of names).
     #[serde(serialize_with = "label_list")]
     pub labels: LabelSet,
+    /// The action it got, after the stream's thresholds and slow mode.
     pub action: Action,
 }
 
@@ -101,17 +107,22 @@ fn label_list<S: serde::Serializer>(labels: &LabelSet, s: S) -> Result<S::Ok, S:
 pub struct TickerMinute {
     /// Stream time, ms, start of the minute.
     pub minute: u64,
+    /// Product id on screen → purchase intents let through in the minute.
     pub products: BTreeMap<String, u32>,
 }
 
 /// What the host screen shows beside the questions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The stream's name.
     pub stream: String,
+    /// Messages seen since the stream's moderation state was created, degraded ones included.
     pub messages: u64,
     /// Blocked messages, in total and by label (spam, abuse, slow_mode).
     pub blocked: u64,
+    /// Blocked messages by cause: `spam`, `abuse` or `slow_mode`.
     pub blocked_by: BTreeMap<&'static str, u64>,
+    /// Held messages still waiting for a moderator's decision.
     pub held_pending: usize,
     /// Messages that got the fail-open or fail-closed verdict (not analyzed in time).
     pub degraded: Degraded,
@@ -125,6 +136,7 @@ pub struct Summary {
 /// per frame, the moderator's HTTP requests read and decide.
 #[derive(Debug, Default)]
 pub struct StreamModeration {
+    /// What the stream's moderators set (`PUT /v1/streams/ID/settings`); defaults until then.
     pub settings: StreamSettings,
     recent: VecDeque<Recent>,
     held: VecDeque<Held>,
@@ -352,10 +364,12 @@ pub struct Moderation {
     /// Stream → its state (at most `MAX_STREAMS`, idle ones forgotten first). The map lock is
     /// held only to find, add or forget a stream.
     streams: RwLock<HashMap<Arc<str>, Arc<Mutex<StreamModeration>>>>,
+    /// Where every moderator change is recorded.
     pub audit: Audit,
 }
 
 impl Moderation {
+    /// No stream state yet; moderator changes go to `audit`.
     pub fn new(audit: Audit) -> Self {
         Self { streams: RwLock::new(HashMap::new()), audit }
     }

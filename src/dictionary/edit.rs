@@ -26,9 +26,12 @@ pub struct Edit {
     pub op: String,
     /// The list: a file name without `.txt` (`abuse`, `spam`, …).
     pub list: String,
+    /// The section's name, as in its header (`insult` for `[insult]`).
     pub section: String,
+    /// The term to add, or to remove (matched as written, else by its normalized key).
+    /// Trimmed; at most [`MAX_TERM_CHARS`] characters, without `#`, `|` or line breaks.
     pub term: String,
-    /// Entry flags for `add`: `bounded`, `end`, `start`, `whole`.
+    /// Entry flags for `add`: `bounded`, `end`, `start`, `whole`, `inword`.
     #[serde(default)]
     pub flags: Vec<String>,
     /// The stream whose last messages the dry run replays.
@@ -59,28 +62,40 @@ impl std::fmt::Display for EditError {
 /// A term as written in a dictionary file.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct TermLine {
+    /// The term as written, before normalization.
     pub term: String,
+    /// Its entry flags after `|` (`bounded`, `end`, `start`, `whole`, `inword`).
     pub flags: Vec<String>,
+    /// 1-based line in the file.
     pub line: usize,
 }
 
 /// A section as written.
 #[derive(Debug, Serialize)]
 pub struct SectionView {
+    /// The section's name, from its header.
     pub name: String,
+    /// The rule id its matches carry in verdicts: `ja.<list>.<section>`.
     pub rule: String,
+    /// The label after `=>` as written (`[line_id => spam]`), unchecked; `None` when the
+    /// header declares none.
     pub declared: Option<String>,
     /// Section flags as written (`weak`, `shop`).
     pub flags: Vec<String>,
+    /// 1-based line of the header.
     pub line: usize,
+    /// Its terms in file order.
     pub terms: Vec<TermLine>,
 }
 
 /// A list (file) as written.
 #[derive(Debug, Serialize)]
 pub struct ListView {
+    /// The list's name: the file name without `.txt` (what an [`Edit`] names).
     pub list: String,
+    /// The file name alone, without its directory.
     pub file: String,
+    /// Its sections in file order; terms before the first header are not shown.
     pub sections: Vec<SectionView>,
 }
 

@@ -20,7 +20,9 @@ pub enum Scan {
 /// Where and why a text is not JSON.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// Byte offset into the text where the scan stopped.
     pub at: usize,
+    /// What was wrong there, lowercase (`unterminated string`, `expected a value`).
     pub what: &'static str,
 }
 

@@ -26,7 +26,15 @@ pub enum Item {
     /// Not analyzed within the latency budget: gets the fail-open or fail-closed verdict.
     OverBudget(InMessage),
     /// Gets an error frame.
-    Rejected { id: String, error: String, reason: RejectReason },
+    Rejected {
+        /// The message's id as echoed: the given one, else its 1-based position in the
+        /// connection (also when the given id was too long).
+        id: String,
+        /// The error text sent back in the error frame.
+        error: String,
+        /// Why, as the bounded label of the rejection counter.
+        reason: RejectReason,
+    },
 }
 
 impl Item {

@@ -12,6 +12,8 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
+    /// A bucket that starts full: `burst` tokens at once, then `rate` a second (messages, for
+    /// the per-connection limit).
     pub fn new(rate: u32, burst: u32) -> Self {
         Self { rate: rate as f64, burst: burst as f64, tokens: burst as f64, last: Instant::now() }
     }

@@ -17,9 +17,12 @@ const MAX_AUDIT: usize = 1000;
 pub struct AuditEntry {
     /// Wall-clock ms.
     pub at: u64,
+    /// The moderator's name as the console sent it (`x-kotae-moderator`), else `moderator`.
     pub who: String,
     /// `dictionary.add`, `dictionary.remove`, `held.approve`, `held.deny`, `settings`.
     pub action: String,
+    /// The stream concerned (for a dictionary edit, the one its dry run replayed); `None` for
+    /// server-wide changes such as a dictionary reload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
     /// What changed, e.g. `{"list":"abuse","section":"insult","term":"ぽんこつ"}`.

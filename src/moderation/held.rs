@@ -11,8 +11,11 @@ use crate::pipeline::classify::{AbuseCategory, Reason};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeldState {
+    /// Waiting for a moderator (counted in the summary's `held_pending`).
     Pending,
+    /// A moderator let it through.
     Approved,
+    /// A moderator kept it from viewers.
     Denied,
 }
 
@@ -21,22 +24,32 @@ pub enum HeldState {
 pub struct Held {
     /// The message id (as in its verdict).
     pub id: String,
+    /// The sender; `None` when the platform sent no user.
     pub user: Option<String>,
+    /// The original text.
     pub text: String,
+    /// When it was sent, Unix milliseconds (stream time).
     pub ts: u64,
+    /// The labels it was given (written as a list of names); none when it was not analyzed in
+    /// time.
     #[serde(serialize_with = "label_list")]
     pub labels: LabelSet,
+    /// Scores 0–1 in [`Label::SCORED`] order (question, purchase_intent, spam, abuse); zeros
+    /// when it was not analyzed in time.
     pub scores: [f32; 4],
+    /// The rules that matched, with byte spans into `text`.
     pub reasons: Vec<Reason>,
     /// The kind of abuse, when labelled abuse.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<AbuseCategory>,
     /// One line for people: "abuse 0.62 insult (ja.abuse.insult「バカ」)" or "over latency budget".
     pub why: String,
+    /// Pending until a moderator approves or denies it.
     pub state: HeldState,
     /// Who decided, and when (ms).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// Wall-clock ms of the decision; `None` while pending.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<u64>,
 }

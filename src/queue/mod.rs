@@ -145,10 +145,14 @@ impl Default for RankConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "at")]
 pub enum QuestionState {
+    /// In the host's ranked list, by urgency.
     Open,
+    /// Put at the top of the list by the host, above every open question; never trimmed.
     Pinned,
     /// Answered at this time (ms).
     Answered(u64),
+    /// Dismissed by the host at this time (stream time, Unix ms): out of the list; like
+    /// answered ones, trimmed first from a full queue.
     Dismissed(u64),
 }
 
@@ -156,23 +160,32 @@ pub enum QuestionState {
 /// stream keeps up to `max_questions_per_stream` × [`MAX_WORDINGS`] of them.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Wording {
+    /// Who asked it this way; `None` when the platform sent no user.
     pub user: Option<Box<str>>,
+    /// The message's original text.
     pub text: Box<str>,
+    /// When it was asked, Unix milliseconds (stream time).
     pub ts: u64,
 }
 
 /// A question cluster as the host sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Question {
+    /// The question's id within its stream (shown as `q<id>`): the dedupe stage's cluster.
     pub cluster: u32,
     /// Serialized inline: `"state": "answered", "at": 1732230000000`.
     #[serde(flatten)]
     pub state: QuestionState,
+    /// When it was first asked, Unix milliseconds: the waiting term counts from it.
     pub first_ts: u64,
+    /// When it was last asked, Unix milliseconds: a cluster goes stale counting from it.
     pub last_ts: u64,
+    /// Distinct askers so far (a repeat by the same user counts once).
     pub askers: u32,
     /// First few wordings (at most [`MAX_WORDINGS`]).
     pub wordings: Vec<Wording>,
+    /// Purchase-blocking topics its asks named (`topics.txt` section names), in the order
+    /// first named.
     pub topics: Vec<String>,
     /// How many asks named each of `topics` (same order): the cluster is about the most named.
     #[serde(default)]
@@ -188,6 +201,7 @@ pub struct Question {
     /// What was paid, per currency as paid (US$4.99, 200 bits): what the host is shown.
     #[serde(default)]
     pub paid_amounts: Vec<Money>,
+    /// An asker also showed purchase intent in the same line (the `purchase_intent` term).
     pub intent: bool,
     /// Times asked again after being answered.
     pub asked_after_answer: u32,
@@ -206,12 +220,18 @@ pub const MAX_WORDINGS: usize = 5;
 /// A question with its urgency, as listed to the host.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Ranked {
+    /// The id host actions name it by: `q<cluster>`.
     pub id: String,
+    /// Urgency: the sum of the [`RankConfig`] terms (times `stale_factor` when stale),
+    /// rounded to two decimals.
     pub score: f32,
+    /// The terms behind `score` in the server's locale (`×7 asked · size · on screen ·
+    /// waiting 2m`).
     pub why: String,
     /// The name of the product the question is about (from the stream's catalogue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product_name: Option<String>,
+    /// The question itself, serialized inline.
     #[serde(flatten)]
     pub question: Question,
 }
@@ -219,17 +239,26 @@ pub struct Ranked {
 /// A question asked, as the queue observes it.
 #[derive(Debug, Clone)]
 pub struct Asked<'a> {
+    /// The question cluster the dedupe stage put the message in (the question's id).
     pub cluster: u32,
+    /// The cluster's distinct askers so far, as the dedupe stage counts them.
     pub askers: u32,
+    /// The sender; `None` when the platform sent no user.
     pub user: Option<&'a str>,
+    /// The message's original text (kept as a wording).
     pub text: &'a str,
+    /// When it was sent, Unix milliseconds (stream time).
     pub ts: u64,
+    /// Purchase-blocking topics the message names (`topics.txt` section names).
     pub topics: &'a [String],
+    /// The product it is about (named, else on screen); `None` for the shop or when no product
+    /// was on screen.
     pub product: Option<&'a str>,
     /// About the shop as a whole.
     pub shop: bool,
     /// Amount paid with this ask, in its own currency.
     pub paid: Option<Money>,
+    /// The message is also labelled purchase intent.
     pub intent: bool,
 }
 
@@ -246,6 +275,8 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// An empty queue ranked by `config`, its "why" in the default locale until
+    /// [`Queue::set_locale`].
     pub fn new(config: &RankConfig) -> Self {
         Self { config: config.clone(), questions: HashMap::new(), current_product: None, locale: Locale::default() }
     }

@@ -25,10 +25,23 @@ use crate::server::config::JournalConfig;
 /// Journal failures (start-up only; write failures are logged and counted).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite could not open, set up, migrate or read the database.
     #[error("journal {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        /// The database file, as configured (`journal.path`).
+        path: String,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// A stored question or catalogue is not the JSON this version reads.
     #[error("journal {path}: bad question row: {source}")]
-    Row { path: String, source: serde_json::Error },
+    Row {
+        /// The database file, as configured (`journal.path`).
+        path: String,
+        /// Where the JSON did not parse.
+        source: serde_json::Error,
+    },
+    /// The writer thread could not be started.
     #[error("journal writer thread: {0}")]
     Thread(std::io::Error),
 }
@@ -38,32 +51,83 @@ pub enum StoreError {
 pub enum Record {
     /// A message and its verdict.
     Message {
+        /// The stream it was sent to.
         stream: Arc<str>,
+        /// The id its verdict echoes: the platform's, else its 1-based position in the
+        /// connection.
         id: String,
+        /// When it was sent, Unix milliseconds: its `ts` (clamped to the allowed skew ahead of
+        /// the wall clock), else the stream's clock.
         ts: u64,
+        /// The sender as the platform named them; `None` when it sent none.
         user: Option<String>,
+        /// The original text, unmodified.
         text: String,
+        /// The verdict's action (for a message over the latency budget, the fail-open or
+        /// fail-closed one).
         action: Action,
+        /// The labels given; empty for a message over the latency budget.
         labels: LabelSet,
+        /// The question cluster it joined (shown as `q<id>`); `None` when it is no question.
         cluster: Option<u32>,
         /// The product the message is about (named, else on screen); `None` for the shop or
         /// when no product was on screen. What `kotae report` counts per product.
         product: Option<Arc<str>>,
     },
     /// A question's latest state (upserted).
-    Question { stream: Arc<str>, question: Question },
+    Question {
+        /// The stream it was asked on.
+        stream: Arc<str>,
+        /// The question as the host queue holds it now, in any state.
+        question: Question,
+    },
     /// A question dropped from a full queue.
-    QuestionRemoved { stream: Arc<str>, cluster: u32 },
+    QuestionRemoved {
+        /// The stream whose queue dropped it.
+        stream: Arc<str>,
+        /// The dropped question's cluster id; its row is deleted.
+        cluster: u32,
+    },
     /// A host action on a question, or a product change (`cluster` absent).
-    HostAction { stream: Arc<str>, cluster: Option<u32>, action: &'static str, at: u64, detail: Option<String> },
+    HostAction {
+        /// The stream acted on.
+        stream: Arc<str>,
+        /// The question acted on; `None` for a product change.
+        cluster: Option<u32>,
+        /// What was done: `answered`, `pin`, `unpin`, `dismiss`, `reopen`, or `product`.
+        action: &'static str,
+        /// When, in the stream's time (Unix milliseconds).
+        at: u64,
+        /// The answer text given with `answered`, the new product id with `product`;
+        /// otherwise `None` (also when the answer or product was cleared).
+        detail: Option<String>,
+    },
     /// The product on screen.
-    Product { stream: Arc<str>, product: Option<String> },
+    Product {
+        /// The stream it is on screen in.
+        stream: Arc<str>,
+        /// The product's id in the stream's catalogue; `None` when nothing is on screen.
+        product: Option<String>,
+    },
     /// The stream's catalogue.
-    Catalog { stream: Arc<str>, catalog: CatalogSpec },
+    Catalog {
+        /// The stream it belongs to.
+        stream: Arc<str>,
+        /// The catalogue as sent (`PUT /v1/streams/ID/catalog`), replacing the one before.
+        catalog: CatalogSpec,
+    },
     /// Question ids up to `upto` may be issued on this stream: after a restart, ids continue
     /// above it. Once committed, `durable` is raised to `upto` (verdicts carrying an id above
     /// the durable value wait for it).
-    Reserve { stream: Arc<str>, upto: u32, durable: Arc<tokio::sync::watch::Sender<u32>> },
+    Reserve {
+        /// The stream whose ids are reserved.
+        stream: Arc<str>,
+        /// The highest question id reserved; the stored value only ever rises.
+        upto: u32,
+        /// The stream's durable reservation, raised by the writer once this record is
+        /// committed (or its batch failed, logged).
+        durable: Arc<tokio::sync::watch::Sender<u32>>,
+    },
 }
 
 enum Cmd {
@@ -81,14 +145,19 @@ enum Cmd {
 /// What a previous run left: per stream, its questions and the product on screen.
 #[derive(Debug, Default)]
 pub struct Restored {
+    /// Each stream the journal knows, by name.
     pub streams: HashMap<String, RestoredStream>,
 }
 
 /// One stream's restored state.
 #[derive(Debug, Default)]
 pub struct RestoredStream {
+    /// Its questions in their last journaled state (answered and dismissed ones included),
+    /// in cluster order.
     pub questions: Vec<Question>,
+    /// The product on screen when the previous run last set it; `None` when none was.
     pub product: Option<String>,
+    /// The catalogue last sent for the stream; `None` when none was.
     pub catalog: Option<CatalogSpec>,
     /// Highest question id reserved: new ids continue above it.
     pub reserved: u32,

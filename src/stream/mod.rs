@@ -40,6 +40,7 @@ use ctx::StreamCtx;
 /// A verdict frame: the contract's verdict plus optional flags.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerdictFrame {
+    /// The verdict as `kotae classify` writes it, serialized inline.
     #[serde(flatten)]
     pub verdict: OutVerdict,
     /// `"over_budget"` when this is the fail-open or fail-closed verdict.
@@ -56,12 +57,15 @@ pub struct VerdictFrame {
 /// What one message gets back.
 #[derive(Debug, Clone)]
 pub enum Out {
+    /// Its verdict.
     Verdict(VerdictFrame),
+    /// An error instead of a verdict, and why (for `kotae_rejected_total`).
     Error(OutError, RejectReason),
 }
 
 /// A frame's outcomes, as [`Streams::process`] gives them.
 pub struct Processed {
+    /// One outcome per message of the frame, in the frame's order.
     pub outs: Vec<Out>,
     /// When the outcomes carry question ids beyond the stream's durable reservation: wait until
     /// the journal has committed one covering them, so an id that reached the platform is never
@@ -72,10 +76,16 @@ pub struct Processed {
 /// A host action on a question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostAction {
+    /// Answered (aloud, or with a typed answer): it leaves the list, and viewers asking it
+    /// again are told when. Answering again keeps the first answer's time.
     Answered,
+    /// Kept above every open question until unpinned.
     Pin,
+    /// Back among the open questions, ranked by urgency.
     Unpin,
+    /// Taken off the list without an answer.
     Dismiss,
+    /// Back on the list as open, from answered or dismissed.
     Reopen,
 }
 
@@ -105,10 +115,15 @@ impl HostAction {
 /// An answered question that viewers asked again: shown as "answered at 12:03", not as new.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnsweredAgain {
+    /// The question id (`q12`).
     pub id: String,
+    /// The local time it was answered (`12:03`, `server.utc_offset_minutes`).
     pub answered_at: String,
+    /// Times asked since it was answered.
     pub asked_again: u32,
+    /// The note shown to the host, in the server's locale (`answered at 12:03 · asked again ×3`).
     pub why: String,
+    /// The question itself, serialized inline.
     #[serde(flatten)]
     pub question: Question,
 }
@@ -116,9 +131,11 @@ pub struct AnsweredAgain {
 /// The host's view of a stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct QuestionList {
+    /// The stream's name, as in the path.
     pub stream: String,
     /// Stream time (ms) the ranking was computed at.
     pub now: u64,
+    /// The id of the product on screen; `None` when none is.
     pub current_product: Option<String>,
     /// The stream's products (`PUT /v1/streams/ID/catalog`), for showing names.
     pub products: Vec<ProductName>,
@@ -131,7 +148,9 @@ pub struct QuestionList {
 /// A product's id and name, as the host screen shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProductName {
+    /// The id messages, questions and `current_product` refer to it by.
     pub id: String,
+    /// The name shown to the host.
     pub name: String,
 }
 
@@ -150,7 +169,9 @@ pub enum AnswerText {
 /// Totals over a shard's streams.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ShardStats {
+    /// Streams with state in memory (`kotae_streams`).
     pub streams: usize,
+    /// Open and pinned questions (`kotae_open_questions`).
     pub open_questions: usize,
 }
 

@@ -36,17 +36,25 @@ pub struct FaqEntry {
 /// `GET /v1/streams/ID/faq`: what was answered, newest first.
 #[derive(Debug, Clone, Serialize)]
 pub struct Faq {
+    /// The stream's name, as in the path.
     pub stream: String,
+    /// Its answered questions, newest answer first; empty for a stream not in memory.
     pub answered: Vec<FaqEntry>,
 }
 
 /// The most urgent open question of a stream.
 #[derive(Debug, Clone, Serialize)]
 pub struct TopQuestion {
+    /// The question id (`q12`).
     pub id: String,
+    /// The question as first worded by a viewer.
     pub question: String,
+    /// Why it ranks first, as the host's list says it (`×7 asked · size · on screen`).
     pub why: String,
+    /// How many viewers asked it.
     pub askers: u32,
+    /// The name of the product it is about, from the stream's catalogue; absent for the shop
+    /// or a product the catalogue does not name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub product_name: Option<String>,
 }
@@ -54,22 +62,32 @@ pub struct TopQuestion {
 /// One stream as the overview shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamOverview {
+    /// The stream's name.
     pub stream: String,
+    /// The id of the product on screen; `null` when none is.
     pub current_product: Option<String>,
+    /// Its name from the stream's catalogue, when the catalogue names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_product_name: Option<String>,
     /// Open questions (pinned included).
     pub open: usize,
+    /// Pinned questions (also counted in `open`).
     pub pinned: usize,
+    /// Questions answered and still in the queue.
     pub answered: usize,
     /// Minutes the oldest open question has waited.
     pub oldest_waiting_minutes: u64,
+    /// The first of the host's ranked list (pinned ones come first); `null` when nothing is
+    /// open.
     pub top: Option<TopQuestion>,
     /// Stream time of the last message (ms).
     pub last_ts: u64,
 }
 
 impl Streams {
+    /// The host's view of a stream: its ranked questions at the stream's time, the answered
+    /// ones asked again, the product on screen and the catalogue's names. A stream not in
+    /// memory is not created: it gets an empty list (with its catalogue, if it was evicted).
     pub fn list(&mut self, stream: Arc<str>) -> QuestionList {
         let offset = self.settings.utc_offset;
         let Some(ctx) = self.streams.get_mut(&stream) else {
@@ -157,6 +175,8 @@ impl Streams {
         Faq { stream: stream.to_string(), answered }
     }
 
+    /// Every stream of this owner in memory, as `GET /v1/streams` shows it (unordered; the
+    /// shards sort the streams of all of them by name).
     pub fn overview(&mut self) -> Vec<StreamOverview> {
         self.streams
             .values()

@@ -59,8 +59,11 @@ pub use config::{AdaptersConfig, NiconicoConfig, StreamAdapters, TwitchConfig, Y
 /// A fault that stops an adapter (not a bad frame: those are counted and skipped).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// The consumer dropped the ingest channel's receiver: nothing reads the chat any more.
     #[error("the ingest channel is closed")]
     SinkClosed,
+    /// The adapter could not be built: a credential variable is not set, or its HTTP client
+    /// could not be made.
     #[error("{0}")]
     Setup(String),
 }
@@ -80,7 +83,9 @@ pub enum WhenFull {
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
 pub enum ConnState {
+    /// Opening a connection (or the first poll); the state an adapter starts in.
     Connecting = 0,
+    /// The connection delivers: chat is being read.
     Connected = 1,
     /// Waiting before the next connection attempt.
     Backoff = 2,
@@ -163,19 +168,31 @@ pub struct AdapterMetrics {
 /// The counters at one instant, for printing or exporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MetricsSnapshot {
+    /// The connection state at the instant.
     pub state: ConnState,
     /// Set when the platform said the chat is over, and why.
     pub ended: Option<EndReason>,
+    /// [`AdapterMetrics::connects`]: successful connections.
     pub connects: u64,
+    /// [`AdapterMetrics::reconnects`]: connections lost or replaced, then resumed.
     pub reconnects: u64,
+    /// [`AdapterMetrics::messages`]: chat messages put on the ingest channel.
     pub messages: u64,
+    /// [`AdapterMetrics::moderation_events`]: moderation events put on the ingest channel.
     pub moderation_events: u64,
+    /// [`AdapterMetrics::duplicates`]: messages delivered again after a resume, dropped.
     pub duplicates: u64,
+    /// [`AdapterMetrics::parse_errors`]: frames, lines or items skipped as unparseable.
     pub parse_errors: u64,
+    /// [`AdapterMetrics::sink_full_waits`]: waits on a full ingest channel.
     pub sink_full_waits: u64,
+    /// [`AdapterMetrics::actions_ok`]: actions done.
     pub actions_ok: u64,
+    /// [`AdapterMetrics::actions_failed`]: actions that failed or the platform cannot do.
     pub actions_failed: u64,
+    /// [`AdapterMetrics::actions_rejected`]: actions refused by a full action channel.
     pub actions_rejected: u64,
+    /// [`AdapterMetrics::quota_units`]: API quota units spent.
     pub quota_units: u64,
 }
 
@@ -244,6 +261,7 @@ pub struct IngestSink {
 }
 
 impl IngestSink {
+    /// A sink feeding `tx`, counting into `metrics`; its sequence numbers start at 1.
     pub fn new(tx: mpsc::Sender<Ingested>, metrics: Arc<AdapterMetrics>) -> Self {
         Self { tx, metrics, seq: Arc::new(AtomicU64::new(0)) }
     }
@@ -275,7 +293,9 @@ impl IngestSink {
 /// One moderation action and where to report how it went.
 #[derive(Debug)]
 pub struct ActionRequest {
+    /// What to do on the platform.
     pub action: ModerationAction,
+    /// Where the adapter sends the outcome; `None` when nobody waits for it.
     pub reply: Option<oneshot::Sender<Result<ActionOutcome, ActionError>>>,
 }
 
@@ -306,7 +326,9 @@ impl ActionSender {
 
 /// Where an adapter reads its actions and learns to stop.
 pub struct AdapterIo {
+    /// Where the adapter puts its chat messages and moderation events.
     pub sink: IngestSink,
+    /// The adapter's action channel; it ends when every [`ActionSender`] is dropped.
     pub actions: mpsc::Receiver<ActionRequest>,
     /// Becomes `true`, or its sender is dropped, when the adapter should stop.
     pub shutdown: watch::Receiver<bool>,
@@ -318,6 +340,7 @@ pub type AdapterFuture = Pin<Box<dyn Future<Output = Result<(), IngestError>> + 
 /// A platform connection: reads chat into the sink, performs actions, until shutdown or the end
 /// of the live. Transport-independent: implementations choose WebSocket, polling or streaming.
 pub trait Adapter: Send + 'static {
+    /// The platform it connects to (a metric label).
     fn platform(&self) -> Platform;
     /// The kotae stream it feeds.
     fn stream(&self) -> &str;
@@ -329,10 +352,16 @@ pub trait Adapter: Send + 'static {
 
 /// A started adapter: its task, its action sender and its counters.
 pub struct RunningAdapter {
+    /// The platform it connects to.
     pub platform: Platform,
+    /// The kotae stream it feeds.
     pub stream: String,
+    /// Where moderation actions for its chat go; dropping every clone ends its action task.
     pub actions: ActionSender,
+    /// Its counters, readable while it runs and after it ends.
     pub metrics: Arc<AdapterMetrics>,
+    /// Its task: ends with `Ok` at shutdown or the end of the live, with the fault that stopped
+    /// it otherwise.
     pub task: tokio::task::JoinHandle<Result<(), IngestError>>,
 }
 
@@ -381,6 +410,7 @@ pub struct RecentIds {
 }
 
 impl RecentIds {
+    /// Remembers the last `cap` ids (at least one).
     pub fn new(cap: usize) -> Self {
         let cap = cap.max(1);
         Self { set: HashSet::with_capacity(cap), order: VecDeque::with_capacity(cap), cap }
@@ -412,6 +442,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Starts at `min`; a `max` below `min` is taken as `min`.
     pub fn new(min: Duration, max: Duration) -> Self {
         Self { min, max: max.max(min), next: min }
     }
@@ -424,6 +455,7 @@ impl Backoff {
         d + Duration::from_millis(jitter_ms)
     }
 
+    /// Back to `min`, once a connection delivers.
     pub fn reset(&mut self) {
         self.next = self.min;
     }
