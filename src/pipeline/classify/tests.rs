@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::model::UNTRAINED_BIAS;
+use super::model::{UNTRAINED_BIAS, sigmoid};
 use super::*;
 use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
 use crate::pipeline::tokenize::{TokenizeConfig, Tokenizer, TokenizerShared};
