@@ -1,4 +1,4 @@
-//! Unit tests of `src/pipeline/classify/mod.rs`.
+//! Unit tests of the classify stage (`src/pipeline/classify/`: `mod.rs`, `cues.rs`, `scoring.rs`).
 
 use std::path::Path;
 

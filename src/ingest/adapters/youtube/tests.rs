@@ -1,4 +1,4 @@
-//! Unit tests of `src/ingest/adapters/youtube.rs`.
+//! Unit tests of `src/ingest/adapters/youtube.rs` and `youtube/item.rs`.
 
 use super::*;
 use crate::ingest::adapters::chat::{ChatMessage, MessageKind, ModerationEvent, RawEncoding};
