@@ -27,8 +27,15 @@
 //! Hooks into the serve path (each marked `cluster hook`): start-up in `server::Server::bind`,
 //! a frame handed to its stream's shard in `server::ws`, the host queue read and host actions in
 //! `server::host`, the metrics page.
+//!
+//! # Layout
+//! - this file: the [`Node`], forwarding frames to their owner and the fail policy, counters.
+//! - `config`: `[cluster]`. `lease`: partition leases. `owner`: serving a partition.
+//! - `host`: host requests (queue, actions, pushes, catalogue) answered by a stream's owner.
+//! - `wire`: what instances send each other.
 
 mod config;
+mod host;
 mod lease;
 mod owner;
 mod wire;
@@ -46,13 +53,14 @@ use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
 pub use config::ClusterConfig;
+pub use host::HostRequest;
 use wire::{Input, Reply, WireOut};
 
 use crate::ingest::{Item, message_id};
 use crate::message::OutError;
 use crate::server::Ctx;
 use crate::server::config::FailPolicy;
-use crate::stream::{AnswerText, Out};
+use crate::stream::Out;
 
 /// Cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,16 +88,6 @@ pub struct Stats {
     released: AtomicU64,
     lease_errors: AtomicU64,
     owned: AtomicU64,
-}
-
-/// A host request answered by a stream's owner.
-pub enum HostRequest {
-    /// `PUT …/catalog`, validated.
-    Catalog(crate::catalog::CatalogSpec),
-    /// `PUT …/product`.
-    Product(Option<String>),
-    /// `GET …/catalog`.
-    GetCatalog,
 }
 
 /// This instance's membership of the cluster.
@@ -393,69 +391,6 @@ impl Node {
         .right_future()
     }
 
-    /// ── cluster hook (host queue) ── The stream's ranked questions, from its owner, as JSON.
-    pub async fn list(self: &Arc<Self>, stream: &str) -> Result<serde_json::Value, String> {
-        let p = partition_of(stream, self.config.partitions.get());
-        let payload = serde_json::to_vec(&Input::List { stream: stream.into() }).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
-            Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
-        }
-    }
-
-    /// ── cluster hook (host action) ── Applies a host action at the stream's owner, journaled
-    /// first; the question acted on, `null` when unknown.
-    pub async fn act(
-        self: &Arc<Self>,
-        stream: &str,
-        cluster: u32,
-        action: &str,
-        answer: &AnswerText,
-    ) -> Result<serde_json::Value, String> {
-        let p = partition_of(stream, self.config.partitions.get());
-        let answer = match answer {
-            AnswerText::Keep => None,
-            AnswerText::Set(s) => Some(s.to_string()),
-            AnswerText::Clear => Some(String::new()),
-        };
-        let input =
-            Input::Act { rid: self.request_id(), stream: stream.into(), cluster, action: action.into(), answer };
-        let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
-            Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
-        }
-    }
-
-    /// ── cluster hook (host pushes) ── A version that changes whenever the stream's owner
-    /// announces a change of its queue (on `{prefix}.push.P`), for a host screen on any
-    /// instance. The subscription ends when the receiver is dropped.
-    pub async fn subscribe(&self, stream: &str) -> Result<tokio::sync::watch::Receiver<u64>, String> {
-        let p = partition_of(stream, self.config.partitions.get());
-        let mut sub = self.client.subscribe(self.push_subject(p)).await.map_err(|e| e.to_string())?;
-        let (tx, rx) = tokio::sync::watch::channel(0u64);
-        let name = Bytes::from(stream.to_string());
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tx.closed() => break,
-                    msg = sub.next() => {
-                        let Some(msg) = msg else { break };
-                        if msg.payload == name {
-                            tx.send_modify(|v| *v += 1);
-                        }
-                    }
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
-        Ok(rx)
-    }
-
     fn push_subject(&self, p: u32) -> String {
         format!("{}.push.{p}", self.config.prefix)
     }
@@ -468,24 +403,6 @@ impl Node {
         tokio::spawn(async move {
             let _ = client.publish(subject, name).await;
         });
-    }
-
-    /// ── cluster hook (catalogue, product, catalogue read) ── Sends a request to the owner of
-    /// `stream`'s partition: journaled there first when it changes state. The reply's JSON.
-    pub async fn call(self: &Arc<Self>, stream: &str, request: HostRequest) -> Result<serde_json::Value, String> {
-        let input = match request {
-            HostRequest::Catalog(spec) => Input::Catalog { rid: self.request_id(), stream: stream.into(), spec },
-            HostRequest::Product(product) => Input::Product { rid: self.request_id(), stream: stream.into(), product },
-            HostRequest::GetCatalog => Input::GetCatalog { stream: stream.into() },
-        };
-        let p = partition_of(stream, self.config.partitions.get());
-        let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
-            Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
-        }
     }
 
     /// The cluster's counters in Prometheus text.

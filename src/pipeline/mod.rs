@@ -1,12 +1,20 @@
 //! The message pipeline: normalize → tokenize → classify (stateless, fused in one call per
 //! message on a worker: [`Analyzer`]) then dedupe/cluster (stateful, one owner per stream:
 //! [`StreamState`]).
+//!
+//! # Layout
+//! - this file: the pipeline's configuration, the [`Engine`] shared by all workers, and the
+//!   [`Analyzer`] that runs the stateless stages.
+//! - `explain`: [`Analyzer::explain`] and what it shows.
+//! - `stream`: the stateful stage, [`StreamState`], and the [`Verdict`] it gives.
 
 pub mod classify;
 pub mod dedupe;
+mod explain;
 pub mod frame;
 pub mod identity;
 pub mod normalize;
+mod stream;
 pub mod tokenize;
 
 use std::path::{Path, PathBuf};
@@ -15,14 +23,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Mention};
+use crate::catalog::Catalog;
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
-use crate::label::{Action, Label, LabelSet};
-use classify::{AbuseCategory, Classification, Classifier, ClassifyConfig, Model, ModelError, Ngrams, Reason, Scratch};
-use dedupe::{ClusterRef, Dedupe, DedupeConfig, DedupeInput, hash_str};
+use crate::label::{Label, LabelSet};
+use classify::{Classification, Classifier, ClassifyConfig, Model, ModelError, Scratch};
+use dedupe::{Dedupe, DedupeConfig, hash_str};
+pub use explain::{ExplainedFeature, ExplainedHit, ExplainedToken, Explanation, PairExplanation};
 use frame::{Frame, FrameNames};
 use identity::{IdentityError, IdentityModel};
 use normalize::{NormalizeConfig, Normalized, Normalizer};
+pub use stream::{About, Meta, StreamState, Verdict};
 use tokenize::{TokenizeConfig, TokenizeError, Tokenizer, TokenizerShared, Tokens};
 
 /// Configuration of the whole pipeline.
@@ -449,89 +459,6 @@ impl Analyzer {
         classifier.training_features(text, &self.norm, &self.tokens, &self.hits)
     }
 
-    /// Everything the pipeline sees in one message, for people: normalized views, tokens with
-    /// part of speech, dictionary hits, feature weights and the cluster signature.
-    pub fn explain(&mut self, text: &str) -> Explanation {
-        let classifier = self.engine.classifier.load_full();
-        let analysis = self.analyze(text).ok();
-        let surface = self.norm.surface.as_str().to_string();
-        let tokens = self
-            .tokens
-            .list
-            .iter()
-            .map(|t| ExplainedToken {
-                surface: surface[t.start as usize..t.end as usize].to_string(),
-                base: self.tokens.base(t).to_string(),
-                pos: t.pos.name(),
-                unknown: t.unknown,
-            })
-            .collect();
-        let rules = classifier.dictionaries.rules();
-        let hits = self
-            .hits
-            .iter()
-            .map(|h| {
-                let (s, e) = self.norm.key.original_span(h.start as usize, h.end as usize);
-                ExplainedHit {
-                    rule: rules[h.rule as usize].id.to_string(),
-                    span: [s as u32, e as u32],
-                    original: text[s..e].to_string(),
-                }
-            })
-            .collect();
-        let mut features = Vec::new();
-        let mut scratch = String::new();
-        classifier.features(text, &self.norm, &self.tokens, &self.hits, Ngrams::Model, &mut scratch, &mut |f| {
-            let mut w = classifier.model.weights_of(f.name).unwrap_or([0.0; 4]);
-            if let Some(l) = f.rule.and_then(|r| rules[r as usize].declared) {
-                w[l.index()] += crate::dictionary::DEFAULT_RULE_WEIGHT;
-            }
-            features.push(ExplainedFeature { name: f.name.to_string(), weights: w, span: [f.span.0, f.span.1] });
-        });
-        // The character n-grams that mattered most, by their largest pull toward any label.
-        let strength = |f: &ExplainedFeature| f.weights.iter().fold(0f32, |m, w| m.max(w.abs()));
-        let mut ngrams: Vec<ExplainedFeature> =
-            features.iter().filter(|f| f.name.starts_with(classify::ngram::PREFIX)).cloned().collect();
-        ngrams.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
-        ngrams.truncate(12);
-        let frame = analysis.as_ref().and_then(|a| a.frame.as_ref()).map(|_| {
-            let mut names = FrameNames::default();
-            let mut f = Frame::default();
-            self.build_frame(&classifier, text, &mut f, Some(&mut names));
-            names
-        });
-        Explanation {
-            surface,
-            key: self.norm.key.as_str().to_string(),
-            tokens,
-            hits,
-            features,
-            ngrams,
-            labels: analysis.as_ref().map(|a| a.classification.labels.iter().collect()).unwrap_or_default(),
-            scores: analysis.as_ref().map(|a| a.classification.scores).unwrap_or_default(),
-            category: analysis.as_ref().and_then(|a| a.classification.category),
-            frame,
-        }
-    }
-
-    /// Two questions side by side: each one's frame, and whether the identity model takes them
-    /// for one question, feature by feature. Frames are built whether or not the texts read as
-    /// questions; scopes (products) are not considered here.
-    pub fn explain_pair(&mut self, a: &str, b: &str) -> PairExplanation {
-        let classifier = self.engine.classifier.load_full();
-        let mut frame_of = |text: &str| {
-            let mut names = FrameNames::default();
-            let mut f = Frame::default();
-            if self.analyze(text).is_ok() {
-                self.build_frame(&classifier, text, &mut f, Some(&mut names));
-            }
-            (f, names)
-        };
-        let (fa, na) = frame_of(a);
-        let (fb, nb) = frame_of(b);
-        PairExplanation { a: na, b: nb, identity: self.engine.identity().explain(fa.view(), fb.view()) }
-    }
-
     /// The classification under another classifier, statelessly (for dry runs of edits).
     pub fn classify_with(&mut self, classifier: &Classifier, text: &str) -> Classification {
         self.normalizer.process(text, &mut self.norm);
@@ -550,223 +477,5 @@ impl Analyzer {
         let mut out = Classification::default();
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out);
         out.labels
-    }
-}
-
-/// What [`Analyzer::explain`] shows.
-#[derive(Debug, Clone, Serialize)]
-pub struct Explanation {
-    /// NFKC view (the tokenizer's input).
-    pub surface: String,
-    /// Folded matching key (what dictionaries match).
-    pub key: String,
-    pub tokens: Vec<ExplainedToken>,
-    pub hits: Vec<ExplainedHit>,
-    pub features: Vec<ExplainedFeature>,
-    /// The character n-grams that mattered most (also among `features`), strongest first.
-    pub ngrams: Vec<ExplainedFeature>,
-    pub labels: Vec<Label>,
-    pub scores: [f32; 4],
-    /// The kind of abuse, when labelled abuse.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<AbuseCategory>,
-    /// What a question asks about, by name (questions only).
-    pub frame: Option<FrameNames>,
-}
-
-/// Two questions' frames and the identity model's verdict on them.
-#[derive(Debug, Clone, Serialize)]
-pub struct PairExplanation {
-    pub a: FrameNames,
-    pub b: FrameNames,
-    pub identity: identity::PairExplanation,
-}
-
-/// A token as [`Explanation`] shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExplainedToken {
-    pub surface: String,
-    pub base: String,
-    pub pos: &'static str,
-    pub unknown: bool,
-}
-
-/// A dictionary hit as [`Explanation`] shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExplainedHit {
-    pub rule: String,
-    pub span: [u32; 2],
-    pub original: String,
-}
-
-/// A feature with its weights toward question, purchase_intent, spam, abuse.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExplainedFeature {
-    pub name: String,
-    pub weights: [f32; 4],
-    pub span: [u32; 2],
-}
-
-/// Who sent a message and when, as the stateful stage needs it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Meta<'a> {
-    pub user: Option<&'a str>,
-    /// Milliseconds; messages without one use the previous message's.
-    pub ts: u64,
-    /// The product on screen when the message was sent, if any.
-    pub product: Option<&'a str>,
-}
-
-/// What a question (or any message) is about: a product of the stream, or the shop as a whole.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum About {
-    /// Shipping, payment, coupons, delivery dates, the host, the stream; and whatever is asked
-    /// while no product is on screen and none is named.
-    #[default]
-    Shop,
-    /// A product, by id: the one the message names, else the one on screen.
-    Product(Arc<str>),
-}
-
-impl About {
-    /// The product id, when about a product.
-    pub fn product(&self) -> Option<&str> {
-        match self {
-            About::Product(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// Whether this is the shop as a whole.
-    pub fn is_shop(&self) -> bool {
-        matches!(self, About::Shop)
-    }
-
-    /// The question-identity scope: questions of different scopes are never one question.
-    pub fn scope(&self) -> u64 {
-        match self {
-            About::Shop => 1,
-            About::Product(p) => hash_str(p) | 2,
-        }
-    }
-}
-
-/// The outcome for one message: labels, action, scores, cluster and reasons.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    pub labels: LabelSet,
-    pub action: Action,
-    pub scores: [f32; 4],
-    pub cluster: Option<ClusterRef>,
-    pub reasons: Vec<Reason>,
-    /// How many times this user sent this text within the dedupe window.
-    pub repeats: u32,
-    pub topics: Vec<String>,
-    /// What the message is about (for questions: the scope of its cluster).
-    pub about: About,
-    /// The kind of abuse, when labelled abuse.
-    pub category: Option<AbuseCategory>,
-}
-
-/// Stateful dedupe and clustering of one stream. One owner.
-pub struct StreamState {
-    dedupe: Dedupe,
-    classify: ClassifyConfig,
-    catalog: Arc<Catalog>,
-    mentions: Vec<Mention>,
-}
-
-impl StreamState {
-    /// Runs the stateful stage and decides the verdict.
-    pub fn process(&mut self, meta: Meta<'_>, mut analysis: Analysis) -> Verdict {
-        let about = self.scope(&mut analysis, meta.product);
-        let Analysis { mut classification, frame, key_hash, key_chars, topics, .. } = analysis;
-        let input = DedupeInput {
-            scope: about.scope(),
-            user: meta.user,
-            ts: meta.ts,
-            key_hash,
-            key_chars,
-            is_question: classification.labels.contains(Label::Question),
-            is_purchase: classification.labels.contains(Label::PurchaseIntent),
-            frame: frame.as_ref(),
-        };
-        let outcome = self.dedupe.process(&input);
-        let whole = [0, u32::MAX];
-        if outcome.repeat_flood || outcome.copypasta {
-            let spam = &mut classification.scores[Label::Spam.index()];
-            *spam = spam.max(0.9);
-            classification.labels.insert(Label::Spam);
-            let rule = if outcome.repeat_flood { "ja.dedupe.repeat" } else { "ja.dedupe.copypasta" };
-            classification.reasons.push(Reason { label: Label::Spam, rule: rule.into(), span: whole });
-        }
-        let action = classification.action(&self.classify);
-        // Blocked messages do not reach the host queue, so they join no cluster.
-        let cluster = if action == Action::Allow { outcome.cluster } else { None };
-        Verdict {
-            labels: classification.labels,
-            action,
-            scores: classification.scores,
-            cluster,
-            reasons: classification.reasons,
-            repeats: outcome.repeats,
-            topics,
-            about,
-            category: classification.category,
-        }
-    }
-
-    /// What a message is about. A question about a shop-wide concept (送料, 支払い) belongs to the
-    /// shop. Otherwise the product the message names by a catalogue name or keyword (the one on
-    /// screen when it names several, else the first), unless that keyword is also an attribute
-    /// word (サイズ, ゴールド); failing that, the product on screen.
-    /// What a message is about ([`StreamState::about`]); a question's frame then leaves out the
-    /// words that only name its product, which the scope already says.
-    pub fn scope(&mut self, analysis: &mut Analysis, on_screen: Option<&str>) -> About {
-        let about = self.about(analysis, on_screen);
-        if let Some(f) = analysis.frame.as_mut() {
-            for m in &self.mentions {
-                f.forget_span(&analysis.key, m.start as usize, m.end as usize);
-            }
-        }
-        about
-    }
-
-    fn about(&mut self, analysis: &Analysis, on_screen: Option<&str>) -> About {
-        if analysis.frame.as_ref().is_some_and(|s| s.shop) {
-            return About::Shop;
-        }
-        self.catalog.mentions(&analysis.key, &mut self.mentions);
-        let spans = &analysis.concept_spans;
-        self.mentions.retain(|m| !spans.iter().any(|&[s, e]| s <= m.start && m.end <= e));
-        let products = self.catalog.products();
-        let named = |id: &str| self.mentions.iter().any(|m| products[m.product as usize].id == id);
-        if let Some(on) = on_screen.filter(|on| named(on)) {
-            return About::Product(Arc::from(on));
-        }
-        if let Some(m) = self.mentions.first() {
-            return About::Product(Arc::from(products[m.product as usize].id.as_str()));
-        }
-        on_screen.map_or(About::Shop, |p| About::Product(Arc::from(p)))
-    }
-
-    /// Replaces the stream's catalogue (later messages are matched against it).
-    pub fn set_catalog(&mut self, catalog: Arc<Catalog>) {
-        self.catalog = catalog;
-    }
-
-    /// The stream's catalogue.
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
-    }
-
-    /// Number of question clusters remembered.
-    pub fn cluster_count(&self) -> usize {
-        self.dedupe.cluster_count()
-    }
-
-    /// What the dedupe stage's count bounds forgot early since the last call.
-    pub fn take_evictions(&mut self) -> dedupe::Evictions {
-        self.dedupe.take_evictions()
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of the report's pure parts.
 
+use super::build::has_label;
 use super::*;
 
 #[test]

@@ -1,8 +1,8 @@
-//! Unit tests of `src/pipeline/classify/mod.rs`.
+//! Unit tests of the classify stage (`src/pipeline/classify/`: `mod.rs`, `cues.rs`, `scoring.rs`).
 
 use std::path::Path;
 
-use super::model::UNTRAINED_BIAS;
+use super::model::{UNTRAINED_BIAS, sigmoid};
 use super::*;
 use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
 use crate::pipeline::tokenize::{TokenizeConfig, Tokenizer, TokenizerShared};

@@ -1,6 +1,7 @@
-//! Unit tests of `src/ingest/adapters/youtube.rs`.
+//! Unit tests of `src/ingest/adapters/youtube.rs` and `youtube/item.rs`.
 
 use super::*;
+use crate::ingest::adapters::chat::{ChatMessage, MessageKind, ModerationEvent, RawEncoding};
 
 const CX: Context<'static> = Context { stream: "s", live_chat_id: "chat", received_at_ms: 1, backfill: false };
 
