@@ -65,10 +65,13 @@ use crate::stream::Out;
 /// Cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// The credentials file (`[cluster] credentials`) could not be read: its path, and why.
     #[error("cannot read the NATS credentials file {0}: {1}")]
     Credentials(String, std::io::Error),
+    /// The NATS server did not accept a connection: its address, and the client's error.
     #[error("cannot connect to NATS at {0}: {1}")]
     Connect(String, String),
+    /// The JetStream stream or KV bucket could not be created or opened (is `-js` on?).
     #[error("jetstream: {0}")]
     JetStream(String),
 }

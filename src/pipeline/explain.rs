@@ -101,12 +101,17 @@ pub struct Explanation {
     pub surface: String,
     /// Folded matching key (what dictionaries match).
     pub key: String,
+    /// Lindera's tokens of the NFKC view, in order.
     pub tokens: Vec<ExplainedToken>,
+    /// Every dictionary entry found in the key.
     pub hits: Vec<ExplainedHit>,
+    /// Every feature the message has, with its weights in the model.
     pub features: Vec<ExplainedFeature>,
     /// The character n-grams that mattered most (also among `features`), strongest first.
     pub ngrams: Vec<ExplainedFeature>,
+    /// The labels given.
     pub labels: Vec<Label>,
+    /// Scores (0–1) for question, purchase_intent, spam and abuse.
     pub scores: [f32; 4],
     /// The kind of abuse, when labelled abuse.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,32 +123,46 @@ pub struct Explanation {
 /// Two questions' frames and the identity model's verdict on them.
 #[derive(Debug, Clone, Serialize)]
 pub struct PairExplanation {
+    /// The first question's frame.
     pub a: FrameNames,
+    /// The second question's frame.
     pub b: FrameNames,
+    /// The identity model's features, score and verdict for the pair, with the rule that
+    /// decided it.
     pub identity: identity::PairExplanation,
 }
 
 /// A token as [`Explanation`] shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExplainedToken {
+    /// The token as it stands in the text.
     pub surface: String,
+    /// Its dictionary (base) form.
     pub base: String,
+    /// Its coarse part of speech (名詞, 動詞, 助詞, …).
     pub pos: &'static str,
+    /// Not in the tokenizer's dictionary (segmented by the unknown-word rules).
     pub unknown: bool,
 }
 
 /// A dictionary hit as [`Explanation`] shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExplainedHit {
+    /// The rule id of the entry's section (`ja.question.masuka`).
     pub rule: String,
+    /// Byte range `[start, end)` of the match in the original text.
     pub span: [u32; 2],
+    /// The original text within `span`.
     pub original: String,
 }
 
 /// A feature with its weights toward question, purchase_intent, spam, abuse.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExplainedFeature {
+    /// The feature's name (`ja.tok.final.か`, `w:在庫`, `c:ぶす`).
     pub name: String,
+    /// Its weights toward question, purchase_intent, spam and abuse.
     pub weights: [f32; 4],
+    /// Byte range `[start, end)` in the original text.
     pub span: [u32; 2],
 }

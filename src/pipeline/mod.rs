@@ -56,12 +56,16 @@ pub struct PipelineConfig {
     /// Messages longer than this many bytes are rejected with an error.
     #[serde(default = "PipelineConfig::default_max_bytes")]
     pub max_message_bytes: usize,
+    /// Normalization steps (`[pipeline.normalize]`).
     #[serde(default)]
     pub normalize: NormalizeConfig,
+    /// The tokenizer and its dictionary cache (`[pipeline.tokenize]`).
     #[serde(default)]
     pub tokenize: TokenizeConfig,
+    /// Thresholds, severities and the model (`[pipeline.classify]`).
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// Repeats, copypasta and question clusters (`[pipeline.dedupe]`).
     #[serde(default)]
     pub dedupe: DedupeConfig,
 }
@@ -166,14 +170,19 @@ impl Default for PipelineConfig {
 /// Start-up failure of the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// The tokenizer's dictionary could not be loaded or built.
     #[error(transparent)]
     Tokenize(#[from] TokenizeError),
+    /// A keyword list is missing or has errors (each with its file and line).
     #[error(transparent)]
     Dictionary(#[from] DictionaryError),
+    /// The label model file is missing or malformed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The question-identity model file is missing or malformed.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The built-in lists and model could not be written out to the cache directory.
     #[error("cannot write the built-in dictionaries to the cache directory: {0}")]
     Builtin(#[from] std::io::Error),
 }
@@ -181,8 +190,10 @@ pub enum PipelineError {
 /// Why a message was rejected before classification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
+    /// The text's length in bytes, and `max_message_bytes`.
     #[error("message is {0} bytes, over the limit of {1}")]
     TooLarge(usize, usize),
+    /// Nothing is left of the text once invisible characters are removed.
     #[error("message text is empty")]
     Empty,
 }
@@ -190,6 +201,7 @@ pub enum Reject {
 /// Everything built once at start-up and shared by all workers. The classifier (dictionaries
 /// and model) is swapped whole on reload; workers see the new one from their next message.
 pub struct Engine {
+    /// The pipeline's configuration, as loaded at start-up.
     pub config: PipelineConfig,
     tokenizer: TokenizerShared,
     classifier: ArcSwap<Classifier>,
@@ -340,10 +352,13 @@ impl Engine {
 /// The stateless result for one message, handed to its stream's [`StreamState`].
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
+    /// Labels, scores, reasons and the action the labels alone call for.
     pub classification: Classification,
     /// Present when the message is a question.
     pub frame: Option<Frame>,
+    /// Hash of the matching key (the normalized text), for repeats and copypasta.
     pub key_hash: u64,
+    /// Characters in the matching key.
     pub key_chars: usize,
     /// Purchase-blocking topics named (section names of the `topics` list).
     pub topics: Vec<String>,

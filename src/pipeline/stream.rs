@@ -12,6 +12,7 @@ use crate::label::{Action, Label, LabelSet};
 /// Who sent a message and when, as the stateful stage needs it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Meta<'a> {
+    /// The sender's id on the platform, when the message has one.
     pub user: Option<&'a str>,
     /// Milliseconds; messages without one use the previous message's.
     pub ts: u64,
@@ -56,13 +57,19 @@ impl About {
 /// The outcome for one message: labels, action, scores, cluster and reasons.
 #[derive(Debug, Clone)]
 pub struct Verdict {
+    /// The labels given (after the stateful stage's repeat and copypasta checks).
     pub labels: LabelSet,
+    /// What the platform should do with the message.
     pub action: Action,
+    /// Scores (0–1) for question, purchase_intent, spam and abuse.
     pub scores: [f32; 4],
+    /// The question cluster the message joined (questions only).
     pub cluster: Option<ClusterRef>,
+    /// The rules and features behind each label, at least one per label given.
     pub reasons: Vec<Reason>,
     /// How many times this user sent this text within the dedupe window.
     pub repeats: u32,
+    /// Purchase-blocking topics the message names (section names of the `topics` list).
     pub topics: Vec<String>,
     /// What the message is about (for questions: the scope of its cluster).
     pub about: About,
