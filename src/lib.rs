@@ -36,7 +36,7 @@
 //! - [`report`]: `kotae report`, the after-stream report read from the journal (JSON, CSV, HTML).
 //! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
 //! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`
-//!   and its hostile soak, `adapt`).
+//!   and its hostile soak, `adapt`), with progress lines on a terminal.
 
 pub mod alloc;
 pub mod catalog;
