@@ -12,8 +12,8 @@
 //! - [`runtime`]: what runs where: the thread pool (analysis workers, `classify`'s workers), the
 //!   stream shards (a lock each, and their tick thread), thread sizing, the one clock.
 //! - [`store`]: the SQLite journal that restores open questions after a restart.
-//! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles, the
-//!   checks every request passes (hosts, origins, bounds), websocket upgrades under one frame
+//! - [`server`]: `kotae serve`, the websocket sidecar: routes, sessions, auth and roles (axum
+//!   extractors, as are the stream id and JSON bodies), the checks every request passes (hosts, origins, bounds), websocket upgrades under one frame
 //!   budget, hot reload, shutdown.
 //! - [`cluster`]: cluster mode: instances joined through NATS JetStream (partition leases,
 //!   forwarding to a stream's owner, partition journals and their replay).
@@ -36,7 +36,7 @@
 //! - [`report`]: `kotae report`, the after-stream report read from the journal (JSON, CSV, HTML).
 //! - [`alloc`]: the process allocator (mimalloc) and its memory settings.
 //! - [`commands`]: the CLI commands (`classify`, `eval`, `train`, `demo`, `replay`, `bench-load`
-//!   and its hostile soak, `adapt`).
+//!   and its hostile soak, `adapt`), with progress lines on a terminal.
 
 pub mod alloc;
 pub mod catalog;

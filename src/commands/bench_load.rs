@@ -1,6 +1,7 @@
 //! `kotae bench-load`: N websocket connections offering a target message rate to a running
 //! server; reports the sustained verdict rate and the verdict latency measured at the client
-//! (from sending a frame to receiving each of its verdicts).
+//! (from sending a frame to receiving each of its verdicts). On a terminal, a progress line shows
+//! the time run ([`progress`](super::progress)).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -115,12 +116,17 @@ pub async fn cli(spec: LoadSpec, hostile: bool) -> Result<bool, ClientError> {
         if spec.rate == 0 { "max".to_string() } else { spec.rate.to_string() },
         spec.batch
     );
+    let progress = super::progress::running(spec.duration, "bench-load");
     if hostile {
-        let report = super::hostile::run_hostile(spec).await?;
+        let report = super::hostile::run_hostile(spec).await;
+        progress.finish_and_clear();
+        let report = report?;
         println!("{}", report.summary());
         return Ok(report.passed());
     }
-    let report = run(spec).await?;
+    let report = run(spec).await;
+    progress.finish_and_clear();
+    let report = report?;
     println!("{}", report.summary());
     if let Some(b) = report.breakdown() {
         print!("{b}");

@@ -83,6 +83,17 @@ fn read_line_bounded(
     }
 }
 
+/// The line parsed with an empty `text`, when a missing `text` is all that is wrong with it (a
+/// rare path: parsed again loosely, to echo the line's own id).
+fn only_text_missing(line: &str) -> Option<InMessage> {
+    let mut object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+    if object.contains_key("text") {
+        return None;
+    }
+    object.insert("text".into(), serde_json::Value::String(String::new()));
+    serde_json::from_value(serde_json::Value::Object(object)).ok()
+}
+
 fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usize>, limit: usize) -> Item {
     let fallback = || line_no.to_string();
     let bytes = match line {
@@ -103,24 +114,11 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
     }
     let msg: InMessage = match serde_json::from_str(text) {
         Ok(m) => m,
-        Err(e) if e.to_string().contains("missing field `text`") => {
-            // Rare path: parse again loosely, to echo the line's own id.
-            let id = serde_json::from_str::<serde_json::Value>(text)
-                .ok()
-                .and_then(|v| v.get("id").cloned())
-                .map(|id| InMessage {
-                    text: String::new(),
-                    id: Some(id),
-                    stream: None,
-                    user: None,
-                    ts: None,
-                    paid: None,
-                    product: None,
-                    paid_currency: None,
-                    paid_exponent: None,
-                })
-                .map_or_else(fallback, |m| m.id_or(fallback));
-            return Item::Error { id, error: "missing field `text`".into() };
+        Err(e)
+            if e.is_data()
+                && let Some(m) = only_text_missing(text) =>
+        {
+            return Item::Error { id: m.id_or(fallback), error: "missing field `text`".into() };
         }
         Err(e) => return Item::Error { id: fallback(), error: format!("invalid json: {e}") },
     };
@@ -295,5 +293,13 @@ mod tests {
         assert_eq!(buf, b"a");
         assert_eq!(read_line_bounded(&mut input, &mut buf, 10).unwrap(), Some(Ok(())));
         assert_eq!(buf, b"ab", "lines are appended");
+    }
+
+    #[test]
+    fn a_line_missing_only_its_text_keeps_its_id() {
+        assert_eq!(only_text_missing(r#"{"id":7,"user":"a"}"#).and_then(|m| m.id), Some(serde_json::json!(7)));
+        assert!(only_text_missing(r#"{"id":"x","text":5}"#).is_none(), "the text is there, of the wrong type");
+        assert!(only_text_missing(r#"{"id":"x","user":5}"#).is_none(), "something else is wrong too");
+        assert!(only_text_missing(r#"["id"]"#).is_none(), "not an object");
     }
 }

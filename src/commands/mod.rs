@@ -9,6 +9,7 @@ pub mod demo;
 pub mod eval;
 pub mod eval_stream;
 pub mod hostile;
+pub mod progress;
 pub mod replay;
 pub mod serve;
 pub mod train;

@@ -1,10 +1,12 @@
 //! `kotae replay FILE --to ws://…`: replays a recorded stream over a real websocket, honouring
-//! its timestamps (optionally faster) or at a fixed rate, and tallies the verdicts.
+//! its timestamps (optionally faster) or at a fixed rate, and tallies the verdicts. A progress
+//! line counts the answers on a terminal ([`progress`](super::progress)).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use indicatif::ProgressBar;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -84,7 +86,10 @@ pub async fn replay(
 ) -> Result<ReplayReport, ClientError> {
     let mut report = ReplayReport::default();
     let ws = connect(url, token).await?;
-    replay_on(ws, messages, pace, batch, &mut report).await?;
+    let progress = super::progress::counter(messages.len() as u64, "replay", "answers");
+    let replayed = replay_on(ws, messages, pace, batch, &mut report, &progress).await;
+    progress.finish_and_clear();
+    replayed?;
     Ok(report)
 }
 
@@ -108,7 +113,7 @@ where
     for (i, seg) in segments.iter().enumerate() {
         between(i).await;
         let mut r = ReplayReport::default();
-        ws = replay_on(ws, seg, pace, batch, &mut r).await?;
+        ws = replay_on(ws, seg, pace, batch, &mut r, &ProgressBar::hidden()).await?;
         total.merge(&r);
     }
     let _ = ws.close(None).await;
@@ -121,6 +126,7 @@ async fn replay_on(
     pace: Pace,
     batch: usize,
     report: &mut ReplayReport,
+    progress: &ProgressBar,
 ) -> Result<super::client::Ws, ClientError> {
     let started = Instant::now();
     let first_ts = messages.iter().find_map(|m| m.ts).unwrap_or(0);
@@ -144,6 +150,7 @@ async fn replay_on(
                 Err(_) => return Err(ClientError::Protocol("no verdict for 30 s".into())),
             };
             let Message::Text(text) = msg else { continue };
+            progress.inc(1);
             let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
             if v.get("error").is_some() {
                 r.errors += 1;

@@ -1,6 +1,7 @@
 //! `kotae train FILE...`: fits the linear model on labelled lines and writes its weights file.
 //! `--cv K` instead reports K-fold cross-validated F1, and `--cv-by writer` leave-one-writer-out
-//! F1: every writer's lines are predicted by a model trained on the other writers only.
+//! F1: every writer's lines are predicted by a model trained on the other writers only. On a
+//! terminal, a progress line counts the folds done ([`progress`](super::progress)).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ fn held_out(
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(folds.len()).max(1);
     let mut predictions = vec![Prediction::default(); rows.len()];
+    let progress = super::progress::counter(folds.len() as u64, "train --cv", "folds");
     let results: Vec<Vec<(usize, Prediction)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -102,6 +104,7 @@ fn held_out(
                             let c = analyzer.classify_with(&classifier, &rows[i].text);
                             out.push((i, Prediction { labels: c.labels, category: c.category }));
                         }
+                        progress.inc(1);
                     }
                     out
                 })
@@ -110,6 +113,7 @@ fn held_out(
         // A fold's thread only panics on a bug; its lines then count as predicted `other`.
         workers.into_iter().map(|w| w.join().unwrap_or_default()).collect()
     });
+    progress.finish_and_clear();
     for (i, p) in results.into_iter().flatten() {
         predictions[i] = p;
     }

@@ -8,16 +8,15 @@
 //!   most urgent one, the product on screen, purchase intents and blocked counts (host tokens);
 //!   and `GET /overview`, the same as a page.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::Ctx;
-use super::auth::{self, Scope};
+use super::extract::{Caller, FaqReader, Host, Open, StreamId};
 use super::web::{Page, page};
 use crate::stream::views::StreamOverview;
 
@@ -28,21 +27,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// `GET /v1/streams/ID/faq`.
 pub(crate) async fn faq(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: Caller<FaqReader>,
+    StreamId(stream): StreamId,
+    _: Open,
 ) -> Response {
-    if !ctx.config.public_faq
-        && let Err(u) = auth::check(&ctx.config, &ctx.metrics, Scope::Host, &headers, &query)
-    {
-        return u.into_response();
-    }
-    if !super::valid_stream(&stream) {
-        return error(StatusCode::BAD_REQUEST, "invalid stream id");
-    }
-    if ctx.is_closing() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
-    }
     match ctx.shards.faq(Arc::from(stream)).await {
         Some(faq) => axum::Json(faq).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
@@ -68,17 +56,7 @@ struct OverviewRow {
 }
 
 /// `GET /v1/streams`.
-pub(crate) async fn overview(
-    State(ctx): State<Arc<Ctx>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(u) = auth::check(&ctx.config, &ctx.metrics, Scope::Host, &headers, &query) {
-        return u.into_response();
-    }
-    if ctx.is_closing() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
-    }
+pub(crate) async fn overview(State(ctx): State<Arc<Ctx>>, _: Caller<Host>, _: Open) -> Response {
     let rows: Vec<OverviewRow> = ctx
         .shards
         .overview()

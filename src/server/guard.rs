@@ -19,7 +19,7 @@
 //!
 //! - **Bodies** are held to `max_body_bytes` (413) and must arrive within `body_timeout_ms` of
 //!   the request's start (408), whichever handler reads them; handlers read them only after
-//!   checking the token.
+//!   checking the token (the extractors of `extract` read a body last).
 //!
 //! Refusals are 403 (415 for the content type) with `{"error": …}`, counted in
 //! `kotae_refused_total{what="host"|"origin"|"content_type"|"body_too_large"|"body_timeout"}`.

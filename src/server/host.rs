@@ -2,11 +2,10 @@
 //! and `GET /v1/streams/ID/host`, a websocket that pushes the list whenever it changes (at most
 //! once per `host_push_interval_ms`; what the client sends never triggers a push).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +14,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Ctx;
-use super::auth::{self, Scope};
+use super::extract::{Caller, Host, JsonBody, Open, Shape, StreamId};
 use super::upgrade::{Meter, Socket, Upgrade, close_code, ws_config};
 use crate::catalog::{Catalog, CatalogError, CatalogSpec};
 use crate::metrics::{ConnEvent, Endpoint};
@@ -38,43 +37,12 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
 
-/// Why a host request is refused before it reaches a shard.
-enum Refused {
-    Unauthorized(auth::Unauthorized),
-    BadStream,
-    Closing,
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        match self {
-            Refused::Unauthorized(u) => u.into_response(),
-            Refused::BadStream => error(StatusCode::BAD_REQUEST, "invalid stream id"),
-            Refused::Closing => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
-        }
-    }
-}
-
-fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>, stream: &str) -> Result<(), Refused> {
-    auth::check(&ctx.config, &ctx.metrics, Scope::Host, headers, query).map_err(Refused::Unauthorized)?;
-    if !super::valid_stream(stream) {
-        return Err(Refused::BadStream);
-    }
-    if ctx.is_closing() {
-        return Err(Refused::Closing);
-    }
-    Ok(())
-}
-
 pub(crate) async fn list(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r.into_response();
-    }
     // ── cluster hook: the queue is read at the stream's owner.
     if let Some(node) = &ctx.cluster {
         return match node.list(&stream).await {
@@ -122,14 +90,12 @@ fn answer_text(action: HostAction, body: &[u8]) -> Result<AnswerText, (StatusCod
 
 pub(crate) async fn act(
     State(ctx): State<Arc<Ctx>>,
-    Path((stream, qid, action)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Path((_, qid, action)): Path<(String, String, String)>,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r.into_response();
-    }
     let name = action;
     let Some(action) = HostAction::parse(&name) else {
         return error(StatusCode::NOT_FOUND, "unknown action; use answered, pin, unpin, dismiss or reopen");
@@ -170,14 +136,12 @@ const MAX_CATALOG_BYTES: usize = 1 << 20;
 /// catalogue is listed, and the previous catalogue stays.
 pub(crate) async fn put_catalog(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r.into_response();
-    }
     let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     // Refused before reading: a client that waits for `100 Continue` never sends the body.
     let too_large = declared.is_some_and(|n| n > MAX_CATALOG_BYTES);
@@ -228,13 +192,10 @@ pub(crate) async fn put_catalog(
 /// `GET /v1/streams/ID/catalog`: the stream's products as last set.
 pub(crate) async fn get_catalog(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r.into_response();
-    }
     // ── cluster hook: the catalogue is read at the stream's owner.
     if let Some(node) = &ctx.cluster {
         return cluster_reply(node.call(&stream, crate::cluster::HostRequest::GetCatalog).await);
@@ -253,24 +214,17 @@ pub(crate) struct ProductBody {
     product: Option<String>,
 }
 
+impl Shape for ProductBody {
+    const SHAPE: &'static str = "{\"product\": \"id\" | null}";
+}
+
 pub(crate) async fn set_product(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
+    JsonBody(body): JsonBody<ProductBody>,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &query, &stream) {
-        return r.into_response();
-    }
-    let body = match super::guard::read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let body: ProductBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("expected {{\"product\": \"id\" | null}}: {e}")),
-    };
     if body.product.as_ref().is_some_and(|p| p.len() > 128) {
         return error(StatusCode::BAD_REQUEST, "product ids are at most 128 bytes");
     }
@@ -286,13 +240,11 @@ pub(crate) async fn set_product(
 
 pub(crate) async fn host_ws(
     State(ctx): State<Arc<Ctx>>,
-    Path(stream): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    _: Caller<Host>,
+    StreamId(stream): StreamId,
+    _: Open,
     mut req: Request,
 ) -> Response {
-    if let Err(r) = guard(&ctx, req.headers(), &query, &stream) {
-        return r.into_response();
-    }
     let upgrade = match Upgrade::from_request(&mut req) {
         Ok(u) => u,
         Err(r) => return r,

@@ -15,6 +15,7 @@
 mod adapters;
 pub mod auth;
 pub mod config;
+mod extract;
 mod faq;
 pub(crate) mod guard;
 mod host;

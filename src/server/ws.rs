@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::Ctx;
-use super::auth::{self, Scope};
+use super::extract::{Caller, Ingest};
 use super::upgrade::{Charge, Meter, Socket, Upgrade, close_code, ws_config};
 use crate::ingest::rate::TokenBucket;
 use crate::ingest::{FrameLimits, Item, message_id, parse_frame};
@@ -74,12 +74,10 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 pub(crate) async fn ingest(
     State(ctx): State<Arc<Ctx>>,
+    _: Caller<Ingest>,
     Query(query): Query<HashMap<String, String>>,
     mut req: Request,
 ) -> Response {
-    if let Err(r) = auth::check(&ctx.config, &ctx.metrics, Scope::Ingest, req.headers(), &query) {
-        return r.into_response();
-    }
     let upgrade = match Upgrade::from_request(&mut req) {
         Ok(u) => u,
         Err(r) => return r,

@@ -2,19 +2,16 @@
 //! (compiled with every other list first, written durably, audited, installed), and confirmed
 //! reloads. The files are read through [`crate::dictionary::source`], as the loader reads them.
 
-// The guards return the axum `Response` to send as their error.
-#![allow(clippy::result_large_err)]
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{EDIT_SHAPE, Q, error, guard, guarded_body, job_slot, json_body, record, who};
+use super::{error, job_slot, record, who};
 use crate::dictionary::edit::{self, Edit, EditError, ListView};
 use crate::dictionary::{Dictionaries, DictionaryError};
 use crate::label::{Action, Label};
@@ -23,6 +20,7 @@ use crate::pipeline::Engine;
 use crate::pipeline::classify::Classifier;
 use crate::runtime::clock::unix_ms;
 use crate::server::Ctx;
+use crate::server::extract::{Caller, JsonBody, Moderator, Open, Shape};
 use crate::server::reload::Reloaded;
 
 /// Messages a dry run replays by default, and at most.
@@ -35,10 +33,7 @@ fn read_sources(engine: &Engine) -> Result<Vec<(PathBuf, String)>, String> {
 }
 
 /// `GET /v1/moderator/dictionaries`.
-pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: HeaderMap) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
+pub(crate) async fn dictionaries(State(ctx): State<Arc<Ctx>>, _: Caller<Moderator>, _: Open) -> Response {
     let dir = ctx.console.engine.config.dictionary_dir();
     match read_sources(&ctx.console.engine) {
         Ok(sources) => {
@@ -178,14 +173,11 @@ async fn dry_run_edit(ctx: Arc<Ctx>, edit: Edit) -> Response {
 /// `POST /v1/moderator/dictionaries/dry-run` with an [`Edit`].
 pub(crate) async fn dry_run(
     State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    _: Caller<Moderator>,
+    _: Open,
+    JsonBody(edit): JsonBody<Edit>,
 ) -> Response {
-    match guarded_body::<Edit>(&ctx, &headers, &q, body, EDIT_SHAPE).await {
-        Ok(edit) => dry_run_edit(ctx, edit).await,
-        Err(r) => r,
-    }
+    dry_run_edit(ctx, edit).await
 }
 
 /// Writes a file durably and whole: a temporary file in the same directory is written and
@@ -209,14 +201,11 @@ pub(crate) fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
 /// When the audit entry cannot be written the file is put back and nothing is installed.
 pub(crate) async fn apply(
     State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
+    _: Caller<Moderator>,
+    _: Open,
     headers: HeaderMap,
-    body: axum::body::Body,
+    JsonBody(edit): JsonBody<Edit>,
 ) -> Response {
-    let edit: Edit = match guarded_body(&ctx, &headers, &q, body, EDIT_SHAPE).await {
-        Ok(e) => e,
-        Err(r) => return r,
-    };
     let who = who(&headers);
     let _one_at_a_time = ctx.console.edit.lock().await;
     let slot = match job_slot(&ctx) {
@@ -287,35 +276,30 @@ pub(crate) async fn apply(
 /// Body of `POST /v1/moderator/dictionaries/reload`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ReloadBody {
+pub(crate) struct ReloadBody {
     /// Install even when lists would lose most of their entries.
     #[serde(default)]
     confirm: bool,
+}
+
+impl Shape for ReloadBody {
+    const SHAPE: &'static str = "{\"confirm\": true}";
+
+    /// No body is no confirmation.
+    fn when_empty() -> Option<Self> {
+        Some(Self::default())
+    }
 }
 
 /// `POST /v1/moderator/dictionaries/reload` `{"confirm": true}`: reloads the files now; with
 /// `confirm`, also when lists would lose most of their entries (audited).
 pub(crate) async fn reload(
     State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
+    _: Caller<Moderator>,
+    _: Open,
     headers: HeaderMap,
-    body: axum::body::Body,
+    JsonBody(req): JsonBody<ReloadBody>,
 ) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
-    let body = match crate::server::guard::read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let req: ReloadBody = if body.is_empty() {
-        ReloadBody::default()
-    } else {
-        match json_body(&body, "{\"confirm\": true}") {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
-    };
     let who = who(&headers);
     let _one_at_a_time = ctx.console.edit.lock().await;
     let handle = ctx.console.reload.clone();

@@ -24,8 +24,8 @@
 //! applies run at most `max_console_jobs` at once (429 past it). Bodies are read after the token
 //! is checked.
 
-// The guards here return the axum `Response` to send as their error; boxing it would only
-// unbox it again.
+// The helpers here (`job_slot`, `record`) return the axum `Response` to send as their error;
+// boxing it would only unbox it again.
 #![allow(clippy::result_large_err)]
 
 mod dictionaries;
@@ -42,8 +42,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Ctx;
-use super::auth::{self, Scope};
 use super::config::ServerConfig;
+use super::extract::{Caller, Host, JsonBody, Moderator, Open, Shape, StreamId};
 use crate::label::Label;
 use crate::metrics::Refusal;
 use crate::moderation::{Audit, AuditEntry, Moderation, StreamSettings, audit_path_for};
@@ -93,26 +93,6 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
 }
 
-fn guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
-    guard_as(ctx, Scope::Moderator, headers, query)
-}
-
-fn guard_as(ctx: &Ctx, scope: Scope, headers: &HeaderMap, query: &HashMap<String, String>) -> Result<(), Response> {
-    auth::check(&ctx.config, &ctx.metrics, scope, headers, query).map_err(IntoResponse::into_response)?;
-    if ctx.is_closing() {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"));
-    }
-    Ok(())
-}
-
-fn stream_guard(ctx: &Ctx, headers: &HeaderMap, query: &HashMap<String, String>, stream: &str) -> Result<(), Response> {
-    guard(ctx, headers, query)?;
-    if !super::valid_stream(stream) {
-        return Err(error(StatusCode::BAD_REQUEST, "invalid stream id"));
-    }
-    Ok(())
-}
-
 /// `%E3%81%82` → `あ` (header values are ASCII, names need not be).
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
@@ -133,42 +113,23 @@ fn record(ctx: &Ctx, entry: AuditEntry) -> Result<(), Response> {
     })
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("expected {expected}: {e}")))
-}
-
-/// The prologue of a console `POST`: the caller may use the console, then the body is read
-/// (bounded in size and time) and parses.
-async fn guarded_body<T: serde::de::DeserializeOwned>(
-    ctx: &Ctx,
-    headers: &HeaderMap,
-    query: &HashMap<String, String>,
-    body: axum::body::Body,
-    expected: &str,
-) -> Result<T, Response> {
-    guard(ctx, headers, query)?;
-    let body = super::guard::read_body(body).await?;
-    json_body(&body, expected)
-}
-
 type Q = Query<HashMap<String, String>>;
 
-/// What an [`Edit`](crate::dictionary::edit::Edit) body looks like, for error messages.
-const EDIT_SHAPE: &str = "{\"op\", \"list\", \"section\", \"term\"}";
+impl Shape for crate::dictionary::edit::Edit {
+    const SHAPE: &'static str = "{\"op\", \"list\", \"section\", \"term\"}";
+}
+
+impl Shape for StreamSettings {
+    const SHAPE: &'static str = "stream settings";
+}
 
 /// `GET /v1/streams/ID/summary`.
 pub(crate) async fn summary(
     State(ctx): State<Arc<Ctx>>,
-    UrlPath(stream): UrlPath<String>,
-    Query(q): Q,
-    headers: HeaderMap,
+    _: Caller<Host>,
+    _: Open,
+    StreamId(stream): StreamId,
 ) -> Response {
-    if let Err(r) = guard_as(&ctx, Scope::Host, &headers, &q) {
-        return r;
-    }
-    if !super::valid_stream(&stream) {
-        return error(StatusCode::BAD_REQUEST, "invalid stream id");
-    }
     let s = match ctx.console.moderation.get(&stream) {
         Some(m) => m.lock().unwrap_or_else(|e| e.into_inner()).summary(&stream),
         None => crate::moderation::StreamModeration::default().summary(&stream),
@@ -188,13 +149,11 @@ pub(crate) async fn summary(
 /// `GET /v1/streams/ID/held[?all=1]`.
 pub(crate) async fn held(
     State(ctx): State<Arc<Ctx>>,
-    UrlPath(stream): UrlPath<String>,
+    _: Caller<Moderator>,
+    _: Open,
+    StreamId(stream): StreamId,
     Query(q): Q,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
-        return r;
-    }
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
     let (held, degraded) = ctx
         .console
@@ -211,13 +170,12 @@ pub(crate) async fn held(
 /// `POST /v1/streams/ID/held/MSG/{approve,deny}`.
 pub(crate) async fn decide(
     State(ctx): State<Arc<Ctx>>,
-    UrlPath((stream, id, decision)): UrlPath<(String, String, String)>,
-    Query(q): Q,
+    UrlPath((_, id, decision)): UrlPath<(String, String, String)>,
+    _: Caller<Moderator>,
+    _: Open,
+    StreamId(stream): StreamId,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
-        return r;
-    }
     let approve = match decision.as_str() {
         "approve" => true,
         "deny" => false,
@@ -245,13 +203,10 @@ pub(crate) async fn decide(
 /// `GET /v1/streams/ID/settings`.
 pub(crate) async fn settings(
     State(ctx): State<Arc<Ctx>>,
-    UrlPath(stream): UrlPath<String>,
-    Query(q): Q,
-    headers: HeaderMap,
+    _: Caller<Moderator>,
+    _: Open,
+    StreamId(stream): StreamId,
 ) -> Response {
-    if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
-        return r;
-    }
     let s = ctx
         .console
         .moderation
@@ -280,22 +235,12 @@ fn round3(x: f32) -> f64 {
 /// `PUT /v1/streams/ID/settings` with a whole [`StreamSettings`].
 pub(crate) async fn put_settings(
     State(ctx): State<Arc<Ctx>>,
-    UrlPath(stream): UrlPath<String>,
-    Query(q): Q,
+    _: Caller<Moderator>,
+    _: Open,
+    StreamId(stream): StreamId,
     headers: HeaderMap,
-    body: axum::body::Body,
+    JsonBody(s): JsonBody<StreamSettings>,
 ) -> Response {
-    if let Err(r) = stream_guard(&ctx, &headers, &q, &stream) {
-        return r;
-    }
-    let body = match super::guard::read_body(body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let s: StreamSettings = match json_body(&body, "stream settings") {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
     let problems = s.problems();
     if !problems.is_empty() {
         return (
@@ -323,18 +268,12 @@ pub(crate) async fn put_settings(
 }
 
 /// `GET /v1/moderator/streams`.
-pub(crate) async fn streams(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: HeaderMap) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
+pub(crate) async fn streams(State(ctx): State<Arc<Ctx>>, _: Caller<Moderator>, _: Open) -> Response {
     axum::Json(json!({ "streams": ctx.console.moderation.streams() })).into_response()
 }
 
 /// `GET /v1/moderator/audit[?n=100]`.
-pub(crate) async fn audit(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: HeaderMap) -> Response {
-    if let Err(r) = guard(&ctx, &headers, &q) {
-        return r;
-    }
+pub(crate) async fn audit(State(ctx): State<Arc<Ctx>>, _: Caller<Moderator>, _: Open, Query(q): Q) -> Response {
     let n = q.get("n").and_then(|n| n.parse().ok()).unwrap_or(100usize).min(1000);
     let a = &ctx.console.moderation.audit;
     axum::Json(json!({ "file": a.path(), "entries": a.last(n) })).into_response()
@@ -342,8 +281,12 @@ pub(crate) async fn audit(State(ctx): State<Arc<Ctx>>, Query(q): Q, headers: Hea
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExplainBody {
+pub(crate) struct ExplainBody {
     text: String,
+}
+
+impl Shape for ExplainBody {
+    const SHAPE: &'static str = "{\"text\": \"…\"}";
 }
 
 /// A reason with the original text it points at.
@@ -358,14 +301,10 @@ struct ShownReason {
 /// `POST /v1/moderator/explain` `{"text": "…"}`.
 pub(crate) async fn explain(
     State(ctx): State<Arc<Ctx>>,
-    Query(q): Q,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    _: Caller<Moderator>,
+    _: Open,
+    JsonBody(body): JsonBody<ExplainBody>,
 ) -> Response {
-    let body: ExplainBody = match guarded_body(&ctx, &headers, &q, body, "{\"text\": \"…\"}").await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
     let slot = match job_slot(&ctx) {
         Ok(s) => s,
         Err(r) => return r,
