@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! kotae: a real-time comment and Q&A moderation engine for Japanese live commerce.
 //!
 //! # Layout

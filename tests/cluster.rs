@@ -62,8 +62,12 @@ fn start_kotae(dir: &Path, name: &str, nats: &str) -> (Proc, String) {
 
 fn start_kotae_with(dir: &Path, name: &str, nats: &str, extra: &str) -> (Proc, String) {
     let config = dir.join(format!("{name}.toml"));
+    // The analysis budget is wide: these tests are about ownership, and on a loaded machine a
+    // new owner replaying its partition can take longer than the default 250 ms to analyze a
+    // frame. A frame its owner never answers still gets the fail verdict, after
+    // `forward_timeout_ms`.
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nreload_dictionaries = false\nworkers = 1\nshards = 1\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nreload_dictionaries = false\nworkers = 1\nshards = 1\nbudget_ms = 5000\n\n\
          [server.journal]\npath = \"{}\"\n\n[cluster]\npartitions = {PARTITIONS}\nlease_ms = 2000\nrenew_ms = 400\n{extra}",
         dir.join(format!("{name}.db")).display()
     );

@@ -19,7 +19,9 @@ use super::client::{ClientError, connect};
 pub struct LoadSpec {
     /// `ws://host:port` of the server (paths are added).
     pub server: String,
+    /// Bearer token sent with every connection (`--token`), when the server asks for one.
     pub token: Option<String>,
+    /// Websocket connections opened, each with its own window of frames.
     pub connections: usize,
     /// Streams the connections are spread over (connection i sends to stream i mod streams).
     pub streams: usize,
@@ -29,6 +31,7 @@ pub struct LoadSpec {
     pub batch: usize,
     /// Frames a connection may have unanswered.
     pub window: usize,
+    /// How long to offer load.
     pub duration: Duration,
     /// Stop after this many messages in total (0 = no limit).
     pub max_messages: u64,
@@ -41,12 +44,17 @@ pub struct LoadSpec {
 /// Results of a run.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
+    /// Messages sent.
     pub sent: u64,
+    /// Verdicts received.
     pub verdicts: u64,
+    /// Error frames received (one per message refused).
     pub errors: u64,
+    /// Verdicts given without analysis (`"degraded"`: over the latency budget).
     pub degraded: u64,
     /// Replies whose id was not the one expected next (lost, reordered or unreadable).
     pub mismatched: u64,
+    /// From the first frame sent to the last answer.
     pub elapsed: Duration,
     /// Per-message latency in microseconds, sorted.
     pub latencies_us: Vec<u32>,
@@ -55,6 +63,7 @@ pub struct LoadReport {
 }
 
 impl LoadReport {
+    /// Verdicts per second over the run.
     pub fn rate(&self) -> f64 {
         self.verdicts as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -66,6 +75,7 @@ impl LoadReport {
         let i = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
         self.latencies_us[i] as f64 / 1000.0
     }
+    /// The one-line summary `kotae bench-load` prints (scripts and docs read it).
     pub fn summary(&self) -> String {
         format!(
             "sent {} messages, {} verdicts ({} degraded), {} errors, {} out of order in {:.1} s: {:.0} verdicts/s; latency p50 {:.2} ms, p99 {:.2} ms, p999 {:.2} ms, max {:.2} ms",

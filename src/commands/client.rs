@@ -14,7 +14,12 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub enum ClientError {
     /// The websocket could not be opened or failed.
     #[error("websocket {url}: {source}")]
-    Ws { url: String, source: Box<tokio_tungstenite::tungstenite::Error> },
+    Ws {
+        /// The address that was opened.
+        url: String,
+        /// The websocket client's error.
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
     /// A socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

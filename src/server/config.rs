@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 pub enum AuthMode {
     /// Required unless the server listens on a loopback address only.
     Auto,
+    /// Always required, on loopback too.
     Always,
+    /// Never required (a trusted network only).
     Never,
 }
 

@@ -56,14 +56,19 @@ use config::ServerConfig;
 /// Start-up failures of the server.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The listen address could not be bound (in use, or not this machine's).
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The journal could not be opened or read back.
     #[error(transparent)]
     Journal(#[from] StoreError),
+    /// A worker, shard or journal thread could not be started.
     #[error("cannot start threads: {0}")]
     Threads(std::io::Error),
+    /// The dictionary directory could not be watched for hot reload.
     #[error("cannot watch dictionaries: {0}")]
     Watch(#[from] notify::Error),
+    /// Cluster mode could not join NATS JetStream.
     #[error("cluster mode: {0}")]
     Cluster(#[from] crate::cluster::ClusterError),
 }
@@ -106,10 +111,12 @@ pub struct ShutdownReport {
     pub drained: bool,
     /// Workers, shards and the journal stopped and flushed in time.
     pub flushed: bool,
+    /// From the stop signal to the end of the shutdown.
     pub elapsed: Duration,
 }
 
 impl ShutdownReport {
+    /// Drained and flushed within `shutdown_deadline_ms`.
     pub fn in_time(&self) -> bool {
         self.drained && self.flushed
     }

@@ -49,6 +49,7 @@ pub struct ReloadHandle {
 }
 
 impl ReloadHandle {
+    /// A handle that swaps `engine`'s classifier, counting reloads and their errors in `metrics`.
     pub fn new(engine: Arc<Engine>, metrics: Arc<Metrics>) -> Self {
         Self { engine, metrics, lock: Arc::default() }
     }
