@@ -32,6 +32,7 @@ macro_rules! platform_adapter {
     };
 }
 
+mod actions;
 pub mod chat;
 pub mod config;
 pub mod irc;

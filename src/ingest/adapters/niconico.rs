@@ -10,14 +10,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::actions::{Perform, serve_actions};
 use super::chat::{ActionError, ActionOutcome, Ingested, ModerationAction, Platform};
 use super::ndgr::{self, ChunkedEntry, FrameReader, chunked_entry::Entry};
 use super::{
-    ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, IngestSink,
-    NiconicoConfig, RecentIds, now_ms, sleep_or_shutdown,
+    AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, IngestSink, NiconicoConfig, RecentIds,
+    now_ms, sleep_or_shutdown,
 };
+use futures_util::future::BoxFuture;
 use prost::Message;
 
 /// How often one segment is retried after its stream breaks before it is given up.
@@ -75,7 +77,9 @@ impl From<IngestError> for Broken {
 impl NiconicoAdapter {
     async fn run_inner(mut self, io: AdapterIo) -> Result<(), IngestError> {
         let AdapterIo { sink, actions, mut shutdown } = io;
-        let action_task = tokio::spawn(serve_actions(actions, self.metrics.clone()));
+        let metrics = self.metrics.clone();
+        let action_task =
+            tokio::spawn(async move { serve_actions(actions, Platform::Niconico, &metrics, &LocalOnly).await });
         let mut seen = RecentIds::new(self.dedupe_ids);
         let mut at = "now".to_string();
         let result = loop {
@@ -269,15 +273,14 @@ async fn send(
 }
 
 /// Niconico has no moderation API kotae can use: only local hides succeed.
-async fn serve_actions(mut actions: mpsc::Receiver<ActionRequest>, metrics: Arc<AdapterMetrics>) {
-    while let Some(req) = actions.recv().await {
-        let result = match req.action {
+struct LocalOnly;
+
+impl Perform for LocalOnly {
+    fn perform<'a>(&'a self, action: &'a ModerationAction) -> BoxFuture<'a, Result<ActionOutcome, ActionError>> {
+        let result = match action {
             ModerationAction::LocalHide { .. } => Ok(ActionOutcome::Local),
-            ref other => Err(ActionError::Unsupported { platform: Platform::Niconico, action: other.name() }),
+            other => Err(ActionError::Unsupported { platform: Platform::Niconico, action: other.name() }),
         };
-        AdapterMetrics::inc(if result.is_ok() { &metrics.actions_ok } else { &metrics.actions_failed });
-        if let Some(reply) = req.reply {
-            let _ = reply.send(result);
-        }
+        Box::pin(std::future::ready(result))
     }
 }

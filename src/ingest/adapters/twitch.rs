@@ -13,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::actions::{Perform, serve_actions};
 use super::chat::{
     ActionError, ActionOutcome, Ingested, ModerationAction, ModerationNotice, Platform, RawEncoding, RawFrame,
 };
@@ -21,6 +22,7 @@ use super::{
     ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, IngestError, IngestSink, RecentIds,
     TwitchConfig, now_ms, sleep_or_shutdown,
 };
+use futures_util::future::BoxFuture;
 
 /// How long the TCP, TLS and WebSocket handshakes may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -265,20 +267,8 @@ struct Helix {
 
 impl Helix {
     /// Performs actions until every sender is dropped.
-    async fn serve(self, mut actions: mpsc::Receiver<ActionRequest>) {
-        while let Some(req) = actions.recv().await {
-            let result = self.perform(&req.action).await;
-            match &result {
-                Ok(_) => AdapterMetrics::inc(&self.metrics.actions_ok),
-                Err(e) => {
-                    AdapterMetrics::inc(&self.metrics.actions_failed);
-                    tracing::warn!(action = req.action.name(), error = %e, "twitch action failed");
-                }
-            }
-            if let Some(reply) = req.reply {
-                let _ = reply.send(result);
-            }
-        }
+    async fn serve(self, actions: mpsc::Receiver<ActionRequest>) {
+        serve_actions(actions, Platform::Twitch, &self.metrics, &self).await
     }
 
     async fn perform(&self, action: &ModerationAction) -> Result<ActionOutcome, ActionError> {
@@ -325,5 +315,11 @@ impl Helix {
             let body = response.text().await.unwrap_or_default();
             Err(ActionError::Rejected { status: status.as_u16(), body: body.chars().take(300).collect() })
         }
+    }
+}
+
+impl Perform for Helix {
+    fn perform<'a>(&'a self, action: &'a ModerationAction) -> BoxFuture<'a, Result<ActionOutcome, ActionError>> {
+        Box::pin(Helix::perform(self, action))
     }
 }

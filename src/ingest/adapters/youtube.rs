@@ -20,11 +20,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
+use super::actions::{Perform, serve_actions};
 use super::chat::{ActionError, ActionOutcome, Ingested, ModerationAction, Platform};
 use super::{
     ActionRequest, AdapterIo, AdapterMetrics, AdaptersConfig, Backoff, ConnState, EndReason, IngestError, RecentIds,
     YoutubeConfig, now_ms, sleep_or_shutdown,
 };
+use futures_util::future::BoxFuture;
 pub use item::{Context, ItemError, ListResponse, Normalized, normalize_item};
 
 /// Quota units per `liveChatMessages.list` call (determine_quota_cost, platforms.md §2.1).
@@ -305,20 +307,8 @@ struct Actor {
 }
 
 impl Actor {
-    async fn serve(self, mut actions: mpsc::Receiver<ActionRequest>) {
-        while let Some(req) = actions.recv().await {
-            let result = self.perform(&req.action).await;
-            match &result {
-                Ok(_) => AdapterMetrics::inc(&self.metrics.actions_ok),
-                Err(e) => {
-                    AdapterMetrics::inc(&self.metrics.actions_failed);
-                    tracing::warn!(action = req.action.name(), error = %e, "youtube action failed");
-                }
-            }
-            if let Some(reply) = req.reply {
-                let _ = reply.send(result);
-            }
-        }
+    async fn serve(self, actions: mpsc::Receiver<ActionRequest>) {
+        serve_actions(actions, Platform::YouTube, &self.metrics, &self).await
     }
 
     async fn perform(&self, action: &ModerationAction) -> Result<ActionOutcome, ActionError> {
@@ -357,6 +347,12 @@ impl Actor {
             let body = response.text().await.unwrap_or_default();
             Err(ActionError::Rejected { status: status.as_u16(), body: body.chars().take(300).collect() })
         }
+    }
+}
+
+impl Perform for Actor {
+    fn perform<'a>(&'a self, action: &'a ModerationAction) -> BoxFuture<'a, Result<ActionOutcome, ActionError>> {
+        Box::pin(Actor::perform(self, action))
     }
 }
 
