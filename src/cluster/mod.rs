@@ -411,78 +411,72 @@ impl Node {
     /// The cluster's counters in Prometheus text.
     pub fn render(&self) -> String {
         let s = &self.stats;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let metrics: [RenderedMetric; 11] = [
+            (
+                "kotae_cluster_forwarded_total",
+                "counter",
+                "Frames sent to their partition's owner.",
+                &[("", &s.forwarded)],
+            ),
+            (
+                "kotae_cluster_forward_retries_total",
+                "counter",
+                "Frames sent again because no instance served the partition (ownership change).",
+                &[("", &s.forward_retries)],
+            ),
+            (
+                "kotae_cluster_forward_failed_total",
+                "counter",
+                "Messages the owner did not answer in time: given the fail-open or fail-closed verdict.",
+                &[("{policy=\"open\"}", &s.failed_open), ("{policy=\"closed\"}", &s.failed_closed)],
+            ),
+            ("kotae_cluster_served_total", "counter", "Requests served as a partition's owner.", &[("", &s.served)]),
+            (
+                "kotae_cluster_journal_errors_total",
+                "counter",
+                "Inputs JetStream did not acknowledge: their verdicts were not sent.",
+                &[("", &s.journal_errors)],
+            ),
+            (
+                "kotae_cluster_journal_duplicates_total",
+                "counter",
+                "Inputs JetStream already held (same request id).",
+                &[("", &s.journal_duplicates)],
+            ),
+            (
+                "kotae_cluster_replayed_total",
+                "counter",
+                "Journal records replayed on taking a partition.",
+                &[("", &s.replayed)],
+            ),
+            ("kotae_cluster_takeovers_total", "counter", "Partitions taken by this instance.", &[("", &s.takeovers)]),
+            (
+                "kotae_cluster_released_total",
+                "counter",
+                "Partitions given up or lost by this instance.",
+                &[("", &s.released)],
+            ),
+            (
+                "kotae_cluster_lease_errors_total",
+                "counter",
+                "Lease reads or writes that failed.",
+                &[("", &s.lease_errors)],
+            ),
+            ("kotae_cluster_partitions_owned", "gauge", "Partitions this instance serves now.", &[("", &s.owned)]),
+        ];
         let mut t = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(&str, u64)]| {
+        for (name, kind, help, rows) in metrics {
             t.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (labels, v) in rows {
-                t.push_str(&format!("{name}{labels} {v}\n"));
+                t.push_str(&format!("{name}{labels} {}\n", v.load(Ordering::Relaxed)));
             }
-        };
-        metric(
-            "kotae_cluster_forwarded_total",
-            "counter",
-            "Frames sent to their partition's owner.",
-            &[("", g(&s.forwarded))],
-        );
-        metric(
-            "kotae_cluster_forward_retries_total",
-            "counter",
-            "Frames sent again because no instance served the partition (ownership change).",
-            &[("", g(&s.forward_retries))],
-        );
-        metric(
-            "kotae_cluster_forward_failed_total",
-            "counter",
-            "Messages the owner did not answer in time: given the fail-open or fail-closed verdict.",
-            &[("{policy=\"open\"}", g(&s.failed_open)), ("{policy=\"closed\"}", g(&s.failed_closed))],
-        );
-        metric(
-            "kotae_cluster_served_total",
-            "counter",
-            "Requests served as a partition's owner.",
-            &[("", g(&s.served))],
-        );
-        metric(
-            "kotae_cluster_journal_errors_total",
-            "counter",
-            "Inputs JetStream did not acknowledge: their verdicts were not sent.",
-            &[("", g(&s.journal_errors))],
-        );
-        metric(
-            "kotae_cluster_journal_duplicates_total",
-            "counter",
-            "Inputs JetStream already held (same request id).",
-            &[("", g(&s.journal_duplicates))],
-        );
-        metric(
-            "kotae_cluster_replayed_total",
-            "counter",
-            "Journal records replayed on taking a partition.",
-            &[("", g(&s.replayed))],
-        );
-        metric(
-            "kotae_cluster_takeovers_total",
-            "counter",
-            "Partitions taken by this instance.",
-            &[("", g(&s.takeovers))],
-        );
-        metric(
-            "kotae_cluster_released_total",
-            "counter",
-            "Partitions given up or lost by this instance.",
-            &[("", g(&s.released))],
-        );
-        metric(
-            "kotae_cluster_lease_errors_total",
-            "counter",
-            "Lease reads or writes that failed.",
-            &[("", g(&s.lease_errors))],
-        );
-        metric("kotae_cluster_partitions_owned", "gauge", "Partitions this instance serves now.", &[("", g(&s.owned))]);
+        }
         t
     }
 }
+
+/// A metric as `render` writes it: name, type, help, and the counter behind each label set.
+type RenderedMetric<'a> = (&'static str, &'static str, &'static str, &'a [(&'static str, &'a AtomicU64)]);
 
 /// 16 random hex digits (the standard library's per-process random hash keys, and the clock).
 fn random_token() -> String {
