@@ -25,13 +25,7 @@ impl Node {
     /// ── cluster hook (host queue) ── The stream's ranked questions, from its owner, as JSON.
     pub async fn list(self: &Arc<Self>, stream: &str) -> Result<serde_json::Value, String> {
         let p = partition_of(stream, self.config.partitions.get());
-        let payload = serde_json::to_vec(&Input::List { stream: stream.into() }).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
-            Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
-        }
+        self.ask_json(p, &Input::List { stream: stream.into() }).await
     }
 
     /// ── cluster hook (host action) ── Applies a host action at the stream's owner, journaled
@@ -51,13 +45,7 @@ impl Node {
         };
         let input =
             Input::Act { rid: self.request_id(), stream: stream.into(), cluster, action: action.into(), answer };
-        let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
-            Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
-        }
+        self.ask_json(p, &input).await
     }
 
     /// ── cluster hook (host pushes) ── A version that changes whenever the stream's owner
@@ -94,7 +82,13 @@ impl Node {
             HostRequest::GetCatalog => Input::GetCatalog { stream: stream.into() },
         };
         let p = partition_of(stream, self.config.partitions.get());
-        let payload = serde_json::to_vec(&input).map_err(|e| e.to_string())?;
+        self.ask_json(p, &input).await
+    }
+
+    /// Sends `input` to partition `p`'s owner and waits for its JSON answer, within
+    /// `forward_timeout_ms`.
+    async fn ask_json(self: &Arc<Self>, p: u32, input: &Input) -> Result<serde_json::Value, String> {
+        let payload = serde_json::to_vec(input).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
         match self.ask(p, None, Bytes::from(payload), deadline).await? {
             Reply::Json { value } => Ok(value),

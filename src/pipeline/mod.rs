@@ -238,13 +238,7 @@ impl Engine {
     pub fn without_model(mut config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         config.resolve()?;
         let tokenizer = TokenizerShared::new(&config.tokenize)?;
-        let mut t = tokenizer.tokenizer();
-        let dictionaries = Dictionaries::load_layered(
-            &config.dictionary_dir(),
-            config.defaults(),
-            &config.normalize,
-            Some(&mut |w: &str| t.reading(w)),
-        )?;
+        let dictionaries = Self::load_dictionaries(&config, &tokenizer)?;
         let classifier = Classifier::new(Arc::new(dictionaries), Arc::new(Model::default()), config.classify.clone());
         Ok(Arc::new(Self {
             config,
@@ -260,16 +254,22 @@ impl Engine {
         Self::load_classifier(&self.config, &self.tokenizer)
     }
 
-    /// Loads dictionaries (with the kana readings of concept entries) and the model from disk; a
-    /// missing model is an error.
-    fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
+    /// The writable dictionary directory over the built-in lists, with the kana readings of
+    /// concept entries from the tokenizer.
+    fn load_dictionaries(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Dictionaries, PipelineError> {
         let mut t = tokenizer.tokenizer();
-        let dictionaries = Dictionaries::load_layered(
+        Ok(Dictionaries::load_layered(
             &config.dictionary_dir(),
             config.defaults(),
             &config.normalize,
             Some(&mut |w: &str| t.reading(w)),
-        )?;
+        )?)
+    }
+
+    /// Loads dictionaries (with the kana readings of concept entries) and the model from disk; a
+    /// missing model is an error.
+    fn load_classifier(config: &PipelineConfig, tokenizer: &TokenizerShared) -> Result<Classifier, PipelineError> {
+        let dictionaries = Self::load_dictionaries(config, tokenizer)?;
         let model = Model::load(&config.model_path())?;
         Ok(Classifier::new(Arc::new(dictionaries), Arc::new(model), config.classify.clone()))
     }
