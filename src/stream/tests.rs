@@ -44,6 +44,20 @@ fn shard_at(idle: std::time::Duration, clock: Clock) -> (Streams, crate::pipelin
     (shard, engine.analyzer())
 }
 
+/// A shard that journals into `dir/j.db`, with the journal's configuration and writer.
+fn journaled_shard(
+    dir: &std::path::Path,
+) -> (Streams, crate::pipeline::Analyzer, crate::server::config::JournalConfig, crate::store::Journal) {
+    let config = crate::server::config::JournalConfig {
+        path: dir.join("j.db"),
+        ..crate::server::config::JournalConfig::default()
+    };
+    let (mut shard, analyzer) = shard(std::time::Duration::from_secs(3600));
+    let (journal, _) = crate::store::Journal::open(&config, shard.metrics.clone()).unwrap();
+    shard.journal = journal.sender();
+    (shard, analyzer, config, journal)
+}
+
 fn ask(shard: &mut Streams, analyzer: &mut crate::pipeline::Analyzer, stream: &Arc<str>, text: &str) -> String {
     let m = crate::message::InMessage {
         text: text.into(),
@@ -81,13 +95,7 @@ fn idle_streams_without_open_questions_are_forgotten_and_continue_their_ids() {
 #[test]
 fn questions_are_journaled_once_per_interval_in_their_latest_state() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::server::config::JournalConfig {
-        path: dir.path().join("j.db"),
-        ..crate::server::config::JournalConfig::default()
-    };
-    let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
-    let (journal, _) = crate::store::Journal::open(&config, shard.metrics.clone()).unwrap();
-    shard.journal = journal.sender();
+    let (mut shard, mut analyzer, config, journal) = journaled_shard(dir.path());
     let s: Arc<str> = Arc::from("s");
     let stored = || -> Vec<(u32, u32)> {
         let conn = rusqlite::Connection::open(&config.path).unwrap();
@@ -187,13 +195,7 @@ fn reads_do_not_create_streams_and_new_streams_stop_at_the_cap() {
 #[test]
 fn a_new_question_id_goes_out_only_once_its_reservation_is_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::server::config::JournalConfig {
-        path: dir.path().join("j.db"),
-        ..crate::server::config::JournalConfig::default()
-    };
-    let (mut shard, mut analyzer) = shard(std::time::Duration::from_secs(3600));
-    let (journal, _) = crate::store::Journal::open(&config, shard.metrics.clone()).unwrap();
-    shard.journal = journal.sender();
+    let (mut shard, mut analyzer, config, journal) = journaled_shard(dir.path());
     let s: Arc<str> = Arc::from("s");
     let first = ask_at(&mut shard, &mut analyzer, &s, "敏感肌でも使えますか", 1_000);
     let (mut durable, id) = first.durable.expect("a new id waits for its reservation");
