@@ -904,7 +904,7 @@ fn anon(content: &str, no: i32, hash: &str) -> ndgr::Chat {
 #[test]
 /// Regenerates the Niconico fixture frames. Run by hand after changing them:
 /// `cargo test --release --test adapters write_niconico_fixtures -- --ignored`
-#[ignore = "writes fixtures/platforms/niconico/*.hex; run by hand after changing the frames"]
+#[ignore = "rewrites fixtures/platforms/niconico/*.hex; run by hand after changing the frames: cargo test --release --test adapters write_niconico_fixtures -- --ignored"]
 fn write_niconico_fixtures() {
     use prost::Message;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/platforms/niconico");
