@@ -209,6 +209,25 @@ async fn journal(
     node.js.publish_with_headers(node.journal_subject(p), headers, payload).await.map_err(|e| e.to_string())
 }
 
+/// Journals a host request and waits for JetStream's acknowledgement, then marks its sequence
+/// applied; a failure is counted and comes back as the reply to send.
+async fn journal_acked(node: &Node, p: u32, rid: &str, payload: Bytes) -> Result<(), Reply> {
+    let acked = match journal(node, p, rid, payload).await {
+        Ok(ack) => ack.await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match acked {
+        Ok(ack) => {
+            applied(node, p, ack.sequence);
+            Ok(())
+        }
+        Err(e) => {
+            node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
+            Err(Reply::Failed { error: format!("journal: {e}") })
+        }
+    }
+}
+
 /// Serves one request. Frames are journaled and handed to the shard here, in arrival order;
 /// their verdicts are sent from a task once both the journal's ack and the shard's outcomes
 /// are in, so the next frame need not wait.
@@ -268,33 +287,20 @@ async fn handle(
                 respond(node, msg.reply, &Reply::Failed { error: format!("unknown action {action}") });
                 return;
             };
-            let acked = match journal(node, p, &rid, msg.payload.clone()).await {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            let reply = match acked {
-                Ok(ack) => {
-                    applied(node, p, ack.sequence);
+            let reply = match journal_acked(node, p, &rid, msg.payload.clone()).await {
+                Ok(()) => {
                     let q = ctx.shards.act_with(Arc::from(stream.as_str()), cluster, a, answer_text(answer)).await;
                     node.announce(p, &stream);
                     Reply::Json { value: serde_json::to_value(q).unwrap_or_default() }
                 }
-                Err(e) => {
-                    node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                    Reply::Failed { error: format!("journal: {e}") }
-                }
+                Err(failed) => failed,
             };
             respond(node, msg.reply, &reply);
         }
         Input::Catalog { ref rid, ref stream, .. } | Input::Product { ref rid, ref stream, .. } => {
             let (rid, stream) = (rid.clone(), stream.clone());
-            let acked = match journal(node, p, &rid, msg.payload.clone()).await {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            let reply = match acked {
-                Ok(ack) => {
-                    applied(node, p, ack.sequence);
+            let reply = match journal_acked(node, p, &rid, msg.payload.clone()).await {
+                Ok(()) => {
                     let value = match &input {
                         Input::Catalog { spec, .. } => serde_json::json!({ "products": spec.products.len() }),
                         Input::Product { product, .. } => serde_json::json!({ "current_product": product }),
@@ -304,10 +310,7 @@ async fn handle(
                     node.announce(p, &stream);
                     Reply::Json { value }
                 }
-                Err(e) => {
-                    node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                    Reply::Failed { error: format!("journal: {e}") }
-                }
+                Err(failed) => failed,
             };
             respond(node, msg.reply, &reply);
         }
