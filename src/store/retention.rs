@@ -74,9 +74,13 @@ impl Writer {
                 }
             }
             Retention::Vacuum => {
+                let free = |conn: &Connection| conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
+                let before = free(&self.conn)?;
                 self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES});"))?;
-                let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-                if free == 0 {
+                // Done when nothing is free, or when nothing could be given back: a journal
+                // created before `auto_vacuum = INCREMENTAL` keeps its free pages for reuse.
+                let after = free(&self.conn)?;
+                if after == 0 || after >= before {
                     self.retention = Retention::Idle;
                 }
             }
@@ -84,23 +88,18 @@ impl Writer {
         Ok(())
     }
 
-    /// A whole retention pass at once, `rows` messages per step; how many steps it took.
-    fn retention_pass(&mut self, rows: i64) -> usize {
-        self.retention_rows = rows.max(1);
+    /// A whole retention pass at once.
+    fn retention_pass(&mut self) {
         self.start_retention();
-        let mut steps = 0;
         while self.retention != Retention::Idle {
             self.retention_step();
-            steps += 1;
         }
-        self.retention_rows = RETENTION_ROWS;
-        steps
     }
 }
 
 /// Runs a whole retention pass now.
 pub fn retention_now(path: &Path, config: &JournalConfig) -> rusqlite::Result<()> {
     let conn = Connection::open(path)?;
-    Writer::new(conn, config.clone(), Arc::new(Metrics::new()), Instant::now()).retention_pass(RETENTION_ROWS);
+    Writer::new(conn, config.clone(), Arc::new(Metrics::new()), Instant::now()).retention_pass();
     Ok(())
 }
