@@ -42,6 +42,12 @@ pub const FEATURES: [&str; 19] = [
 /// Number of pair features.
 pub const N: usize = FEATURES.len();
 
+/// The sign each feature's weight may take, in [`FEATURES`] order: what two questions share
+/// can only argue for one question (+1), what tells them apart only against (-1); 0 is free.
+/// Without this, a weight fitted on a few hundred questions can come out backwards (different
+/// nouns counting for one question) and carry that to text nobody trained on.
+pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1];
+
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -342,7 +348,7 @@ pub struct Pair {
 }
 
 /// Fits the pair model by L2-regularized logistic regression (full-batch gradient descent; the
-/// classes are weighted to count equally), then picks the threshold that maximizes the F1 of
+/// classes are weighted to count equally; each weight kept to its sign in [`SIGNS`]), then picks the threshold that maximizes the F1 of
 /// "same" pairs weighted toward precision (a wrong merge costs a host more than a split).
 pub fn train(pairs: &[Pair], l2: f32, epochs: usize) -> IdentityModel {
     let positives = pairs.iter().filter(|p| p.same).map(|p| p.weight).sum::<f32>().max(1.0);
@@ -364,8 +370,11 @@ pub fn train(pairs: &[Pair], l2: f32, epochs: usize) -> IdentityModel {
             }
         }
         m.bias -= rate * gb / total;
-        for (w, g) in m.weights.iter_mut().zip(&gw) {
+        for ((w, g), sign) in m.weights.iter_mut().zip(&gw).zip(SIGNS) {
             *w -= rate * (g / total + l2 * *w);
+            if f32::from(sign) * *w < 0.0 {
+                *w = 0.0;
+            }
         }
     }
     // F-beta with beta 0.5: precision counts twice as much as recall.

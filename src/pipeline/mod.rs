@@ -446,6 +446,8 @@ impl Analyzer {
                 self.tokenizer.process(norm.surface.as_str(), &mut tokens);
                 classifier.dictionaries.find(norm.key.as_str(), &mut hits);
                 frame::build(classifier, &norm, &tokens, &hits, f, names);
+                // Its asides are places in the kana, not in the text the catalogue is matched on.
+                f.asides.clear();
             }
             None => frame::build(classifier, &self.norm, &self.tokens, &self.hits, f, names),
         }

@@ -128,7 +128,8 @@ impl StreamState {
     /// What a message is about. A question about a shop-wide concept (送料, 支払い) belongs to the
     /// shop. Otherwise the product the message names by a catalogue name or keyword (the one on
     /// screen when it names several, else the first), unless that keyword is also an attribute
-    /// word (サイズ, ゴールド); failing that, the product on screen.
+    /// word (サイズ, ゴールド) or stands in a sentence beside the question (「…？あとでパンツの
+    /// とこ見返したい」); failing that, the product on screen.
     /// What a message is about ([`StreamState::about`]); a question's frame then leaves out the
     /// words that only name its product, which the scope already says.
     pub fn scope(&mut self, analysis: &mut Analysis, on_screen: Option<&str>) -> About {
@@ -147,7 +148,11 @@ impl StreamState {
         }
         self.catalog.mentions(&analysis.key, &mut self.mentions);
         let spans = &analysis.concept_spans;
-        self.mentions.retain(|m| !spans.iter().any(|&[s, e]| s <= m.start && m.end <= e));
+        let asides = analysis.frame.as_ref().map_or(&[][..], |f| &f.asides[..]);
+        self.mentions.retain(|m| {
+            let inside = |&[s, e]: &[u32; 2]| s <= m.start && m.end <= e;
+            !spans.iter().any(inside) && !asides.iter().any(inside)
+        });
         let products = self.catalog.products();
         let named = |id: &str| self.mentions.iter().any(|m| products[m.product as usize].id == id);
         if let Some(on) = on_screen.filter(|on| named(on)) {

@@ -15,7 +15,9 @@ use crate::pipeline::dedupe::hash_str;
 use crate::pipeline::normalize::Normalized;
 use crate::pipeline::tokenize::{Pos, Sub, Tokens};
 
+mod focus;
 mod words;
+pub use focus::Asides;
 use words::*;
 pub use words::{fold_hash, romaji_to_kana};
 
@@ -105,6 +107,9 @@ pub struct Frame {
     /// Each noun's hash with its byte range in the key view, so that the stream's state can
     /// leave out the words that only name the product (its catalogue keywords).
     pub noun_at: Vec<(u64, [u32; 2])>,
+    /// Sentences of the message beside its question (「…見返したい」), as byte ranges of the key
+    /// view: a product they name is not what the question is about.
+    pub asides: Vec<[u32; 2]>,
 }
 
 impl Frame {
@@ -117,6 +122,7 @@ impl Frame {
         }
         self.slots.clear();
         self.noun_at.clear();
+        self.asides.clear();
         self.ask = Ask::Unknown;
         self.shop = false;
     }
@@ -201,11 +207,35 @@ pub struct FrameNames {
 }
 
 /// Fills `frame` from a question's analysis; with `names`, also what each hash stands for.
+/// The asker's asides ([`focus`]) are left out, unless nothing but them names anything.
 pub fn build(
     classifier: &Classifier,
     norm: &Normalized,
     tokens: &Tokens,
     hits: &[Hit],
+    frame: &mut Frame,
+    mut names: Option<&mut FrameNames>,
+) {
+    let mut asides = Asides::default();
+    focus::find(norm, tokens, hits, classifier.dictionaries.rules(), &mut asides);
+    fill(classifier, norm, tokens, hits, &asides, frame, names.as_deref_mut());
+    let named = |f: &Frame| !(f.concepts.is_empty() && f.weak.is_empty() && f.topics.is_empty() && f.nouns.is_empty());
+    if !asides.original.is_empty() && !named(frame) {
+        asides.clear();
+        if let Some(n) = names.as_deref_mut() {
+            *n = FrameNames::default();
+        }
+        fill(classifier, norm, tokens, hits, &asides, frame, names);
+    }
+    frame.asides.extend_from_slice(&asides.sentences);
+}
+
+fn fill(
+    classifier: &Classifier,
+    norm: &Normalized,
+    tokens: &Tokens,
+    hits: &[Hit],
+    asides: &Asides,
     frame: &mut Frame,
     mut names: Option<&mut FrameNames>,
 ) {
@@ -226,7 +256,22 @@ pub fn build(
     };
     for h in hits {
         let r = &rules[h.rule as usize];
-        if !r.weak {
+        // A synonym inside a longer one is part of it (次いつ in 次いつやる), and a word of the
+        // asker's context (東京, 明日) says nothing of whose question it is.
+        let inside_longer = synonym(h)
+            && hits
+                .iter()
+                .any(|o| synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start));
+        let context = r.kind == ListKind::Synonym && classifier.is_context(h.rule);
+        // In an aside only the values named count (Mなら…, 黒の…).
+        let slot = r.kind == ListKind::Synonym && classifier.slot_family(h.rule).is_some();
+        if !slot
+            && !asides.original.is_empty()
+            && asides.covers(norm.key.original_span(h.start as usize, h.end as usize))
+        {
+            continue;
+        }
+        if !r.weak && !inside_longer && !context {
             match (r.kind, r.shop) {
                 (ListKind::Synonym, true) => shop_fine += 1,
                 (ListKind::Synonym, false) if classifier.slot_family(h.rule).is_none() => product_fine += 1,
@@ -237,14 +282,11 @@ pub fn build(
         }
         match r.kind {
             ListKind::Synonym => {
-                let inside_longer = hits.iter().any(|o| {
-                    synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start)
-                });
                 if inside_longer {
                     continue;
                 }
                 covered.push(norm.key.original_span(h.start as usize, h.end as usize));
-                if classifier.is_context(h.rule) {
+                if context {
                     note(&mut names, &|n| n.context.push(r.section.clone()));
                     continue;
                 }
@@ -336,7 +378,9 @@ pub fn build(
         frame.slots.push([hash_str("unit"), hash_str(unit)]);
         note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
     }
-    let ask = ask_of_tokens(tokens, surface);
+    let ask = ask_of_tokens(tokens, surface, |t| {
+        asides.original.is_empty() || !asides.covers(norm.surface.original_span(t.start as usize, t.end as usize))
+    });
     if ask != Ask::Unknown && (frame.ask == Ask::Unknown || matches!(frame.ask, Ask::Exists | Ask::Can)) {
         frame.ask = ask;
     }
@@ -353,7 +397,7 @@ pub fn build(
             continue;
         }
         let span = norm.surface.original_span(t.start as usize, t.end as usize);
-        if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) {
+        if covered.iter().any(|&(s, e)| span.0 < e && s < span.1) || asides.covers(span) {
             continue;
         }
         // Grams and spans in the key view, where catalogue keywords are matched too.
@@ -410,5 +454,10 @@ mod tests {
         assert_eq!(romaji_to_kana("LINE de renraku shite").as_deref(), Some("LINE で れんらく して"), "LINE stays");
         assert_eq!(romaji_to_kana("line size ok"), None, "English and codes are not romaji");
         assert_eq!(romaji_to_kana("送料いくら"), None);
+        assert_eq!(romaji_to_kana("ikura?").as_deref(), Some("いくら?"), "one long romaji word");
+        assert_eq!(romaji_to_kana("waribiki go ikura?").as_deref(), Some("わりびき ご いくら?"));
+        assert_eq!(romaji_to_kana("tsugi no live itsu desu ka").as_deref(), Some("つぎ の live いつ です か"));
+        assert_eq!(romaji_to_kana("go to the sale"), None, "words that read either way are not enough");
+        assert_eq!(romaji_to_kana("ok?"), None);
     }
 }

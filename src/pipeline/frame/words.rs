@@ -2,7 +2,7 @@
 //! asked, the kind of ask from rules and tokens, character bigrams, and romaji read as kana.
 
 use super::Ask;
-use crate::pipeline::tokenize::{Pos, Tokens};
+use crate::pipeline::tokenize::{Pos, Token, Tokens};
 
 /// Content words that say nothing about what a question is about.
 pub(super) const STOP_WORDS: &[&str] = &[
@@ -181,9 +181,12 @@ pub(super) fn ask_of_rule(id: &str) -> Option<Ask> {
 }
 
 /// The ask the words imply: interrogatives, and a request verb in て-form.
-pub(super) fn ask_of_tokens(tokens: &Tokens, surface: &str) -> Ask {
+pub(super) fn ask_of_tokens(tokens: &Tokens, surface: &str, keep: impl Fn(&Token) -> bool) -> Ask {
     let mut ask = Ask::Unknown;
     for (i, t) in tokens.list.iter().enumerate() {
+        if !keep(t) {
+            continue;
+        }
         let s = &surface[t.start as usize..t.end as usize];
         let base = tokens.base(t);
         let next = tokens.list.get(i + 1).map(|n| &surface[n.start as usize..n.end as usize]);
@@ -255,20 +258,25 @@ pub fn fold_hash(word: &str) -> u64 {
 }
 
 /// Latin words of chat that read as English or as codes, never as romaji (`line` would read
-/// as りね, `size` as しぜ).
+/// as りね, `size` as しぜ): kept as written.
 pub(super) const NOT_ROMAJI: &[&str] = &[
     "line", "size", "ok", "dm", "url", "www", "http", "https", "com", "jp", "net", "sns", "app", "web", "pay",
-    "paypay", "free", "sale", "set", "type", "plus", "pro", "max", "mini", "new", "me", "are", "take", "made", "one",
-    "time", "live", "sale", "the", "to", "so", "no", "do", "go", "see", "home", "came", "same", "game", "rate", "note",
+    "paypay", "free", "sale", "set", "type", "plus", "pro", "max", "mini", "new", "one", "time", "live", "the", "see",
+    "home", "came", "game", "rate", "note",
 ];
 
+/// Latin words that are English and romaji alike (`no` の, `go` 後, `made` まで): they say
+/// nothing of which the line is, and read as kana when the rest of the line is romaji.
+pub(super) const EITHER: &[&str] = &["no", "to", "so", "do", "go", "me", "are", "take", "made", "same"];
+
 /// The text with its romaji words in hiragana, when it reads as romaji Japanese (`souryou
-/// ikura?` → `そうりょう いくら？`): at least two Latin words of two letters or more, and most
-/// of them convert wholly to kana. Single letters (sizes S, M, L) and English words stay.
+/// ikura?` → `そうりょう いくら？`): a Latin word of two letters or more that converts wholly to
+/// kana and is not also English, with another such word or one that reads either way (`no`,
+/// `go`), or alone when it is four letters or more (`ikura?`); and three in four of its Latin
+/// words read as romaji. Single letters (sizes S, M, L) and English words stay.
 pub fn romaji_to_kana(text: &str) -> Option<String> {
     use wana_kana::ConvertJapanese;
-    let mut words = 0;
-    let mut clean = 0;
+    let (mut words, mut clean, mut either, mut longest) = (0, 0, 0, 0);
     let mut out = String::with_capacity(text.len() * 2);
     let mut rest = text;
     while !rest.is_empty() {
@@ -295,11 +303,17 @@ pub fn romaji_to_kana(text: &str) -> Option<String> {
         };
         match kana {
             Some(k) => {
-                clean += 1;
+                if EITHER.contains(&lower.as_str()) {
+                    either += 1;
+                } else {
+                    clean += 1;
+                    longest = longest.max(word.len());
+                }
                 out.push_str(&k);
             }
             None => out.push_str(word),
         }
     }
-    (words >= 2 && clean * 4 >= words * 3).then_some(out)
+    let enough = clean >= 2 || (clean == 1 && (either >= 1 || (words == 1 && longest >= 4)));
+    (enough && (clean + either) * 4 >= words * 3).then_some(out)
 }

@@ -1,0 +1,89 @@
+//! Question frames through the real analyzer and the shipped dictionaries: the asker's asides
+//! (a condition, a reason, a sentence beside the question) say nothing of what is asked or whose
+//! question it is, context words leave a shop question the shop's, and romaji reads as kana.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kotae::catalog::{Catalog, CatalogSpec};
+use kotae::pipeline::frame::FrameNames;
+use kotae::pipeline::{About, Engine, Meta, PipelineConfig};
+
+fn engine() -> Arc<Engine> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = PipelineConfig { dictionaries: Some(root.join("dictionaries/ja")), ..PipelineConfig::default() };
+    Engine::new(config).expect("engine")
+}
+
+fn frame(engine: &Arc<Engine>, text: &str) -> FrameNames {
+    engine.analyzer().explain(text).frame.unwrap_or_else(|| panic!("{text}: not a question"))
+}
+
+#[test]
+fn a_condition_before_the_question_is_not_what_it_asks() {
+    let e = engine();
+    let f = frame(&e, "着てみて合わなかったら返品できますか？");
+    assert!(f.concepts.contains(&"returns".to_string()), "{f:?}");
+    assert!(!f.concepts.contains(&"try_on".to_string()), "着てみて is the condition: {f:?}");
+    assert_ne!(f.ask, "show", "{f:?}");
+    assert!(f.shop, "returns are the shop's: {f:?}");
+    // Values named in the condition still say which thing is meant.
+    let f = frame(&e, "Mだったら在庫ありますか？");
+    assert!(f.slots.contains(&"size_m".to_string()), "{f:?}");
+    // When only the condition names anything, it is the question.
+    let f = frame(&e, "洗濯機で洗ったらどうなりますか？");
+    assert!(!(f.concepts.is_empty() && f.topics.is_empty() && f.nouns.is_empty()), "{f:?}");
+}
+
+#[test]
+fn a_sentence_beside_the_question_is_an_aside() {
+    let e = engine();
+    let f = frame(&e, "これ暖かいですか？北海道なんですけど");
+    assert!(f.concepts.contains(&"warmth".to_string()), "{f:?}");
+    assert!(!f.topics.contains(&"shipping".to_string()), "北海道 is about the asker: {f:?}");
+    // A fragment without a predicate belongs to the question beside it.
+    let f = frame(&e, "黒 在庫ありますか");
+    assert!(f.slots.iter().any(|s| s.starts_with("color_")), "{f:?}");
+}
+
+#[test]
+fn a_product_named_beside_the_question_does_not_take_it() {
+    let e = engine();
+    let spec: CatalogSpec = serde_json::from_str(
+        r#"{"products":[{"id":"p1","name":"ケーブルニット","keywords":["ニット"]},
+                        {"id":"p2","name":"ワイドパンツ","keywords":["パンツ"]}]}"#,
+    )
+    .unwrap();
+    let catalog = Catalog::compile(spec, &e.config.normalize).unwrap();
+    let mut state = e.stream_state();
+    state.set_catalog(Arc::new(catalog));
+    let mut analyzer = e.analyzer();
+    let mut about = |text: &str| {
+        let a = analyzer.analyze(text).unwrap();
+        state.process(Meta { user: Some("u"), ts: 1, product: Some("p1") }, a).about
+    };
+    assert_eq!(about("パンツの股下何センチですか？"), About::Product(Arc::from("p2")), "named in the question");
+    assert_ne!(
+        about("アーカイブ残りますか？あとでパンツのとこ見返したい"),
+        About::Product(Arc::from("p2")),
+        "パンツ is named in the aside, not the question"
+    );
+}
+
+#[test]
+fn context_words_leave_a_shop_question_the_shops() {
+    let e = engine();
+    for text in ["東京なら明日届きますか？", "大阪やったらいつ着く？", "次いつやるん？", "次のライブいつですか？"]
+    {
+        assert!(frame(&e, text).shop, "{text}: {:?}", frame(&e, text));
+    }
+}
+
+#[test]
+fn romaji_questions_are_framed_as_their_kana() {
+    let e = engine();
+    assert!(frame(&e, "ikura?").weak.contains(&"price".to_string()), "{:?}", frame(&e, "ikura?"));
+    let f = frame(&e, "waribiki go ikura?");
+    assert!(f.weak.contains(&"price".to_string()), "{f:?}");
+    assert!(!f.nouns.iter().any(|n| n.is_ascii()), "no romaji left as words: {f:?}");
+}
