@@ -113,7 +113,7 @@ pub fn find(norm: &Normalized, tokens: &Tokens, hits: &[Hit], rules: &[Rule], ou
             let t = &list[i];
             let conditional = t.conj == Conj::Conditional && matches!(t.pos, Pos::Verb | Pos::Adjective | Pos::AuxVerb);
             let reason = t.pos == Pos::Particle && t.sub == Sub::Conjunctive && REASON.contains(&tokens.base(t));
-            (conditional || reason) && list[i + 1..b].iter().any(|t| names(t))
+            (conditional || reason) && list[i + 1..b].iter().any(&names)
         });
         if let Some(i) = cut {
             // 合えば: the particle after a conditional form goes with it.
