@@ -37,6 +37,9 @@ pub enum Input {
     List { stream: String },
     /// The stream's products as last set.
     GetCatalog { stream: String },
+    /// A journal record only, never a request: a new owner's first append, after which an
+    /// earlier owner's appends are refused (they expect an older last sequence).
+    Fence { owner: String },
 }
 
 /// One message's outcome on the wire.
