@@ -541,6 +541,19 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
         conns.insert(*name, connect(&format!("ws://{a}/v1/ingest?stream=demo"), None).await.unwrap());
     }
     let order = ["k1", "k2", "k3"];
+    // Moderator settings set through one instance are the owner's, read through any.
+    let settings = r#"{"hold_at":0.6,"slow_mode_seconds":0}"#;
+    let (status, body) =
+        http(&addrs[survivors[0]], "PUT", "/v1/streams/demo/settings", None, Some(settings)).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let read_settings = |a: String| async move {
+        let (status, body) = http(&a, "GET", "/v1/streams/demo/settings", None, None).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["settings"].clone()
+    };
+    let set = read_settings(addrs[owner].clone()).await;
+    assert_eq!(set["hold_at"], 0.6, "{set}");
+    assert_eq!(read_settings(addrs[survivors[1]].clone()).await, set);
     // Most of the stream, then a pause for the owner's snapshot, then a little more that only
     // the journal holds.
     let (snapped, rest) = (1500, 1650);
@@ -589,6 +602,14 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
     assert_eq!(by_id(&after), by_id(&before));
     assert_eq!(after["answered_again"], before["answered_again"]);
     assert_eq!(after, questions(&addrs[survivors[1]]).await, "the same queue through every instance");
+    assert_eq!(read_settings(addrs[survivors[1]].clone()).await, set, "the settings came with the snapshot");
+    // Held messages, the summary and the FAQ read the same through both survivors.
+    for path in ["/v1/streams/demo/held?all=1", "/v1/streams/demo/summary", "/v1/streams/demo/faq"] {
+        let (s0, b0) = http(&addrs[survivors[0]], "GET", path, None, None).await.unwrap();
+        let (s1, b1) = http(&addrs[survivors[1]], "GET", path, None, None).await.unwrap();
+        assert_eq!((s0, s1), (200, 200), "{path}: {b0} {b1}");
+        assert_eq!(serde_json::from_str::<Value>(&b0).unwrap(), serde_json::from_str::<Value>(&b1).unwrap(), "{path}");
+    }
 
     // The stream goes on: later questions join the restored ones, ids stay unique.
     for (i, line) in lines[rest..].iter().take(300).enumerate() {

@@ -357,7 +357,9 @@ impl Node {
                     node.fail(&ctx, stream, input, slots, "owner answered a different count".into()).await
                 }
                 Ok(Reply::Failed { error }) => node.fail(&ctx, stream, input, slots, error).await,
-                Ok(Reply::Json { .. }) => node.fail(&ctx, stream, input, slots, "unexpected reply".into()).await,
+                Ok(Reply::Json { .. } | Reply::Refused { .. }) => {
+                    node.fail(&ctx, stream, input, slots, "unexpected reply".into()).await
+                }
                 Err(e) => node.fail(&ctx, stream, input, slots, e).await,
             }
         }

@@ -190,6 +190,11 @@ pub(super) async fn apply(ctx: &Arc<Ctx>, input: Input) {
         Input::Product { stream, product, .. } => {
             let _ = ctx.shards.set_product(Arc::from(stream), product).await;
         }
+        Input::Moderate { stream, request, .. } => {
+            if request.changes() {
+                let _ = crate::server::moderator_answer(ctx, &stream, request, false).await;
+            }
+        }
         Input::List { .. } | Input::GetCatalog { .. } | Input::Fence { .. } => {}
     }
 }
@@ -317,6 +322,19 @@ async fn handle(
             };
             respond(node, msg.reply, &reply);
             0
+        }
+        Input::Moderate { rid, stream, request } => {
+            let changes = request.changes();
+            if changes && let Err(failed) = journal_acked(appender, &rid, msg.payload.clone()).await {
+                respond(node, msg.reply, &failed);
+                return 0;
+            }
+            let reply = match crate::server::moderator_answer(ctx, &stream, request, true).await {
+                Ok(value) => Reply::Json { value },
+                Err((status, error)) => Reply::Refused { status: status.as_u16(), error },
+            };
+            respond(node, msg.reply, &reply);
+            u64::from(changes)
         }
         Input::Fence { .. } => {
             respond(node, msg.reply, &Reply::Failed { error: "a fence is a journal record, not a request".into() });

@@ -1,7 +1,8 @@
 //! A stream's whole state as plain data, for cluster snapshots: the host queue, product and
 //! catalogue in the form the SQLite journal restores them after a restart
 //! ([`RestoredStream`]), plus what a restart does not keep and an exact replay needs: the
-//! dedupe windows and clusters, the offset of question ids and the stream's time.
+//! dedupe windows and clusters, the offset of question ids, the stream's time and its
+//! moderation settings. Held messages and moderation counts are not kept.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::Streams;
 use super::ctx::StreamCtx;
 use crate::catalog::Catalog;
+use crate::moderation::StreamSettings;
 use crate::pipeline::dedupe::DedupeState;
 use crate::store::RestoredStream;
 
@@ -32,6 +34,8 @@ pub struct StreamSnapshot {
     /// The dedupe stage's memory; `None` for a stream forgotten while idle, which keeps only
     /// where its ids continue and its catalogue.
     pub dedupe: Option<DedupeState>,
+    /// What the stream's moderators set (`PUT /v1/streams/ID/settings`); `None`: the defaults.
+    pub settings: Option<StreamSettings>,
 }
 
 impl Streams {
@@ -57,16 +61,25 @@ impl Streams {
                     max_id: c.max_id,
                     last_ts: c.last_ts,
                     dedupe: Some(c.state.export_dedupe()),
+                    settings: self.settings_of(&c.name),
                 }
             })
             .collect();
         for (name, base) in self.evicted.iter().filter(|(n, _)| pick(n)) {
             let catalog = self.evicted_catalogs.get(name).map(|c| c.spec().clone());
             let restored = RestoredStream { reserved: *base, catalog, ..RestoredStream::default() };
-            out.push(StreamSnapshot { name: name.to_string(), restored, ..StreamSnapshot::default() });
+            let settings = self.settings_of(name);
+            out.push(StreamSnapshot { name: name.to_string(), restored, settings, ..StreamSnapshot::default() });
         }
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// The stream's moderation settings, unless they are the defaults.
+    fn settings_of(&self, name: &str) -> Option<StreamSettings> {
+        let m = self.moderation.get(name)?;
+        let s = m.lock().unwrap_or_else(|e| e.into_inner()).settings.clone();
+        (s != StreamSettings::default()).then_some(s)
     }
 
     /// Forgets every stream whose name `pick` accepts, in memory or idle: before a snapshot
@@ -89,6 +102,16 @@ impl Streams {
     pub fn import(&mut self, snap: StreamSnapshot) {
         let name: Arc<str> = Arc::from(snap.name.as_str());
         self.forget(&|n| n == &*name);
+        // Moderation settings decide verdicts: the snapshot's replace whatever is here.
+        let settings = snap.settings.unwrap_or_default();
+        let m = if settings == StreamSettings::default() {
+            self.moderation.get(&name)
+        } else {
+            self.moderation.stream_for_change(&name)
+        };
+        if let Some(m) = m {
+            m.lock().unwrap_or_else(|e| e.into_inner()).settings = settings;
+        }
         let Some(dedupe) = snap.dedupe else {
             // Forgotten while idle: the single-instance restart path keeps exactly that.
             self.restore(name, snap.restored);
