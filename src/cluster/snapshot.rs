@@ -116,7 +116,7 @@ impl Node {
                 .get_last_raw_message_by_subject(&self.snap_subject(p, &i.to_string()))
                 .await
                 .map_err(|e| format!("snapshot chunk {i}: {e}"))?;
-            if m.headers.get(ID_HEADER).map(|v| AsRef::<str>::as_ref(v)) != Some(head.id.as_str()) {
+            if m.headers.get(ID_HEADER).map(AsRef::<str>::as_ref) != Some(head.id.as_str()) {
                 return Err(format!("snapshot chunk {i} belongs to another snapshot"));
             }
             body.extend_from_slice(&m.payload);

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::members::Members;
 use super::{Cluster, Dedupe, Ids, Logged, UserChain};
 
+/// A cluster as kept: number, scope, packed member frames, askers, last time asked.
+type ClusterState = (u32, u64, Vec<u64>, Vec<u64>, u64);
+
 /// Everything [`Dedupe`] remembers, in the order it was built (the order matters: the index
 /// drops its oldest ids first). Scratch buffers and eviction counters are not kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -21,7 +24,7 @@ pub struct DedupeState {
     /// Per key hash: the users who sent it and when, as `(user hash, message number)`.
     texts: Vec<(u64, Vec<(u64, u32)>)>,
     /// Per cluster number: its scope, packed member frames, askers and last time.
-    clusters: Vec<(u32, u64, Vec<u64>, Vec<u64>, u64)>,
+    clusters: Vec<ClusterState>,
     /// Per index key: the clusters holding it, oldest first.
     index: Vec<(u64, Vec<u32>)>,
     next_id: u32,
