@@ -77,7 +77,8 @@ fn start_kotae_with(dir: &Path, name: &str, nats: &str, extra: &str) -> (Proc, S
         .arg(&config)
         .args(["--nats", nats, "--instance", name])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("KOTAE_LOG", "warn")
+        // `KOTAE_TEST_LOG=info` shows each takeover's restore and replay times.
+        .env("KOTAE_LOG", std::env::var("KOTAE_TEST_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
