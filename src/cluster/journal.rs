@@ -129,11 +129,23 @@ async fn append_loop(node: Arc<Node>, p: u32, mut last: u64, mut rx: mpsc::Recei
             Job::Append { rid, payload, done } => {
                 let r = publish(&node, p, &rid, payload, last).await;
                 match &r {
-                    Ok(a) => {
-                        if !a.duplicate {
-                            last = a.seq;
-                        }
-                        super::owner::applied(&node, p, a.seq);
+                    Ok(a) if !a.duplicate => {
+                        last = a.seq;
+                        owner::applied(&node, p, a.seq);
+                    }
+                    Ok(_) => {
+                        // Only an owner that missed the journal's latest records (deposed, not
+                        // yet fenced) gets a request another owner journaled: its verdict is
+                        // sent (the requester took the first reply), but this copy applied the
+                        // request again, so it is forgotten and the partition taken afresh.
+                        node.stats.journal_duplicates.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            partition = p,
+                            "cluster: a request was already journaled; partition dropped to catch up again"
+                        );
+                        broken = Some(AppendError::Failed("the partition's journal moved under this owner".into()));
+                        lock(&node.applied).remove(&p);
+                        drop(owner::stop(&node, p));
                     }
                     Err(e) => {
                         if matches!(e, AppendError::Fenced) {

@@ -258,13 +258,8 @@ async fn handle(
                 let acked = ack.await;
                 let outs = pending.wait().await;
                 let reply = match acked {
-                    Ok(Ok(a)) => {
-                        if a.duplicate {
-                            node.stats.journal_duplicates.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Reply::Outs { outs: outs.into_iter().map(WireOut::from_out).collect() }
-                    }
-                    // Counted by the appender (`journal_errors` or `fenced`).
+                    Ok(Ok(_)) => Reply::Outs { outs: outs.into_iter().map(WireOut::from_out).collect() },
+                    // Counted by the appender (`journal_errors`, `fenced`, `journal_duplicates`).
                     Ok(Err(e)) => Reply::Failed { error: format!("journal: {e}") },
                     Err(_) => Reply::Failed { error: "journal: stopped".into() },
                 };
