@@ -28,7 +28,8 @@
 //!
 //! Hooks into the serve path (each marked `cluster hook`): start-up in `server::Server::bind`,
 //! a frame handed to its stream's shard in `server::ws`, the host queue read and host actions in
-//! `server::host`, the metrics page.
+//! `server::host`, the moderator's per-stream requests and the FAQ in `server::moderator`, the
+//! metrics page.
 //!
 //! # Layout
 //! - this file: the [`Node`], forwarding frames to their owner and the fail policy, counters.
