@@ -575,6 +575,12 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
         assert!(v.get("error").is_none() && v.get("degraded").is_none(), "{v}");
     }
     let before = questions(&addrs[owner]).await;
+    let read_held = |a: String| async move {
+        let (status, body) = http(&a, "GET", "/v1/streams/demo/held?all=1", None, None).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()["held"].clone()
+    };
+    let held_before = read_held(addrs[owner].clone()).await;
     let mut replayed_before = 0.0;
     for s in &survivors {
         replayed_before += metric_of(&addrs[*s], "kotae_cluster_replayed_total").await;
@@ -606,6 +612,13 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
     assert_eq!(after["answered_again"], before["answered_again"]);
     assert_eq!(after, questions(&addrs[survivors[1]]).await, "the same queue through every instance");
     assert_eq!(read_settings(addrs[survivors[1]].clone()).await, set, "the settings came with the snapshot");
+    let held_after = read_held(addrs[survivors[1]].clone()).await;
+    println!(
+        "{} held message(s) before the kill, {} after",
+        held_before.as_array().unwrap().len(),
+        held_after.as_array().unwrap().len()
+    );
+    assert_eq!(held_after, held_before, "held messages came with the snapshot and the replay");
     // Held messages, the summary and the FAQ read the same through both survivors.
     for path in ["/v1/streams/demo/held?all=1", "/v1/streams/demo/summary", "/v1/streams/demo/faq"] {
         let (s0, b0) = http(&addrs[survivors[0]], "GET", path, None, None).await.unwrap();

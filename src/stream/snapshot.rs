@@ -2,7 +2,8 @@
 //! catalogue in the form the SQLite journal restores them after a restart
 //! ([`RestoredStream`]), plus what a restart does not keep and an exact replay needs: the
 //! dedupe windows and clusters, the offset of question ids, the stream's time and its
-//! moderation settings. Held messages and moderation counts are not kept.
+//! moderation settings and held messages. Moderation counts (blocked, intents, the ticker) are
+//! not kept.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::Streams;
 use super::ctx::StreamCtx;
 use crate::catalog::Catalog;
-use crate::moderation::StreamSettings;
+use crate::moderation::{Held, StreamSettings};
 use crate::pipeline::dedupe::DedupeState;
 use crate::store::RestoredStream;
 
@@ -36,6 +37,8 @@ pub struct StreamSnapshot {
     pub dedupe: Option<DedupeState>,
     /// What the stream's moderators set (`PUT /v1/streams/ID/settings`); `None`: the defaults.
     pub settings: Option<StreamSettings>,
+    /// Messages held for a moderator, decided or not, oldest first.
+    pub held: Vec<Held>,
 }
 
 impl Streams {
@@ -62,14 +65,15 @@ impl Streams {
                     last_ts: c.last_ts,
                     dedupe: Some(c.state.export_dedupe()),
                     settings: self.settings_of(&c.name),
+                    held: self.held_of(&c.name),
                 }
             })
             .collect();
         for (name, base) in self.evicted.iter().filter(|(n, _)| pick(n)) {
             let catalog = self.evicted_catalogs.get(name).map(|c| c.spec().clone());
             let restored = RestoredStream { reserved: *base, catalog, ..RestoredStream::default() };
-            let settings = self.settings_of(name);
-            out.push(StreamSnapshot { name: name.to_string(), restored, settings, ..StreamSnapshot::default() });
+            let (settings, held) = (self.settings_of(name), self.held_of(name));
+            out.push(StreamSnapshot { name: name.to_string(), restored, settings, held, ..StreamSnapshot::default() });
         }
         out.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         out
@@ -80,6 +84,11 @@ impl Streams {
         let m = self.moderation.get(name)?;
         let s = m.lock().unwrap_or_else(|e| e.into_inner()).settings.clone();
         (s != StreamSettings::default()).then_some(s)
+    }
+
+    /// The stream's held messages, oldest first.
+    fn held_of(&self, name: &str) -> Vec<Held> {
+        self.moderation.get(name).map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).export_held()).unwrap_or_default()
     }
 
     /// Forgets every stream whose name `pick` accepts, in memory or idle: before a snapshot
@@ -102,15 +111,18 @@ impl Streams {
     pub fn import(&mut self, snap: StreamSnapshot) {
         let name: Arc<str> = Arc::from(snap.name.as_str());
         self.forget(&|n| n == &*name);
-        // Moderation settings decide verdicts: the snapshot's replace whatever is here.
+        // Moderation settings decide verdicts, and held messages wait for a moderator: the
+        // snapshot's replace whatever is here.
         let settings = snap.settings.unwrap_or_default();
-        let m = if settings == StreamSettings::default() {
+        let m = if settings == StreamSettings::default() && snap.held.is_empty() {
             self.moderation.get(&name)
         } else {
             self.moderation.stream_for_change(&name)
         };
         if let Some(m) = m {
-            m.lock().unwrap_or_else(|e| e.into_inner()).settings = settings;
+            let mut m = m.lock().unwrap_or_else(|e| e.into_inner());
+            m.settings = settings;
+            m.import_held(snap.held);
         }
         let Some(dedupe) = snap.dedupe else {
             // Forgotten while idle: the single-instance restart path keeps exactly that.
