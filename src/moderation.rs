@@ -102,6 +102,15 @@ fn label_list<S: serde::Serializer>(labels: &LabelSet, s: S) -> Result<S::Ok, S:
     s.collect_seq(labels.iter())
 }
 
+/// Reads what [`label_list`] wrote.
+fn list_labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<LabelSet, D::Error> {
+    let mut set = LabelSet::default();
+    for l in Vec::<Label>::deserialize(d)? {
+        set.insert(l);
+    }
+    Ok(set)
+}
+
 /// Purchase intents in one minute, by product on screen (`""` when none was).
 #[derive(Debug, Clone, Serialize)]
 pub struct TickerMinute {
@@ -315,6 +324,17 @@ impl StreamModeration {
     /// The last messages, oldest first (at most `n`).
     pub fn recent(&self, n: usize) -> Vec<Recent> {
         self.recent.iter().skip(self.recent.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// Every held message kept, oldest first, as a cluster snapshot keeps them.
+    pub fn export_held(&self) -> Vec<Held> {
+        self.held.iter().cloned().collect()
+    }
+
+    /// Replaces the held messages with a snapshot's (oldest first), at most [`MAX_HELD`].
+    pub fn import_held(&mut self, held: Vec<Held>) {
+        let skip = held.len().saturating_sub(MAX_HELD);
+        self.held = held.into_iter().skip(skip).collect();
     }
 
     /// Held messages, newest first; pending only unless `all`.

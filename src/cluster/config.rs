@@ -31,9 +31,14 @@ pub struct ClusterConfig {
     pub instance: String,
     /// JetStream replicas of the partition journals and the lease bucket (1 for one NATS server).
     pub replicas: usize,
-    /// Journal records older than this are deleted by JetStream; a partition taken later replays
-    /// only what is left (there are no snapshots yet), so keep it above the longest live stream.
+    /// Journal records older than this are deleted by JetStream. A partition taken later
+    /// restores its newest snapshot and replays what is left after it: keep this well above
+    /// `snapshot_interval_ms`.
     pub journal_max_age_hours: NonZeroU64,
+    /// How often a partition's owner snapshots it (when its journal moved since), so a new
+    /// owner replays only the records after the snapshot; 0: never (a new owner replays the
+    /// whole journal kept).
+    pub snapshot_interval_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -49,6 +54,7 @@ impl Default for ClusterConfig {
             instance: String::new(),
             replicas: 1,
             journal_max_age_hours: NonZeroU64::new(48).unwrap_or(NonZeroU64::MIN),
+            snapshot_interval_ms: 30_000,
         }
     }
 }

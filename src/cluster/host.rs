@@ -85,14 +85,37 @@ impl Node {
         self.ask_json(p, &input).await
     }
 
-    /// Sends `input` to partition `p`'s owner and waits for its JSON answer, within
+    /// ── cluster hook (moderator) ── A moderator's request about `stream`, answered by its
+    /// owner (journaled there first when it changes state): the JSON answer, or the status and
+    /// error the owner refused it with.
+    pub(crate) async fn moderate(
+        self: &Arc<Self>,
+        stream: &str,
+        request: crate::server::StreamRequest,
+    ) -> Result<Result<serde_json::Value, (u16, String)>, String> {
+        let p = partition_of(stream, self.config.partitions.get());
+        let input = Input::Moderate { rid: self.request_id(), stream: stream.into(), request };
+        match self.ask_reply(p, &input).await? {
+            Reply::Json { value } => Ok(Ok(value)),
+            Reply::Refused { status, error } => Ok(Err((status, error))),
+            Reply::Failed { error } => Err(error),
+            Reply::Outs { .. } => Err("unexpected reply".into()),
+        }
+    }
+
+    /// Sends `input` to partition `p`'s owner and waits for its reply, within
     /// `forward_timeout_ms`.
-    async fn ask_json(self: &Arc<Self>, p: u32, input: &Input) -> Result<serde_json::Value, String> {
+    async fn ask_reply(self: &Arc<Self>, p: u32, input: &Input) -> Result<Reply, String> {
         let payload = serde_json::to_vec(input).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + Duration::from_millis(self.config.forward_timeout_ms.get());
-        match self.ask(p, None, Bytes::from(payload), deadline).await? {
+        self.ask(p, None, Bytes::from(payload), deadline).await
+    }
+
+    /// Sends `input` to partition `p`'s owner and waits for its JSON answer.
+    async fn ask_json(self: &Arc<Self>, p: u32, input: &Input) -> Result<serde_json::Value, String> {
+        match self.ask_reply(p, input).await? {
             Reply::Json { value } => Ok(value),
-            Reply::Failed { error } => Err(error),
+            Reply::Failed { error } | Reply::Refused { error, .. } => Err(error),
             Reply::Outs { .. } => Err("unexpected reply".into()),
         }
     }

@@ -16,9 +16,11 @@
 //!   recompute in a few µs), and the journal must hold what a new owner replays, which is the raw
 //!   message; so one encoding serves both, and the receiving instance spends no CPU on analysis.
 //! - The owner appends every input (frames, host actions) to the partition's journal subject and
-//!   sends the verdicts only after JetStream acknowledged it. A new owner replays the journal
-//!   from the last sequence it applied itself (from the start if never), through the same
-//!   pipeline, so question ids continue and never repeat.
+//!   sends the verdicts only after JetStream acknowledged it. Appends expect the partition's
+//!   last sequence, so a deposed owner's are refused (fencing, `journal`). Every
+//!   `snapshot_interval_ms` the owner snapshots the partition's streams (`snapshot`); a new
+//!   owner restores the newest snapshot ahead of what it applied itself, then replays the
+//!   journal after it through the same pipeline, so question ids continue and never repeat.
 //! - Failure: a frame whose owner is gone (no responders) is sent again until
 //!   `forward_timeout_ms`; past it, or on NATS errors, its messages get the fail-open or
 //!   fail-closed verdict (`server.on_budget_exceeded`), counted in
@@ -26,18 +28,22 @@
 //!
 //! Hooks into the serve path (each marked `cluster hook`): start-up in `server::Server::bind`,
 //! a frame handed to its stream's shard in `server::ws`, the host queue read and host actions in
-//! `server::host`, the metrics page.
+//! `server::host`, the moderator's per-stream requests and the FAQ in `server::moderator`, the
+//! metrics page.
 //!
 //! # Layout
 //! - this file: the [`Node`], forwarding frames to their owner and the fail policy, counters.
 //! - `config`: `[cluster]`. `lease`: partition leases. `owner`: serving a partition.
+//! - `journal`: fenced appends and catching up. `snapshot`: partition snapshots.
 //! - `host`: host requests (queue, actions, pushes, catalogue) answered by a stream's owner.
 //! - `wire`: what instances send each other.
 
 mod config;
 mod host;
+mod journal;
 mod lease;
 mod owner;
+mod snapshot;
 mod wire;
 
 use std::collections::HashMap;
@@ -87,6 +93,11 @@ pub struct Stats {
     journal_errors: AtomicU64,
     journal_duplicates: AtomicU64,
     replayed: AtomicU64,
+    fenced: AtomicU64,
+    snapshots_written: AtomicU64,
+    snapshots_restored: AtomicU64,
+    snapshot_write_errors: AtomicU64,
+    snapshot_read_errors: AtomicU64,
     takeovers: AtomicU64,
     released: AtomicU64,
     lease_errors: AtomicU64,
@@ -190,6 +201,10 @@ impl Node {
         })
         .await
         .map_err(|e| ClusterError::JetStream(format!("journal stream {name}: {e}")))?;
+        let snaps = snapshot::stream_config(&config.prefix, config.replicas);
+        js.get_or_create_stream(snaps.clone())
+            .await
+            .map_err(|e| ClusterError::JetStream(format!("snapshot stream {}: {e}", snaps.name)))?;
         let inbox = client.new_inbox();
         Ok(Arc::new(Self {
             config: config.clone(),
@@ -343,7 +358,9 @@ impl Node {
                     node.fail(&ctx, stream, input, slots, "owner answered a different count".into()).await
                 }
                 Ok(Reply::Failed { error }) => node.fail(&ctx, stream, input, slots, error).await,
-                Ok(Reply::Json { .. }) => node.fail(&ctx, stream, input, slots, "unexpected reply".into()).await,
+                Ok(Reply::Json { .. } | Reply::Refused { .. }) => {
+                    node.fail(&ctx, stream, input, slots, "unexpected reply".into()).await
+                }
                 Err(e) => node.fail(&ctx, stream, input, slots, e).await,
             }
         }
@@ -411,7 +428,7 @@ impl Node {
     /// The cluster's counters in Prometheus text.
     pub fn render(&self) -> String {
         let s = &self.stats;
-        let metrics: [RenderedMetric; 11] = [
+        let metrics: [RenderedMetric; 14] = [
             (
                 "kotae_cluster_forwarded_total",
                 "counter",
@@ -448,6 +465,24 @@ impl Node {
                 "counter",
                 "Journal records replayed on taking a partition.",
                 &[("", &s.replayed)],
+            ),
+            (
+                "kotae_cluster_fenced_total",
+                "counter",
+                "Journal appends refused because another instance took the partition (this one was deposed).",
+                &[("", &s.fenced)],
+            ),
+            (
+                "kotae_cluster_snapshots_total",
+                "counter",
+                "Partition snapshots written by this instance, and restored on taking a partition.",
+                &[("{op=\"written\"}", &s.snapshots_written), ("{op=\"restored\"}", &s.snapshots_restored)],
+            ),
+            (
+                "kotae_cluster_snapshot_errors_total",
+                "counter",
+                "Snapshots not written, or found unreadable on taking a partition (the journal was replayed whole).",
+                &[("{op=\"write\"}", &s.snapshot_write_errors), ("{op=\"read\"}", &s.snapshot_read_errors)],
             ),
             ("kotae_cluster_takeovers_total", "counter", "Partitions taken by this instance.", &[("", &s.takeovers)]),
             (

@@ -1,17 +1,20 @@
-//! Serving a partition: replay its journal, then answer requests on `{prefix}.part.P` in
-//! arrival order, journaling each input in JetStream before its verdicts go out.
+//! Serving a partition: catch up (newest snapshot, then the journal after it) and fence the
+//! journal, then answer requests on `{prefix}.part.P` in arrival order, journaling each input
+//! in JetStream before its verdicts go out, and snapshot the partition every
+//! `snapshot_interval_ms`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use super::journal::{self, Appender};
+use super::snapshot::Snapshot;
 use super::wire::{Input, Reply, WireOut};
-use super::{Node, journal_stream, lock};
+use super::{Node, lock, partition_of};
 use crate::ingest::Item;
 use crate::server::Ctx;
 use crate::stream::{AnswerText, HostAction};
@@ -37,7 +40,8 @@ pub(super) fn stop(node: &Node, p: u32) -> Option<tokio::task::JoinHandle<()>> {
     Some(task)
 }
 
-fn applied(node: &Node, p: u32, seq: u64) {
+/// Records that partition `p`'s journal is applied here up to `seq`.
+pub(super) fn applied(node: &Node, p: u32, seq: u64) {
     let mut a = lock(&node.applied);
     let e = a.entry(p).or_insert(0);
     *e = (*e).max(seq);
@@ -45,17 +49,8 @@ fn applied(node: &Node, p: u32, seq: u64) {
 
 async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver<bool>) {
     let started = Instant::now();
-    match replay(&node, &ctx, p).await {
-        Ok(n) => {
-            if n > 0 {
-                tracing::info!(
-                    partition = p,
-                    records = n,
-                    ms = started.elapsed().as_millis() as u64,
-                    "cluster: partition replayed"
-                );
-            }
-        }
+    let caught = match journal::catch_up(&node, &ctx, p).await {
+        Ok(c) => c,
         Err(e) => {
             // Serving without the journal's state would answer from a wrong queue: let the
             // lease lapse so another instance (or this one, on a later tick) tries again.
@@ -63,6 +58,23 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
             stop_self(&node, p);
             return;
         }
+    };
+    let last = match journal::fence(&node, &ctx, p, caught.last).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(partition = p, error = %e, "cluster: cannot fence the journal; partition dropped");
+            stop_self(&node, p);
+            return;
+        }
+    };
+    if caught.replayed > 0 || caught.snapshot.is_some() {
+        tracing::info!(
+            partition = p,
+            records = caught.replayed,
+            snapshot = caught.snapshot,
+            ms = started.elapsed().as_millis() as u64,
+            "cluster: partition restored"
+        );
     }
     if *stop.borrow() {
         return;
@@ -76,6 +88,14 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
         }
     };
     tracing::info!(partition = p, instance = %node.id, ms = started.elapsed().as_millis() as u64, "cluster: serving partition");
+    let appender = Appender::start(&node, p, last);
+    let every = node.config.snapshot_interval_ms;
+    let mut snap_tick = tokio::time::interval(Duration::from_millis(every.max(1)));
+    snap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    snap_tick.tick().await;
+    // Journal records since the last snapshot: a partition with none is not written again.
+    let mut since = caught.replayed;
+    let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     // Replies waiting for the journal's ack and the shard's outcomes.
     let mut replies = tokio::task::JoinSet::new();
     loop {
@@ -83,9 +103,13 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
             biased;
             _ = stop.changed() => break,
             Some(_) = replies.join_next(), if !replies.is_empty() => {}
+            _ = snap_tick.tick(), if every > 0 && since > 0 && writing.as_ref().is_none_or(|w| w.is_finished()) => {
+                writing = Some(snapshot(&node, &ctx, p, &appender).await);
+                since = 0;
+            }
             msg = sub.next() => {
                 let Some(msg) = msg else { break };
-                handle(&node, &ctx, p, msg, &mut replies).await;
+                since += handle(&node, &ctx, p, msg, &appender, &mut replies).await;
             }
         }
     }
@@ -93,9 +117,48 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     // to the next owner.
     let _ = sub.unsubscribe().await;
     while let Some(msg) = sub.next().await {
-        handle(&node, &ctx, p, msg, &mut replies).await;
+        since += handle(&node, &ctx, p, msg, &appender, &mut replies).await;
     }
     while replies.join_next().await.is_some() {}
+    if let Some(w) = writing {
+        let _ = w.await;
+    }
+    // Handing over (balance, shutdown): a last snapshot spares the next owner the replay.
+    if every > 0 && since > 0 {
+        let _ = snapshot(&node, &ctx, p, &appender).await.await;
+    }
+}
+
+/// Takes partition `p`'s state as it stands after every request handled so far and writes it
+/// once the journal holds all of them, from a task (returned).
+async fn snapshot(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, appender: &Appender) -> tokio::task::JoinHandle<()> {
+    let parts = node.config.partitions.get();
+    let streams = ctx.shards.export(&|n: &str| partition_of(n, parts) == p);
+    let mark = appender.mark().await;
+    let node = node.clone();
+    tokio::spawn(async move {
+        // No sequence: an append failed, so this state may hold what the journal does not.
+        let Ok(Some(seq)) = mark.await else { return };
+        let started = Instant::now();
+        let n = streams.len();
+        match node.save_snapshot(p, &Snapshot { seq, streams }).await {
+            Ok(bytes) => {
+                node.stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    partition = p,
+                    seq,
+                    streams = n,
+                    bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "cluster: snapshot written"
+                );
+            }
+            Err(e) => {
+                node.stats.snapshot_write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(partition = p, error = %e, "cluster: snapshot not written");
+            }
+        }
+    })
 }
 
 /// Drops a partition this task could not serve (the lease loop may take it again later).
@@ -104,57 +167,8 @@ fn stop_self(node: &Node, p: u32) {
     drop(stop(node, p));
 }
 
-/// Reads the partition's journal from the last sequence applied here and applies it; returns
-/// the number of records applied.
-async fn replay(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32) -> Result<u64, String> {
-    let from = lock(&node.applied).get(&p).copied().unwrap_or(0);
-    let stream = node.js.get_stream(journal_stream(&node.config.prefix)).await.map_err(|e| e.to_string())?;
-    let consumer = stream
-        .create_consumer(jetstream::consumer::pull::Config {
-            filter_subject: node.journal_subject(p),
-            deliver_policy: if from == 0 {
-                jetstream::consumer::DeliverPolicy::All
-            } else {
-                jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence: from + 1 }
-            },
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut left = consumer.cached_info().num_pending;
-    let mut n = 0;
-    while left > 0 {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(left.min(500) as usize)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut got = 0;
-        while let Some(m) = batch.next().await {
-            let m = m.map_err(|e| e.to_string())?;
-            let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
-            if let Ok(input) = serde_json::from_slice::<Input>(&m.payload) {
-                apply(ctx, input).await;
-            }
-            applied(node, p, seq);
-            got += 1;
-            n += 1;
-            node.stats.replayed.fetch_add(1, Ordering::Relaxed);
-        }
-        if got == 0 {
-            return Err(format!("journal replay stalled with {left} records left"));
-        }
-        left = left.saturating_sub(got);
-    }
-    Ok(n)
-}
-
 /// Applies one journaled input to this instance's shards, its outcome discarded.
-async fn apply(ctx: &Arc<Ctx>, input: Input) {
+pub(super) async fn apply(ctx: &Arc<Ctx>, input: Input) {
     match input {
         Input::Ingest { stream, messages, .. } => {
             let now = Instant::now();
@@ -176,7 +190,12 @@ async fn apply(ctx: &Arc<Ctx>, input: Input) {
         Input::Product { stream, product, .. } => {
             let _ = ctx.shards.set_product(Arc::from(stream), product).await;
         }
-        Input::List { .. } | Input::GetCatalog { .. } => {}
+        Input::Moderate { stream, request, .. } => {
+            if request.changes() {
+                let _ = crate::server::moderator_answer(ctx, &stream, request, false).await;
+            }
+        }
+        Input::List { .. } | Input::GetCatalog { .. } | Input::Fence { .. } => {}
     }
 }
 
@@ -197,34 +216,13 @@ fn respond(node: &Node, reply: Option<async_nats::Subject>, r: &Reply) {
     });
 }
 
-/// Journals a request's input; the ack future resolves once JetStream holds it.
-async fn journal(
-    node: &Node,
-    p: u32,
-    rid: &str,
-    payload: Bytes,
-) -> Result<jetstream::context::PublishAckFuture, String> {
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", rid);
-    node.js.publish_with_headers(node.journal_subject(p), headers, payload).await.map_err(|e| e.to_string())
-}
-
-/// Journals a host request and waits for JetStream's acknowledgement, then marks its sequence
-/// applied; a failure is counted and comes back as the reply to send.
-async fn journal_acked(node: &Node, p: u32, rid: &str, payload: Bytes) -> Result<(), Reply> {
-    let acked = match journal(node, p, rid, payload).await {
-        Ok(ack) => ack.await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
-    match acked {
-        Ok(ack) => {
-            applied(node, p, ack.sequence);
-            Ok(())
-        }
-        Err(e) => {
-            node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-            Err(Reply::Failed { error: format!("journal: {e}") })
-        }
+/// Journals a host request and waits for JetStream's acknowledgement; a failure comes back as
+/// the reply to send.
+async fn journal_acked(appender: &Appender, rid: &str, payload: Bytes) -> Result<(), Reply> {
+    match appender.append(rid, payload).await.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Reply::Failed { error: format!("journal: {e}") }),
+        Err(_) => Err(Reply::Failed { error: "journal: stopped".into() }),
     }
 }
 
@@ -236,26 +234,20 @@ async fn handle(
     ctx: &Arc<Ctx>,
     p: u32,
     msg: async_nats::Message,
+    appender: &Appender,
     replies: &mut tokio::task::JoinSet<()>,
-) {
+) -> u64 {
     node.stats.served.fetch_add(1, Ordering::Relaxed);
     let input = match serde_json::from_slice::<Input>(&msg.payload) {
         Ok(i) => i,
         Err(e) => {
             respond(node, msg.reply, &Reply::Failed { error: format!("bad request: {e}") });
-            return;
+            return 0;
         }
     };
     match input {
         Input::Ingest { rid, stream, messages } => {
-            let ack = match journal(node, p, &rid, msg.payload.clone()).await {
-                Ok(a) => a,
-                Err(e) => {
-                    node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                    respond(node, msg.reply, &Reply::Failed { error: format!("journal: {e}") });
-                    return;
-                }
-            };
+            let ack = appender.append(&rid, msg.payload.clone()).await;
             let now = Instant::now();
             let deadline = now + Duration::from_millis(ctx.config.budget_ms.get());
             let items = messages.into_iter().map(Item::Parsed).collect();
@@ -266,28 +258,22 @@ async fn handle(
                 let acked = ack.await;
                 let outs = pending.wait().await;
                 let reply = match acked {
-                    Ok(a) => {
-                        if a.duplicate {
-                            node.stats.journal_duplicates.fetch_add(1, Ordering::Relaxed);
-                        }
-                        applied(&node, p, a.sequence);
-                        Reply::Outs { outs: outs.into_iter().map(WireOut::from_out).collect() }
-                    }
-                    Err(e) => {
-                        node.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
-                        Reply::Failed { error: format!("journal: {e}") }
-                    }
+                    Ok(Ok(_)) => Reply::Outs { outs: outs.into_iter().map(WireOut::from_out).collect() },
+                    // Counted by the appender (`journal_errors`, `fenced`, `journal_duplicates`).
+                    Ok(Err(e)) => Reply::Failed { error: format!("journal: {e}") },
+                    Err(_) => Reply::Failed { error: "journal: stopped".into() },
                 };
                 respond(&node, msg.reply, &reply);
                 node.announce(p, &stream);
             });
+            1
         }
         Input::Act { rid, stream, cluster, action, answer } => {
             let Some(a) = HostAction::parse(&action) else {
                 respond(node, msg.reply, &Reply::Failed { error: format!("unknown action {action}") });
-                return;
+                return 0;
             };
-            let reply = match journal_acked(node, p, &rid, msg.payload.clone()).await {
+            let reply = match journal_acked(appender, &rid, msg.payload.clone()).await {
                 Ok(()) => {
                     let q = ctx.shards.act_with(Arc::from(stream.as_str()), cluster, a, answer_text(answer)).await;
                     node.announce(p, &stream);
@@ -296,10 +282,11 @@ async fn handle(
                 Err(failed) => failed,
             };
             respond(node, msg.reply, &reply);
+            1
         }
         Input::Catalog { ref rid, ref stream, .. } | Input::Product { ref rid, ref stream, .. } => {
             let (rid, stream) = (rid.clone(), stream.clone());
-            let reply = match journal_acked(node, p, &rid, msg.payload.clone()).await {
+            let reply = match journal_acked(appender, &rid, msg.payload.clone()).await {
                 Ok(()) => {
                     let value = match &input {
                         Input::Catalog { spec, .. } => serde_json::json!({ "products": spec.products.len() }),
@@ -313,6 +300,7 @@ async fn handle(
                 Err(failed) => failed,
             };
             respond(node, msg.reply, &reply);
+            1
         }
         Input::GetCatalog { stream } => {
             let reply = match ctx.shards.catalog(Arc::from(stream)).await {
@@ -320,6 +308,7 @@ async fn handle(
                 Err(_) => Reply::Failed { error: "server is shutting down".into() },
             };
             respond(node, msg.reply, &reply);
+            0
         }
         Input::List { stream } => {
             let reply = match ctx.shards.list(Arc::from(stream)).await {
@@ -327,6 +316,24 @@ async fn handle(
                 None => Reply::Failed { error: "server is shutting down".into() },
             };
             respond(node, msg.reply, &reply);
+            0
+        }
+        Input::Moderate { rid, stream, request } => {
+            let changes = request.changes();
+            if changes && let Err(failed) = journal_acked(appender, &rid, msg.payload.clone()).await {
+                respond(node, msg.reply, &failed);
+                return 0;
+            }
+            let reply = match crate::server::moderator_answer(ctx, &stream, request, true).await {
+                Ok(value) => Reply::Json { value },
+                Err((status, error)) => Reply::Refused { status: status.as_u16(), error },
+            };
+            respond(node, msg.reply, &reply);
+            u64::from(changes)
+        }
+        Input::Fence { .. } => {
+            respond(node, msg.reply, &Reply::Failed { error: "a fence is a journal record, not a request".into() });
+            0
         }
     }
 }

@@ -37,6 +37,12 @@ pub enum Input {
     List { stream: String },
     /// The stream's products as last set.
     GetCatalog { stream: String },
+    /// A moderator's request about a stream; journaled when it changes state (a decision on a
+    /// held message, the stream's settings).
+    Moderate { rid: String, stream: String, request: crate::server::StreamRequest },
+    /// A journal record only, never a request: a new owner's first append, after which an
+    /// earlier owner's appends are refused (they expect an older last sequence).
+    Fence { owner: String },
 }
 
 /// One message's outcome on the wire.
@@ -68,6 +74,8 @@ pub enum Reply {
     Json { value: serde_json::Value },
     /// The owner could not take the request (journal unavailable, stopping).
     Failed { error: String },
+    /// The owner refused the request as the receiving instance would have: HTTP status, why.
+    Refused { status: u16, error: String },
 }
 
 impl WireOut {

@@ -1,14 +1,14 @@
 //! Messages held for a moderator: what is kept of each, where it stands, and the one line that
 //! says why it was held.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::label_list;
+use super::{label_list, list_labels};
 use crate::label::{Label, LabelSet};
 use crate::pipeline::classify::{AbuseCategory, Reason};
 
 /// Where a held message stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HeldState {
     /// Waiting for a moderator (counted in the summary's `held_pending`).
@@ -19,8 +19,8 @@ pub enum HeldState {
     Denied,
 }
 
-/// A message held for a moderator, with why.
-#[derive(Debug, Clone, Serialize)]
+/// A message held for a moderator, with why (read back from cluster snapshots too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Held {
     /// The message id (as in its verdict).
     pub id: String,
@@ -32,7 +32,7 @@ pub struct Held {
     pub ts: u64,
     /// The labels it was given (written as a list of names); none when it was not analyzed in
     /// time.
-    #[serde(serialize_with = "label_list")]
+    #[serde(serialize_with = "label_list", deserialize_with = "list_labels")]
     pub labels: LabelSet,
     /// Scores 0–1 in [`Label::SCORED`] order (question, purchase_intent, spam, abuse); zeros
     /// when it was not analyzed in time.
@@ -40,17 +40,17 @@ pub struct Held {
     /// The rules that matched, with byte spans into `text`.
     pub reasons: Vec<Reason>,
     /// The kind of abuse, when labelled abuse.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<AbuseCategory>,
     /// One line for people: "abuse 0.62 insult (ja.abuse.insult「バカ」)" or "over latency budget".
     pub why: String,
     /// Pending until a moderator approves or denies it.
     pub state: HeldState,
     /// Who decided, and when (ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     /// Wall-clock ms of the decision; `None` while pending.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<u64>,
 }
 

@@ -183,4 +183,14 @@ impl StreamState {
     pub fn take_evictions(&mut self) -> dedupe::Evictions {
         self.dedupe.take_evictions()
     }
+
+    /// What the dedupe stage remembers (windows and clusters), as a cluster snapshot keeps it.
+    pub fn export_dedupe(&self) -> dedupe::DedupeState {
+        self.dedupe.export()
+    }
+
+    /// Takes back what [`StreamState::export_dedupe`] gave.
+    pub fn import_dedupe(&mut self, state: dedupe::DedupeState) {
+        self.dedupe.import(state);
+    }
 }

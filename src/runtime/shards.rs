@@ -36,7 +36,8 @@ use crate::queue::{Question, RankConfig};
 use crate::server::config::ServerConfig;
 use crate::store::{JournalSender, Restored};
 use crate::stream::{
-    AnswerText, HostAction, Out, Processed, QuestionList, Settings, ShardStats, Streams, Unavailable, views,
+    AnswerText, HostAction, Out, Processed, QuestionList, Settings, ShardStats, StreamSnapshot, Streams, Unavailable,
+    views,
 };
 
 /// Outcomes of a submitted frame, to be awaited.
@@ -251,6 +252,24 @@ impl Shards {
             total.open_questions += s.open_questions;
         }
         total
+    }
+
+    /// Every stream whose name `pick` accepts, as a snapshot holds it. Each shard is read under
+    /// its lock, so a stream's state includes every frame submitted for it before the call.
+    pub fn export(&self, pick: &dyn Fn(&str) -> bool) -> Vec<StreamSnapshot> {
+        let mut all: Vec<_> = self.cores.iter().flat_map(|c| lock(c).export(pick)).collect();
+        all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Forgets every stream `pick` accepts, then takes back `streams` (a snapshot of them).
+    pub fn replace(&self, pick: &dyn Fn(&str) -> bool, streams: Vec<StreamSnapshot>) {
+        for c in self.cores.iter() {
+            lock(c).forget(pick);
+        }
+        for st in streams {
+            lock(&self.cores[shard_of(&st.name, self.cores.len())]).import(st);
+        }
     }
 
     /// Frames waiting: none are queued (a frame waits for its shard's lock on its own task).

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -20,10 +19,6 @@ use super::extract::{Caller, FaqReader, Host, Open, StreamId};
 use super::web::{Page, page};
 use crate::stream::views::StreamOverview;
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
-}
-
 /// `GET /v1/streams/ID/faq`.
 pub(crate) async fn faq(
     State(ctx): State<Arc<Ctx>>,
@@ -31,10 +26,8 @@ pub(crate) async fn faq(
     StreamId(stream): StreamId,
     _: Open,
 ) -> Response {
-    match ctx.shards.faq(Arc::from(stream)).await {
-        Some(faq) => axum::Json(faq).into_response(),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down"),
-    }
+    // The FAQ is read where the stream's queue is: at its owner in cluster mode.
+    super::moderator::route(&ctx, &stream, super::moderator::StreamRequest::Faq).await
 }
 
 /// `GET /faq?stream=ID`: the FAQ page.

@@ -25,6 +25,8 @@ mod upgrade;
 mod web;
 mod ws;
 
+pub(crate) use moderator::{StreamRequest, answer as moderator_answer};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -149,8 +149,9 @@ pub struct Restored {
     pub streams: HashMap<String, RestoredStream>,
 }
 
-/// One stream's restored state.
-#[derive(Debug, Default)]
+/// One stream's restored state (also what a cluster snapshot holds of a stream's queue).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RestoredStream {
     /// Its questions in their last journaled state (answered and dismissed ones included),
     /// in cluster order.

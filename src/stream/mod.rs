@@ -29,6 +29,7 @@ use crate::store::{JournalSender, Record, RestoredStream};
 
 mod ctx;
 mod process;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 pub mod views;
@@ -36,6 +37,7 @@ pub mod views;
 #[cfg(test)]
 use ctx::ID_BLOCK;
 use ctx::StreamCtx;
+pub use snapshot::StreamSnapshot;
 
 /// A verdict frame: the contract's verdict plus optional flags.
 #[derive(Debug, Clone, Serialize)]

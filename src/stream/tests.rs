@@ -258,3 +258,32 @@ fn idle_eviction_and_question_journaling_follow_the_injected_clock() {
     shard.sweep();
     assert!(shard.streams.is_empty(), "idle for a minute by the clock: forgotten");
 }
+
+#[test]
+fn a_stream_taken_from_a_snapshot_goes_on_exactly_as_the_original() {
+    let (mut a, mut analyzer) = shard(std::time::Duration::from_secs(3600));
+    let s: Arc<str> = Arc::from("s");
+    for t in ["Mサイズありますか", "送料いくらですか", "黒はありますか"] {
+        ask(&mut a, &mut analyzer, &s, t);
+    }
+    a.set_product(s.clone(), Some("p1".into())).unwrap();
+    let snap = a.export(&|_| true);
+    assert_eq!(snap.len(), 1);
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: Vec<StreamSnapshot> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap, "a snapshot reads back as it was written");
+    let (mut b, _) = shard(std::time::Duration::from_secs(3600));
+    for st in back {
+        b.import(st);
+    }
+    assert_eq!(b.export(&|_| true), snap, "an imported stream exports the same state");
+    // Later questions, a repeat of an earlier one among them, get the same ids on both.
+    for t in ["Mサイズありますか", "返品できますか", "送料いくらですか", "白もありますか"]
+    {
+        assert_eq!(ask(&mut a, &mut analyzer, &s, t), ask(&mut b, &mut analyzer, &s, t), "{t}");
+    }
+    assert_eq!(a.export(&|_| true), b.export(&|_| true));
+    b.forget(&|n| n == "s");
+    assert!(b.export(&|_| true).is_empty());
+    assert_eq!(b.settings.live_streams.load(std::sync::atomic::Ordering::Relaxed), 0);
+}

@@ -85,7 +85,7 @@ impl Default for ClassifyConfig {
 }
 
 /// Why a label was given: the rule (feature) and the byte span of the original text.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     /// The label it pushed up.
     pub label: Label,

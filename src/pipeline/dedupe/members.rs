@@ -33,6 +33,16 @@ impl Members {
         self.0 = v.into_boxed_slice();
     }
 
+    /// The packed words, as a snapshot keeps them.
+    pub(super) fn words(&self) -> &[u64] {
+        &self.0
+    }
+
+    /// Members from words [`Members::words`] gave (a damaged packing only ends iteration early).
+    pub(super) fn from_words(words: Box<[u64]>) -> Self {
+        Self(words)
+    }
+
     pub(super) fn iter(&self) -> MemberIter<'_> {
         MemberIter(&self.0)
     }

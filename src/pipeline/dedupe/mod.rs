@@ -25,7 +25,9 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 
 mod members;
+mod state;
 use members::Members;
+pub use state::DedupeState;
 
 /// Configuration of the dedupe stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -316,8 +316,8 @@ pub(crate) async fn reload(
                 stream: None,
                 detail: json!({ "confirmed": req.confirm, "lists": lists }),
             };
-            if let Err(r) = record(&ctx, entry) {
-                return r;
+            if let Err((status, e)) = record(&ctx, entry) {
+                return super::error(status, &e);
             }
             axum::Json(json!({ "reloaded": true, "lists": lists })).into_response()
         }

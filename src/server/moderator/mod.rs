@@ -17,6 +17,11 @@
 //! - `GET|PUT /v1/streams/ID/settings`: fail-open/closed, hold thresholds, slow mode.
 //! - `GET /v1/streams/ID/summary`: blocked counts and the purchase-intent ticker (host screen).
 //!
+//! In cluster mode the per-stream requests ([`StreamRequest`]) are answered by the stream's
+//! owner, where its pipeline and moderation state are; decisions and settings are journaled
+//! there. Dictionaries, explains, dry runs, the audit log and `GET /v1/moderator/streams` stay
+//! the receiving instance's.
+//!
 //! The dictionary endpoints are in [`dictionaries`].
 //!
 //! Who did something comes from the `X-Kotae-Moderator` header (tokens are shared secrets, not
@@ -106,10 +111,10 @@ fn who(headers: &HeaderMap) -> String {
     if name.is_empty() { "moderator".into() } else { name }
 }
 
-fn record(ctx: &Ctx, entry: AuditEntry) -> Result<(), Response> {
+fn record(ctx: &Ctx, entry: AuditEntry) -> Result<(), Refused> {
     ctx.console.moderation.audit.record(entry).map_err(|e| {
         tracing::error!(error = %e, "cannot write the audit log");
-        error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write the audit log: {e}"))
+        (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the audit log: {e}"))
     })
 }
 
@@ -123,6 +128,139 @@ impl Shape for StreamSettings {
     const SHAPE: &'static str = "stream settings";
 }
 
+/// A moderator's request about one stream, answered where the stream's state is: here, or at
+/// its owner in cluster mode (`Input::Moderate`). Decisions and settings change state, so a
+/// cluster journals them and a new owner replays them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub(crate) enum StreamRequest {
+    /// `GET …/summary` (without the adapters' part, which is the receiving instance's).
+    Summary,
+    /// `GET …/held[?all=1]`.
+    Held { all: bool },
+    /// `GET …/settings`.
+    Settings,
+    /// `GET …/faq`.
+    Faq,
+    /// `POST …/held/MSG/{approve,deny}`, by `who` at `at` (Unix ms).
+    Decide { id: String, approve: bool, who: String, at: u64 },
+    /// `PUT …/settings` (already validated), by `who` at `at`.
+    PutSettings { settings: StreamSettings, who: String, at: u64 },
+}
+
+impl StreamRequest {
+    /// It changes the stream's state (journaled in cluster mode).
+    pub(crate) fn changes(&self) -> bool {
+        matches!(self, StreamRequest::Decide { .. } | StreamRequest::PutSettings { .. })
+    }
+}
+
+/// A refused request: its status and message.
+pub(crate) type Refused = (StatusCode, String);
+
+/// Answers a stream request from this instance's state. `live`: a moderator is waiting (the
+/// change is written to the audit log); otherwise a cluster journal record is being replayed.
+pub(crate) async fn answer(
+    ctx: &Ctx,
+    stream: &str,
+    req: StreamRequest,
+    live: bool,
+) -> Result<serde_json::Value, Refused> {
+    let moderation = &ctx.console.moderation;
+    fn lock(
+        m: &std::sync::Mutex<crate::moderation::StreamModeration>,
+    ) -> std::sync::MutexGuard<'_, crate::moderation::StreamModeration> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    match req {
+        StreamRequest::Summary => {
+            let s = match moderation.get(stream) {
+                Some(m) => lock(&m).summary(stream),
+                None => crate::moderation::StreamModeration::default().summary(stream),
+            };
+            Ok(serde_json::to_value(s).unwrap_or_default())
+        }
+        StreamRequest::Held { all } => {
+            let (held, degraded) = moderation
+                .get(stream)
+                .map(|m| {
+                    let m = lock(&m);
+                    (m.held(all), m.degraded())
+                })
+                .unwrap_or_default();
+            Ok(json!({ "stream": stream, "held": held, "degraded": degraded }))
+        }
+        StreamRequest::Settings => {
+            let s = moderation.get(stream).map(|m| lock(&m).settings.clone()).unwrap_or_default();
+            let c = &ctx.console.engine.config.classify;
+            Ok(json!({
+                "stream": stream,
+                "settings": s,
+                "defaults": {
+                    "fail_policy": ctx.config.on_budget_exceeded,
+                    "hold_at": round3(c.thresholds[Label::Spam.index()].min(c.thresholds[Label::Abuse.index()])),
+                    "block_at": round3(c.block_at),
+                    "slow_mode_seconds": 0,
+                },
+            }))
+        }
+        StreamRequest::Faq => match ctx.shards.faq(Arc::from(stream)).await {
+            Some(faq) => Ok(serde_json::to_value(faq).unwrap_or_default()),
+            None => Err((StatusCode::SERVICE_UNAVAILABLE, "server is shutting down".into())),
+        },
+        StreamRequest::Decide { id, approve, who, at } => {
+            let missing = || (StatusCode::NOT_FOUND, "no such held message".to_string());
+            let m = moderation.get(stream).ok_or_else(missing)?;
+            let h = lock(&m).decide(&id, approve, &who, at).ok_or_else(missing)?;
+            if live {
+                let entry = AuditEntry {
+                    at,
+                    who,
+                    action: if approve { "held.approve" } else { "held.deny" }.into(),
+                    stream: Some(stream.to_string()),
+                    detail: json!({ "id": h.id, "text": h.text, "user": h.user, "why": h.why }),
+                };
+                record(ctx, entry)?;
+            }
+            Ok(json!({ "held": h }))
+        }
+        StreamRequest::PutSettings { settings, who, at } => {
+            let Some(m) = moderation.stream_for_change(stream) else {
+                ctx.metrics.refused(Refusal::Streams);
+                return Err((StatusCode::SERVICE_UNAVAILABLE, "too many streams".into()));
+            };
+            if live {
+                let entry = AuditEntry {
+                    at,
+                    who,
+                    action: "settings".into(),
+                    stream: Some(stream.to_string()),
+                    detail: json!(settings),
+                };
+                record(ctx, entry)?;
+            }
+            lock(&m).settings = settings.clone();
+            Ok(json!({ "stream": stream, "settings": settings }))
+        }
+    }
+}
+
+/// Answers a stream request: at the stream's owner in cluster mode, here otherwise.
+pub(crate) async fn route(ctx: &Ctx, stream: &str, req: StreamRequest) -> Response {
+    // ── cluster hook: moderation state lives where the stream's pipeline runs.
+    let answered = match &ctx.cluster {
+        Some(node) => match node.moderate(stream, req).await {
+            Ok(r) => r.map_err(|(status, e)| (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), e)),
+            Err(e) => Err((StatusCode::SERVICE_UNAVAILABLE, format!("cluster: {e}"))),
+        },
+        None => answer(ctx, stream, req, true).await,
+    };
+    match answered {
+        Ok(v) => axum::Json(v).into_response(),
+        Err((status, e)) => error(status, &e),
+    }
+}
+
 /// `GET /v1/streams/ID/summary`.
 pub(crate) async fn summary(
     State(ctx): State<Arc<Ctx>>,
@@ -130,20 +268,25 @@ pub(crate) async fn summary(
     _: Open,
     StreamId(stream): StreamId,
 ) -> Response {
-    let s = match ctx.console.moderation.get(&stream) {
-        Some(m) => m.lock().unwrap_or_else(|e| e.into_inner()).summary(&stream),
-        None => crate::moderation::StreamModeration::default().summary(&stream),
+    let s = match &ctx.cluster {
+        Some(node) => node.moderate(&stream, StreamRequest::Summary).await,
+        None => Ok(answer(&ctx, &stream, StreamRequest::Summary, true).await.map_err(|(s, e)| (s.as_u16(), e))),
     };
-    // The host screen polls this: it also says when the stream's platform adapters have ended.
-    match (ctx.adapter_stats.stream(&stream), serde_json::to_value(&s)) {
-        (Some(adapters), Ok(mut v)) => {
-            if let Some(o) = v.as_object_mut() {
-                o.insert("adapters".into(), serde_json::to_value(adapters).unwrap_or_default());
-            }
-            axum::Json(v).into_response()
+    let mut v = match s {
+        Ok(Ok(v)) => v,
+        Ok(Err((status, e))) => {
+            return error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), &e);
         }
-        _ => axum::Json(s).into_response(),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &format!("cluster: {e}")),
+    };
+    // The host screen polls this: it also says when the stream's platform adapters (which run
+    // on the instance that started them) have ended.
+    if let Some(adapters) = ctx.adapter_stats.stream(&stream)
+        && let Some(o) = v.as_object_mut()
+    {
+        o.insert("adapters".into(), serde_json::to_value(adapters).unwrap_or_default());
     }
+    axum::Json(v).into_response()
 }
 
 /// `GET /v1/streams/ID/held[?all=1]`.
@@ -155,16 +298,7 @@ pub(crate) async fn held(
     Query(q): Q,
 ) -> Response {
     let all = q.get("all").is_some_and(|v| v == "1" || v == "true");
-    let (held, degraded) = ctx
-        .console
-        .moderation
-        .get(&stream)
-        .map(|m| {
-            let m = m.lock().unwrap_or_else(|e| e.into_inner());
-            (m.held(all), m.degraded())
-        })
-        .unwrap_or_default();
-    axum::Json(json!({ "stream": stream, "held": held, "degraded": degraded })).into_response()
+    route(&ctx, &stream, StreamRequest::Held { all }).await
 }
 
 /// `POST /v1/streams/ID/held/MSG/{approve,deny}`.
@@ -181,23 +315,7 @@ pub(crate) async fn decide(
         "deny" => false,
         _ => return error(StatusCode::NOT_FOUND, "unknown decision; use approve or deny"),
     };
-    let who = who(&headers);
-    let Some(m) = ctx.console.moderation.get(&stream) else {
-        return error(StatusCode::NOT_FOUND, "no such held message");
-    };
-    let decided = m.lock().unwrap_or_else(|e| e.into_inner()).decide(&id, approve, &who, unix_ms());
-    let Some(h) = decided else { return error(StatusCode::NOT_FOUND, "no such held message") };
-    let entry = AuditEntry {
-        at: unix_ms(),
-        who,
-        action: if approve { "held.approve" } else { "held.deny" }.into(),
-        stream: Some(stream),
-        detail: json!({ "id": h.id, "text": h.text, "user": h.user, "why": h.why }),
-    };
-    if let Err(r) = record(&ctx, entry) {
-        return r;
-    }
-    axum::Json(json!({ "held": h })).into_response()
+    route(&ctx, &stream, StreamRequest::Decide { id, approve, who: who(&headers), at: unix_ms() }).await
 }
 
 /// `GET /v1/streams/ID/settings`.
@@ -207,24 +325,7 @@ pub(crate) async fn settings(
     _: Open,
     StreamId(stream): StreamId,
 ) -> Response {
-    let s = ctx
-        .console
-        .moderation
-        .get(&stream)
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).settings.clone())
-        .unwrap_or_default();
-    let c = &ctx.console.engine.config.classify;
-    axum::Json(json!({
-        "stream": stream,
-        "settings": s,
-        "defaults": {
-            "fail_policy": ctx.config.on_budget_exceeded,
-            "hold_at": round3(c.thresholds[Label::Spam.index()].min(c.thresholds[Label::Abuse.index()])),
-            "block_at": round3(c.block_at),
-            "slow_mode_seconds": 0,
-        },
-    }))
-    .into_response()
+    route(&ctx, &stream, StreamRequest::Settings).await
 }
 
 /// An `f32` setting as people write it (0.8, not 0.800000011920929).
@@ -249,22 +350,7 @@ pub(crate) async fn put_settings(
         )
             .into_response();
     }
-    let Some(m) = ctx.console.moderation.stream_for_change(&stream) else {
-        ctx.metrics.refused(Refusal::Streams);
-        return error(StatusCode::SERVICE_UNAVAILABLE, "too many streams");
-    };
-    let entry = AuditEntry {
-        at: unix_ms(),
-        who: who(&headers),
-        action: "settings".into(),
-        stream: Some(stream.clone()),
-        detail: json!(s),
-    };
-    if let Err(r) = record(&ctx, entry) {
-        return r;
-    }
-    m.lock().unwrap_or_else(|e| e.into_inner()).settings = s.clone();
-    axum::Json(json!({ "stream": stream, "settings": s })).into_response()
+    route(&ctx, &stream, StreamRequest::PutSettings { settings: s, who: who(&headers), at: unix_ms() }).await
 }
 
 /// `GET /v1/moderator/streams`.
