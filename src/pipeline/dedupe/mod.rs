@@ -432,7 +432,7 @@ impl Dedupe {
             if c.members.iter().any(|m| super::identity::slots_conflict(m, sig)) {
                 continue;
             }
-            let s = c.members.iter().map(|m| self.identity.probability(m, sig)).fold(0.0, f32::max);
+            let s = c.members.iter().map(|m| self.identity.probability_without_slot_rule(m, sig)).fold(0.0, f32::max);
             if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
             }
