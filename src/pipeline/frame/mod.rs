@@ -122,6 +122,23 @@ impl Frame {
         self.shop = false;
     }
 
+    /// Makes this frame a copy of `other`, keeping its own buffers where they are large enough
+    /// (a new frame's lists are each allocated once, at their size).
+    pub fn copy_from(&mut self, other: &Frame) {
+        // Every field named, so that a new one cannot be left out.
+        let Frame { concepts, weak, topics, slots, nouns, preds, grams, ask, shop, noun_at } = other;
+        self.concepts.clone_from(concepts);
+        self.weak.clone_from(weak);
+        self.topics.clone_from(topics);
+        self.slots.clone_from(slots);
+        self.nouns.clone_from(nouns);
+        self.preds.clone_from(preds);
+        self.grams.clone_from(grams);
+        self.ask = *ask;
+        self.shop = *shop;
+        self.noun_at.clone_from(noun_at);
+    }
+
     /// Leaves out what the key-view range `start..end` says (a product's name or keyword):
     /// its nouns and its character bigrams. The scope already says which product is meant.
     pub fn forget_span(&mut self, key: &str, start: usize, end: usize) {
