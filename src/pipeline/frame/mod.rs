@@ -143,8 +143,8 @@ impl Frame {
     /// its nouns and its character bigrams. The scope already says which product is meant.
     pub fn forget_span(&mut self, key: &str, start: usize, end: usize) {
         let inside = |&[s, e]: &[u32; 2]| start <= s as usize && e as usize <= end;
-        // A noun goes when a mention inside the span named it and none outside did. Nouns and
-        // grams are few: lists scanned in place, no set built (this runs per mention).
+        // A noun goes when a word inside the span was it and no word outside was. Nouns and
+        // grams are few: lists scanned in place, no set built (this runs per catalogue mention).
         let at = &self.noun_at;
         self.nouns.retain(|h| {
             let gone = at.iter().any(|(g, span)| g == h && inside(span));
