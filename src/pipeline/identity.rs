@@ -110,27 +110,31 @@ pub struct PairExplanation {
     pub contributions: Vec<Contribution>,
 }
 
-fn jaccard(a: &[u64], b: &[u64]) -> (f32, usize) {
+/// How many entries two sorted, unique lists share. The merge steps without branches on the
+/// values: which side advances is unpredictable, and a mispredicted branch per step cost more
+/// than the comparisons.
+fn common(a: &[u64], b: &[u64]) -> usize {
     let (mut i, mut j, mut inter) = (0, 0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                inter += 1;
-                i += 1;
-                j += 1;
-            }
-        }
+        let (x, y) = (a[i], b[j]);
+        inter += usize::from(x == y);
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
+    inter
+}
+
+/// The Jaccard index of two sorted, unique lists that share `inter` entries (0 when both are
+/// empty).
+fn jaccard(a: &[u64], b: &[u64], inter: usize) -> f32 {
     let union = a.len() + b.len() - inter;
-    (if union == 0 { 0.0 } else { inter as f32 / union as f32 }, inter)
+    if union == 0 { 0.0 } else { inter as f32 / union as f32 }
 }
 
 /// Whether both frames name fine concepts and none of them alike: they ask about different
 /// things (the price vs the stock of 1番のL, 発送 vs 到着).
 pub fn concepts_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
-    !a.concepts.is_empty() && !b.concepts.is_empty() && jaccard(a.concepts, b.concepts).1 == 0
+    !a.concepts.is_empty() && !b.concepts.is_empty() && common(a.concepts, b.concepts) == 0
 }
 
 /// Whether the frames name different values of one exclusive slot family.
@@ -141,24 +145,38 @@ pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
             theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
         })
     };
-    one_way(a, b) || one_way(b, a)
+    // Most frames name no value: nothing can conflict then.
+    !a.slots.is_empty() && !b.slots.is_empty() && (one_way(a, b) || one_way(b, a))
 }
 
 /// The pair's features, or `None` when a hard rule keeps the frames apart.
 pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
-    if slots_conflict(a, b) || concepts_conflict(a, b) {
+    if slots_conflict(a, b) {
         return None;
     }
+    features_without_slot_rule(a, b)
+}
+
+/// As [`features`] for frames already known not to conflict in their slots (a cluster checks
+/// every member's slots before comparing any).
+fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
     let flag = |x: bool| if x { 1.0 } else { 0.0 };
     let both = |x: &[u64], y: &[u64]| !x.is_empty() && !y.is_empty();
     let one = |x: &[u64], y: &[u64]| x.is_empty() != y.is_empty();
-    let (cj, ci) = jaccard(a.concepts, b.concepts);
-    let (tj, _) = jaccard(a.topics, b.topics);
-    let (_, wi) = jaccard(a.weak, b.weak);
-    let (nj, ni) = jaccard(a.nouns, b.nouns);
-    let (pj, _) = jaccard(a.preds, b.preds);
-    let (gj, gi) = jaccard(a.grams, b.grams);
-    let (_, ti) = jaccard(a.topics, b.topics);
+    let ci = common(a.concepts, b.concepts);
+    // Different concepts: the hard rule of [`concepts_conflict`], before any other list is read.
+    if both(a.concepts, b.concepts) && ci == 0 {
+        return None;
+    }
+    let cj = jaccard(a.concepts, b.concepts, ci);
+    let ti = common(a.topics, b.topics);
+    let tj = jaccard(a.topics, b.topics, ti);
+    let wi = common(a.weak, b.weak);
+    let ni = common(a.nouns, b.nouns);
+    let nj = jaccard(a.nouns, b.nouns, ni);
+    let pj = jaccard(a.preds, b.preds, common(a.preds, b.preds));
+    let gi = common(a.grams, b.grams);
+    let gj = jaccard(a.grams, b.grams, gi);
     let shared_slot = a.slots.iter().any(|s| b.slots.contains(s));
     // A slot family one side names and the other does not (no allocation: slots are few).
     let has_family = |x: FrameView<'_>, f: u64| x.slots.iter().any(|s| s[0] == f);
@@ -171,6 +189,8 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
     Some([
         flag(both(a.concepts, b.concepts) && a.concepts == b.concepts),
         cj,
+        // Always 0 here: disjoint concepts are the hard rule above (the feature stays for the
+        // model file's sake).
         flag(both(a.concepts, b.concepts) && ci == 0),
         flag(one(a.concepts, b.concepts)),
         tj,
@@ -233,6 +253,15 @@ impl IdentityModel {
     /// The probability that two frames are one question (0 when a hard rule says no).
     pub fn probability(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
         match features(a, b) {
+            None => 0.0,
+            Some(f) => self.probability_of(&f),
+        }
+    }
+
+    /// As [`IdentityModel::probability`] for frames already known not to conflict in their
+    /// slots ([`slots_conflict`]).
+    pub fn probability_without_slot_rule(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
+        match features_without_slot_rule(a, b) {
             None => 0.0,
             Some(f) => self.probability_of(&f),
         }

@@ -318,6 +318,7 @@ impl Engine {
             tokens: Tokens::default(),
             hits: Vec::new(),
             scratch: Scratch::default(),
+            frame: Frame::default(),
         }
     }
 
@@ -378,6 +379,9 @@ pub struct Analyzer {
     tokens: Tokens,
     hits: Vec<Hit>,
     scratch: Scratch,
+    /// A question's frame is built here, then copied out at its final size: built in a fresh
+    /// analysis, each list would grow (and be copied) entry by entry.
+    frame: Frame,
 }
 
 impl Analyzer {
@@ -425,8 +429,10 @@ impl Analyzer {
             }
         }
         if out.classification.labels.contains(Label::Question) {
-            let f = out.frame.get_or_insert_with(Frame::default);
-            self.build_frame(&classifier, text, f, None);
+            let mut f = std::mem::take(&mut self.frame);
+            self.build_frame(&classifier, text, &mut f, None);
+            out.frame.get_or_insert_with(Frame::default).copy_from(&f);
+            self.frame = f;
         } else {
             out.frame = None;
         }

@@ -277,7 +277,7 @@ impl Classifier {
             .take(2);
         for t in tail {
             let (base, surface) = (tokens.base(t), &surface[t.start as usize..t.end as usize]);
-            if WH.iter().any(|w| base.starts_with(w) || surface.starts_with(w)) {
+            if starts_with_wh(base) || starts_with_wh(surface) {
                 emit(Cue { key: Key::Name("ja.tok.wh_end"), rule: None, span: span_of(t) });
                 break;
             }
@@ -317,6 +317,13 @@ const WH: [&str; 21] = [
     "どない",
     "どんくらい",
 ];
+
+/// Whether a word begins with one of [`WH`]. Its first character rules out most words before
+/// any comparison: every wh-word begins with one of these.
+fn starts_with_wh(word: &str) -> bool {
+    matches!(word.chars().next(), Some('何' | 'な' | 'ど' | 'い' | 'お' | '誰' | 'だ'))
+        && WH.iter().any(|w| word.starts_with(w))
+}
 
 /// Quotation marks that open and close a quoted stretch.
 const QUOTES: [(char, char); 5] = [('「', '」'), ('『', '』'), ('“', '”'), ('"', '"'), ('《', '》')];
@@ -415,5 +422,20 @@ impl Letters {
             self.starts.push(self.text.len() as u32);
             self.text.push(char::from_u32(u.unit).unwrap_or('\u{FFFD}'));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wh_word_passes_the_first_character_filter() {
+        for w in WH {
+            assert!(starts_with_wh(w), "{w}");
+            assert!(starts_with_wh(&format!("{w}ですか")), "{w}");
+        }
+        assert!(!starts_with_wh("サイズ"));
+        assert!(!starts_with_wh(""));
     }
 }

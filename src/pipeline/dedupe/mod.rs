@@ -430,11 +430,20 @@ impl Dedupe {
             }
             // A question joins a cluster only if it names no value that one of its wordings
             // contradicts: through a wording without values (在庫ありますか), Mの黒 would
-            // otherwise chain onto Lのベージュ.
-            if c.members.iter().any(|m| super::identity::slots_conflict(m, sig)) {
+            // otherwise chain onto Lのベージュ. Otherwise its closest wording decides. One pass
+            // over the packed wordings does both.
+            let mut s = 0.0f32;
+            let mut conflict = false;
+            for m in c.members.iter() {
+                if super::identity::slots_conflict(m, sig) {
+                    conflict = true;
+                    break;
+                }
+                s = s.max(self.identity.probability_without_slot_rule(m, sig));
+            }
+            if conflict {
                 continue;
             }
-            let s = c.members.iter().map(|m| self.identity.probability(m, sig)).fold(0.0, f32::max);
             if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
                 best = Some((s, *id));
             }

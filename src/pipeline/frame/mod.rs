@@ -14,6 +14,7 @@ use crate::pipeline::classify::Classifier;
 use crate::pipeline::dedupe::hash_str;
 use crate::pipeline::normalize::Normalized;
 use crate::pipeline::tokenize::{Pos, Sub, Tokens};
+use smallvec::SmallVec;
 
 mod focus;
 mod words;
@@ -127,22 +128,39 @@ impl Frame {
         self.shop = false;
     }
 
+    /// Makes this frame a copy of `other`, keeping its own buffers where they are large enough
+    /// (a new frame's lists are each allocated once, at their size).
+    pub fn copy_from(&mut self, other: &Frame) {
+        // Every field named, so that a new one cannot be left out.
+        let Frame { concepts, weak, topics, slots, nouns, preds, grams, ask, shop, noun_at, asides } = other;
+        self.concepts.clone_from(concepts);
+        self.weak.clone_from(weak);
+        self.topics.clone_from(topics);
+        self.slots.clone_from(slots);
+        self.nouns.clone_from(nouns);
+        self.preds.clone_from(preds);
+        self.grams.clone_from(grams);
+        self.ask = *ask;
+        self.shop = *shop;
+        self.noun_at.clone_from(noun_at);
+        self.asides.clone_from(asides);
+    }
+
     /// Leaves out what the key-view range `start..end` says (a product's name or keyword):
     /// its nouns and its character bigrams. The scope already says which product is meant.
     pub fn forget_span(&mut self, key: &str, start: usize, end: usize) {
-        let mut gone: Vec<u64> = Vec::new();
-        self.noun_at.retain(|&(h, [s, e])| {
-            let inside = start <= s as usize && e as usize <= end;
-            if inside {
-                gone.push(h);
-            }
-            !inside
+        let inside = |&[s, e]: &[u32; 2]| start <= s as usize && e as usize <= end;
+        // A noun goes when a word inside the span was it and no word outside was. Nouns and
+        // grams are few: lists scanned in place, no set built (this runs per catalogue mention).
+        let at = &self.noun_at;
+        self.nouns.retain(|h| {
+            let gone = at.iter().any(|(g, span)| g == h && inside(span));
+            !gone || at.iter().any(|(g, span)| g == h && !inside(span))
         });
-        let kept: Vec<u64> = self.noun_at.iter().map(|(h, _)| *h).collect();
-        self.nouns.retain(|h| !gone.contains(h) || kept.contains(h));
+        self.noun_at.retain(|(_, span)| !inside(span));
         if let Some(words) = key.get(start..end) {
-            let mut grams = Vec::new();
-            push_grams(words, &mut grams);
+            let mut grams: SmallVec<[u64; 16]> = SmallVec::new();
+            push_grams(words, |g| grams.push(g));
             self.grams.retain(|g| !grams.contains(g));
         }
     }
@@ -244,7 +262,7 @@ fn fill(
     // Words inside a fine concept are that concept; words inside a coarse topic still count.
     // A synonym match inside a longer one is part of it (税込価格 is tax, not price).
     let synonym = |h: &Hit| rules[h.rule as usize].kind == ListKind::Synonym;
-    let mut covered: Vec<(usize, usize)> = Vec::new();
+    let mut covered: SmallVec<[(usize, usize); 8]> = SmallVec::new();
     let mut asks_existence = false;
     // Shop-wide when every fine concept named is (送料いくら？: shipping, price being weak), or,
     // naming none, every topic is; not Mの在庫と送料は？.
@@ -337,7 +355,8 @@ fn fill(
     // is meant (a unit slot), not which thing. Several numbers compare (110と120どっち).
     let surface = norm.surface.as_str();
     let num = hash_str("num");
-    let mut names_of: Vec<&str> = Vec::new();
+    // The numbers that name something: how many, and the first (one alone is a slot).
+    let (mut names_of, mut first_name) = (0usize, "");
     let mut rest = surface;
     while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
         let tail = &rest[start..];
@@ -348,7 +367,7 @@ fn fill(
         }
         let (digits, after) = tail.split_at(len);
         rest = after;
-        let after = after.trim_start_matches([' ', '.', ',']).to_lowercase();
+        let after = Lowered::head(after.trim_start_matches([' ', '.', ',']).chars());
         match UNITS
             .iter()
             .find(|(prefixes, unit)| MEASURES.contains(unit) && prefixes.iter().any(|p| after.starts_with(p)))
@@ -357,11 +376,16 @@ fn fill(
                 frame.slots.push([hash_str("unit"), hash_str(unit)]);
                 note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
             }
-            None => names_of.push(digits),
+            None => {
+                if names_of == 0 {
+                    first_name = digits;
+                }
+                names_of += 1;
+            }
         }
     }
-    if names_of.len() == 1 {
-        let digits = names_of[0];
+    if names_of == 1 {
+        let digits = first_name;
         frame.slots.push([num, hash_str(digits)]);
         note(&mut names, &|n| n.slots.push(format!("num_{digits}")));
     }
@@ -393,7 +417,7 @@ fn fill(
         {
             continue;
         }
-        if STOP_WORDS.contains(&base) {
+        if is_stop_word(base) {
             continue;
         }
         let span = norm.surface.original_span(t.start as usize, t.end as usize);
@@ -403,7 +427,7 @@ fn fill(
         // Grams and spans in the key view, where catalogue keywords are matched too.
         let at = norm.key.span_of(span.0, span.1);
         let word = at.map_or(&surface[t.start as usize..t.end as usize], |(s, e)| &norm.key.as_str()[s..e]);
-        push_grams(word, &mut frame.grams);
+        push_grams(word, |g| frame.grams.push(g));
         let short = base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c));
         if short {
             continue;
@@ -445,6 +469,32 @@ pub fn finish(frame: &mut Frame) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_spellings_are_compared_on_the_lowercased_head() {
+        for (prefixes, _) in UNITS {
+            for p in *prefixes {
+                assert!(p.chars().count() <= LOWERED && p.to_lowercase() == *p, "{p}");
+            }
+        }
+        let head = Lowered::head("CMくらい".chars());
+        assert!(head.starts_with("cm") && head.starts_with("cmくら") && !head.starts_with("mm"));
+        assert!(!Lowered::head("c".chars()).starts_with("cm"));
+    }
+
+    #[test]
+    fn grams_are_the_pairs_of_folded_characters() {
+        let grams = |w: &str| {
+            let mut out = Vec::new();
+            push_grams(w, |g| out.push(g));
+            out
+        };
+        assert_eq!(grams("ワンピ"), vec![gram_hash('わ', 'ん'), gram_hash('ん', 'ぴ')]);
+        assert_eq!(grams("Mサイズ!"), grams("mさいず"));
+        assert_eq!(grams("袖"), vec![gram_hash('袖', ' ')]);
+        assert_eq!(grams("あ"), Vec::<u64>::new());
+        assert_eq!(grams("・"), Vec::<u64>::new());
+    }
 
     #[test]
     fn romaji_chat_reads_as_kana_and_english_does_not() {

@@ -1,131 +1,142 @@
 //! The word lists and helpers a frame is built with: stop words, show verbs, units of an amount
 //! asked, the kind of ask from rules and tokens, character bigrams, and romaji read as kana.
 
+use smallvec::SmallVec;
+
 use super::Ask;
 use crate::pipeline::tokenize::{Pos, Token, Tokens};
 
-/// Content words that say nothing about what a question is about.
-pub(super) const STOP_WORDS: &[&str] = &[
-    "する",
-    "ある",
-    "いる",
-    "なる",
-    "できる",
-    "れる",
-    "られる",
-    "いう",
-    "思う",
-    "くれる",
-    "みる",
-    "もらう",
-    "いただく",
-    "くださる",
-    "大丈夫",
-    "これ",
-    "それ",
-    "あれ",
-    "どれ",
-    "何",
-    "なに",
-    "ない",
-    "よい",
-    "いい",
-    "感じ",
-    "方",
-    "こと",
-    "もの",
-    "の",
-    "ん",
-    "さん",
-    "今",
-    "まだ",
-    "教える",
-    "見せる",
-    "ちゃん",
-    "店長",
-    "ござる",
-    "です",
-    "ます",
-    "いける",
-    "いく",
-    "ok",
-    "OK",
-    "オッケー",
-    "やつ",
-    "ほう",
-    "どう",
-    "どこ",
-    "いつ",
-    "いくら",
-    "おいくら",
-    "どの",
-    "どんな",
-    "くらい",
-    "ぐらい",
-    "ほしい",
-    "欲しい",
-    "わかる",
-    "分かる",
-    "知る",
-    "聞く",
-    "お願い",
-    "願う",
-    "すみません",
-];
+/// Whether a content word says nothing about what a question is about.
+///
+/// A `match` rather than a list: each arm compares with a constant of known length, which
+/// compiles to a few integer comparisons instead of a `memcmp` call per entry.
+pub(super) fn is_stop_word(word: &str) -> bool {
+    matches!(
+        word,
+        "する"
+            | "ある"
+            | "いる"
+            | "なる"
+            | "できる"
+            | "れる"
+            | "られる"
+            | "いう"
+            | "思う"
+            | "くれる"
+            | "みる"
+            | "もらう"
+            | "いただく"
+            | "くださる"
+            | "大丈夫"
+            | "これ"
+            | "それ"
+            | "あれ"
+            | "どれ"
+            | "何"
+            | "なに"
+            | "ない"
+            | "よい"
+            | "いい"
+            | "感じ"
+            | "方"
+            | "こと"
+            | "もの"
+            | "の"
+            | "ん"
+            | "さん"
+            | "今"
+            | "まだ"
+            | "教える"
+            | "見せる"
+            | "ちゃん"
+            | "店長"
+            | "ござる"
+            | "です"
+            | "ます"
+            | "いける"
+            | "いく"
+            | "ok"
+            | "OK"
+            | "オッケー"
+            | "やつ"
+            | "ほう"
+            | "どう"
+            | "どこ"
+            | "いつ"
+            | "いくら"
+            | "おいくら"
+            | "どの"
+            | "どんな"
+            | "くらい"
+            | "ぐらい"
+            | "ほしい"
+            | "欲しい"
+            | "わかる"
+            | "分かる"
+            | "知る"
+            | "聞く"
+            | "お願い"
+            | "願う"
+            | "すみません"
+    )
+}
 
-/// Verbs whose て-form request asks the host to show or do something on screen.
-pub(super) const SHOW_VERBS: &[&str] = &[
-    "見せる",
-    "着る",
-    "つける",
-    "付ける",
-    "塗る",
-    "使う",
-    "開ける",
-    "持つ",
-    "履く",
-    "はく",
-    "当てる",
-    "合わせる",
-    "回る",
-    "映す",
-    "寄る",
-    "点ける",
-    "座る",
-    "広げる",
-    "透かす",
-    "比べる",
-    "並べる",
-    "乗る",
-    "動かす",
-    "入れる",
-    "置く",
-    "やる",
-    "回す",
-    "見る",
-    "羽織る",
-    "巻く",
-    "押す",
-    "切る",
-    "焼く",
-    "試す",
-    "かける",
-    "振る",
-    "伸ばす",
-    "閉める",
-    "畳む",
-];
+/// Whether a verb's て-form request asks the host to show or do something on screen.
+pub(super) fn is_show_verb(word: &str) -> bool {
+    matches!(
+        word,
+        "見せる"
+            | "着る"
+            | "つける"
+            | "付ける"
+            | "塗る"
+            | "使う"
+            | "開ける"
+            | "持つ"
+            | "履く"
+            | "はく"
+            | "当てる"
+            | "合わせる"
+            | "回る"
+            | "映す"
+            | "寄る"
+            | "点ける"
+            | "座る"
+            | "広げる"
+            | "透かす"
+            | "比べる"
+            | "並べる"
+            | "乗る"
+            | "動かす"
+            | "入れる"
+            | "置く"
+            | "やる"
+            | "回す"
+            | "見る"
+            | "羽織る"
+            | "巻く"
+            | "押す"
+            | "切る"
+            | "焼く"
+            | "試す"
+            | "かける"
+            | "振る"
+            | "伸ばす"
+            | "閉める"
+            | "畳む"
+    )
+}
 
 /// The unit of an amount asked (`何センチ` → `cm`), by canonical name.
 pub(super) fn unit_asked(tokens: &Tokens, surface: &str) -> Option<&'static str> {
-    let words: Vec<&str> = tokens.list.iter().map(|t| &surface[t.start as usize..t.end as usize]).collect();
-    for (i, w) in words.iter().enumerate() {
-        if !matches!(*w, "何" | "なん" | "なに") {
+    let word = |t: &crate::pipeline::tokenize::Token| &surface[t.start as usize..t.end as usize];
+    for (i, t) in tokens.list.iter().enumerate() {
+        if !matches!(word(t), "何" | "なん" | "なに") {
             continue;
         }
-        // The counter may be split from 何 or follow it in the same token run (何cm).
-        let next: String = words[i + 1..].iter().take(2).copied().collect();
-        let next = next.to_lowercase();
+        // The counter may be split from 何 or follow it in the same token run (何cm): the next
+        // two words, read as one, lowercased (without building the string).
+        let next = Lowered::head(tokens.list[i + 1..].iter().take(2).flat_map(|t| word(t).chars()));
         for (prefixes, unit) in UNITS {
             if prefixes.iter().any(|p| next.starts_with(p)) {
                 return Some(unit);
@@ -133,6 +144,27 @@ pub(super) fn unit_asked(tokens: &Tokens, surface: &str) -> Option<&'static str>
         }
     }
     None
+}
+
+/// The first characters of a text, lowercased, for comparing with unit spellings without
+/// lowercasing (and allocating) the whole text.
+pub(super) struct Lowered(SmallVec<[char; LOWERED]>);
+
+/// Characters kept by [`Lowered`]: more than the longest unit spelling (ミリリットル, 6).
+pub(super) const LOWERED: usize = 12;
+
+impl Lowered {
+    /// The head of `text`, lowercased as `str::to_lowercase` would (but for the final sigma,
+    /// which it spells by context: no unit spelling has Greek letters).
+    pub(super) fn head(text: impl Iterator<Item = char>) -> Self {
+        Self(text.flat_map(char::to_lowercase).take(LOWERED).collect())
+    }
+
+    /// Whether the lowercased text starts with `prefix` (one of at most [`LOWERED`] characters).
+    pub(super) fn starts_with(&self, prefix: &str) -> bool {
+        let mut head = self.0.iter();
+        prefix.chars().all(|p| head.next() == Some(&p))
+    }
 }
 
 /// Counters after 何 and the unit they ask for; longer spellings first where they overlap.
@@ -205,7 +237,7 @@ pub(super) fn ask_of_tokens(tokens: &Tokens, surface: &str, keep: impl Fn(&Token
                 _ => Ask::Unknown,
             },
             _ if s == "どう" && next.is_some_and(|n| n.starts_with('や')) => Ask::How,
-            _ if t.pos == Pos::Verb && SHOW_VERBS.contains(&base) => {
+            _ if t.pos == Pos::Verb && is_show_verb(base) => {
                 let te = next.is_some_and(|n| n.starts_with('て') || n.starts_with('で'));
                 if te { Ask::Show } else { Ask::Unknown }
             }
@@ -220,17 +252,22 @@ pub(super) fn ask_of_tokens(tokens: &Tokens, surface: &str, keep: impl Fn(&Token
 
 /// Character bigrams of a word, katakana folded to hiragana and ASCII lowercased; a one-kanji
 /// word is its own gram.
-pub(super) fn push_grams(word: &str, out: &mut Vec<u64>) {
+pub(super) fn push_grams(word: &str, mut push: impl FnMut(u64)) {
     let fold = |c: char| match c as u32 {
         u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
         _ => c.to_ascii_lowercase(),
     };
-    let chars: Vec<char> = word.chars().map(fold).filter(|c| c.is_alphanumeric()).collect();
-    if chars.len() == 1 && ('一'..='鿿').contains(&chars[0]) {
-        out.push(gram_hash(chars[0], ' '));
+    // Pairs as the characters come (no buffer of them): the previous one and how many so far.
+    let (mut prev, mut count) = (' ', 0usize);
+    for c in word.chars().map(fold).filter(|c| c.is_alphanumeric()) {
+        if count > 0 {
+            push(gram_hash(prev, c));
+        }
+        prev = c;
+        count += 1;
     }
-    for w in chars.windows(2) {
-        out.push(gram_hash(w[0], w[1]));
+    if count == 1 && ('一'..='鿿').contains(&prev) {
+        push(gram_hash(prev, ' '));
     }
 }
 
@@ -276,6 +313,10 @@ pub(super) const EITHER: &[&str] = &["no", "to", "so", "do", "go", "me", "are", 
 /// words read as romaji. Single letters (sizes S, M, L) and English words stay.
 pub fn romaji_to_kana(text: &str) -> Option<String> {
     use wana_kana::ConvertJapanese;
+    // No Latin letter, no romaji word (most lines): nothing to convert, no buffer.
+    if !text.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
     let (mut words, mut clean, mut either, mut longest) = (0, 0, 0, 0);
     let mut out = String::with_capacity(text.len() * 2);
     let mut rest = text;
