@@ -9,9 +9,10 @@
 //!   until a moderator confirms it with `POST /v1/moderator/dictionaries/reload`
 //!   `{"confirm": true}`.
 //!
-//! Edits made through the moderator console are installed by the console itself.
+//! Edits made through the moderator console are installed by the console itself, with reloads
+//! held off meanwhile ([`ReloadHandle::exclusive`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -54,9 +55,16 @@ impl ReloadHandle {
         Self { engine, metrics, lock: Arc::default() }
     }
 
+    /// Holds reloads off while the caller reads, writes and installs the files itself (a console
+    /// edit): a reload that read the files before the edit wrote them would otherwise install
+    /// that older reading over the edit.
+    pub fn exclusive(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Loads the files; installs them unless they fail, or lists shrank and `confirm` is false.
     pub fn reload(&self, confirm: bool) -> Reloaded {
-        let _one = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.exclusive();
         let next = match self.engine.load_from_disk() {
             Ok(c) => c,
             Err(e) => {
@@ -117,4 +125,28 @@ pub fn watch(handle: ReloadHandle) -> notify::Result<Reloader> {
         })
         .map_err(|e| notify::Error::generic(&e.to_string()))?;
     Ok(Reloader { _watcher: watcher })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::PipelineConfig;
+
+    #[test]
+    fn a_reload_waits_while_an_edit_holds_the_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/ja");
+        let config = PipelineConfig { dictionaries: Some(dir), ..PipelineConfig::default() };
+        let handle = ReloadHandle::new(Engine::new(config).unwrap(), Arc::new(Metrics::new()));
+        let edit = handle.exclusive();
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let watcher = handle.clone();
+        std::thread::spawn(move || done.send(watcher.reload(false)).unwrap());
+        assert!(
+            finished.recv_timeout(Duration::from_millis(500)).is_err(),
+            "a reload that read the files now could install them over the edit"
+        );
+        drop(edit);
+        let outcome = finished.recv_timeout(Duration::from_secs(60)).expect("the reload runs once the edit is in");
+        assert!(matches!(outcome, Reloaded::Installed(_)), "{outcome:?}");
+    }
 }

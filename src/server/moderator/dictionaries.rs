@@ -216,6 +216,9 @@ pub(crate) async fn apply(
     let out = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let ctx = worker;
+        // No reload between reading the files and installing the edit.
+        let reload = ctx.console.reload.clone();
+        let _no_reload = reload.exclusive();
         let engine = &ctx.console.engine;
         let (sources, i) = edited(engine, &edit)?;
         let next = Arc::new(compile(engine, &sources)?);
