@@ -168,35 +168,11 @@ async fn lease_owner(nats: &str, partition: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_owner_moves_its_partitions_and_loses_nothing_acknowledged() {
-    let Some(bin) = nats_server() else {
-        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+    let Some(Cluster { dir: _dir, _nats, url, mut procs, addrs, partition, owner }) =
+        cluster(&["k1", "k2", "k3"], "").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
-    let mut procs = HashMap::new();
-    let mut addrs = HashMap::new();
-    for name in ["k1", "k2", "k3"] {
-        let (p, a) = start_kotae(dir.path(), name, &url);
-        procs.insert(name, p);
-        addrs.insert(name, a);
-    }
-    // Wait for a fair split: every partition owned, each instance with a share.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut counts = Vec::new();
-        for a in addrs.values() {
-            counts.push(owned(a).await);
-        }
-        if counts.iter().sum::<f64>() == f64::from(PARTITIONS) && counts.iter().all(|c| *c >= 1.0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "partitions not spread: {counts:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let partition = kotae::cluster::partition_of("demo", PARTITIONS);
-    let owner = lease_owner(&url, partition).await;
-    let owner: &str = ["k1", "k2", "k3"].into_iter().find(|n| *n == owner).expect("owner is one of ours");
     let survivors: Vec<&str> = ["k1", "k2", "k3"].into_iter().filter(|n| *n != owner).collect();
 
     let lines: Vec<String> =
@@ -448,6 +424,41 @@ async fn an_instance_joining_mid_stream_takes_partitions_without_losing_or_repea
     }
 }
 
+/// A nats-server and kotae instances (their `[cluster]` section ending with `extra`), with the
+/// partitions spread over them; and which instance owns the demo stream's partition.
+struct Cluster {
+    dir: tempfile::TempDir,
+    _nats: Proc,
+    url: String,
+    procs: HashMap<&'static str, Proc>,
+    addrs: HashMap<&'static str, String>,
+    partition: u32,
+    owner: &'static str,
+}
+
+/// Starts a [`Cluster`] of `names`, or says why the test is skipped (no nats-server).
+async fn cluster(names: &[&'static str], extra: &str) -> Option<Cluster> {
+    let Some(bin) = nats_server() else {
+        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (nats, url) = start_nats(&bin, &dir.path().join("js"));
+    let mut procs = HashMap::new();
+    let mut addrs = HashMap::new();
+    for &name in names {
+        let (p, a) = start_kotae_with(dir.path(), name, &url, extra);
+        procs.insert(name, p);
+        addrs.insert(name, a);
+    }
+    // Wait for a fair split: every partition owned, each instance with a share.
+    spread(&addrs).await;
+    let partition = kotae::cluster::partition_of("demo", PARTITIONS);
+    let leased = lease_owner(&url, partition).await;
+    let owner = names.iter().copied().find(|n| *n == leased).expect("owner is one of ours");
+    Some(Cluster { dir, _nats: nats, url, procs, addrs, partition, owner })
+}
+
 /// Waits until every partition is owned and each instance has a share.
 async fn spread(addrs: &HashMap<&str, String>) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -520,23 +531,11 @@ fn signal(p: &Proc, sig: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
-    let Some(bin) = nats_server() else {
-        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+    let Some(Cluster { dir: _dir, _nats, url, mut procs, addrs, partition, owner }) =
+        cluster(&["k1", "k2", "k3"], "snapshot_interval_ms = 500\n").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
-    let mut procs = HashMap::new();
-    let mut addrs = HashMap::new();
-    for name in ["k1", "k2", "k3"] {
-        let (p, a) = start_kotae_with(dir.path(), name, &url, "snapshot_interval_ms = 500\n");
-        procs.insert(name, p);
-        addrs.insert(name, a);
-    }
-    spread(&addrs).await;
-    let partition = kotae::cluster::partition_of("demo", PARTITIONS);
-    let owner = lease_owner(&url, partition).await;
-    let owner: &str = ["k1", "k2", "k3"].into_iter().find(|n| *n == owner).expect("owner is one of ours");
     let survivors: Vec<&str> = ["k1", "k2", "k3"].into_iter().filter(|n| *n != owner).collect();
     let lines = demo_lines();
     let mut conns = HashMap::new();
@@ -640,23 +639,11 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_owner_is_fenced_its_late_writes_refused_and_counted() {
-    let Some(bin) = nats_server() else {
-        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+    let Some(Cluster { dir: _dir, _nats, url, procs, addrs, partition, owner }) =
+        cluster(&["k1", "k2", "k3"], "").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
-    let mut procs = HashMap::new();
-    let mut addrs = HashMap::new();
-    for name in ["k1", "k2", "k3"] {
-        let (p, a) = start_kotae(dir.path(), name, &url);
-        procs.insert(name, p);
-        addrs.insert(name, a);
-    }
-    spread(&addrs).await;
-    let partition = kotae::cluster::partition_of("demo", PARTITIONS);
-    let owner = lease_owner(&url, partition).await;
-    let owner: &str = ["k1", "k2", "k3"].into_iter().find(|n| *n == owner).expect("owner is one of ours");
     let survivors: Vec<&str> = ["k1", "k2", "k3"].into_iter().filter(|n| *n != owner).collect();
     let lines = demo_lines();
     let mut ws = connect(&format!("ws://{}/v1/ingest?stream=demo", addrs[survivors[0]]), None).await.unwrap();
@@ -723,23 +710,11 @@ async fn a_paused_owner_is_fenced_its_late_writes_refused_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_snapshot_is_counted_and_the_whole_journal_replayed() {
-    let Some(bin) = nats_server() else {
-        eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
+    let Some(Cluster { dir: _dir, _nats, url, mut procs, addrs, partition, owner }) =
+        cluster(&["k1", "k2"], "snapshot_interval_ms = 300\n").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (_nats, url) = start_nats(&bin, &dir.path().join("js"));
-    let mut procs = HashMap::new();
-    let mut addrs = HashMap::new();
-    for name in ["k1", "k2"] {
-        let (p, a) = start_kotae_with(dir.path(), name, &url, "snapshot_interval_ms = 300\n");
-        procs.insert(name, p);
-        addrs.insert(name, a);
-    }
-    spread(&addrs).await;
-    let partition = kotae::cluster::partition_of("demo", PARTITIONS);
-    let owner = lease_owner(&url, partition).await;
-    let owner: &str = ["k1", "k2"].into_iter().find(|n| *n == owner).expect("owner is one of ours");
     let survivor = if owner == "k1" { "k2" } else { "k1" };
     let mut ws = connect(&format!("ws://{}/v1/ingest?stream=demo", addrs[survivor]), None).await.unwrap();
     for line in &demo_lines()[..400] {
