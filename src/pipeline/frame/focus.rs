@@ -8,6 +8,8 @@
 //! their concepts, topics, words and kind of ask out. The values they name (M, 黒, 98cm) still
 //! count: they say which thing is meant wherever they stand.
 
+use smallvec::SmallVec;
+
 use crate::dictionary::{Hit, Rule};
 use crate::label::Label;
 use crate::pipeline::normalize::Normalized;
@@ -54,24 +56,20 @@ pub fn find(norm: &Normalized, tokens: &Tokens, hits: &[Hit], rules: &[Rule], ou
     if list.is_empty() {
         return;
     }
-    // Sentences as token ranges: they end at ？！。 or where the text has a space or a line break.
-    let mut sentences: Vec<(usize, usize)> = Vec::new();
+    // Sentences as token ranges: they end at ？！。 (several in a row end one) or where the text
+    // has a space or a line break.
+    let ends_at = |i: usize| list.get(i).is_some_and(|t| ends_sentence(&surface[t.start as usize..t.end as usize]));
+    let mut sentences: SmallVec<[(usize, usize); 4]> = SmallVec::new();
     let mut first = 0;
     for (i, t) in list.iter().enumerate() {
-        let s = &surface[t.start as usize..t.end as usize];
         let gap = list.get(i + 1).is_some_and(|n| {
             surface.get(t.end as usize..n.start as usize).is_some_and(|g| g.chars().any(char::is_whitespace))
         });
         let last = i + 1 == list.len();
-        if ends_sentence(s) || gap || last {
-            // Several ？！ in a row end one sentence.
-            if !(ends_sentence(s)
-                && list.get(i + 1).is_some_and(|n| ends_sentence(&surface[n.start as usize..n.end as usize])))
-                || last
-            {
-                sentences.push((first, i + 1));
-                first = i + 1;
-            }
+        let run_goes_on = ends_at(i) && ends_at(i + 1);
+        if last || ((ends_at(i) || gap) && !run_goes_on) {
+            sentences.push((first, i + 1));
+            first = i + 1;
         }
     }
     // A word that names something (not ？ or ｗ read as an unknown noun).
@@ -80,14 +78,18 @@ pub fn find(norm: &Normalized, tokens: &Tokens, hits: &[Hit], rules: &[Rule], ou
             && surface[t.start as usize..t.end as usize].chars().any(char::is_alphanumeric)
     };
     let span = |a: usize, b: usize| norm.surface.original_span(list[a].start as usize, list[b - 1].end as usize);
-    let cue_spans: Vec<(usize, usize)> = hits
-        .iter()
-        .filter(|h| {
-            let r = &rules[h.rule as usize];
-            r.declared == Some(Label::Question) || r.id.split('.').nth(1) == Some("question")
-        })
-        .map(|h| norm.key.original_span(h.start as usize, h.end as usize))
-        .collect();
+    // Where question cues are; a message of one sentence (most) does not need to know.
+    let cue_spans: SmallVec<[(usize, usize); 4]> = if sentences.len() > 1 {
+        hits.iter()
+            .filter(|h| {
+                let r = &rules[h.rule as usize];
+                r.declared == Some(Label::Question) || r.id.split('.').nth(1) == Some("question")
+            })
+            .map(|h| norm.key.original_span(h.start as usize, h.end as usize))
+            .collect()
+    } else {
+        SmallVec::new()
+    };
     let asks = |&(a, b): &(usize, usize)| {
         let (s, e) = span(a, b);
         let mark = list[a..b].iter().any(|t| matches!(&surface[t.start as usize..t.end as usize], "?" | "？"));

@@ -217,8 +217,7 @@ pub(crate) async fn apply(
         let _slot = slot;
         let ctx = worker;
         // No reload between reading the files and installing the edit.
-        let reload = ctx.console.reload.clone();
-        let _no_reload = reload.exclusive();
+        let _no_reload = ctx.console.reload.exclusive();
         let engine = &ctx.console.engine;
         let (sources, i) = edited(engine, &edit)?;
         let next = Arc::new(compile(engine, &sources)?);
