@@ -116,6 +116,9 @@ impl Classifier {
                 return;
             }
             let (s, e) = norm.key.original_span(h.start as usize, h.end as usize);
+            if self.wh_rule[h.rule as usize] && concessive(norm, tokens, s) {
+                return;
+            }
             // A term quoted, or named to be talked about (「ブス」とか言う人, 詐欺とか書く人), is
             // mentioned, not used: it counts as a quotation, not as its rule.
             if is_mentioned(key, quotes, h.start as usize, h.end as usize) {
@@ -277,7 +280,8 @@ impl Classifier {
             .take(2);
         for t in tail {
             let (base, surface) = (tokens.base(t), &surface[t.start as usize..t.end as usize]);
-            if starts_with_wh(base) || starts_with_wh(surface) {
+            let start = norm.surface.original_span(t.start as usize, t.end as usize).0;
+            if (starts_with_wh(base) || starts_with_wh(surface)) && !concessive(norm, tokens, start) {
                 emit(Cue { key: Key::Name("ja.tok.wh_end"), rule: None, span: span_of(t) });
                 break;
             }
@@ -287,6 +291,33 @@ impl Classifier {
             emit(Cue { key, rule: None, span: span_of(t) });
         }
     }
+}
+
+/// Whether the interrogative word at byte `start` of the original text stands in a concessive
+/// clause (何回洗っても, 何でも, いくら食べても): it then asks nothing. The clause is read from the
+/// word to a symbol, a gap between words, a sentence-final particle or the message's end.
+fn concessive(norm: &Normalized, tokens: &Tokens, start: usize) -> bool {
+    let surface = norm.surface.as_str();
+    let original_end = |t: &Token| norm.surface.original_span(t.start as usize, t.end as usize).1;
+    let Some(first) = tokens.list.iter().position(|t| original_end(t) > start) else { return false };
+    let mut prev: Option<&Token> = None;
+    for t in &tokens.list[first..] {
+        let gap = prev.is_some_and(|p| p.end != t.start);
+        let symbol =
+            t.pos == Pos::Symbol || !surface[t.start as usize..t.end as usize].chars().any(char::is_alphanumeric);
+        if gap || symbol || (t.pos == Pos::Particle && matches!(t.sub, Sub::Final | Sub::AdverbialFinal)) {
+            return false;
+        }
+        if t.pos == Pos::Particle {
+            let base = tokens.base(t);
+            let after_te = prev.is_some_and(|p| p.pos == Pos::Particle && matches!(tokens.base(p), "て" | "で"));
+            if matches!(base, "でも" | "ても") || (base == "も" && after_te) {
+                return true;
+            }
+        }
+        prev = Some(t);
+    }
+    false
 }
 
 /// Particles that may end a question after its wh-word (保証何年かな, 何歳から).

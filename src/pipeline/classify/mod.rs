@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::dictionary::{DEFAULT_RULE_WEIGHT, Dictionaries, Hit, ListKind, Rule};
 use crate::label::{Action, Label, LabelSet};
 use crate::pipeline::normalize::Normalized;
-use crate::pipeline::tokenize::Tokens;
+use crate::pipeline::tokenize::{Pos, Token, Tokens};
 pub use abuse::{AbuseCategory, CATEGORIES, Severity, SeverityConfig};
 use cues::Letters;
 pub use model::{Example, Model, ModelError, TrainOptions};
@@ -189,6 +189,11 @@ pub struct Classifier {
     concept_group: Vec<Option<u64>>,
     /// For each rule, whether it names a product attribute (a size or colour value).
     attribute_rule: Vec<bool>,
+    /// For each rule, whether it is an interrogative word (a `wh` section of `question.txt`),
+    /// which asks nothing in a concessive clause (何回洗っても).
+    wh_rule: Vec<bool>,
+    /// For each rule, whether it relays what the host said (`rhetorical.txt` `[relay]`).
+    relay_rule: Vec<bool>,
 }
 
 /// Families of `synonyms` sections whose values exclude each other: the stock of M is not the
@@ -209,6 +214,7 @@ impl Classifier {
     pub fn new(dictionaries: Arc<Dictionaries>, model: Arc<Model>, config: ClassifyConfig) -> Self {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
+        let relay_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.rhetorical.relay").collect();
         let hold_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.question.hold").collect();
         let rules = dictionaries.rules();
         let rule_category = rules
@@ -255,6 +261,7 @@ impl Classifier {
             .iter()
             .map(|r| r.kind == ListKind::Synonym && ["size_", "color_"].iter().any(|f| r.section.starts_with(f)))
             .collect();
+        let wh_rule = rules.iter().map(|r| r.kind != ListKind::Synonym && r.id.starts_with("ja.question.wh")).collect();
         Self {
             dictionaries,
             model,
@@ -266,6 +273,8 @@ impl Classifier {
             slot_family,
             concept_group,
             attribute_rule,
+            wh_rule,
+            relay_rule,
         }
     }
 
@@ -302,6 +311,33 @@ impl Classifier {
     /// Whether the message is addressed to another viewer (`@name …`, not `@店長 …`).
     fn to_viewer(&self, surface: &str, hits: &[Hit]) -> bool {
         surface.trim_start().starts_with('@') && !hits.iter().any(|h| self.host_rule[h.rule as usize] && h.start < 24)
+    }
+
+    /// Whether a message, with no question mark, passes on what the host said (フタ外せばレンジOK
+    /// って, 1週間までOKだって, 併用できるらしいよ: it ends in a quoting って or a relay cue) or
+    /// muses (どっちにしよかな, 今日なに出るのかな: it ends in かな) instead of asking.
+    fn relays_or_muses(&self, norm: &Normalized, tokens: &Tokens, hits: &[Hit]) -> bool {
+        let surface = norm.surface.as_str();
+        if surface.contains(['?', '？']) {
+            return false;
+        }
+        let mut words =
+            tokens.list.iter().rev().filter(|t| t.pos != Pos::Symbol && !structure::is_decoration_token(surface, t));
+        let particle = |t: Option<&Token>, bases: &[&str]| {
+            t.is_some_and(|t| t.pos == Pos::Particle && bases.contains(&tokens.base(t)))
+        };
+        let (last, prev) = (words.next(), words.next());
+        // な drawn out: なー, なぁ, なあ.
+        let na = last.is_some_and(|t| {
+            t.pos == Pos::Particle
+                && tokens.base(t).strip_prefix('な').is_some_and(|rest| rest.chars().all(|c| "ーぁあ〜~".contains(c)))
+        });
+        if particle(last, &["って", "だって", "かな"]) || (na && particle(prev, &["か"])) {
+            return true;
+        }
+        let key = norm.key.as_str();
+        let end = key.trim_end_matches(|c: char| c.is_whitespace() || structure::is_decoration(c)).len();
+        hits.iter().any(|h| self.relay_rule[h.rule as usize] && h.end as usize == end)
     }
 
     /// Extracts features of one message, calling `emit` for each with its name (spelled in

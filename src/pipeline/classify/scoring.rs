@@ -101,6 +101,11 @@ impl Classifier {
         if self.to_viewer(norm.surface.as_str(), hits) {
             out.labels.remove(Label::Question);
         }
+        // Nor is relaying the host's answer to other viewers (レンジOKって, 〜らしいよ) or musing
+        // (どっちにしよかな).
+        if out.labels.contains(Label::Question) && self.relays_or_muses(norm, tokens, hits) {
+            out.labels.remove(Label::Question);
+        }
         if out.flood {
             out.reasons.push(Reason {
                 label: Label::Spam,

@@ -110,13 +110,25 @@ fn a_feature_counts_once_per_message() {
 
 /// The rule ids a text fires, through `list` (named `file`) and an empty model.
 fn rules_fired(shared: &TokenizerShared, file: &str, list: &str, text: &str) -> Vec<String> {
+    features_where(shared, file, list, text, |name, rule| rule || name == "ja.struct.quoted")
+}
+
+/// The feature names a text gives that `keep` keeps (by name, and whether it is a rule), through
+/// `list` (named `file`) and an empty model.
+fn features_where(
+    shared: &TokenizerShared,
+    file: &str,
+    list: &str,
+    text: &str,
+    keep: impl Fn(&str, bool) -> bool,
+) -> Vec<String> {
     let sources = [(PathBuf::from(format!("d/{file}")), list.to_string())];
     let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
     let classifier = Classifier::new(dictionaries.clone(), Arc::new(Model::default()), ClassifyConfig::default());
     let (norm, tokens, hits) = prepare(&mut shared.tokenizer(), &dictionaries, text);
     let mut fired = Vec::new();
     classifier.features(text, &norm, &tokens, &hits, Ngrams::Model, &mut String::new(), &mut |f| {
-        if f.rule.is_some() || f.name == "ja.struct.quoted" {
+        if keep(f.name, f.rule.is_some()) {
             fired.push(f.name.to_string());
         }
     });
@@ -131,6 +143,61 @@ fn a_hiragana_cue_counts_only_where_a_word_starts() {
     assert_eq!(fired("送料いくら"), ["ja.question.wh"]);
     assert!(fired("わからないくらい可愛い").is_empty(), "いくら is not in わからないくらい");
     assert_eq!(fired("白浮きする？"), ["ja.question.end"], "an inword ending attaches to any word");
+}
+
+#[test]
+fn an_interrogative_in_a_concessive_clause_asks_nothing() {
+    let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
+    let list = "[wh => question]\n何回\n何枚\n何で\nいくら\n";
+    let asks = |text| {
+        features_where(&shared, "question.txt", list, text, |name, _| {
+            name == "ja.question.wh" || name == "ja.tok.wh_end"
+        })
+    };
+    assert_eq!(asks("何回洗える？"), ["ja.question.wh"]);
+    assert_eq!(asks("保証何年"), ["ja.tok.wh_end"]);
+    assert!(asks("何でも").is_empty());
+    assert!(asks("撥水何回洗っても落ちにくいって").is_empty());
+    assert!(asks("冬はニット何枚あってもいい").is_empty());
+    assert!(asks("何でも似合う").is_empty());
+    assert!(asks("いくら食べても太らない").is_empty());
+    // The clause ends at a symbol or a sentence-final particle: the ても of the next one is not its.
+    assert_eq!(asks("何回洗えるの？洗っても縮まない？"), ["ja.question.wh"]);
+    assert_eq!(asks("何回？洗っても縮まない？"), ["ja.question.wh"]);
+    assert_eq!(asks("何回洗えるかな 洗っても平気？"), ["ja.question.wh"]);
+}
+
+#[test]
+fn relaying_the_host_or_musing_is_not_asking_unless_it_asks() {
+    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+    let sources = [
+        (PathBuf::from("d/question.txt"), "[can => question]\nできる\nok\nどっち\n".to_string()),
+        (PathBuf::from("d/rhetorical.txt"), "[relay]\nらしいよ\nらしい | end\n".to_string()),
+    ];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    let classifier = Classifier::new(
+        dictionaries.clone(),
+        model(&[("ja.question.can", Label::Question)]),
+        ClassifyConfig::default(),
+    );
+    let mut tokenizer = shared.tokenizer();
+    let mut scratch = Scratch::default();
+    let mut asks = |text| {
+        let message = prepare(&mut tokenizer, &dictionaries, text);
+        labels(&classifier, text, &message, &mut scratch).contains(&Label::Question)
+    };
+    assert!(asks("クーポン併用できる"));
+    assert!(!asks("クーポン併用できるらしいよ"));
+    assert!(!asks("クーポン併用できるらしいよ〜笑"));
+    assert!(!asks("フタ外せばレンジOKって"));
+    assert!(!asks("1週間までOKだって！"));
+    // A question mark asks again; a relay cue inside the message is not its end.
+    assert!(asks("レンジOKって？"));
+    assert!(asks("併用できるらしいよ？"));
+    assert!(asks("併用できるらしいよってコメあったけど本当にできる"));
+    assert!(!asks("併用できるかな"));
+    assert!(!asks("どっちにしよかなー"));
+    assert!(asks("併用できるかな？"));
 }
 
 #[test]
