@@ -322,7 +322,9 @@ pub fn print_trace(trace: &Trace) {
         if items.len() > 1 || items.contains(&None) {
             println!("SPLIT {k}");
             for (i, t) in lines {
-                println!("    {} {t}", i.map_or("-".into(), |i| format!("q{i}")));
+                // The item's scope: the product its lines were about, or the shop.
+                let scope = i.and_then(|i| trace.items.get(&i)?.first()?.2.as_deref()).unwrap_or("-");
+                println!("    {} [{scope}] {t}", i.map_or("-".into(), |i| format!("q{i}")));
             }
         }
     }
