@@ -87,3 +87,15 @@ fn romaji_questions_are_framed_as_their_kana() {
     assert!(f.weak.contains(&"price".to_string()), "{f:?}");
     assert!(!f.nouns.iter().any(|n| n.is_ascii()), "no romaji left as words: {f:?}");
 }
+
+#[test]
+fn a_concept_spelled_in_kana_does_not_fire_across_words() {
+    let e = engine();
+    // からく, the reading of 辛く, runs from から into クーポン.
+    let f = frame(&e, "さっき買ったんですけど後からクーポン適用してもらえますか？");
+    assert!(!f.concepts.contains(&"spicy".to_string()), "{f:?}");
+    assert!(f.concepts.iter().any(|c| c.starts_with("coupon")), "{f:?}");
+    // Where the word is there, it counts.
+    let f = frame(&e, "からいですか？");
+    assert!(f.concepts.contains(&"spicy".to_string()), "{f:?}");
+}

@@ -78,14 +78,30 @@ impl WordFeature {
 }
 
 impl Classifier {
-    /// Whether a hit may count here: an entry written in hiragana must start where a word
-    /// starts (わからないくらい holds no いくら), unless its entry is flagged `inword`.
+    /// Whether a hit may count here: an entry written in hiragana (or a kanji entry's kana
+    /// reading) must start where a word starts (わからないくらい holds no いくら), unless its entry
+    /// is flagged `inword`.
     fn at_word_start(norm: &Normalized, tokens: &Tokens, hit: &Hit) -> bool {
+        Self::in_words(norm, tokens, hit, false)
+    }
+
+    /// Like [`Classifier::at_word_start`], and with `whole`, such a hit must not end inside a
+    /// later word either (後からクーポン holds no からく, the reading of 辛く). Question frames
+    /// ask for it; the label cues do not, since chat slang is often cut into words wrongly.
+    pub(crate) fn in_words(norm: &Normalized, tokens: &Tokens, hit: &Hit, whole: bool) -> bool {
         if !hit.word_start {
             return true;
         }
-        let (start, _) = norm.key.original_span(hit.start as usize, hit.end as usize);
-        tokens.list.iter().any(|t| norm.surface.original_span(t.start as usize, t.end as usize).0 == start)
+        let (start, end) = norm.key.original_span(hit.start as usize, hit.end as usize);
+        let mut starts_word = false;
+        for t in &tokens.list {
+            let (s, e) = norm.surface.original_span(t.start as usize, t.end as usize);
+            starts_word |= s == start;
+            if whole && s > start && s < end && e > end {
+                return false;
+            }
+        }
+        starts_word
     }
 
     /// Extracts features of one message, calling `emit` for each, unspelled: [`Classifier::classify`]
