@@ -85,21 +85,32 @@ impl Classifier {
         Self::in_words(norm, tokens, hit, false)
     }
 
-    /// Like [`Classifier::at_word_start`], and with `whole`, such a hit must not end inside a
-    /// later word either (後からクーポン holds no からく, the reading of 辛く). Question frames
-    /// ask for it; the label cues do not, since chat slang is often cut into words wrongly.
+    /// Like [`Classifier::at_word_start`], and with `whole`, such a hit must not run from
+    /// hiragana into a word written in katakana that goes on past it (後からクーポン holds no
+    /// からく, the reading of 辛く): kana spelling a word keeps to one script. Question frames
+    /// ask for it; the label cues do not.
     pub(crate) fn in_words(norm: &Normalized, tokens: &Tokens, hit: &Hit, whole: bool) -> bool {
         if !hit.word_start {
             return true;
         }
+        let surface = norm.surface.as_str();
         let (start, end) = norm.key.original_span(hit.start as usize, hit.end as usize);
         let mut starts_word = false;
+        let mut before: Option<char> = None;
         for t in &tokens.list {
             let (s, e) = norm.surface.original_span(t.start as usize, t.end as usize);
             starts_word |= s == start;
-            if whole && s > start && s < end && e > end {
+            let text = &surface[t.start as usize..t.end as usize];
+            if whole
+                && s > start
+                && s < end
+                && e > end
+                && before.is_some_and(|c| ('ぁ'..='ゖ').contains(&c))
+                && text.chars().next().is_some_and(|c| ('ァ'..='ヺ').contains(&c))
+            {
                 return false;
             }
+            before = text.chars().next_back();
         }
         starts_word
     }

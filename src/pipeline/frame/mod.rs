@@ -280,13 +280,9 @@ fn fill(
         // A synonym inside a longer one is part of it (次いつ in 次いつやる), and a word of the
         // asker's context (東京, 明日) says nothing of whose question it is.
         let inside_longer = synonym(h)
-            && hits.iter().any(|o| {
-                synonym(o)
-                    && o.start <= h.start
-                    && h.end <= o.end
-                    && (o.end - o.start) > (h.end - h.start)
-                    && Classifier::in_words(norm, tokens, o, true)
-            });
+            && hits
+                .iter()
+                .any(|o| synonym(o) && o.start <= h.start && h.end <= o.end && (o.end - o.start) > (h.end - h.start));
         let context = r.kind == ListKind::Synonym && classifier.is_context(h.rule);
         // In an aside only the values named count (Mなら…, 黒の…).
         let slot = r.kind == ListKind::Synonym && classifier.slot_family(h.rule).is_some();
