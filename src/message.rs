@@ -190,9 +190,14 @@ fn round3(x: f32) -> f32 {
 impl OutVerdict {
     /// Builds the output shape. `stream` prefixes cluster ids of named streams.
     pub fn new(id: String, text_len: usize, stream: Option<&str>, v: &Verdict) -> Self {
-        let cluster = v.cluster.map(|c| match stream {
-            Some(s) => format!("{s}:q{}", c.id),
-            None => format!("q{}", c.id),
+        // Joined, not formatted: this runs once per question on the websocket.
+        let cluster = v.cluster.map(|c| {
+            let mut digits = itoa::Buffer::new();
+            let id = digits.format(c.id);
+            match stream {
+                Some(s) => [s, ":q", id].concat(),
+                None => ["q", id].concat(),
+            }
         });
         let clamp = |x: u32| x.min(text_len as u32);
         Self {

@@ -219,7 +219,7 @@ pub fn run(
                             stats.errors += 1;
                             serde_json::to_writer(&mut output, &OutError { id, error })
                         }
-                        Item::Done { id, msg, analysis } => {
+                        Item::Done { id, msg, mut analysis } => {
                             stats.verdicts += 1;
                             if !streams.contains_key(&msg.stream) {
                                 let mut state = engine.stream_state();
@@ -231,9 +231,9 @@ pub fn run(
                             };
                             let ts = msg.ts.unwrap_or(*last_ts);
                             *last_ts = ts;
-                            let verdict = state.process(
+                            let verdict = state.process_in_place(
                                 Meta { user: msg.user.as_deref(), ts, product: msg.product.as_deref() },
-                                *analysis,
+                                &mut analysis,
                             );
                             line.clear();
                             line.push(b'{');

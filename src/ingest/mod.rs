@@ -207,6 +207,15 @@ pub fn message_id(m: &InMessage) -> String {
     }
 }
 
+/// [`message_id`], taking a string id out of the message instead of copying it (for a caller
+/// that is done with `m.id`).
+pub fn take_message_id(m: &mut InMessage) -> String {
+    match &mut m.id {
+        Some(Value::String(s)) => std::mem::take(s),
+        _ => message_id(m),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

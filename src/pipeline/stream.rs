@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Analysis;
-use super::classify::{AbuseCategory, ClassifyConfig, Reason};
+use super::classify::{AbuseCategory, Classification, ClassifyConfig, Reason};
 use super::dedupe::{self, ClusterRef, Dedupe, DedupeInput, hash_str};
 use crate::catalog::{Catalog, Mention};
 use crate::label::{Action, Label, LabelSet};
@@ -88,8 +88,17 @@ pub struct StreamState {
 impl StreamState {
     /// Runs the stateful stage and decides the verdict.
     pub fn process(&mut self, meta: Meta<'_>, mut analysis: Analysis) -> Verdict {
-        let about = self.scope(&mut analysis, meta.product);
-        let Analysis { mut classification, frame, key_hash, key_chars, topics, .. } = analysis;
+        self.process_in_place(meta, &mut analysis)
+    }
+
+    /// [`StreamState::process`] on an analysis where it lies (a boxed one handed over by a
+    /// worker is not copied out of its box): its reasons and topics are taken into the verdict.
+    pub fn process_in_place(&mut self, meta: Meta<'_>, analysis: &mut Analysis) -> Verdict {
+        let about = self.scope(analysis, meta.product);
+        let mut classification =
+            Classification { reasons: std::mem::take(&mut analysis.classification.reasons), ..analysis.classification };
+        let topics = std::mem::take(&mut analysis.topics);
+        let Analysis { ref frame, key_hash, key_chars, .. } = *analysis;
         let input = DedupeInput {
             scope: about.scope(),
             user: meta.user,

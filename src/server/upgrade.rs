@@ -156,8 +156,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
             return Poll::Pending;
         }
         this.stalled = None;
-        let mut tmp = [0u8; FREE_READ];
-        let mut limited = ReadBuf::new(&mut tmp[..allowed]);
+        // Read straight into the caller's buffer, cut to `allowed`. The websocket reader hands
+        // an initialized slice, so this zeroes nothing; a scratch array here would zero and
+        // copy up to 16 KiB per read.
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(allowed));
         match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
             Poll::Ready(Ok(())) => {
                 let n = limited.filled().len();
@@ -166,7 +168,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
                     if this.meter.state.unclaimed.fetch_add(n, Ordering::Relaxed) == 0 {
                         *this.meter.state.since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                     }
-                    buf.put_slice(limited.filled());
+                    buf.advance(n);
                 }
                 Poll::Ready(Ok(()))
             }

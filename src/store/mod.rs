@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, params};
+use rustc_hash::FxHashMap;
 
 use crate::catalog::CatalogSpec;
 use crate::label::{Action, LabelSet};
@@ -295,8 +297,18 @@ const MESSAGE_COLUMNS: usize = 10;
 /// SQLite's limit of 32,766.
 const MESSAGE_ROWS: [usize; 3] = [64, 8, 1];
 
+/// Every action, numbered as a `messages` insert binds them.
+const ACTIONS: [Action; 3] = [Action::Allow, Action::Hold, Action::Block];
+
 impl Writer {
     fn new(conn: Connection, config: JournalConfig, metrics: Arc<Metrics>, last_retention: Instant) -> Self {
+        // The action goes in as its text, picked by the number bound: SQLite copies every
+        // bound text, and this one is always one of three constants.
+        let mut action_case = String::from("CASE ?");
+        for (i, a) in ACTIONS.iter().enumerate() {
+            action_case.push_str(&format!(" WHEN {i} THEN '{}'", a.as_str()));
+        }
+        action_case.push_str(" END");
         let insert_messages = MESSAGE_ROWS
             .iter()
             .map(|&rows| {
@@ -307,7 +319,9 @@ impl Writer {
                     if row > 0 {
                         sql.push(',');
                     }
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+                    sql.push_str("(?,?,?,?,?,");
+                    sql.push_str(&action_case);
+                    sql.push_str(",?,?,?,?)");
                 }
                 (rows, sql)
             })
@@ -455,7 +469,7 @@ impl Writer {
                  ON CONFLICT (stream) DO UPDATE SET reserved = max(reserved, ?2)",
             )?;
             // Only the last state of a question in a batch matters.
-            let mut last_question: HashMap<(&str, u32), usize> = HashMap::new();
+            let mut last_question: FxHashMap<(&str, u32), usize> = FxHashMap::default();
             for (i, r) in batch.iter().enumerate() {
                 if let Record::Question { stream, question } = r {
                     last_question.insert((stream, question.cluster), i);
@@ -481,8 +495,8 @@ impl Writer {
                         self.body.clear();
                         serde_json::to_writer(&mut self.body, q)
                             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-                        let body = std::str::from_utf8(&self.body)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+                        // serde_json writes UTF-8: the bytes go in as text without a second check.
+                        let body = ToSqlOutput::Borrowed(ValueRef::Text(&self.body));
                         question.execute(params![&**stream, q.cluster, state, body, now])?;
                     }
                     Record::QuestionRemoved { stream, cluster } => {
@@ -532,7 +546,7 @@ impl Writer {
                         insert.raw_bind_parameter(at + 3, *ts as i64)?;
                         insert.raw_bind_parameter(at + 4, user)?;
                         insert.raw_bind_parameter(at + 5, text)?;
-                        insert.raw_bind_parameter(at + 6, act.as_str())?;
+                        insert.raw_bind_parameter(at + 6, ACTIONS.iter().position(|a| a == act))?;
                         insert.raw_bind_parameter(at + 7, &labels)?;
                         insert.raw_bind_parameter(at + 8, cluster)?;
                         insert.raw_bind_parameter(at + 9, now)?;

@@ -174,3 +174,12 @@ fn retention_keeps_at_most_max_messages() {
     let n: i64 = conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap();
     assert_eq!(n, 10);
 }
+
+#[test]
+fn sqlite_is_built_without_memory_statistics() {
+    // Set in .cargo/config.toml; a LIBSQLITE3_FLAGS already in the environment wins over it.
+    let conn = Connection::open_in_memory().unwrap();
+    let used: bool =
+        conn.query_row("SELECT sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')", [], |r| r.get(0)).unwrap();
+    assert!(used, "SQLite was built without .cargo/config.toml's LIBSQLITE3_FLAGS (is LIBSQLITE3_FLAGS set?)");
+}

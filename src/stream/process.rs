@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::{Out, Processed, StreamCtx, Streams, VerdictFrame, clock, too_many_streams};
-use crate::ingest::{Item, message_id};
+use crate::ingest::{Item, message_id, take_message_id};
 use crate::label::{Action, Label, LabelSet};
 use crate::message::{InMessage, OutError, OutVerdict, Scores};
 use crate::metrics::{Metrics, Refusal, RejectReason};
@@ -65,7 +65,7 @@ impl Streams {
         let outs = items
             .into_iter()
             .map(|item| match item {
-                Item::Analyzed(m, analysis) => f.analyzed(m, *analysis),
+                Item::Analyzed(m, mut analysis) => f.analyzed(m, &mut analysis),
                 Item::OverBudget(m) => f.over_budget(m),
                 Item::Rejected { id, error, reason } => Out::Error(OutError { id, error }, reason),
                 Item::Parsed(m) => Out::Error(
@@ -81,7 +81,7 @@ impl Streams {
 
 impl Frame<'_> {
     /// An analyzed message: dedupe and clusters, the moderation decision, the host queue.
-    fn analyzed(&mut self, m: InMessage, analysis: Analysis) -> Out {
+    fn analyzed(&mut self, mut m: InMessage, analysis: &mut Analysis) -> Out {
         let ctx = &mut *self.ctx;
         let (ts, clamped) = ctx.message_ts(m.ts, self.settings.max_ts_skew, self.clock);
         if clamped {
@@ -91,9 +91,10 @@ impl Frame<'_> {
             ctx.last_ts = ts;
             ctx.last_wall = self.clock.now();
         }
-        let mut verdict = ctx
-            .state
-            .process(Meta { user: m.user.as_deref(), ts, product: ctx.queue.current_product.as_deref() }, analysis);
+        let mut verdict = ctx.state.process_in_place(
+            Meta { user: m.user.as_deref(), ts, product: ctx.queue.current_product.as_deref() },
+            analysis,
+        );
         if let Some(c) = verdict.cluster.as_mut() {
             c.id = c.id.saturating_add(ctx.base);
             if c.id > ctx.max_id {
@@ -103,7 +104,7 @@ impl Frame<'_> {
                 }
             }
         }
-        let id = message_id(&m);
+        let id = take_message_id(&mut m);
         let product = ctx.queue.current_product.as_deref();
         self.moderation.observe(&id, m.user.as_deref(), &m.text, ts, product, &mut verdict, self.classify);
         let (mut answered_at, mut answer) = (None, None);
@@ -130,12 +131,11 @@ impl Frame<'_> {
             self.trim(ts, c.id);
             self.changed = true;
         }
-        let frame = VerdictFrame {
-            verdict: OutVerdict::new(id.clone(), m.text.len(), None, &verdict),
-            degraded: None,
-            answered_at,
-            answer,
-        };
+        // The topics are not needed past the queue: moved into the verdict, not copied.
+        let topics = std::mem::take(&mut verdict.topics);
+        let mut out = OutVerdict::new(id.clone(), m.text.len(), None, &verdict);
+        out.topics = topics;
+        let frame = VerdictFrame { verdict: out, degraded: None, answered_at, answer };
         if self.settings.record_messages {
             self.journal.send(Record::Message {
                 stream: self.ctx.name.clone(),
