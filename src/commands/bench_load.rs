@@ -326,6 +326,9 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                         }
                     }
                 }
+                // A reader that gave up (no reply for 5 s, the connection closed) stops the writer
+                // too, which would otherwise wait for a window that never opens again.
+                window.close();
                 (lat, verdicts, errors, degraded, mismatched)
             };
             let ((sent, mut sink), (lat, verdicts, errors, degraded, mismatched)) = tokio::join!(writer, reader);
@@ -365,6 +368,35 @@ mod tests {
         assert_eq!(v[1]["id"], "8");
         assert_eq!(v[1]["user"], "u8");
         assert_eq!(v[0]["text"], "色違い\"見せて\"");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_stops_answering_ends_the_run_instead_of_hanging_it() {
+        use futures_util::StreamExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Takes frames and never answers.
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        let spec = LoadSpec {
+            server: format!("ws://{addr}"),
+            token: None,
+            connections: 1,
+            streams: 1,
+            rate: 0,
+            batch: 1,
+            window: 1,
+            duration: Duration::from_secs(60),
+            max_messages: 0,
+            texts: Arc::new(vec!["在庫ありますか".into()]),
+            breakdown: false,
+        };
+        let report = tokio::time::timeout(Duration::from_secs(20), run(spec)).await.expect("the run ended");
+        let report = report.unwrap();
+        assert_eq!((report.sent, report.verdicts), (1, 0));
     }
 
     #[test]
