@@ -10,7 +10,7 @@ use crate::pipeline::tokenize::{Conj, Pos, Sub, Token, Tokens};
 use super::Classifier;
 use super::ngram;
 use super::structure::{
-    find_count, find_handle, find_income, find_phone, find_pick, find_url, is_decoration, is_decoration_token,
+    find_count, find_handle, find_income, find_phone, find_pick, find_url, is_decoration, is_word_token,
 };
 
 /// A feature occurrence as extracted, before its name is spelled out.
@@ -269,7 +269,7 @@ impl Classifier {
             emit(Cue { key: Key::Name("ja.tok.qmark_inner"), rule: None, span: whole });
         }
         // Token cues: the last words of the message carry most of its mood.
-        let is_word = |t: &&Token| t.pos != Pos::Symbol && !is_decoration_token(surface, t);
+        let is_word = |t: &&Token| is_word_token(surface, t);
         let mut from_end = tokens.list.iter().rev().filter(is_word);
         let (last, prev) = (from_end.next(), from_end.next());
         if let Some(last) = last {

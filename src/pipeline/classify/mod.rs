@@ -321,8 +321,7 @@ impl Classifier {
         if surface.contains(['?', '？']) {
             return false;
         }
-        let mut words =
-            tokens.list.iter().rev().filter(|t| t.pos != Pos::Symbol && !structure::is_decoration_token(surface, t));
+        let mut words = tokens.list.iter().rev().filter(|t| structure::is_word_token(surface, t));
         let particle = |t: Option<&Token>, bases: &[&str]| {
             t.is_some_and(|t| t.pos == Pos::Particle && bases.contains(&tokens.base(t)))
         };

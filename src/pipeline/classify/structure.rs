@@ -1,6 +1,6 @@
 //! Structural cues: floods, URLs, phone numbers, ID-like handles, decoration.
 
-use crate::pipeline::tokenize::Token;
+use crate::pipeline::tokenize::{Pos, Token};
 
 /// Emoji, kaomoji parts and other decoration that says nothing about mood.
 pub(super) fn is_decoration(c: char) -> bool {
@@ -45,9 +45,14 @@ pub(super) fn is_decoration(c: char) -> bool {
         )
 }
 
-pub(super) fn is_decoration_token(surface: &str, t: &Token) -> bool {
+fn is_decoration_token(surface: &str, t: &Token) -> bool {
     let s = &surface[t.start as usize..t.end as usize];
     s.chars().all(|c| is_decoration(c) || c.is_whitespace())
+}
+
+/// Whether a token is a word that can carry a message's mood: not a symbol, not decoration.
+pub(super) fn is_word_token(surface: &str, t: &Token) -> bool {
+    t.pos != Pos::Symbol && !is_decoration_token(surface, t)
 }
 
 /// Longest unit of a flood, in characters (ランドセル repeated is one).
