@@ -274,6 +274,10 @@ struct Writer {
     retention: Retention,
     /// Rows of `messages` one retention step deletes at most.
     retention_rows: i64,
+    /// Pages holding data when the last retention pass ended (or the journal was opened).
+    used_after_retention: Option<i64>,
+    /// Free pages the retention pass under way leaves for the next minute's rows.
+    keep_free: i64,
     /// Multi-row message inserts by rows per statement, largest first, ending with one row.
     insert_messages: Vec<(usize, String)>,
     /// Scratch buffer for question bodies.
@@ -326,17 +330,21 @@ impl Writer {
                 (rows, sql)
             })
             .collect();
-        Self {
+        let mut writer = Self {
             conn,
             config,
             metrics,
             last_retention,
             retention: Retention::Idle,
             retention_rows: RETENTION_ROWS,
+            used_after_retention: None,
+            keep_free: 0,
             insert_messages,
             body: Vec::new(),
             commit_estimate: Duration::ZERO,
-        }
+        };
+        writer.used_after_retention = writer.used_pages().ok();
+        writer
     }
 }
 

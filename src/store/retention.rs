@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{Writer, unix_ms};
 use crate::metrics::Metrics;
@@ -18,10 +18,16 @@ use crate::server::config::JournalConfig;
 pub(super) enum Retention {
     /// Nothing to do until the next pass is due.
     Idle,
-    /// Deleting the oldest messages, in the order written, until one is to be kept; then
+    /// Deleting the oldest messages, in the order written, up to the first one to keep; then
     /// the old host actions and answered questions.
-    Messages { cutoff: i64 },
-    /// Giving free pages back to the file system.
+    Messages {
+        /// Host actions and closed questions written before this (Unix ms) go.
+        cutoff: i64,
+        /// The rowid of the first message to keep: the first written at or after `cutoff`,
+        /// unless more than `max_messages` follow it.
+        keep_from: i64,
+    },
+    /// Giving free pages back to the file system, beyond those the next pass's rows will take.
     Vacuum,
 }
 
@@ -29,7 +35,7 @@ pub(super) enum Retention {
 pub(super) const RETENTION_ROWS: i64 = 4096;
 
 /// Free pages one retention step gives back at most (2 MiB of 4 KiB pages).
-const VACUUM_PAGES: u32 = 512;
+const VACUUM_PAGES: i64 = 512;
 
 /// How often a retention pass starts.
 pub(super) const RETENTION_EVERY: Duration = Duration::from_secs(60);
@@ -40,7 +46,41 @@ impl Writer {
     pub(super) fn start_retention(&mut self) {
         self.last_retention = Instant::now();
         let cutoff = unix_ms() - (self.config.retention_hours.get() as i64) * 3_600_000;
-        self.retention = Retention::Messages { cutoff };
+        // The pages rows took since the last pass: as many free pages are kept for the rows of
+        // the next interval. A journal at `max_messages` deletes about what it took each
+        // interval, and giving those pages back only for the file to grow again at once moved
+        // every page from the end of the file (incremental vacuum) once a minute: the journal's
+        // work per message doubled. A journal whose streams went quiet takes none, and gives
+        // every free page back.
+        let used = self.used_pages().unwrap_or(0);
+        self.keep_free = self.used_after_retention.map_or(0, |before| (used - before).max(0));
+        match self.first_to_keep(cutoff) {
+            Ok(keep_from) => self.retention = Retention::Messages { cutoff, keep_from },
+            Err(e) => tracing::warn!(error = %e, "journal retention failed"),
+        }
+    }
+
+    /// Rows are written in rowid order with `written_at` rising, so what a pass deletes is a
+    /// range of rowids: below the first row young enough, and below the last `max_messages`.
+    /// Finding the first young row reads only the old rows before it.
+    fn first_to_keep(&self, cutoff: i64) -> rusqlite::Result<i64> {
+        let young: Option<i64> = self
+            .conn
+            .query_row("SELECT rowid FROM messages WHERE written_at >= ?1 ORDER BY rowid LIMIT 1", [cutoff], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let last: Option<i64> = self.conn.query_row("SELECT max(rowid) FROM messages", [], |r| r.get(0))?;
+        let Some(last) = last else { return Ok(0) };
+        let by_count = last - self.config.max_messages.get() as i64 + 1;
+        Ok(young.unwrap_or(last + 1).max(by_count))
+    }
+
+    /// Pages holding data: the file's pages less the free ones.
+    pub(super) fn used_pages(&self) -> rusqlite::Result<i64> {
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        Ok(pages - free)
     }
 
     /// One bounded step of the pass under way, if any.
@@ -54,34 +94,39 @@ impl Writer {
     fn try_retention_step(&mut self) -> rusqlite::Result<()> {
         match self.retention {
             Retention::Idle => {}
-            Retention::Messages { cutoff } => {
-                // The oldest rows first, by rowid (the order written): the step reads only the
-                // rows it looks at, where a condition on `written_at` alone would scan the table.
-                let keep = self.config.max_messages.get() as i64;
-                let deleted = self.conn.execute(
-                    "DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages ORDER BY rowid LIMIT ?1)
-                     AND (written_at < ?2 OR rowid <= (SELECT max(rowid) FROM messages) - ?3)",
-                    params![self.retention_rows, cutoff, keep],
-                )?;
-                if (deleted as i64) < self.retention_rows {
-                    // Host actions and questions are few: one statement each.
-                    self.conn.execute("DELETE FROM host_actions WHERE written_at < ?1", [cutoff])?;
-                    self.conn.execute(
-                        "DELETE FROM questions WHERE state IN ('answered', 'dismissed') AND updated_at < ?1",
-                        [cutoff],
-                    )?;
-                    self.retention = Retention::Vacuum;
+            Retention::Messages { cutoff, keep_from } => {
+                // The oldest rows first, a bounded range of rowids a step: a range delete reads
+                // only the rows it deletes (about half the work of picking them by a subquery).
+                let oldest: Option<i64> = self.conn.query_row("SELECT min(rowid) FROM messages", [], |r| r.get(0))?;
+                match oldest {
+                    Some(oldest) if oldest < keep_from => {
+                        let below = keep_from.min(oldest.saturating_add(self.retention_rows));
+                        self.conn.execute("DELETE FROM messages WHERE rowid < ?1", [below])?;
+                    }
+                    _ => {
+                        // Host actions and questions are few: one statement each.
+                        self.conn.execute("DELETE FROM host_actions WHERE written_at < ?1", [cutoff])?;
+                        self.conn.execute(
+                            "DELETE FROM questions WHERE state IN ('answered', 'dismissed') AND updated_at < ?1",
+                            [cutoff],
+                        )?;
+                        self.retention = Retention::Vacuum;
+                    }
                 }
             }
             Retention::Vacuum => {
                 let free = |conn: &Connection| conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
                 let before = free(&self.conn)?;
-                self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES});"))?;
-                // Done when nothing is free, or when nothing could be given back: a journal
+                let give = (before - self.keep_free).min(VACUUM_PAGES);
+                if give > 0 {
+                    self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({give});"))?;
+                }
+                // Done when no more is to be given back, or when nothing could be: a journal
                 // created before `auto_vacuum = INCREMENTAL` keeps its free pages for reuse.
                 let after = free(&self.conn)?;
-                if after == 0 || after >= before {
+                if after <= self.keep_free || after >= before {
                     self.retention = Retention::Idle;
+                    self.used_after_retention = self.used_pages().ok();
                 }
             }
         }
@@ -89,7 +134,7 @@ impl Writer {
     }
 
     /// A whole retention pass at once.
-    fn retention_pass(&mut self) {
+    pub(super) fn retention_pass(&mut self) {
         self.start_retention();
         while self.retention != Retention::Idle {
             self.retention_step();

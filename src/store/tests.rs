@@ -183,3 +183,48 @@ fn sqlite_is_built_without_memory_statistics() {
         conn.query_row("SELECT sqlite_compileoption_used('DEFAULT_MEMSTATUS=0')", [], |r| r.get(0)).unwrap();
     assert!(used, "SQLite was built without .cargo/config.toml's LIBSQLITE3_FLAGS (is LIBSQLITE3_FLAGS set?)");
 }
+
+#[test]
+fn a_journal_at_its_cap_keeps_the_pages_it_frees_for_the_next_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig {
+        path: dir.path().join("j.db"),
+        max_messages: std::num::NonZeroU64::new(1000).unwrap(),
+        ..JournalConfig::default()
+    };
+    Journal::open(&config, Arc::new(Metrics::new())).unwrap().0.close();
+    let mut w =
+        Writer::new(Connection::open(&config.path).unwrap(), config.clone(), Arc::new(Metrics::new()), Instant::now());
+    let insert = |w: &Writer, from: i64| {
+        w.conn
+            .execute(
+                "WITH RECURSIVE n(i) AS (SELECT ?1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1 + 2999)
+                 INSERT INTO messages (stream, msg_id, ts, text, action, labels, written_at)
+                 SELECT 's', i, i, 'Mサイズまだありますか', 'allow', 'question', ?2 FROM n",
+                params![from, unix_ms()],
+            )
+            .unwrap();
+    };
+    let free = |w: &Writer| -> i64 { w.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).unwrap() };
+    let rows = |w: &Writer| -> i64 { w.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0)).unwrap() };
+
+    // A minute of rows past the cap: the pass deletes 2,000 of them, and their pages stay free
+    // for the next minute's rows instead of being moved out of the file and grown back.
+    insert(&w, 0);
+    w.retention_pass();
+    assert_eq!(rows(&w), 1000);
+    let kept = free(&w);
+    assert!(kept > 0, "the freed pages are kept for the next rows");
+
+    // The next minute's rows take them: the file does not grow.
+    let pages = |w: &Writer| -> i64 { w.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap() };
+    let before = pages(&w);
+    insert(&w, 3000);
+    assert!(pages(&w) < before + kept, "the new rows went into the kept pages");
+    w.retention_pass();
+    assert_eq!(rows(&w), 1000);
+
+    // Streams gone quiet: a pass with no new rows since the last gives every free page back.
+    w.retention_pass();
+    assert_eq!(free(&w), 0);
+}
