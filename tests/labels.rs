@@ -58,6 +58,10 @@ mod question {
     t!(asks_to_be_shown, "色違い見せて", [Question]);
     t!(asks_to_be_shown_worn, "着てみてほしい", [Question]);
     t!(a_rhetorical_exclamation_is_not, "可愛くない？！", [Other]);
+    // Typed without kana-kanji conversion: IPADIC alone reads the rest of the line as one
+    // unknown word, which hides いつ and ですか / もらえますか.
+    t!(asks_in_hiragana_without_conversion, "つぎのはいしんいつですか", [Question]);
+    t!(asks_for_wrapping_in_hiragana, "ぷれぜんとようにつつんでもらえますか", [Question]);
     t!(a_report_about_the_stream_is_not, "音小さい", [Other]);
     t!(relaying_what_the_host_said_is_not, "さっき送料無料って言ってたよ", [Other]);
     t!(relaying_with_datte_is_not, "送料無料だって", [Other]);

@@ -288,6 +288,9 @@ impl Tokens {
 #[derive(Clone)]
 pub struct TokenizerShared {
     segmenter: Segmenter,
+    /// The same segmenter, grouping unknown characters into words of at most two: for runs of
+    /// hiragana the first one made a single unknown word of ([`Tokenizer::process`]).
+    capped: Segmenter,
 }
 
 impl TokenizerShared {
@@ -299,13 +302,16 @@ impl TokenizerShared {
             None => None,
         };
         let segmenter = Segmenter::new(Mode::Normal, dictionary, user);
-        Ok(Self { segmenter })
+        let capped = segmenter.clone().max_grouping_len(Some(1));
+        Ok(Self { segmenter, capped })
     }
 
     /// A per-thread tokenizer.
     pub fn tokenizer(&self) -> Tokenizer {
         Tokenizer {
             worker: self.segmenter.new_worker(),
+            capped: self.capped.new_worker(),
+            hiragana: Vec::new(),
             known: rustc_hash::FxHashMap::default(),
             words: 0,
             vocabulary: next_vocabulary(),
@@ -324,6 +330,10 @@ fn load_user(path: &Path, dictionary: &Dictionary) -> Result<lindera::dictionary
 /// The tokenize stage of one worker thread.
 pub struct Tokenizer {
     worker: SegmentWorker,
+    /// For hiragana runs the first segmentation left as one unknown word.
+    capped: SegmentWorker,
+    /// Scratch: whether each token of the first segmentation is all hiragana.
+    hiragana: Vec<bool>,
     /// Dictionary fields already read, by word: chat reuses a small vocabulary, and reading a
     /// word's fields means splitting and UTF-8-checking its detail record every time.
     known: rustc_hash::FxHashMap<(u8, u32), Known>,
@@ -374,66 +384,147 @@ impl Tokenizer {
     }
 
     /// Segments the surface view `text` into `out`.
+    ///
+    /// Chat typed without kana-kanji conversion (つぎのはいしんいつですか) defeats IPADIC's unknown
+    /// words: where no dictionary word starts, the whole rest of the hiragana run becomes one
+    /// unknown noun, which hides every word in it (いつ, ですか). Such a run is segmented again
+    /// with unknown words of at most two characters, so the dictionary's words in it are found.
     pub fn process(&mut self, text: &str, out: &mut Tokens) {
         out.clear();
         if text.is_empty() {
             return;
         }
-        // Lindera fails only on inputs past its sentence limit, which the size limit excludes;
-        // a failure leaves the message without tokens rather than failing it.
-        let Ok(tokens) = self.worker.segment(text) else {
-            return;
-        };
         if self.known.len() > KNOWN_CAP {
             self.known.clear();
             self.words = 0;
             self.vocabulary = next_vocabulary();
         }
         out.vocabulary = self.vocabulary;
-        let words = &mut self.words;
+        // Lindera fails only on inputs past its sentence limit, which the size limit excludes;
+        // a failure leaves the message without tokens rather than failing it.
+        let Ok(tokens) = self.worker.segment(text) else {
+            return;
+        };
+        let mut long = false;
         for tok in &tokens {
-            let id = tok.word_id.id();
-            // Keyed by lexicon (system, user, unknown) and id. Unknown words share ids by character
-            // class, so their base form is always their own surface.
-            let lexicon = if tok.word_id.is_unknown() { 2 } else { u8::from(!tok.word_id.is_system()) };
-            let key = (lexicon, id);
-            let known = self.known.entry(key).or_insert_with(|| {
-                let id = id as usize;
-                let mut fields = if tok.word_id.is_unknown() {
-                    tok.dictionary.unknown_word_details_iter(id)
-                } else if tok.word_id.is_system() {
-                    tok.dictionary.word_details_iter(id)
-                } else if let Some(user) = tok.user_dictionary {
-                    user.word_details_iter(id)
-                } else {
-                    tok.dictionary.unknown_word_details_iter(id)
-                };
-                let pos = Pos::parse(fields.next().unwrap_or(""));
-                let sub = Sub::parse(fields.next().unwrap_or(""));
-                let conj = Conj::parse(fields.nth(3).unwrap_or(""));
-                let base: Option<Box<str>> = match fields.next() {
-                    Some(b) if b != "*" && !b.is_empty() && !tok.word_id.is_unknown() => Some(b.into()),
-                    _ => None,
-                };
-                let mut word = NO_WORD;
-                if base.is_some() {
-                    word = *words;
-                    *words += 1;
-                }
-                Known { pos, sub, conj, base, word }
-            });
-            let from = out.arena.len() as u32;
-            out.arena.push_str(known.base.as_deref().unwrap_or(tok.surface.as_ref()));
-            out.list.push(Token {
-                start: tok.byte_start as u32,
-                end: tok.byte_end as u32,
-                pos: known.pos,
-                sub: known.sub,
-                conj: known.conj,
-                base: (from, out.arena.len() as u32),
-                unknown: tok.word_id.is_unknown(),
-                word: known.word,
-            });
+            long |= tok.word_id.is_unknown()
+                && tok.surface.len() >= 12
+                && tok.surface.chars().nth(3).is_some()
+                && tok.surface.chars().all(is_hiragana);
+            push_token(&mut self.known, &mut self.words, tok, 0, out);
+        }
+        drop(tokens);
+        if long {
+            self.hiragana.clear();
+            self.hiragana
+                .extend(out.list.iter().map(|t| text[t.start as usize..t.end as usize].chars().all(is_hiragana)));
+            let runs = hiragana_runs(&out.list, &self.hiragana);
+            self.resegment(text, &runs, out);
         }
     }
+
+    /// Replaces the tokens inside each of `runs` (byte ranges of `text`, in order) by the capped
+    /// segmenter's tokens of that run.
+    fn resegment(&mut self, text: &str, runs: &[(usize, usize)], out: &mut Tokens) {
+        let first = std::mem::take(&mut out.list);
+        let mut list = Vec::with_capacity(first.len() + 8);
+        let mut next = 0;
+        for &(from, to) in runs {
+            list.extend(first.iter().filter(|t| t.start as usize >= next && (t.end as usize) <= from));
+            out.list = Vec::new();
+            match self.capped.segment(&text[from..to]) {
+                Ok(tokens) => {
+                    for tok in &tokens {
+                        push_token(&mut self.known, &mut self.words, tok, from, out);
+                    }
+                }
+                Err(_) => out.list.extend(first.iter().filter(|t| t.start as usize >= from && t.end as usize <= to)),
+            }
+            list.append(&mut out.list);
+            next = to;
+        }
+        list.extend(first.iter().filter(|t| t.start as usize >= next));
+        out.list = list;
+    }
+}
+
+fn is_hiragana(c: char) -> bool {
+    matches!(c, '\u{3041}'..='\u{3096}' | 'ー' | 'ゝ' | 'ゞ')
+}
+
+/// The byte ranges to segment again: around each unknown word of four or more hiragana, the
+/// run of adjoining all-hiragana tokens, so the new segmentation does not depend on where the
+/// first one cut (つ｜ぎのはいしん… from つぎのはいしん…). `hiragana[i]`: token `i` is all hiragana.
+fn hiragana_runs(list: &[Token], hiragana: &[bool]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        if !hiragana[i] {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        let mut long = false;
+        while j < list.len() && hiragana[j] && (j == i || list[j].start == list[j - 1].end) {
+            long |= list[j].unknown && list[j].end - list[j].start >= 12;
+            j += 1;
+        }
+        if long {
+            runs.push((list[i].start as usize, list[j - 1].end as usize));
+        }
+        i = j;
+    }
+    runs
+}
+
+/// Reads a Lindera token's dictionary fields (once per word, then from `known`) and appends it
+/// to `out`, its offsets moved by `offset` bytes.
+fn push_token(
+    known: &mut rustc_hash::FxHashMap<(u8, u32), Known>,
+    words: &mut u32,
+    tok: &lindera::token::Token<'_>,
+    offset: usize,
+    out: &mut Tokens,
+) {
+    let id = tok.word_id.id();
+    // Keyed by lexicon (system, user, unknown) and id. Unknown words share ids by character
+    // class, so their base form is always their own surface.
+    let lexicon = if tok.word_id.is_unknown() { 2 } else { u8::from(!tok.word_id.is_system()) };
+    let known = known.entry((lexicon, id)).or_insert_with(|| {
+        let id = id as usize;
+        let mut fields = if tok.word_id.is_unknown() {
+            tok.dictionary.unknown_word_details_iter(id)
+        } else if tok.word_id.is_system() {
+            tok.dictionary.word_details_iter(id)
+        } else if let Some(user) = tok.user_dictionary {
+            user.word_details_iter(id)
+        } else {
+            tok.dictionary.unknown_word_details_iter(id)
+        };
+        let pos = Pos::parse(fields.next().unwrap_or(""));
+        let sub = Sub::parse(fields.next().unwrap_or(""));
+        let conj = Conj::parse(fields.nth(3).unwrap_or(""));
+        let base: Option<Box<str>> = match fields.next() {
+            Some(b) if b != "*" && !b.is_empty() && !tok.word_id.is_unknown() => Some(b.into()),
+            _ => None,
+        };
+        let mut word = NO_WORD;
+        if base.is_some() {
+            word = *words;
+            *words += 1;
+        }
+        Known { pos, sub, conj, base, word }
+    });
+    let from = out.arena.len() as u32;
+    out.arena.push_str(known.base.as_deref().unwrap_or(tok.surface.as_ref()));
+    out.list.push(Token {
+        start: (tok.byte_start + offset) as u32,
+        end: (tok.byte_end + offset) as u32,
+        pos: known.pos,
+        sub: known.sub,
+        conj: known.conj,
+        base: (from, out.arena.len() as u32),
+        unknown: tok.word_id.is_unknown(),
+        word: known.word,
+    });
 }
