@@ -60,7 +60,7 @@ const APPRAISAL: [&str; 40] = [
 
 /// Predicates that appraise a fact named before them (洗えるの助かる, 届くの楽しみ), beside
 /// [`APPRAISAL`].
-const FACT_APPRAISAL: [&str; 6] = ["助かる", "楽しみ", "便利", "天才", "優秀", "ありがたい"];
+const FACT_APPRAISAL: [&str; 5] = ["助かる", "楽しみ", "便利", "天才", "優秀"];
 
 fn is_appraisal(base: &str) -> bool {
     APPRAISAL.contains(&base)
@@ -98,15 +98,13 @@ impl Classifier {
         let before = &tokens.list[..q];
         let mut words = before.iter().rev().filter(|t| is_word_token(surface, t));
         let (w1, w2, w3) = (words.next(), words.next(), words.next());
-        let appraisal = |t: Option<&Token>| t.is_some_and(|t| t.pos == Pos::Adjective && is_appraisal(tokens.base(t)));
+        let appraisal = |t: &Token| t.pos == Pos::Adjective && is_appraisal(tokens.base(t));
         let start = match (w1, w2, w3) {
             // 安くない, やばくない
-            (Some(n), Some(a), _) if is_negation(tokens, n) && appraisal(Some(a)) && a.conj == Conj::Continuative => a,
+            (Some(n), Some(a), _) if is_negation(tokens, n) && appraisal(a) && a.conj == Conj::Continuative => a,
             // 可愛すぎない, 安すぎん
             (Some(n), Some(s), Some(a))
-                if is_negation(tokens, n)
-                    && matches!(tokens.base(s), "すぎる" | "すぎ" | "過ぎる")
-                    && appraisal(Some(a)) =>
+                if is_negation(tokens, n) && matches!(tokens.base(s), "すぎる" | "すぎ" | "過ぎる") && appraisal(a) =>
             {
                 a
             }
@@ -114,7 +112,7 @@ impl Classifier {
             (Some(k), Some(a), _)
                 if k.pos == Pos::Particle
                     && matches!(tokens.base(k), "けど" | "けれど" | "けども")
-                    && appraisal(Some(a))
+                    && appraisal(a)
                     && a.conj == Conj::Base =>
             {
                 a
@@ -133,9 +131,9 @@ impl Classifier {
         })
     }
 
-    /// The start of a surprised echo closed by the question mark at token `q`: the line is an
-    /// interjection (え, えっ) and one to three nouns (クーポン, 6990円) before it, and no word
-    /// after it; none of the nouns names stock.
+    /// The interjection that starts a surprised echo closed by the question mark at token `q`:
+    /// the line is an interjection (え, えっ) and one to three nouns (クーポン, 6990円) before it,
+    /// and no word after it; none of the nouns names stock.
     fn echo<'t>(&self, norm: &Normalized, tokens: &'t Tokens, hits: &[Hit], q: usize) -> Option<&'t Token> {
         let surface = norm.surface.as_str();
         let is_word = |t: &&Token| is_word_token(surface, t);
@@ -161,8 +159,8 @@ impl Classifier {
 
     /// Whether a line with no question mark appraises a fact it names (取り置きできるのありがたい,
     /// 洗えるの助かる, 届くの楽しみ): a clause made a noun by の or こと, then an appraisal. It
-    /// says what the viewer thinks of what the host said; it asks nothing, however much the clause
-    /// looks like asking (できる, 使える).
+    /// says what the viewer thinks of what the host said; it asks the host for nothing (the label
+    /// rules' question), however much the clause looks like asking (できる, 使える).
     pub(super) fn appraises_fact(&self, norm: &Normalized, tokens: &Tokens) -> bool {
         let surface = norm.surface.as_str();
         if surface.contains(['?', '？']) {
@@ -182,7 +180,8 @@ impl Classifier {
     }
 
     /// Whether the hold cue ending at byte `end` of the original text is withdrawn by the word after
-    /// it (取り置きやめて今買います, 取り置きキャンセルで): the line no longer asks for a hold.
+    /// it (取り置きやめて今買います, 取り置きキャンセルで): the line asks for no hold, which is what
+    /// makes a purchase a question too by the label rules.
     pub(super) fn hold_withdrawn(&self, norm: &Normalized, tokens: &Tokens, end: u32) -> bool {
         let surface = norm.surface.as_str();
         let next = tokens.list.iter().filter(|t| is_word_token(surface, t)).find(|t| {
