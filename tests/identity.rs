@@ -80,6 +80,20 @@ fn context_words_leave_a_shop_question_the_shops() {
 }
 
 #[test]
+fn the_archive_remaining_and_exchanges_are_the_shops() {
+    let e = engine();
+    for text in
+        ["アーカイブって残りますか？", "アーカイブ残ってる？", "サイズ交換できますか？", "色違いに交換してもらえますか"]
+    {
+        let f = frame(&e, text);
+        assert!(f.shop, "{text}: {f:?}");
+        assert!(!f.concepts.contains(&"stock".to_string()), "{text}: the archive remains, not stock: {f:?}");
+    }
+    let f = frame(&e, "Mまだ残ってますか？");
+    assert!(!f.shop && f.concepts.contains(&"stock".to_string()), "{f:?}");
+}
+
+#[test]
 fn romaji_questions_are_framed_as_their_kana() {
     let e = engine();
     assert!(frame(&e, "ikura?").weak.contains(&"price".to_string()), "{:?}", frame(&e, "ikura?"));

@@ -70,6 +70,14 @@ mod question {
     t!(a_question_to_another_viewer_is_not, "@ゆい そのリップどこの？", [Other]);
     t!(ikura_inside_another_word_is_not_asking_a_price, "わからないくらい可愛い", [Other]);
     t!(a_line_mentioned_in_a_real_question_stays_a_question, "公式LINEに登録したらクーポンもらえる？", [Question]);
+    t!(a_plain_negative_question_on_an_appraisal_is_not, "このワンピ安くない？", [Other]);
+    t!(the_polite_negative_question_asks_the_host, "安くないですか？", [Question]);
+    t!(a_negative_question_on_a_property_asks, "生地チクチクしない？", [Question]);
+    t!(asking_whether_a_size_is_missing_asks, "Mサイズない？", [Question]);
+    t!(a_retort_on_an_appraisal_is_not, "色めっちゃいいけど？", [Other]);
+    t!(a_surprised_echo_of_one_noun_is_not, "え、クーポンコード？", [Other]);
+    t!(an_echo_of_stock_asks_whether_it_is_so, "え、L売り切れ？", [Question]);
+    t!(a_fact_appraised_is_no_question, "取り置きしてもらえるのありがたい", [PurchaseIntent]);
 }
 
 mod purchase_intent {
@@ -82,6 +90,7 @@ mod purchase_intent {
     t!(a_conditional_commitment, "再販したら絶対買う", [PurchaseIntent]);
     t!(a_gift, "母の日用に2つ買いました", [PurchaseIntent]);
     t!(a_hold_is_a_question_and_a_purchase, "取り置きお願いします", [Question, PurchaseIntent]);
+    t!(a_hold_withdrawn_is_a_purchase_only, "取り置きやめて今買います", [PurchaseIntent]);
     t!(undecided_is_not, "迷う〜", [Other]);
     t!(still_considering_is_not, "検討中です", [Other]);
     t!(a_past_wish_is_not, "欲しかった", [Other]);

@@ -14,6 +14,7 @@
 //! - `cues`: feature extraction, the cues of one message before they are named.
 //! - [`model`]: the weights file, loading, saving and training.
 //! - [`ngram`]: hashed character n-grams of the matching key.
+//! - `rhetoric`: lines shaped like a question that ask nothing (可愛くない？, え、クーポン？).
 //! - `scoring`: features weighed into scores, labels, reasons and a category.
 //! - `structure`: floods, URLs, phone numbers, handles.
 
@@ -21,6 +22,7 @@ pub mod abuse;
 mod cues;
 pub mod model;
 pub mod ngram;
+mod rhetoric;
 mod scoring;
 mod structure;
 

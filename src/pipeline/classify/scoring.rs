@@ -93,7 +93,10 @@ impl Classifier {
         }
         // A hold (取り置きお願いします) asks the shop to do something for a purchase: the label
         // rules make it both.
-        let hold = |a: &Active| a.rule.is_some_and(|r| self.hold_rule[r as usize]);
+        // A hold withdrawn (取り置きやめて今買います) asks for none.
+        let hold = |a: &Active| {
+            a.rule.is_some_and(|r| self.hold_rule[r as usize]) && !self.hold_withdrawn(norm, tokens, a.span.1)
+        };
         if out.labels.contains(Label::PurchaseIntent) && scratch.active.iter().any(hold) {
             out.labels.insert(Label::Question);
         }
@@ -104,6 +107,13 @@ impl Classifier {
         // Nor is relaying the host's answer to other viewers (レンジOKって, 〜らしいよ) or musing
         // (どっちにしよかな).
         if out.labels.contains(Label::Question) && self.relays_or_muses(norm, tokens, hits) {
+            out.labels.remove(Label::Question);
+        }
+        // Nor are rhetorical appraisals (安くない？, スタイルいいけど？), surprised echoes
+        // (え、クーポン？) or a fact appraised (取り置きできるのありがたい).
+        if out.labels.contains(Label::Question)
+            && (self.rhetorical(norm, tokens, hits) || self.appraises_fact(norm, tokens))
+        {
             out.labels.remove(Label::Question);
         }
         if out.flood {

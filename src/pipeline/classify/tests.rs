@@ -201,6 +201,82 @@ fn relaying_the_host_or_musing_is_not_asking_unless_it_asks() {
 }
 
 #[test]
+fn rhetorical_appraisals_echoes_and_appraised_facts_ask_nothing_unless_something_else_does() {
+    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+    let sources = [
+        (
+            PathBuf::from("d/question.txt"),
+            "[masuka => question]\nですか\n[can => question]\nできる\n[request => question]\n見せて\n".to_string(),
+        ),
+        (PathBuf::from("d/synonyms.txt"), "[stock]\n売り切れ\n".to_string()),
+    ];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    // Every line with a question mark scores as a question, as the shipped model mostly does.
+    let classifier = Classifier::new(
+        dictionaries.clone(),
+        model(&[("ja.tok.qmark", Label::Question), ("ja.tok.qmark_excl", Label::Question)]),
+        ClassifyConfig::default(),
+    );
+    let mut tokenizer = shared.tokenizer();
+    let mut scratch = Scratch::default();
+    let mut asks = |text| {
+        let message = prepare(&mut tokenizer, &dictionaries, text);
+        labels(&classifier, text, &message, &mut scratch).contains(&Label::Question)
+    };
+    // A plain negative question on an appraisal states a verdict.
+    assert!(!asks("送料安くない？"));
+    assert!(!asks("このバッグ可愛すぎない？"));
+    assert!(!asks("やばくない？このシルエット"));
+    assert!(!asks("可愛くない？！"));
+    // The polite form asks the host; the same form on a property or a verb asks too.
+    assert!(asks("安くないですか？"));
+    assert!(asks("このニット重くない？"));
+    assert!(asks("Mサイズない？"));
+    assert!(asks("生地チクチクしない？"));
+    // An appraisal with a concessive けど is a retort.
+    assert!(!asks("普通にスタイルいいけど？"));
+    // A surprised echo of one noun; an echo of stock asks whether it is so.
+    assert!(!asks("え、クーポン？"));
+    assert!(!asks("えっ6990円？"));
+    assert!(asks("え、M売り切れ？"));
+    assert!(asks("クーポン？"));
+    // Anything else that asks keeps the line a question.
+    assert!(asks("可愛くない？色違い見せて"));
+    assert!(asks("これ可愛くない？何色？"));
+    // A fact appraised, with no question mark, asks nothing, however much its clause looks like
+    // asking; a request softened by an appraisal still asks.
+    assert!(asks("併用できる"));
+    assert!(!asks("クーポン併用できるのありがたい"));
+    assert!(!asks("併用できるの助かる"));
+    assert!(asks("色違いも見せてもらえたら嬉しい"));
+    assert!(asks("併用できるのありがたい？"));
+}
+
+#[test]
+fn a_hold_withdrawn_asks_for_none() {
+    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+    let sources = [
+        (PathBuf::from("d/question.txt"), "[hold => question]\n取り置き\n".to_string()),
+        (PathBuf::from("d/purchase.txt"), "[buy_now => purchase_intent]\n買います\n取り置き\n".to_string()),
+    ];
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    // The hold cue's own question weight cancels its prior: only the hold rule makes it a question.
+    let mut weights = Model::default();
+    weights.insert("ja.question.hold", [-2.0 * DEFAULT_RULE_WEIGHT, 0.0, 0.0, 0.0], [0.0; CATEGORIES]);
+    let classifier = Classifier::new(dictionaries.clone(), Arc::new(weights), ClassifyConfig::default());
+    let mut tokenizer = shared.tokenizer();
+    let mut scratch = Scratch::default();
+    let mut classify = |text| {
+        let message = prepare(&mut tokenizer, &dictionaries, text);
+        labels(&classifier, text, &message, &mut scratch)
+    };
+    assert_eq!(classify("取り置きお願いします"), [Label::Question, Label::PurchaseIntent]);
+    assert_eq!(classify("取り置きで今買います"), [Label::Question, Label::PurchaseIntent]);
+    assert_eq!(classify("取り置きやめて今買います"), [Label::PurchaseIntent]);
+    assert_eq!(classify("取り置きキャンセルで今買います"), [Label::PurchaseIntent]);
+}
+
+#[test]
 fn letters_hidden_by_symbols_are_matched_again() {
     let (shared, _) = tokenizer_and_spam_list("[x]\nzzz\n");
     let list = "[appearance => abuse]\nブス\n[threat => abuse]\nころす\n";
