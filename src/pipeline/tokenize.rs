@@ -408,8 +408,7 @@ impl Tokenizer {
         let mut long = false;
         for tok in &tokens {
             long |= tok.word_id.is_unknown()
-                && tok.surface.len() >= 12
-                && tok.surface.chars().nth(3).is_some()
+                && tok.surface.len() >= LONG_HIRAGANA_BYTES
                 && tok.surface.chars().all(is_hiragana);
             push_token(&mut self.known, &mut self.words, tok, 0, out);
         }
@@ -448,6 +447,10 @@ impl Tokenizer {
     }
 }
 
+/// An unknown all-hiragana word this long or longer (four characters of three bytes) hides
+/// the words in it, and its run is segmented again.
+const LONG_HIRAGANA_BYTES: usize = 12;
+
 fn is_hiragana(c: char) -> bool {
     matches!(c, '\u{3041}'..='\u{3096}' | 'ー' | 'ゝ' | 'ゞ')
 }
@@ -466,7 +469,7 @@ fn hiragana_runs(list: &[Token], hiragana: &[bool]) -> Vec<(usize, usize)> {
         let mut j = i;
         let mut long = false;
         while j < list.len() && hiragana[j] && (j == i || list[j].start == list[j - 1].end) {
-            long |= list[j].unknown && list[j].end - list[j].start >= 12;
+            long |= list[j].unknown && (list[j].end - list[j].start) as usize >= LONG_HIRAGANA_BYTES;
             j += 1;
         }
         if long {

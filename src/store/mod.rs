@@ -330,21 +330,20 @@ impl Writer {
                 (rows, sql)
             })
             .collect();
-        let mut writer = Self {
+        let used_after_retention = retention::used_pages(&conn).ok();
+        Self {
             conn,
             config,
             metrics,
             last_retention,
             retention: Retention::Idle,
             retention_rows: RETENTION_ROWS,
-            used_after_retention: None,
+            used_after_retention,
             keep_free: 0,
             insert_messages,
             body: Vec::new(),
             commit_estimate: Duration::ZERO,
-        };
-        writer.used_after_retention = writer.used_pages().ok();
-        writer
+        }
     }
 }
 

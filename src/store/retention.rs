@@ -52,7 +52,7 @@ impl Writer {
         // every page from the end of the file (incremental vacuum) once a minute: the journal's
         // work per message doubled. A journal whose streams went quiet takes none, and gives
         // every free page back.
-        let used = self.used_pages().unwrap_or(0);
+        let used = used_pages(&self.conn).unwrap_or(0);
         self.keep_free = self.used_after_retention.map_or(0, |before| (used - before).max(0));
         match self.first_to_keep(cutoff) {
             Ok(keep_from) => self.retention = Retention::Messages { cutoff, keep_from },
@@ -74,13 +74,6 @@ impl Writer {
         let Some(last) = last else { return Ok(0) };
         let by_count = last - self.config.max_messages.get() as i64 + 1;
         Ok(young.unwrap_or(last + 1).max(by_count))
-    }
-
-    /// Pages holding data: the file's pages less the free ones.
-    pub(super) fn used_pages(&self) -> rusqlite::Result<i64> {
-        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-        Ok(pages - free)
     }
 
     /// One bounded step of the pass under way, if any.
@@ -115,18 +108,17 @@ impl Writer {
                 }
             }
             Retention::Vacuum => {
-                let free = |conn: &Connection| conn.query_row("PRAGMA freelist_count", [], |r| r.get::<_, i64>(0));
-                let before = free(&self.conn)?;
+                let before = free_pages(&self.conn)?;
                 let give = (before - self.keep_free).min(VACUUM_PAGES);
                 if give > 0 {
                     self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({give});"))?;
                 }
                 // Done when no more is to be given back, or when nothing could be: a journal
                 // created before `auto_vacuum = INCREMENTAL` keeps its free pages for reuse.
-                let after = free(&self.conn)?;
+                let after = free_pages(&self.conn)?;
                 if after <= self.keep_free || after >= before {
                     self.retention = Retention::Idle;
-                    self.used_after_retention = self.used_pages().ok();
+                    self.used_after_retention = used_pages(&self.conn).ok();
                 }
             }
         }
@@ -140,6 +132,16 @@ impl Writer {
             self.retention_step();
         }
     }
+}
+
+/// Pages holding data: the file's pages less the free ones.
+pub(super) fn used_pages(conn: &Connection) -> rusqlite::Result<i64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    Ok(pages - free_pages(conn)?)
+}
+
+fn free_pages(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
 }
 
 /// Runs a whole retention pass now.

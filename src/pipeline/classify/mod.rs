@@ -196,6 +196,9 @@ pub struct Classifier {
     wh_rule: Vec<bool>,
     /// For each rule, whether it relays what the host said (`rhetorical.txt` `[relay]`).
     relay_rule: Vec<bool>,
+    /// For each rule, whether it names stock (`[stock]` of `topics.txt` or `synonyms.txt`): a
+    /// surprised echo of it (え、M売り切れ？) still asks.
+    stock_rule: Vec<bool>,
 }
 
 /// Families of `synonyms` sections whose values exclude each other: the stock of M is not the
@@ -217,6 +220,8 @@ impl Classifier {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
         let relay_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.rhetorical.relay").collect();
+        let stock_rule =
+            dictionaries.rules().iter().map(|r| matches!(&*r.id, "ja.topics.stock" | "ja.synonyms.stock")).collect();
         let hold_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.question.hold").collect();
         let rules = dictionaries.rules();
         let rule_category = rules
@@ -277,6 +282,7 @@ impl Classifier {
             attribute_rule,
             wh_rule,
             relay_rule,
+            stock_rule,
         }
     }
 

@@ -152,8 +152,7 @@ impl Classifier {
         if !(1..=3).contains(&nouns) {
             return None;
         }
-        let rules = self.dictionaries.rules();
-        let stock = hits.iter().any(|h| matches!(&*rules[h.rule as usize].id, "ja.topics.stock" | "ja.synonyms.stock"));
+        let stock = hits.iter().any(|h| self.stock_rule[h.rule as usize]);
         (!stock).then_some(first)
     }
 

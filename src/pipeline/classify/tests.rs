@@ -44,6 +44,21 @@ fn labels(
     reused.labels.iter().collect()
 }
 
+/// Whether a message is labelled a question, through the IPADIC tokenizer, dictionaries made of
+/// `lists` (file name and text) and a model of `features` (see [`model`]).
+fn asker(lists: &[(&str, &str)], features: &[(&str, Label)]) -> impl FnMut(&str) -> bool {
+    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
+    let sources: Vec<_> = lists.iter().map(|(file, text)| (Path::new("d").join(file), text.to_string())).collect();
+    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
+    let classifier = Classifier::new(dictionaries.clone(), model(features), ClassifyConfig::default());
+    let mut tokenizer = shared.tokenizer();
+    let mut scratch = Scratch::default();
+    move |text| {
+        let message = prepare(&mut tokenizer, &dictionaries, text);
+        labels(&classifier, text, &message, &mut scratch).contains(&Label::Question)
+    }
+}
+
 /// The IPADIC tokenizer and dictionaries made of one spam list.
 fn tokenizer_and_spam_list(spam: &str) -> (TokenizerShared, Arc<Dictionaries>) {
     let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
@@ -169,23 +184,13 @@ fn an_interrogative_in_a_concessive_clause_asks_nothing() {
 
 #[test]
 fn relaying_the_host_or_musing_is_not_asking_unless_it_asks() {
-    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
-    let sources = [
-        (PathBuf::from("d/question.txt"), "[can => question]\nできる\nok\nどっち\n".to_string()),
-        (PathBuf::from("d/rhetorical.txt"), "[relay]\nらしいよ\nらしい | end\n".to_string()),
-    ];
-    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
-    let classifier = Classifier::new(
-        dictionaries.clone(),
-        model(&[("ja.question.can", Label::Question)]),
-        ClassifyConfig::default(),
+    let mut asks = asker(
+        &[
+            ("question.txt", "[can => question]\nできる\nok\nどっち\n"),
+            ("rhetorical.txt", "[relay]\nらしいよ\nらしい | end\n"),
+        ],
+        &[("ja.question.can", Label::Question)],
     );
-    let mut tokenizer = shared.tokenizer();
-    let mut scratch = Scratch::default();
-    let mut asks = |text| {
-        let message = prepare(&mut tokenizer, &dictionaries, text);
-        labels(&classifier, text, &message, &mut scratch).contains(&Label::Question)
-    };
     assert!(asks("クーポン併用できる"));
     assert!(!asks("クーポン併用できるらしいよ"));
     assert!(!asks("クーポン併用できるらしいよ〜笑"));
@@ -202,27 +207,17 @@ fn relaying_the_host_or_musing_is_not_asking_unless_it_asks() {
 
 #[test]
 fn rhetorical_appraisals_echoes_and_appraised_facts_ask_nothing_unless_something_else_does() {
-    let shared = TokenizerShared::new(&TokenizeConfig::default()).expect("IPADIC");
-    let sources = [
-        (
-            PathBuf::from("d/question.txt"),
-            "[masuka => question]\nですか\n[can => question]\nできる\n[request => question]\n見せて\n".to_string(),
-        ),
-        (PathBuf::from("d/synonyms.txt"), "[stock]\n売り切れ\n".to_string()),
-    ];
-    let dictionaries = Arc::new(Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap());
     // Every line with a question mark scores as a question, as the shipped model mostly does.
-    let classifier = Classifier::new(
-        dictionaries.clone(),
-        model(&[("ja.tok.qmark", Label::Question), ("ja.tok.qmark_excl", Label::Question)]),
-        ClassifyConfig::default(),
+    let mut asks = asker(
+        &[
+            (
+                "question.txt",
+                "[masuka => question]\nですか\n[can => question]\nできる\n[request => question]\n見せて\n",
+            ),
+            ("synonyms.txt", "[stock]\n売り切れ\n"),
+        ],
+        &[("ja.tok.qmark", Label::Question), ("ja.tok.qmark_excl", Label::Question)],
     );
-    let mut tokenizer = shared.tokenizer();
-    let mut scratch = Scratch::default();
-    let mut asks = |text| {
-        let message = prepare(&mut tokenizer, &dictionaries, text);
-        labels(&classifier, text, &message, &mut scratch).contains(&Label::Question)
-    };
     // A plain negative question on an appraisal states a verdict.
     assert!(!asks("送料安くない？"));
     assert!(!asks("このバッグ可愛すぎない？"));
