@@ -109,6 +109,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fit the attribute model (what a question asks about: price, stock, washing…) on
+    /// paraphrase clusters tagged by hand (`attributes.jsonl` beside each cluster file).
+    TrainAttributes {
+        /// Cluster files, one writer each, with `attributes.jsonl` beside each.
+        #[arg(required = true, num_args = 1..)]
+        sets: Vec<PathBuf>,
+        /// Where to write the model (default: model/attributes.tsv in the dictionary directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0.0001)]
+        l2: f32,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Weights smaller than this are left out of the file.
+        #[arg(long, default_value_t = 0.1)]
+        prune: f32,
+        /// Also report leave-one-writer-out accuracy (each writer's texts predicted by a model
+        /// fitted on the others).
+        #[arg(long)]
+        cv: bool,
+    },
     /// Fit the question-identity model on gold streams and cluster sets, and write its weights
     /// (default: model/identity.tsv in the dictionary directory).
     TrainIdentity {
@@ -118,6 +139,17 @@ pub enum Command {
         /// Cluster sets (paraphrase clusters and near-miss pairs).
         #[arg(long, num_args = 1..)]
         clusters: Vec<PathBuf>,
+        /// Cluster sets to learn associations from (words paraphrases use for one another),
+        /// each by its own writer; kept apart from the pairs the weights are fitted on.
+        #[arg(long, num_args = 1..)]
+        associate: Vec<PathBuf>,
+        /// An association is kept when at least this many of those writers used it.
+        #[arg(long, default_value_t = 2)]
+        min_writers: usize,
+        /// And when at least this share of the pairs setting its two side by side were one
+        /// question.
+        #[arg(long, default_value_t = 0.3)]
+        min_strength: f32,
         #[arg(long)]
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 0.001)]

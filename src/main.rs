@@ -12,6 +12,7 @@ use clap::Parser;
 use kotae::commands::{self, adapt, bench_load, demo, eval, eval_stream, replay, serve, train};
 use kotae::pipeline::Engine;
 use kotae::pipeline::classify::TrainOptions;
+use kotae::pipeline::identity::IdentityModel;
 
 use cli::{By, Cli, Command};
 
@@ -149,7 +150,7 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string(&score)?);
                 } else {
                     println!(
-                        "{}: {} clusters ({} texts): paraphrase pairs together {:.3} of {}, near-miss pairs apart {:.3} of {}, wrong merges {}, not seen as questions {}",
+                        "{}: {} clusters ({} texts): paraphrase pairs together {:.3} of {}, near-miss pairs apart {:.3} of {}, wrong merges {}, not seen as questions {}, pair AUC {:.3}",
                         file.display(),
                         score.clusters,
                         score.texts,
@@ -158,25 +159,82 @@ fn main() -> ExitCode {
                         score.apart,
                         score.near_miss_pairs,
                         score.wrong_merges,
-                        score.not_questions
+                        score.not_questions,
+                        score.pair_auc
                     );
                 }
             }
             Ok(())
         }
-        Command::TrainIdentity { streams, clusters, out, l2, epochs, misses } => {
-            // Frames do not depend on the identity model: train without reading the old one.
+        Command::TrainAttributes { sets, out, l2, epochs, prune, cv } => {
+            // Frames are built without an attribute model: their features are what it reads.
             let engine = Engine::with_identity(config.pipeline.clone(), Default::default())?;
+            // The same model whatever order the files are named in.
+            let mut tagged: Vec<_> = sets
+                .iter()
+                .map(|f| commands::train_attributes::load(&engine, f).map_err(anyhow::Error::msg))
+                .collect::<Result<_, _>>()?;
+            tagged.sort_by(|a, b| a.source.cmp(&b.source));
+            let classes = commands::train_attributes::classes(&tagged);
+            let fit = commands::train_attributes::Fit { l2, epochs, prune };
+            let mut header = format!(
+                "Attributes: what a question asks about, written by `kotae train-attributes`.\nTrained on: {}\n{} classes, {} texts",
+                sets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                classes.len(),
+                tagged.iter().map(|t| t.texts.len()).sum::<usize>()
+            );
+            if cv {
+                let (report, _) = commands::train_attributes::cross_validate(&classes, &tagged, fit);
+                print!("{report}");
+                header += &format!("\n{}", report.lines().last().unwrap_or(""));
+            }
+            let model = commands::train_attributes::fit(&classes, &tagged, fit);
+            let out = out.unwrap_or_else(|| config.pipeline.attributes_out_path());
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
+            println!("{} classes, {} features; wrote {}", model.classes.len(), model.features.len(), out.display());
+            Ok(())
+        }
+        Command::TrainIdentity { streams, clusters, associate, min_writers, min_strength, out, l2, epochs, misses } => {
+            // Frames depend on the attribute model, not on the pair model: train without
+            // reading the old one.
+            let mut resolved = config.pipeline.clone();
+            resolved.resolve()?;
+            let attributes = Arc::new(resolved.load_attributes()?);
+            let engine = Engine::with_identity(
+                config.pipeline.clone(),
+                IdentityModel { attributes: attributes.clone(), ..Default::default() },
+            )?;
+            let sets: Vec<_> = associate
+                .iter()
+                .map(|f| eval_stream::ClusterSet::load(f, None).map_err(anyhow::Error::msg))
+                .collect::<Result<_, _>>()?;
+            let (assoc, learned) =
+                commands::train_identity::learn_associations(&engine, &sets, min_writers, min_strength);
+            if !sets.is_empty() {
+                println!("{learned}");
+            }
+            // Frames list the units they have associations of when they are built: from here on
+            // they are built with the associations just learned.
+            engine.set_identity(IdentityModel {
+                attributes: attributes.clone(),
+                associations: assoc.clone(),
+                ..Default::default()
+            });
             let mut pairs = Vec::new();
             for file in &streams {
                 let gold = eval_stream::GoldStream::load(file).map_err(anyhow::Error::msg)?;
-                commands::train_identity::stream_pairs(&engine, &gold, &mut pairs);
+                commands::train_identity::stream_pairs(&engine, &gold, &assoc, &mut pairs);
             }
             for file in &clusters {
                 let set = eval_stream::ClusterSet::load(file, None).map_err(anyhow::Error::msg)?;
-                commands::train_identity::cluster_pairs(&engine, &set, &mut pairs);
+                commands::train_identity::cluster_pairs(&engine, &set, &assoc, &mut pairs);
             }
             let (mut model, mut summary) = commands::train_identity::fit(&pairs, l2, epochs);
+            model.associations = assoc;
+            model.attributes = attributes;
             if !streams.is_empty() {
                 // The weights come from the pairs; the threshold from the queue the streams get.
                 let golds: Vec<_> = streams
@@ -197,10 +255,14 @@ fn main() -> ExitCode {
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
             }
-            let header = format!(
+            let mut header = format!(
                 "Question identity: weights of the pair model, written by `kotae train-identity`.\nTrained on: {}\n{summary}",
                 sources.join(", ")
             );
+            if !associate.is_empty() {
+                let from: Vec<String> = associate.iter().map(|p| p.display().to_string()).collect();
+                header += &format!("\nAssociations learned from: {}\n{learned}", from.join(", "));
+            }
             model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
             Ok(())

@@ -113,3 +113,41 @@ fn a_concept_spelled_in_kana_does_not_fire_across_words() {
     let f = frame(&e, "からいですか？");
     assert!(f.concepts.contains(&"spicy".to_string()), "{f:?}");
 }
+
+#[test]
+fn wordings_that_share_no_word_meet_on_what_they_ask_about() {
+    let e = engine();
+    // The attribute model, learned from writers' tagged clusters, reads both as asking whether
+    // it suits a place: they share no word and no concept.
+    let office = frame(&e, "オフィスでも浮かない？");
+    let work = frame(&e, "職場に着ていけますか");
+    let stock = frame(&e, "在庫ありますか？");
+    let name = |f: &FrameNames| f.attribute.as_ref().map(|a| a.0.clone()).unwrap_or_default();
+    assert_eq!(name(&office), name(&work), "{office:?} / {work:?}");
+    assert_ne!(name(&office), name(&stock), "{office:?} / {stock:?}");
+    let mut analyzer = e.analyzer();
+    let same = analyzer.explain_pair("オフィスでも浮かない？", "職場に着ていけますか");
+    assert!(same.identity.contributions.iter().any(|c| c.feature == "attribute_same" && c.value > 0.0), "{same:?}");
+    let differ = analyzer.explain_pair("オフィスでも浮かない？", "在庫ありますか？");
+    assert!(
+        differ.identity.rule.is_some()
+            || differ.identity.contributions.iter().any(|c| c.feature == "attribute_differ" && c.value > 0.0),
+        "{differ:?}"
+    );
+}
+
+#[test]
+fn a_question_surely_about_the_shop_is_the_shops_though_it_names_no_concept() {
+    let e = engine();
+    // No concept of the dictionaries says 店員さん is the host; the attribute model does.
+    let f = frame(&e, "店員さん何センチですか");
+    assert!(f.concepts.is_empty(), "{f:?}");
+    assert!(f.shop, "{f:?}");
+    let mut state = e.stream_state();
+    let mut analyzer = e.analyzer();
+    let mut a = analyzer.frame_of("店員さん何センチですか").unwrap();
+    assert_eq!(state.scope(&mut a, Some("p1")), About::Shop);
+    // A product question naming no concept stays with the product on screen.
+    let mut a = analyzer.frame_of("これ何センチですか").unwrap();
+    assert_eq!(state.scope(&mut a, Some("p1")), About::Product("p1".into()));
+}

@@ -451,6 +451,9 @@ pub struct ClusterScore {
     pub wrong_merges: usize,
     /// Paraphrase texts not seen as questions.
     pub not_questions: usize,
+    /// How well the identity model tells the set's pairs of one question from pairs of
+    /// different questions within one scope, whatever its threshold (area under the ROC curve).
+    pub pair_auc: f64,
 }
 
 /// Scores a cluster set: all paraphrases as one stream, clusters interleaved round-robin as in a
@@ -550,6 +553,12 @@ pub fn score_clusters(engine: &Arc<Engine>, set: &ClusterSet, verbose: bool) -> 
         apart: if set.near.is_empty() { 0.0 } else { round(apart as f64 / set.near.len() as f64) },
         wrong_merges: wrong,
         not_questions: ids.values().filter(|i| i.is_none()).count(),
+        pair_auc: {
+            let model = engine.identity();
+            let mut labelled = Vec::new();
+            super::train_identity::cluster_pairs(engine, set, &model.associations, &mut labelled);
+            round(super::train_identity::auc(&model, &labelled))
+        },
     }
 }
 

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod replay;
 pub mod serve;
 pub mod train;
+pub mod train_attributes;
 pub mod train_identity;
 
 use std::path::Path;

@@ -81,7 +81,7 @@ mod tests {
     #[test]
     fn the_defaults_and_model_are_built_in_and_written_once() {
         let names: Vec<&str> = files().iter().map(|(n, _)| *n).collect();
-        for expected in ["abuse.txt", "synonyms.txt", "model/ja.tsv", "model/identity.tsv"] {
+        for expected in ["abuse.txt", "synonyms.txt", "model/ja.tsv", "model/identity.tsv", "model/attributes.tsv"] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
         let cache = tempfile::tempdir().unwrap();

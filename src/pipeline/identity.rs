@@ -11,13 +11,17 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
-use super::frame::{Ask, FrameView};
+use super::attribute::AttributeModel;
+use super::dedupe::hash_str;
+use super::frame::{Ask, FrameView, fold_hash};
 
 /// The features of a pair of frames, in the order of the model's weights.
-pub const FEATURES: [&str; 19] = [
+pub const FEATURES: [&str; 22] = [
     "concepts_equal",
     "concepts_jaccard",
     "concepts_disjoint",
@@ -37,16 +41,21 @@ pub const FEATURES: [&str; 19] = [
     "one_named_other_not",
     "contrast",
     "nothing_shared",
+    "associated",
+    "attribute_same",
+    "attribute_differ",
 ];
 
 /// Number of pair features.
 pub const N: usize = FEATURES.len();
 
+const _: () = assert!(matches!(FEATURES[ASSOCIATED].as_bytes(), b"associated"));
+
 /// The sign each feature's weight may take, in [`FEATURES`] order: what two questions share
 /// can only argue for one question (+1), what tells them apart only against (-1); 0 is free.
 /// Without this, a weight fitted on a few hundred questions can come out backwards (different
 /// nouns counting for one question) and carry that to text nobody trained on.
-pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1];
+pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1, 1, 1, -1];
 
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +81,111 @@ pub enum IdentityError {
     },
 }
 
+/// Words and concepts that paraphrases use for one another (透け / インナー, 会社 / 職場),
+/// learned from paraphrase clusters by `kotae train-identity --associate`: a pair is kept when
+/// writers who never saw each other's text both used it for one question, and its strength is
+/// how often, of all the pairs of wordings that set the two side by side, the two were one
+/// question. The pair model reads the strongest association between what one frame names and
+/// the other does not ([`Associations::strongest`]); a strong one between two concepts lifts the
+/// rule that different concepts are different questions ([`Associations::links_concepts`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Associations {
+    /// As written in the model file: two units (`c:concept` or `w:word`) and the strength.
+    pub entries: Vec<(String, String, f32)>,
+    pairs: FxHashMap<(u64, u64), f32>,
+    units: FxHashSet<u64>,
+    concepts: FxHashSet<u64>,
+}
+
+/// The strength from which an association between two concepts lifts the rule that questions
+/// naming different concepts are different questions.
+pub const LINKS_CONCEPTS: f32 = 0.5;
+
+impl Associations {
+    /// The hash a unit stands for in a frame: `c:` a concept (a `synonyms` section), `w:` a word
+    /// (a noun or predicate's base form).
+    pub fn unit_hash(unit: &str) -> Option<u64> {
+        match unit.split_once(':') {
+            Some(("c", name)) if !name.is_empty() => Some(hash_str(name)),
+            Some(("w", word)) if !word.is_empty() => Some(fold_hash(word)),
+            _ => None,
+        }
+    }
+
+    /// Adds an association; an error names what is wrong with it.
+    pub fn insert(&mut self, a: &str, b: &str, strength: f32) -> Result<(), String> {
+        let ha = Self::unit_hash(a).ok_or_else(|| format!("'{a}' is not c:concept or w:word"))?;
+        let hb = Self::unit_hash(b).ok_or_else(|| format!("'{b}' is not c:concept or w:word"))?;
+        if ha == hb {
+            return Err(format!("'{a}' is associated with itself"));
+        }
+        if !(0.0..=1.0).contains(&strength) {
+            return Err(format!("strength {strength} is not within 0–1"));
+        }
+        self.pairs.insert(key(ha, hb), strength);
+        self.units.extend([ha, hb]);
+        if a.starts_with("c:") && b.starts_with("c:") && strength >= LINKS_CONCEPTS {
+            self.concepts.extend([ha, hb]);
+        }
+        self.entries.push((a.to_string(), b.to_string(), strength));
+        Ok(())
+    }
+
+    /// Whether none is known.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The frame's units this knows associations of, sorted ([`Frame::assoc`]): computed once
+    /// per question, so that comparing two frames looks up nothing else.
+    ///
+    /// [`Frame::assoc`]: super::frame::Frame::assoc
+    pub fn known_units(&self, f: FrameView<'_>, out: &mut Vec<u64>) {
+        out.clear();
+        if self.units.is_empty() {
+            return;
+        }
+        out.extend([f.concepts, f.weak, f.nouns, f.preds].into_iter().flatten().filter(|h| self.units.contains(h)));
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// The strongest association between a unit one frame names and the other does not, and
+    /// one the other names and the first does not (0 when none is known).
+    pub fn strongest(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
+        if a.assoc.is_empty() || b.assoc.is_empty() {
+            return 0.0;
+        }
+        let mut best = 0.0f32;
+        for x in a.assoc.iter().filter(|x| b.assoc.binary_search(x).is_err()) {
+            for y in b.assoc.iter().filter(|y| a.assoc.binary_search(y).is_err()) {
+                if let Some(&s) = self.pairs.get(&key(*x, *y)) {
+                    best = best.max(s);
+                }
+            }
+        }
+        best
+    }
+
+    /// Whether a concept of one frame is strongly associated with one of the other's.
+    pub fn links_concepts(&self, a: FrameView<'_>, b: FrameView<'_>) -> bool {
+        if self.concepts.is_empty() {
+            return false;
+        }
+        a.concepts.iter().filter(|x| self.concepts.contains(x)).any(|&x| {
+            b.concepts
+                .iter()
+                .filter(|y| self.concepts.contains(y))
+                .any(|&y| self.pairs.get(&key(x, y)).is_some_and(|&s| s >= LINKS_CONCEPTS))
+        })
+    }
+}
+
+/// An association's key: the two hashes in order.
+fn key(a: u64, b: u64) -> (u64, u64) {
+    if a < b { (a, b) } else { (b, a) }
+}
+
 /// The weights of the pair model and the probability above which two frames are one question.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentityModel {
@@ -81,6 +195,10 @@ pub struct IdentityModel {
     pub weights: [f32; N],
     /// Two frames are one question when the probability is above this (in 0–1, exclusive of 1).
     pub threshold: f32,
+    /// Words and concepts paraphrases use for one another.
+    pub associations: Associations,
+    /// What a question asks about (`model/attributes.tsv`; empty when there is none).
+    pub attributes: Arc<AttributeModel>,
 }
 
 /// One feature's part in a decision.
@@ -150,22 +268,34 @@ pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
 }
 
 /// The pair's features, or `None` when a hard rule keeps the frames apart.
-pub fn features(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
+pub fn features(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Option<[f32; N]> {
     if slots_conflict(a, b) {
         return None;
     }
-    features_without_slot_rule(a, b)
+    features_without_slot_rule(a, b, assoc)
 }
 
 /// As [`features`] for frames already known not to conflict in their slots (a cluster checks
 /// every member's slots before comparing any).
-fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32; N]> {
+fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Option<[f32; N]> {
+    let mut f = features_but_associated(a, b, assoc)?;
+    f[ASSOCIATED] = assoc.strongest(a, b);
+    Some(f)
+}
+
+/// The index of the `associated` feature.
+const ASSOCIATED: usize = 19;
+
+/// As [`features_without_slot_rule`] with the `associated` feature left 0 (its lookups are the
+/// dearest part of a comparison, and most pairs are too far apart for it to matter).
+fn features_but_associated(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Option<[f32; N]> {
     let flag = |x: bool| if x { 1.0 } else { 0.0 };
     let both = |x: &[u64], y: &[u64]| !x.is_empty() && !y.is_empty();
     let one = |x: &[u64], y: &[u64]| x.is_empty() != y.is_empty();
     let ci = common(a.concepts, b.concepts);
-    // Different concepts: the hard rule of [`concepts_conflict`], before any other list is read.
-    if both(a.concepts, b.concepts) && ci == 0 {
+    // Different concepts: the hard rule of [`concepts_conflict`], before any other list is read,
+    // unless paraphrases are known to use the two for one another.
+    if both(a.concepts, b.concepts) && ci == 0 && !assoc.links_concepts(a, b) {
         return None;
     }
     let cj = jaccard(a.concepts, b.concepts, ci);
@@ -182,6 +312,9 @@ fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32
     let has_family = |x: FrameView<'_>, f: u64| x.slots.iter().any(|s| s[0] == f);
     let slots_one_side = a.slots.iter().any(|s| !has_family(b, s[0])) || b.slots.iter().any(|s| !has_family(a, s[0]));
     let known = a.ask != Ask::Unknown && b.ask != Ask::Unknown;
+    let attributes = a.attribute.id != 0 && b.attribute.id != 0;
+    // Both surely ask about one attribute: that is something in common.
+    let same_attribute = attributes && a.attribute.id == b.attribute.id && a.attribute.p.min(b.attribute.p) >= 0.5;
     let named = |x: FrameView<'_>| !x.concepts.is_empty() || !x.weak.is_empty() || !x.nouns.is_empty();
     // Alike but for one thing each names and the other does not (本体の保証 / バッテリーの保証,
     // 京都の送料 / 東京の送料): the mark of a near miss.
@@ -209,7 +342,12 @@ fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>) -> Option<[f32
         flag(contrast),
         // No concept, topic, noun, character pair or value in common: only the phrasing could
         // make them one, and phrasing (見せて, できる？) is shared by unrelated questions.
-        flag(ci == 0 && ti == 0 && wi == 0 && ni == 0 && gi == 0 && !shared_slot),
+        flag(ci == 0 && ti == 0 && wi == 0 && ni == 0 && gi == 0 && !shared_slot && !same_attribute),
+        // `associated`: filled in by the caller, when it can matter.
+        0.0,
+        // What each asks about, as the attribute model reads it: as sure as the less sure side.
+        if attributes && a.attribute.id == b.attribute.id { a.attribute.p.min(b.attribute.p) } else { 0.0 },
+        if attributes && a.attribute.id != b.attribute.id { a.attribute.p.min(b.attribute.p) } else { 0.0 },
     ])
 }
 
@@ -240,19 +378,22 @@ impl Default for IdentityModel {
             ("one_named_other_not", -1.0),
             ("contrast", -2.0),
             ("nothing_shared", -3.0),
+            ("associated", 2.0),
+            ("attribute_same", 1.5),
+            ("attribute_differ", -1.5),
         ] {
             if let Some(i) = FEATURES.iter().position(|f| *f == name) {
                 weights[i] = w;
             }
         }
-        Self { bias: -1.5, weights, threshold: 0.5 }
+        Self { bias: -1.5, weights, threshold: 0.5, associations: Associations::default(), attributes: Arc::default() }
     }
 }
 
 impl IdentityModel {
     /// The probability that two frames are one question (0 when a hard rule says no).
     pub fn probability(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
-        match features(a, b) {
+        match features(a, b, &self.associations) {
             None => 0.0,
             Some(f) => self.probability_of(&f),
         }
@@ -261,10 +402,27 @@ impl IdentityModel {
     /// As [`IdentityModel::probability`] for frames already known not to conflict in their
     /// slots ([`slots_conflict`]).
     pub fn probability_without_slot_rule(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
-        match features_without_slot_rule(a, b) {
+        match features_without_slot_rule(a, b, &self.associations) {
             None => 0.0,
             Some(f) => self.probability_of(&f),
         }
+    }
+
+    /// As [`IdentityModel::probability_without_slot_rule`], exact whenever it is over `floor`
+    /// (0–1): below it, the association is looked up only if it could lift the pair over `floor`,
+    /// so a pair too far apart for it may come out lower than it is. A cluster's join compares a
+    /// question with every wording of its scope and only cares for those over its threshold.
+    pub fn probability_over(&self, a: FrameView<'_>, b: FrameView<'_>, floor: f32) -> f32 {
+        let Some(mut f) = features_but_associated(a, b, &self.associations) else { return 0.0 };
+        let w = self.weights[ASSOCIATED];
+        if w > 0.0 {
+            let logit = self.bias + f.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f32>();
+            let needed = (floor / (1.0 - floor)).ln();
+            if logit + w > needed {
+                f[ASSOCIATED] = self.associations.strongest(a, b);
+            }
+        }
+        self.probability_of(&f)
     }
 
     /// The probability of a feature vector.
@@ -274,7 +432,7 @@ impl IdentityModel {
 
     /// Why two frames are, or are not, one question.
     pub fn explain(&self, a: FrameView<'_>, b: FrameView<'_>) -> PairExplanation {
-        let Some(f) = features(a, b) else {
+        let Some(f) = features(a, b, &self.associations) else {
             return PairExplanation {
                 same: false,
                 probability: 0.0,
@@ -300,19 +458,30 @@ impl IdentityModel {
         }
     }
 
-    /// Reads a model file: `bias`, `threshold` and one `feature<TAB>weight` row per feature;
-    /// `#` comments. Every feature must be there, once.
+    /// Reads a model file: `bias`, `threshold` and one `feature<TAB>weight` row per feature,
+    /// then any number of `associate<TAB>unit<TAB>unit<TAB>strength` rows; `#` comments. Every
+    /// feature must be there, once.
     pub fn load(path: &Path) -> Result<Self, IdentityError> {
         let file =
             std::fs::File::open(path).map_err(|source| IdentityError::Io { path: path.into(), error: source })?;
         let mut bias = None;
         let mut threshold = None;
         let mut weights = [f32::NAN; N];
+        let mut associations = Associations::default();
         for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line.map_err(|source| IdentityError::Io { path: path.into(), error: source })?;
             let err = |message: String| IdentityError::Parse { path: path.into(), line: n + 1, message };
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("associate\t") {
+                let fields: Vec<&str> = rest.split('\t').map(str::trim).collect();
+                let [a, b, strength] = fields[..] else {
+                    return Err(err("expected associate<TAB>unit<TAB>unit<TAB>strength".into()));
+                };
+                let strength: f32 = strength.parse().map_err(|e| err(format!("{e}")))?;
+                associations.insert(a, b, strength).map_err(err)?;
                 continue;
             }
             let (name, value) = line.split_once('\t').ok_or_else(|| err("expected name<TAB>value".into()))?;
@@ -345,7 +514,7 @@ impl IdentityModel {
         if !(0.0..1.0).contains(&threshold) {
             return Err(at_end(format!("threshold {threshold} is not within 0–1")));
         }
-        Ok(Self { bias, weights, threshold })
+        Ok(Self { bias, weights, threshold, associations, attributes: Arc::default() })
     }
 
     /// Writes the model file, with a header saying where it came from.
@@ -358,6 +527,12 @@ impl IdentityModel {
         writeln!(out, "threshold\t{}", self.threshold)?;
         for (name, w) in FEATURES.iter().zip(&self.weights) {
             writeln!(out, "{name}\t{w}")?;
+        }
+        if !self.associations.is_empty() {
+            writeln!(out, "# Associations: unit, unit, strength (c: a concept, w: a word).")?;
+        }
+        for (a, b, strength) in &self.associations.entries {
+            writeln!(out, "associate\t{a}\t{b}\t{strength}")?;
         }
         out.flush()
     }
@@ -384,7 +559,7 @@ pub fn train(pairs: &[Pair], l2: f32, epochs: usize) -> IdentityModel {
     let negatives = pairs.iter().filter(|p| !p.same).map(|p| p.weight).sum::<f32>().max(1.0);
     let total = positives + negatives;
     let (wp, wn) = (total / (2.0 * positives), total / (2.0 * negatives));
-    let mut m = IdentityModel { bias: 0.0, weights: [0.0; N], threshold: 0.5 };
+    let mut m = IdentityModel { bias: 0.0, weights: [0.0; N], threshold: 0.5, ..IdentityModel::default() };
     let rate = 0.5;
     for _ in 0..epochs {
         let mut gb = 0.0;
@@ -441,7 +616,7 @@ mod tests {
         let mut f = Frame {
             concepts: concepts.iter().map(|c| hash_str(c)).collect(),
             slots: slots.iter().map(|(a, b)| [hash_str(a), hash_str(b)]).collect(),
-            nouns: nouns.iter().map(|c| hash_str(c)).collect(),
+            nouns: nouns.iter().map(|c| fold_hash(c)).collect(),
             ask,
             ..Frame::default()
         };
@@ -487,6 +662,63 @@ mod tests {
         std::fs::write(&path, "bias\t1\nthreshold\t0.5\n").unwrap();
         let e = IdentityModel::load(&path).unwrap_err().to_string();
         assert!(e.contains("missing features"), "{e}");
+    }
+
+    #[test]
+    fn an_association_joins_wordings_that_share_no_word_and_is_read_back_from_the_file() {
+        let mut see_through = frame(&["see_through"], &[], &[], Ask::Unknown);
+        let mut inner = frame(&[], &[], &["インナー", "必要"], Ask::Unknown);
+        let plain = IdentityModel::default();
+        let mut assoc = Associations::default();
+        assoc.insert("c:see_through", "w:インナー", 0.9).unwrap();
+        for f in [&mut see_through, &mut inner] {
+            let mut known = Vec::new();
+            assoc.known_units(f.view(), &mut known);
+            f.assoc = known;
+        }
+        assert_eq!(inner.assoc, [fold_hash("インナー")]);
+        let learned = IdentityModel { associations: assoc, ..IdentityModel::default() };
+        let before = plain.probability(see_through.view(), inner.view());
+        let after = learned.probability(see_through.view(), inner.view());
+        assert!(after > before, "{before} → {after}");
+        let why = learned.explain(see_through.view(), inner.view());
+        assert!(why.contributions.iter().any(|c| c.feature == "associated" && c.value == 0.9), "{why:?}");
+        // Only what one side names and the other does not is looked up: a word both name is
+        // already shared.
+        let mut both = frame(&["see_through"], &[], &["インナー"], Ask::Unknown);
+        let mut known = Vec::new();
+        learned.associations.known_units(both.view(), &mut known);
+        both.assoc = known;
+        assert_eq!(learned.associations.strongest(both.view(), inner.view()), 0.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("identity.tsv");
+        learned.save(&path, "with an association").unwrap();
+        assert_eq!(IdentityModel::load(&path).unwrap(), learned);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}associate\tw:透け\tインナー\t0.5\n")).unwrap();
+        let e = IdentityModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not c:concept or w:word"), "{e}");
+        std::fs::write(&path, format!("{text}associate\tw:透け\tw:インナー\t1.5\n")).unwrap();
+        let e = IdentityModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains("not within 0–1"), "{e}");
+    }
+
+    #[test]
+    fn a_strong_association_between_two_concepts_lifts_the_different_concepts_rule() {
+        let washable = frame(&["wash"], &[], &[], Ask::Can);
+        let machine = frame(&["washing_machine"], &[], &[], Ask::Can);
+        let plain = IdentityModel::default();
+        assert_eq!(plain.explain(washable.view(), machine.view()).rule, Some("different concepts"));
+        let mut weak = Associations::default();
+        weak.insert("c:wash", "c:washing_machine", LINKS_CONCEPTS - 0.1).unwrap();
+        let m = IdentityModel { associations: weak, ..IdentityModel::default() };
+        assert_eq!(m.explain(washable.view(), machine.view()).rule, Some("different concepts"));
+        let mut strong = Associations::default();
+        strong.insert("c:wash", "c:washing_machine", LINKS_CONCEPTS).unwrap();
+        let m = IdentityModel { associations: strong, ..IdentityModel::default() };
+        let why = m.explain(washable.view(), machine.view());
+        assert_eq!(why.rule, None, "{why:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `explain`: [`Analyzer::explain`] and what it shows.
 //! - `stream`: the stateful stage, [`StreamState`], and the [`Verdict`] it gives.
 
+pub mod attribute;
 pub mod classify;
 pub mod dedupe;
 mod explain;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
 use crate::label::{Label, LabelSet};
+use attribute::AttributeModel;
 use classify::{Classification, Classifier, ClassifyConfig, Model, ModelError, Scratch};
 use dedupe::{Dedupe, DedupeConfig, hash_str};
 pub use explain::{ExplainedFeature, ExplainedHit, ExplainedToken, Explanation, PairExplanation};
@@ -141,6 +143,18 @@ impl PipelineConfig {
         self.dictionary_dir().join(&self.classify.model)
     }
 
+    /// The attribute model (`model/attributes.tsv` in the dictionary directory, else the
+    /// built-in one), or none when neither has one.
+    pub fn load_attributes(&self) -> Result<AttributeModel, attribute::AttributeError> {
+        let path = self.layered(Path::new("model/attributes.tsv"));
+        if path.exists() { AttributeModel::load(&path) } else { Ok(AttributeModel::default()) }
+    }
+
+    /// Where `kotae train-attributes` writes the attribute model.
+    pub fn attributes_out_path(&self) -> PathBuf {
+        self.dictionary_dir().join("model/attributes.tsv")
+    }
+
     /// Where `kotae train-identity` writes the identity model.
     pub fn identity_out_path(&self) -> PathBuf {
         self.dictionary_dir().join("model/identity.tsv")
@@ -182,6 +196,9 @@ pub enum PipelineError {
     /// The question-identity model file is missing or malformed.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The attribute model could not be read.
+    #[error(transparent)]
+    Attribute(#[from] attribute::AttributeError),
     /// The built-in lists and model could not be written out to the cache directory.
     #[error("cannot write the built-in dictionaries to the cache directory: {0}")]
     Builtin(#[from] std::io::Error),
@@ -215,7 +232,9 @@ impl Engine {
     pub fn new(config: PipelineConfig) -> Result<Arc<Self>, PipelineError> {
         // Dictionaries and the classifier's model first: their problems are the ones to read.
         let engine = Self::with_identity(config, IdentityModel::default())?;
-        engine.set_identity(IdentityModel::load(&engine.config.identity_path())?);
+        let mut identity = IdentityModel::load(&engine.config.identity_path())?;
+        identity.attributes = Arc::new(engine.config.load_attributes()?);
+        engine.set_identity(identity);
         Ok(engine)
     }
 
@@ -442,7 +461,30 @@ impl Analyzer {
     /// Builds a question's frame; a romaji line is framed as the kana it stands for (its
     /// classification stays on the text as written). Leaves the analysis buffers as they were
     /// unless the line is romaji.
-    fn build_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, names: Option<&mut FrameNames>) {
+    fn build_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, mut names: Option<&mut FrameNames>) {
+        // Then what it asks about, read from the whole frame.
+        self.fill_frame(classifier, text, f, names.as_deref_mut());
+        let identity = self.engine.identity.load();
+        let mut assoc = std::mem::take(&mut f.assoc);
+        identity.associations.known_units(f.view(), &mut assoc);
+        f.assoc = assoc;
+        let attributes = &identity.attributes;
+        if !attributes.is_empty() {
+            f.attribute = attributes.predict(f.view());
+            // Naming no concept, a question the model surely reads as the shop's (店員さん何センチ
+            // ですか, 支払い方法は何がありますか) is the shop's, as if it had named one.
+            if !f.shop && f.concepts.is_empty() && attributes.is_shop(f.attribute) {
+                f.shop = true;
+            }
+            if let Some(n) = names {
+                n.shop = f.shop;
+                n.attribute = (f.attribute.id != 0).then(|| (attributes.name(f.attribute).to_string(), f.attribute.p));
+            }
+        }
+    }
+
+    /// The frame's parts, before its attribute.
+    fn fill_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, names: Option<&mut FrameNames>) {
         match frame::romaji_to_kana(text) {
             Some(kana) => {
                 let mut norm = Normalized::default();
@@ -470,6 +512,18 @@ impl Analyzer {
             a.frame = Some(f);
         }
         Some(a)
+    }
+
+    /// As [`Analyzer::frame_of`], with what each of the frame's hashes stands for (for learning
+    /// associations).
+    pub fn named_frame_of(&mut self, text: &str) -> Option<(Analysis, FrameNames)> {
+        let mut a = self.analyze(text).ok()?;
+        let classifier = self.engine.classifier.load_full();
+        let mut f = Frame::default();
+        let mut names = FrameNames::default();
+        self.build_frame(&classifier, text, &mut f, Some(&mut names));
+        a.frame = Some(f);
+        Some((a, names))
     }
 
     /// Every feature name of a text, the prior of its declared rules per label and of its abuse

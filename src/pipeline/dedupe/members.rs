@@ -1,23 +1,32 @@
 //! A cluster's member frames packed in one allocation, and their iterator.
 
+use crate::pipeline::attribute::Attribute;
 use crate::pipeline::frame::{Ask, FrameView};
 
 /// A cluster's member frames in one allocation (a cluster's wordings are added rarely and read
 /// on every candidate comparison). Per member: one header word holding the seven part lengths
-/// (eight bits each: a part holds at most 255 entries) and the ask, then the parts, a slot
-/// taking two words.
+/// (eight bits each: a part holds at most 255 entries), the ask (four bits) and whether an
+/// extension follows (one bit), then the parts, a slot taking two words, then the extension if
+/// any: a word with the attribute and the number of associated units, then those units. A
+/// packing written before the extension has none, and reads as before.
 #[derive(Debug, Default)]
 pub(super) struct Members(Box<[u64]>);
 
 /// Most entries one part of a packed member keeps.
 const PART_MAX: usize = 255;
 
+/// The header bit saying an extension (the attribute, the associated units) follows the
+/// member's slots.
+const EXTENSION_FOLLOWS: u64 = 1 << 60;
+
 impl Members {
     pub(super) fn push(&mut self, f: FrameView<'_>) {
         let cut = |p: &[u64]| p.len().min(PART_MAX);
         let slots = f.slots.len().min(PART_MAX);
         let parts = [f.concepts, f.weak, f.topics, f.nouns, f.preds, f.grams];
-        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots;
+        let assoc = cut(f.assoc);
+        let extension = f.attribute.id != 0 || assoc > 0;
+        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots + usize::from(extension) + assoc;
         let mut v = Vec::with_capacity(self.0.len() + size);
         v.extend_from_slice(&self.0);
         let mut header = f.ask.code() << 56;
@@ -25,11 +34,18 @@ impl Members {
             header |= (cut(p) as u64) << (8 * i);
         }
         header |= (slots as u64) << 48;
+        if extension {
+            header |= EXTENSION_FOLLOWS;
+        }
         v.push(header);
         for p in parts {
             v.extend_from_slice(&p[..cut(p)]);
         }
         v.extend_from_slice(f.slots[..slots].as_flattened());
+        if extension {
+            v.push((assoc as u64) << 48 | u64::from(f.attribute.id) << 32 | u64::from(f.attribute.p.to_bits()));
+            v.extend_from_slice(&f.assoc[..assoc]);
+        }
         self.0 = v.into_boxed_slice();
     }
 
@@ -61,7 +77,14 @@ impl<'a> Iterator for MemberIter<'a> {
             *part = p;
             rest = r;
         }
-        let (slots, rest) = rest.split_at_checked(2 * ((header >> 48) & 0xff) as usize)?;
+        let (slots, mut rest) = rest.split_at_checked(2 * ((header >> 48) & 0xff) as usize)?;
+        let mut attribute = Attribute::default();
+        let mut assoc: &[u64] = &[];
+        if header & EXTENSION_FOLLOWS != 0 {
+            let (&word, r) = rest.split_first()?;
+            attribute = Attribute { id: (word >> 32) as u16, p: f32::from_bits(word as u32) };
+            (assoc, rest) = r.split_at_checked(((word >> 48) & 0xff) as usize)?;
+        }
         self.0 = rest;
         let [concepts, weak, topics, nouns, preds, grams] = parts;
         Some(FrameView {
@@ -72,7 +95,9 @@ impl<'a> Iterator for MemberIter<'a> {
             nouns,
             preds,
             grams,
-            ask: Ask::from_code(header >> 56),
+            ask: Ask::from_code((header >> 56) & 0xf),
+            attribute,
+            assoc,
         })
     }
 }

@@ -439,7 +439,7 @@ impl Dedupe {
                     conflict = true;
                     break;
                 }
-                s = s.max(self.identity.probability_without_slot_rule(m, sig));
+                s = s.max(self.identity.probability_over(m, sig, self.threshold));
             }
             if conflict {
                 continue;

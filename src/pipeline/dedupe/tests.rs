@@ -91,12 +91,29 @@ fn packed_members_read_back_as_pushed() {
     b.preds = vec![5, 6];
     b.grams = vec![1, 2, 3];
     b.ask = super::super::frame::Ask::Show;
+    b.attribute = crate::pipeline::attribute::Attribute { id: 41, p: 0.83 };
+    let mut c = a.clone();
+    c.assoc = vec![7, 9];
     let mut members = Members::default();
     members.push(a.view());
     members.push(Frame::default().view());
     members.push(b.view());
+    members.push(c.view());
+    members.push(a.view());
     let back: Vec<FrameView<'_>> = members.iter().collect();
-    assert_eq!(back, [a.view(), Frame::default().view(), b.view()]);
+    assert_eq!(back, [a.view(), Frame::default().view(), b.view(), c.view(), a.view()]);
+    // Without an attribute a member packs as before attributes were (no word for it), so a
+    // packing written then reads the same now; with one, it takes one word more.
+    let words = |f: &Frame| {
+        let mut m = Members::default();
+        m.push(f.view());
+        m.words().len()
+    };
+    let mut plain = b.clone();
+    plain.attribute = Default::default();
+    assert_eq!(words(&plain), 1 + 2 + 3 + 2 * 2);
+    assert_eq!(words(&b), words(&plain) + 1);
+    assert_eq!(words(&c), words(&a) + 1 + 2);
 }
 
 #[test]

@@ -20,7 +20,9 @@ mod focus;
 mod words;
 pub use focus::Asides;
 use words::*;
-pub use words::{fold_hash, romaji_to_kana};
+pub use words::{fold_hash, gram_hash, romaji_to_kana};
+
+use super::attribute::Attribute;
 
 /// The kind of ask, from the question's cue words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -111,6 +113,11 @@ pub struct Frame {
     /// Sentences of the message beside its question (「…見返したい」), as byte ranges of the key
     /// view: a product they name is not what the question is about.
     pub asides: Vec<[u32; 2]>,
+    /// What it asks about, as the attribute model reads the rest of the frame.
+    pub attribute: Attribute,
+    /// Its concepts and words the identity model knows associations of (sorted): a pair of
+    /// frames looks up only these.
+    pub assoc: Vec<u64>,
 }
 
 impl Frame {
@@ -126,13 +133,16 @@ impl Frame {
         self.asides.clear();
         self.ask = Ask::Unknown;
         self.shop = false;
+        self.attribute = Attribute::default();
+        self.assoc.clear();
     }
 
     /// Makes this frame a copy of `other`, keeping its own buffers where they are large enough
     /// (a new frame's lists are each allocated once, at their size).
     pub fn copy_from(&mut self, other: &Frame) {
         // Every field named, so that a new one cannot be left out.
-        let Frame { concepts, weak, topics, slots, nouns, preds, grams, ask, shop, noun_at, asides } = other;
+        let Frame { concepts, weak, topics, slots, nouns, preds, grams, ask, shop, noun_at, asides, attribute, assoc } =
+            other;
         self.concepts.clone_from(concepts);
         self.weak.clone_from(weak);
         self.topics.clone_from(topics);
@@ -144,6 +154,8 @@ impl Frame {
         self.shop = *shop;
         self.noun_at.clone_from(noun_at);
         self.asides.clone_from(asides);
+        self.attribute = *attribute;
+        self.assoc.clone_from(assoc);
     }
 
     /// Leaves out what the key-view range `start..end` says (a product's name or keyword):
@@ -158,6 +170,8 @@ impl Frame {
             !gone || at.iter().any(|(g, span)| g == h && !inside(span))
         });
         self.noun_at.retain(|(_, span)| !inside(span));
+        let (concepts, weak, nouns, preds) = (&self.concepts, &self.weak, &self.nouns, &self.preds);
+        self.assoc.retain(|h| [concepts, weak, nouns, preds].iter().any(|l| l.binary_search(h).is_ok()));
         if let Some(words) = key.get(start..end) {
             let mut grams: SmallVec<[u64; 16]> = SmallVec::new();
             push_grams(words, |g| grams.push(g));
@@ -176,6 +190,8 @@ impl Frame {
             preds: &self.preds,
             grams: &self.grams,
             ask: self.ask,
+            attribute: self.attribute,
+            assoc: &self.assoc,
         }
     }
 }
@@ -199,6 +215,10 @@ pub struct FrameView<'a> {
     pub grams: &'a [u64],
     /// As [`Frame::ask`].
     pub ask: Ask,
+    /// As [`Frame::attribute`].
+    pub attribute: Attribute,
+    /// As [`Frame::assoc`].
+    pub assoc: &'a [u64],
 }
 
 /// The names behind a frame's hashes, for people.
@@ -222,6 +242,12 @@ pub struct FrameNames {
     pub ask: &'static str,
     /// As [`Frame::shop`]: every concept named is shop-wide.
     pub shop: bool,
+    /// The character pairs of the words no concept covers (for training the attribute model).
+    #[serde(skip)]
+    pub grams: Vec<String>,
+    /// What it asks about ([`Frame::attribute`]), when an attribute model is loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<(String, f32)>,
 }
 
 /// Fills `frame` from a question's analysis; with `names`, also what each hash stands for.
@@ -431,6 +457,9 @@ fn fill(
         let at = norm.key.span_of(span.0, span.1);
         let word = at.map_or(&surface[t.start as usize..t.end as usize], |(s, e)| &norm.key.as_str()[s..e]);
         push_grams(word, |g| frame.grams.push(g));
+        if let Some(n) = names.as_deref_mut() {
+            gram_pairs(word, |a, b| n.grams.push(if b == ' ' { a.to_string() } else { format!("{a}{b}") }));
+        }
         let short = base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c));
         if short {
             continue;
@@ -450,7 +479,7 @@ fn fill(
     if let Some(n) = names {
         n.ask = frame.ask.name();
         n.shop = frame.shop;
-        for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds] {
+        for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds, &mut n.grams] {
             v.sort();
             v.dedup();
         }

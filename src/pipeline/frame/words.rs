@@ -253,6 +253,12 @@ pub(super) fn ask_of_tokens(tokens: &Tokens, surface: &str, keep: impl Fn(&Token
 /// Character bigrams of a word, katakana folded to hiragana and ASCII lowercased; a one-kanji
 /// word is its own gram.
 pub(super) fn push_grams(word: &str, mut push: impl FnMut(u64)) {
+    gram_pairs(word, |a, b| push(gram_hash(a, b)));
+}
+
+/// The character pairs [`push_grams`] hashes: folded, letters and digits only; a lone kanji is
+/// paired with a space.
+pub(super) fn gram_pairs(word: &str, mut pair: impl FnMut(char, char)) {
     let fold = |c: char| match c as u32 {
         u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
         _ => c.to_ascii_lowercase(),
@@ -261,17 +267,18 @@ pub(super) fn push_grams(word: &str, mut push: impl FnMut(u64)) {
     let (mut prev, mut count) = (' ', 0usize);
     for c in word.chars().map(fold).filter(|c| c.is_alphanumeric()) {
         if count > 0 {
-            push(gram_hash(prev, c));
+            pair(prev, c);
         }
         prev = c;
         count += 1;
     }
     if count == 1 && ('一'..='鿿').contains(&prev) {
-        push(gram_hash(prev, ' '));
+        pair(prev, ' ');
     }
 }
 
-pub(super) fn gram_hash(a: char, b: char) -> u64 {
+/// The hash of a character pair, as frames hold it.
+pub fn gram_hash(a: char, b: char) -> u64 {
     use std::hash::Hasher;
     let mut h = rustc_hash::FxHasher::default();
     h.write_u32(a as u32);

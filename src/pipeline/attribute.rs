@@ -1,0 +1,432 @@
+//! What a question asks about (its *attribute*: price, stock, dimensions, washing, show the
+//! back… of `fixtures/clusters/train/ATTRIBUTES.md`), predicted from its frame by a softmax model
+//! learned from paraphrase clusters that writers tagged by hand.
+//!
+//! The concept lists name the wordings they were written from; a model trained on thousands of
+//! wordings by many writers reads a wording nobody listed (インナー必要ですか is about
+//! `see_through`, 真冬これ一枚で大丈夫 about `warmth`) from all its words together. Question
+//! identity ([`super::identity`]) takes "the same attribute" as evidence for one question and
+//! "different attributes, both sure" as evidence against.
+//!
+//! The model file (`model/attributes.tsv`, written by `kotae train-attributes`) is reviewable:
+//! a `classes` row, a `bias` row, then one row per feature with its non-zero weights by class
+//! (`w:インナー<TAB>see_through=1.92 texture=0.31`). Features are the frame's units: `c:` a concept
+//! or topic, `w:` a word's base form, `g:` a character pair, `a:` the kind of ask.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+
+use super::dedupe::hash_str;
+use super::frame::{Ask, FrameNames, FrameView, fold_hash, gram_hash};
+
+/// The class of questions about none of the taxonomy's attributes.
+pub const OTHER: &str = "other";
+
+/// The attributes of the taxonomy's shop section: a question about one of them belongs to the
+/// shop, not to the product on screen (`hold` and `gift` are left out: a hold or an engraving is
+/// of one product).
+pub const SHOP: &[&str] = &[
+    "shipping_fee",
+    "ship_date",
+    "delivery_date",
+    "payment",
+    "coupon",
+    "returns",
+    "how_to_buy",
+    "host",
+    "stream",
+    "store",
+];
+
+/// How sure the model must be of a shop attribute to take a question naming no concept from the
+/// product on screen to the shop.
+pub const SHOP_SURE: f32 = 0.7;
+
+/// A predicted attribute: its class (1-based; 0 = none predicted) and probability.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Attribute {
+    /// The class, an index into [`AttributeModel::classes`] plus one; 0 when no model is loaded.
+    pub id: u16,
+    /// The model's probability of it.
+    pub p: f32,
+}
+
+/// A model file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("attribute model {path}:{line}: {message}")]
+pub struct AttributeError {
+    /// The model file.
+    pub path: PathBuf,
+    /// The line, from 1; 0 for the file as a whole.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The softmax model from a frame's units to its attribute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributeModel {
+    /// The attribute names, in class order.
+    pub classes: Vec<String>,
+    /// One bias per class.
+    pub bias: Vec<f32>,
+    /// Each feature's weights, `(class, weight)`, by the feature's name as written.
+    pub features: Vec<(String, Vec<(u16, f32)>)>,
+    /// The same weights by the hash a frame holds: a range of `weights`.
+    by_hash: FxHashMap<u64, (u32, u32)>,
+    /// Every feature's weights, one after another.
+    weights: Vec<(u16, f32)>,
+    /// The hash of each kind of ask's feature (`a:show`), by [`Ask::code`].
+    asks: Vec<u64>,
+}
+
+/// The hash a feature name stands for in a frame.
+pub fn feature_hash(name: &str) -> Option<u64> {
+    let (kind, rest) = name.split_once(':')?;
+    if rest.is_empty() {
+        return None;
+    }
+    match kind {
+        "c" => Some(hash_str(rest)),
+        "w" => Some(fold_hash(rest)),
+        "g" => {
+            let mut chars = rest.chars();
+            let a = chars.next()?;
+            let b = chars.next().unwrap_or(' ');
+            chars.next().is_none().then(|| gram_hash(a, b))
+        }
+        // The ask is hashed apart from words: `a:show` is no word `show`.
+        "a" => Some(hash_str(name)),
+        _ => None,
+    }
+}
+
+/// The names of a frame's features, as training and the model file use them.
+pub fn feature_names(names: &FrameNames) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    out.extend(names.concepts.iter().chain(&names.weak).chain(&names.topics).map(|c| format!("c:{c}")));
+    out.extend(names.nouns.iter().chain(&names.preds).map(|w| format!("w:{w}")));
+    out.extend(names.grams.iter().map(|g| format!("g:{g}")));
+    if names.ask != Ask::Unknown.name() {
+        out.push(format!("a:{}", names.ask));
+    }
+    // A unit must survive the model file's syntax.
+    out.retain(|f| !f.contains(['#', '\t', '\n', ' ', '=']));
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl AttributeModel {
+    /// Builds a model from its parts; weights of unknown classes are an error.
+    pub fn new(classes: Vec<String>, bias: Vec<f32>, features: Vec<(String, Vec<(u16, f32)>)>) -> Result<Self, String> {
+        if bias.len() != classes.len() {
+            return Err(format!("{} biases for {} classes", bias.len(), classes.len()));
+        }
+        let mut grouped: FxHashMap<u64, Vec<(u16, f32)>> = FxHashMap::default();
+        for (name, weights) in &features {
+            let h = feature_hash(name).ok_or_else(|| format!("'{name}' is not c:, w:, g: or a: and a name"))?;
+            if let Some(&(c, _)) = weights.iter().find(|(c, _)| usize::from(*c) >= classes.len()) {
+                return Err(format!("'{name}' has a weight for class {c} of {}", classes.len()));
+            }
+            grouped.entry(h).or_default().extend_from_slice(weights);
+        }
+        // One allocation for all weights: a frame's features are read one after another.
+        let mut by_hash = FxHashMap::default();
+        let mut all = Vec::new();
+        for (h, ws) in grouped {
+            let start = u32::try_from(all.len()).map_err(|_| "too many weights".to_string())?;
+            all.extend_from_slice(&ws);
+            by_hash.insert(h, (start, ws.len() as u32));
+        }
+        let asks = (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect();
+        Ok(Self { classes, bias, features, by_hash, weights: all, asks })
+    }
+
+    /// Whether no model is loaded (every attribute is then none).
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Whether the attribute is one of the shop's ([`SHOP`]), surely enough ([`SHOP_SURE`]).
+    pub fn is_shop(&self, a: Attribute) -> bool {
+        a.p >= SHOP_SURE && SHOP.contains(&self.name(a))
+    }
+
+    /// The attribute's name (`""` for none).
+    pub fn name(&self, a: Attribute) -> &str {
+        usize::from(a.id).checked_sub(1).and_then(|i| self.classes.get(i)).map_or("", String::as_str)
+    }
+
+    /// Every class's score (log-odds before the softmax) for a frame's feature hashes.
+    fn scores(&self, hashes: impl Iterator<Item = u64>, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(&self.bias);
+        for h in hashes {
+            if let Some(&(start, len)) = self.by_hash.get(&h) {
+                for &(c, w) in &self.weights[start as usize..(start + len) as usize] {
+                    out[usize::from(c)] += w;
+                }
+            }
+        }
+    }
+
+    /// The most likely attribute of a frame.
+    pub fn predict(&self, f: FrameView<'_>) -> Attribute {
+        if self.is_empty() {
+            return Attribute::default();
+        }
+        let ask = (f.ask != Ask::Unknown).then(|| self.asks[f.ask.code() as usize]);
+        let hashes = f.concepts.iter().chain(f.weak).chain(f.topics).chain(f.nouns).chain(f.preds).chain(f.grams);
+        let mut scores = Vec::with_capacity(self.classes.len());
+        self.scores(hashes.copied().chain(ask), &mut scores);
+        let (best, p) = softmax_top(&scores);
+        // `other` (none of the taxonomy's attributes) says nothing two questions could share.
+        if self.classes[best] == OTHER {
+            return Attribute::default();
+        }
+        Attribute { id: u16::try_from(best + 1).unwrap_or(0), p }
+    }
+
+    /// The probabilities of every class for named features (training and its checks).
+    pub fn probabilities(&self, features: &[String]) -> Vec<f32> {
+        let mut scores = Vec::with_capacity(self.classes.len());
+        self.scores(features.iter().filter_map(|f| feature_hash(f)), &mut scores);
+        softmax(&mut scores);
+        scores
+    }
+
+    /// Reads a model file (see the module's documentation).
+    pub fn load(path: &Path) -> Result<Self, AttributeError> {
+        let err = |line: usize, message: String| AttributeError { path: path.into(), line, message };
+        let file = std::fs::File::open(path).map_err(|e| err(0, e.to_string()))?;
+        let (mut classes, mut bias, mut features) = (None, None, Vec::new());
+        for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = line.map_err(|e| err(n + 1, e.to_string()))?;
+            let line = line.split('#').next().unwrap_or("").trim_end();
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (name, rest) = line.split_once('\t').ok_or_else(|| err(n + 1, "expected name<TAB>values".into()))?;
+            match name {
+                "classes" => classes = Some(rest.split('\t').map(str::to_string).collect::<Vec<_>>()),
+                "bias" => {
+                    let b: Result<Vec<f32>, _> = rest.split('\t').map(str::parse::<f32>).collect();
+                    bias = Some(b.map_err(|e| err(n + 1, e.to_string()))?);
+                }
+                feature => {
+                    let classes = classes.as_ref().ok_or_else(|| err(n + 1, "a feature before 'classes'".into()))?;
+                    let mut weights = Vec::new();
+                    for pair in rest.split(' ').filter(|p| !p.is_empty()) {
+                        let (class, w) =
+                            pair.split_once('=').ok_or_else(|| err(n + 1, format!("'{pair}' is not class=weight")))?;
+                        let c = classes
+                            .iter()
+                            .position(|x| x == class)
+                            .ok_or_else(|| err(n + 1, format!("unknown class '{class}'")))?;
+                        let w: f32 = w.parse().map_err(|e| err(n + 1, format!("'{pair}': {e}")))?;
+                        if !w.is_finite() {
+                            return Err(err(n + 1, format!("'{pair}' is not a finite number")));
+                        }
+                        weights.push((u16::try_from(c).unwrap_or(u16::MAX), w));
+                    }
+                    if feature_hash(feature).is_none() {
+                        return Err(err(n + 1, format!("'{feature}' is not c:, w:, g: or a: and a name")));
+                    }
+                    features.push((feature.to_string(), weights));
+                }
+            }
+        }
+        let classes = classes.ok_or_else(|| err(0, "missing 'classes'".into()))?;
+        let bias = bias.ok_or_else(|| err(0, "missing 'bias'".into()))?;
+        Self::new(classes, bias, features).map_err(|m| err(0, m))
+    }
+
+    /// Writes the model file, with a header saying where it came from.
+    pub fn save(&self, path: &Path, header: &str) -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        for line in header.lines() {
+            writeln!(out, "# {line}")?;
+        }
+        writeln!(out, "classes\t{}", self.classes.join("\t"))?;
+        let bias: Vec<String> = self.bias.iter().map(f32::to_string).collect();
+        writeln!(out, "bias\t{}", bias.join("\t"))?;
+        for (name, weights) in &self.features {
+            let ws: Vec<String> =
+                weights.iter().map(|&(c, w)| format!("{}={w}", self.classes[usize::from(c)])).collect();
+            writeln!(out, "{name}\t{}", ws.join(" "))?;
+        }
+        out.flush()
+    }
+}
+
+/// Turns scores into probabilities in place.
+fn softmax(scores: &mut [f32]) {
+    let max = scores.iter().copied().fold(f32::MIN, f32::max);
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    for s in scores.iter_mut() {
+        *s /= sum.max(f32::MIN_POSITIVE);
+    }
+}
+
+/// The best class of some scores and its probability.
+fn softmax_top(scores: &[f32]) -> (usize, f32) {
+    let (best, max) = scores.iter().enumerate().fold((0, f32::MIN), |b, (i, &s)| if s > b.1 { (i, s) } else { b });
+    let sum: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+    (best, 1.0 / sum.max(1.0))
+}
+
+/// One training example: a question's feature names and its attribute (a class index).
+#[derive(Debug, Clone)]
+pub struct Example {
+    /// [`feature_names`] of its frame.
+    pub features: Vec<String>,
+    /// The attribute's class index.
+    pub class: usize,
+}
+
+/// Fits the softmax model by stochastic gradient descent with L2 regularization (examples in a
+/// fixed shuffled order, the rate decaying by epoch), then keeps the weights of at least
+/// `prune` in size.
+pub fn train(classes: &[String], examples: &[Example], l2: f32, epochs: usize, prune: f32) -> AttributeModel {
+    let k = classes.len();
+    let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+    for e in examples {
+        for f in &e.features {
+            let next = index.len();
+            index.entry(f.as_str()).or_insert(next);
+        }
+    }
+    let mut w = vec![0.0f32; index.len() * k];
+    let mut bias = vec![0.0f32; k];
+    let rows: Vec<(Vec<usize>, usize)> =
+        examples.iter().map(|e| (e.features.iter().map(|f| index[f.as_str()]).collect(), e.class)).collect();
+    // A fixed order (a multiplicative walk over the examples) keeps training reproducible.
+    let order: Vec<usize> = {
+        let n = rows.len().max(1);
+        let step = (1..n).rev().find(|s| gcd(*s, n) == 1 && *s > n / 3).unwrap_or(1);
+        (0..rows.len()).map(|i| (i * step) % n).collect()
+    };
+    let mut scores = vec![0.0f32; k];
+    for epoch in 0..epochs {
+        let rate = 0.2 / (1.0 + epoch as f32);
+        for &i in &order {
+            let (feats, class) = &rows[i];
+            scores.copy_from_slice(&bias);
+            for &f in feats {
+                for (s, x) in scores.iter_mut().zip(&w[f * k..(f + 1) * k]) {
+                    *s += x;
+                }
+            }
+            softmax(&mut scores);
+            scores[*class] -= 1.0;
+            for (b, g) in bias.iter_mut().zip(&scores) {
+                *b -= rate * g;
+            }
+            for &f in feats {
+                for (x, g) in w[f * k..(f + 1) * k].iter_mut().zip(&scores) {
+                    *x -= rate * (g + l2 * *x);
+                }
+            }
+        }
+    }
+    let mut names: Vec<(&str, usize)> = index.into_iter().collect();
+    names.sort();
+    let features = names
+        .into_iter()
+        .filter_map(|(name, f)| {
+            let ws: Vec<(u16, f32)> = w[f * k..(f + 1) * k]
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.abs() >= prune)
+                .map(|(c, x)| (u16::try_from(c).unwrap_or(u16::MAX), (x * 1000.0).round() / 1000.0))
+                .collect();
+            (!ws.is_empty()).then(|| (name.to_string(), ws))
+        })
+        .collect();
+    let bias = bias.iter().map(|b| (b * 1000.0).round() / 1000.0).collect();
+    AttributeModel::new(classes.to_vec(), bias, features).unwrap_or_default()
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(features: &[&str], class: usize) -> Example {
+        Example { features: features.iter().map(|f| f.to_string()).collect(), class }
+    }
+
+    #[test]
+    fn training_learns_which_words_name_which_attribute_and_the_file_round_trips() {
+        let classes: Vec<String> = ["price", "see_through"].iter().map(|c| c.to_string()).collect();
+        let examples: Vec<Example> = (0..20)
+            .flat_map(|_| {
+                [
+                    example(&["c:price", "a:amount"], 0),
+                    example(&["w:値段"], 0),
+                    example(&["c:see_through"], 1),
+                    example(&["w:インナー", "w:必要"], 1),
+                ]
+            })
+            .collect();
+        let m = train(&classes, &examples, 0.0001, 30, 0.01);
+        let p = m.probabilities(&["w:インナー".to_string()]);
+        assert!(p[1] > 0.8, "{p:?}");
+        let p = m.probabilities(&["w:値段".to_string(), "w:必要".to_string()]);
+        assert!(p[0] > p[1], "{p:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attributes.tsv");
+        m.save(&path, "test").unwrap();
+        let back = AttributeModel::load(&path).unwrap();
+        assert_eq!(back, m);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}w:透け\tnot_a_class=1.0\n")).unwrap();
+        let e = AttributeModel::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown class 'not_a_class'") && e.contains(&format!(":{}:", text.lines().count() + 1)),
+            "{e}"
+        );
+        std::fs::write(&path, format!("{text}x:透け\tprice=1.0\n")).unwrap();
+        let e = AttributeModel::load(&path).unwrap_err().to_string();
+        assert!(e.contains("is not c:, w:, g: or a:"), "{e}");
+    }
+
+    #[test]
+    fn a_frame_is_read_through_the_same_hashes_as_the_names() {
+        let classes: Vec<String> = ["price", "washing"].iter().map(|c| c.to_string()).collect();
+        let m = AttributeModel::new(
+            classes,
+            vec![0.0, 0.0],
+            vec![("w:洗濯".to_string(), vec![(1, 3.0)]), ("g:洗え".to_string(), vec![(1, 1.0)])],
+        )
+        .unwrap();
+        let nouns = [fold_hash("洗濯")];
+        let view = FrameView {
+            concepts: &[],
+            weak: &[],
+            topics: &[],
+            slots: &[],
+            nouns: &nouns,
+            preds: &[],
+            grams: &[],
+            ask: Ask::Unknown,
+            attribute: Attribute::default(),
+            assoc: &[],
+        };
+        let a = m.predict(view);
+        assert_eq!(m.name(a), "washing");
+        assert!(a.p > 0.9, "{a:?}");
+        assert_eq!(AttributeModel::default().predict(view), Attribute::default());
+    }
+}
