@@ -495,6 +495,18 @@ async fn metric_of(addr: &str, name: &str) -> f64 {
     }
 }
 
+/// A counter once it reaches `at_least`, or its last reading after 10 s.
+async fn metric_reaching(addr: &str, name: &str, at_least: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = metric_of(addr, name).await;
+        if v >= at_least || Instant::now() >= deadline {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The queue by question id, whatever order the ranking (which moves with time) gives it.
 fn by_id(list: &Value) -> Vec<Value> {
     let mut qs: Vec<Value> = list["questions"].as_array().unwrap().clone();
@@ -683,7 +695,9 @@ async fn a_paused_owner_is_fenced_its_late_writes_refused_and_counted() {
     };
     assert_eq!(v["degraded"], "over_budget", "{v}");
     let late_id = v["id"].as_str().unwrap().to_string();
-    let fenced = metric_of(&addrs[owner], "kotae_cluster_fenced_total").await;
+    // The woken owner counts the refusal as it answers; its metrics page, just resumed, may take
+    // a moment (an unanswered scrape reads as 0).
+    let fenced = metric_reaching(&addrs[owner], "kotae_cluster_fenced_total", 1.0).await;
     let failed = metric_of(&addrs[survivors[0]], "kotae_cluster_forward_failed_total{policy=\"open\"}").await;
     println!(
         "owner {owner} paused, {new_owner} took partition {partition}; after resuming: {fenced} append(s) refused, {failed} message(s) given the fail verdict"

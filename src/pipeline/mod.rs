@@ -462,8 +462,9 @@ impl Analyzer {
     /// classification stays on the text as written). Leaves the analysis buffers as they were
     /// unless the line is romaji.
     fn build_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, mut names: Option<&mut FrameNames>) {
-        // Then what it asks about, read from the whole frame.
         self.fill_frame(classifier, text, f, names.as_deref_mut());
+        // Then, from the whole frame, its units the pair model knows associations of and what it
+        // asks about.
         let identity = self.engine.identity.load();
         let mut assoc = std::mem::take(&mut f.assoc);
         identity.associations.known_units(f.view(), &mut assoc);
