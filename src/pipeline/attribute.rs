@@ -80,6 +80,8 @@ pub struct AttributeModel {
     weights: Vec<(u16, f32)>,
     /// The hash of each kind of ask's feature (`a:show`), by [`Ask::code`].
     asks: Vec<u64>,
+    /// The class of [`OTHER`], if the model has one.
+    other: Option<usize>,
 }
 
 /// The hash a feature name stands for in a frame.
@@ -142,7 +144,8 @@ impl AttributeModel {
             by_hash.insert(h, (start, ws.len() as u32));
         }
         let asks = (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect();
-        Ok(Self { classes, bias, features, by_hash, weights: all, asks })
+        let other = classes.iter().position(|c| c == OTHER);
+        Ok(Self { classes, bias, features, by_hash, weights: all, asks, other })
     }
 
     /// Whether no model is loaded (every attribute is then none).
@@ -184,7 +187,7 @@ impl AttributeModel {
         self.scores(hashes.copied().chain(ask), &mut scores);
         let (best, p) = softmax_top(&scores);
         // `other` (none of the taxonomy's attributes) says nothing two questions could share.
-        if self.classes[best] == OTHER {
+        if self.other == Some(best) {
             return Attribute::default();
         }
         Attribute { id: u16::try_from(best + 1).unwrap_or(0), p }

@@ -272,12 +272,6 @@ pub fn features(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Opt
     if slots_conflict(a, b) {
         return None;
     }
-    features_without_slot_rule(a, b, assoc)
-}
-
-/// As [`features`] for frames already known not to conflict in their slots (a cluster checks
-/// every member's slots before comparing any).
-fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Option<[f32; N]> {
     let mut f = features_but_associated(a, b, assoc)?;
     f[ASSOCIATED] = assoc.strongest(a, b);
     Some(f)
@@ -286,8 +280,10 @@ fn features_without_slot_rule(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associ
 /// The index of the `associated` feature.
 const ASSOCIATED: usize = 19;
 
-/// As [`features_without_slot_rule`] with the `associated` feature left 0 (its lookups are the
-/// dearest part of a comparison, and most pairs are too far apart for it to matter).
+/// As [`features`] for frames already known not to conflict in their slots (a cluster checks
+/// every member's slots before comparing any), with the `associated` feature left 0: its
+/// lookups are the dearest part of a comparison, and most pairs are too far apart for it to
+/// matter ([`IdentityModel::probability_over`]).
 fn features_but_associated(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associations) -> Option<[f32; N]> {
     let flag = |x: bool| if x { 1.0 } else { 0.0 };
     let both = |x: &[u64], y: &[u64]| !x.is_empty() && !y.is_empty();
@@ -400,34 +396,28 @@ impl IdentityModel {
     }
 
     /// As [`IdentityModel::probability`] for frames already known not to conflict in their
-    /// slots ([`slots_conflict`]).
-    pub fn probability_without_slot_rule(&self, a: FrameView<'_>, b: FrameView<'_>) -> f32 {
-        match features_without_slot_rule(a, b, &self.associations) {
-            None => 0.0,
-            Some(f) => self.probability_of(&f),
-        }
-    }
-
-    /// As [`IdentityModel::probability_without_slot_rule`], exact whenever it is over `floor`
-    /// (0–1): below it, the association is looked up only if it could lift the pair over `floor`,
-    /// so a pair too far apart for it may come out lower than it is. A cluster's join compares a
-    /// question with every wording of its scope and only cares for those over its threshold.
+    /// slots ([`slots_conflict`]), exact whenever it is over `floor` (0–1): below it, the
+    /// association is looked up only if it could lift the pair over `floor`, so a pair too far
+    /// apart for it may come out lower than it is. A cluster's join compares a question with
+    /// every wording of its scope and only cares for those over its threshold.
     pub fn probability_over(&self, a: FrameView<'_>, b: FrameView<'_>, floor: f32) -> f32 {
-        let Some(mut f) = features_but_associated(a, b, &self.associations) else { return 0.0 };
+        let Some(f) = features_but_associated(a, b, &self.associations) else { return 0.0 };
+        let mut logit = self.logit(&f);
         let w = self.weights[ASSOCIATED];
-        if w > 0.0 {
-            let logit = self.bias + f.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f32>();
-            let needed = (floor / (1.0 - floor)).ln();
-            if logit + w > needed {
-                f[ASSOCIATED] = self.associations.strongest(a, b);
-            }
+        if w > 0.0 && logit + w > (floor / (1.0 - floor)).ln() {
+            logit += w * self.associations.strongest(a, b);
         }
-        self.probability_of(&f)
+        sigmoid(logit)
     }
 
     /// The probability of a feature vector.
     pub fn probability_of(&self, f: &[f32; N]) -> f32 {
-        sigmoid(self.bias + f.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f32>())
+        sigmoid(self.logit(f))
+    }
+
+    /// The log-odds of a feature vector.
+    fn logit(&self, f: &[f32; N]) -> f32 {
+        self.bias + f.iter().zip(&self.weights).map(|(x, w)| x * w).sum::<f32>()
     }
 
     /// Why two frames are, or are not, one question.
