@@ -128,6 +128,11 @@ fn wordings_that_share_no_word_meet_on_what_they_ask_about() {
     let mut analyzer = e.analyzer();
     let same = analyzer.explain_pair("オフィスでも浮かない？", "職場に着ていけますか");
     assert!(same.identity.contributions.iter().any(|c| c.feature == "attribute_same" && c.value > 0.0), "{same:?}");
+    // Their first and second readings agree, and that counts for one question.
+    assert!(
+        same.identity.contributions.iter().any(|c| c.feature == "attribute_overlap" && c.value > 0.5 && c.weight > 0.0),
+        "{same:?}"
+    );
     let differ = analyzer.explain_pair("オフィスでも浮かない？", "在庫ありますか？");
     assert!(
         differ.identity.rule.is_some()

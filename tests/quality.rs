@@ -121,7 +121,7 @@ fn cluster_score(path: &str) -> (f64, f64) {
 /// by writers who never saw the training data; the report-only ones were never tuned on.
 #[test]
 fn question_identity_on_streams_does_not_regress() {
-    for (name, floor) in [("apparel", 0.45), ("kids", 0.50), ("food", 0.40), ("cosmetics", 0.50), ("appliance", 0.42)] {
+    for (name, floor) in [("apparel", 0.60), ("kids", 0.60), ("food", 0.40), ("cosmetics", 0.68), ("appliance", 0.55)] {
         let s = stream_score(name);
         assert!(s.answered_once >= floor, "{name}: answered once {} under {floor}", s.answered_once);
         assert_eq!(s.on_screen_top3, 1.0, "{name}: the on-screen product's most-asked question is in the first three");
@@ -134,9 +134,9 @@ fn question_identity_on_streams_does_not_regress() {
 fn question_identity_on_cluster_sets_does_not_regress() {
     for (path, together, apart) in [
         ("fixtures/clusters/eval/a/clusters.jsonl", 0.44, 0.80),
-        ("fixtures/clusters/eval/b/clusters.jsonl", 0.50, 0.60),
-        ("fixtures/clusters/eval/c/clusters.jsonl", 0.38, 0.64),
-        ("fixtures/clusters/paraphrases.jsonl", 0.88, 0.80),
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.50, 0.70),
+        ("fixtures/clusters/eval/c/clusters.jsonl", 0.38, 0.66),
+        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.84),
     ] {
         let (t, a) = cluster_score(path);
         assert!(t >= together, "{path}: paraphrase pairs together {t} under {together}");

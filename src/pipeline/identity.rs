@@ -21,7 +21,7 @@ use super::dedupe::hash_str;
 use super::frame::{Ask, FrameView, fold_hash};
 
 /// The features of a pair of frames, in the order of the model's weights.
-pub const FEATURES: [&str; 22] = [
+pub const FEATURES: [&str; 23] = [
     "concepts_equal",
     "concepts_jaccard",
     "concepts_disjoint",
@@ -44,6 +44,7 @@ pub const FEATURES: [&str; 22] = [
     "associated",
     "attribute_same",
     "attribute_differ",
+    "attribute_overlap",
 ];
 
 /// Number of pair features.
@@ -55,7 +56,7 @@ const _: () = assert!(matches!(FEATURES[ASSOCIATED].as_bytes(), b"associated"));
 /// can only argue for one question (+1), what tells them apart only against (-1); 0 is free.
 /// Without this, a weight fitted on a few hundred questions can come out backwards (different
 /// nouns counting for one question) and carry that to text nobody trained on.
-pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1, 1, 1, -1];
+pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1, 1, 1, -1, 1];
 
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +345,9 @@ fn features_but_associated(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associati
         // What each asks about, as the attribute model reads it: as sure as the less sure side.
         if attributes && a.attribute.id == b.attribute.id { a.attribute.p.min(b.attribute.p) } else { 0.0 },
         if attributes && a.attribute.id != b.attribute.id { a.attribute.p.min(b.attribute.p) } else { 0.0 },
+        // How far their first and second readings agree: paraphrases the model reads unsurely
+        // tend to be unsure between the same two attributes.
+        a.attribute.overlap(b.attribute),
     ])
 }
 
@@ -377,6 +381,7 @@ impl Default for IdentityModel {
             ("associated", 2.0),
             ("attribute_same", 1.5),
             ("attribute_differ", -1.5),
+            ("attribute_overlap", 1.0),
         ] {
             if let Some(i) = FEATURES.iter().position(|f| *f == name) {
                 weights[i] = w;

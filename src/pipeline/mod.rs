@@ -338,6 +338,8 @@ impl Engine {
             hits: Vec::new(),
             scratch: Scratch::default(),
             frame: Frame::default(),
+            ngrams: Vec::new(),
+            chars: Vec::new(),
         }
     }
 
@@ -401,6 +403,10 @@ pub struct Analyzer {
     /// A question's frame is built here, then copied out at its final size: built in a fresh
     /// analysis, each list would grow (and be copied) entry by entry.
     frame: Frame,
+    /// The character n-grams of the question whose frame is being built, for its attribute.
+    ngrams: Vec<u64>,
+    /// Scratch for them.
+    chars: Vec<char>,
 }
 
 impl Analyzer {
@@ -471,7 +477,7 @@ impl Analyzer {
         f.assoc = assoc;
         let attributes = &identity.attributes;
         if !attributes.is_empty() {
-            f.attribute = attributes.predict(f.view());
+            f.attribute = attributes.predict(f.view(), &self.ngrams);
             // Naming no concept, a question the model surely reads as the shop's (店員さん何センチ
             // ですか, 支払い方法は何がありますか) is the shop's, as if it had named one.
             if !f.shop && f.concepts.is_empty() && attributes.is_shop(f.attribute) {
@@ -485,7 +491,7 @@ impl Analyzer {
     }
 
     /// The frame's parts, before its attribute.
-    fn fill_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, names: Option<&mut FrameNames>) {
+    fn fill_frame(&mut self, classifier: &Classifier, text: &str, f: &mut Frame, mut names: Option<&mut FrameNames>) {
         match frame::romaji_to_kana(text) {
             Some(kana) => {
                 let mut norm = Normalized::default();
@@ -494,11 +500,21 @@ impl Analyzer {
                 self.normalizer.process(&kana, &mut norm);
                 self.tokenizer.process(norm.surface.as_str(), &mut tokens);
                 classifier.dictionaries.find(norm.key.as_str(), &mut hits);
+                attribute::ngrams(norm.key.as_str(), &mut self.chars, &mut self.ngrams);
+                if let Some(n) = names.as_deref_mut() {
+                    n.ngrams = attribute::ngram_names(norm.key.as_str());
+                }
                 frame::build(classifier, &norm, &tokens, &hits, f, names);
                 // Its asides are places in the kana, not in the text the catalogue is matched on.
                 f.asides.clear();
             }
-            None => frame::build(classifier, &self.norm, &self.tokens, &self.hits, f, names),
+            None => {
+                attribute::ngrams(self.norm.key.as_str(), &mut self.chars, &mut self.ngrams);
+                if let Some(n) = names.as_deref_mut() {
+                    n.ngrams = attribute::ngram_names(self.norm.key.as_str());
+                }
+                frame::build(classifier, &self.norm, &self.tokens, &self.hits, f, names)
+            }
         }
     }
 

@@ -7,8 +7,9 @@ use crate::pipeline::frame::{Ask, FrameView};
 /// on every candidate comparison). Per member: one header word holding the seven part lengths
 /// (eight bits each: a part holds at most 255 entries), the ask (four bits) and whether an
 /// extension follows (one bit), then the parts, a slot taking two words, then the extension if
-/// any: a word with the attribute and the number of associated units, then those units. A
-/// packing written before the extension has none, and reads as before.
+/// any: a word with the attribute and the number of associated units, a word with the runner-up
+/// attribute if the header says so, then those units. A packing written before the extension
+/// (or before the runner-up) has none, and reads as before.
 #[derive(Debug, Default)]
 pub(super) struct Members(Box<[u64]>);
 
@@ -19,6 +20,9 @@ const PART_MAX: usize = 255;
 /// member's slots.
 const EXTENSION_FOLLOWS: u64 = 1 << 60;
 
+/// The header bit saying the extension holds a word for the runner-up attribute.
+const SECOND_FOLLOWS: u64 = 1 << 61;
+
 impl Members {
     pub(super) fn push(&mut self, f: FrameView<'_>) {
         let cut = |p: &[u64]| p.len().min(PART_MAX);
@@ -26,7 +30,13 @@ impl Members {
         let parts = [f.concepts, f.weak, f.topics, f.nouns, f.preds, f.grams];
         let assoc = cut(f.assoc);
         let extension = f.attribute.id != 0 || assoc > 0;
-        let size = 1 + parts.iter().map(|p| cut(p)).sum::<usize>() + 2 * slots + usize::from(extension) + assoc;
+        let second = extension && f.attribute.second != 0;
+        let size = 1
+            + parts.iter().map(|p| cut(p)).sum::<usize>()
+            + 2 * slots
+            + usize::from(extension)
+            + usize::from(second)
+            + assoc;
         let mut v = Vec::with_capacity(self.0.len() + size);
         v.extend_from_slice(&self.0);
         let mut header = f.ask.code() << 56;
@@ -37,6 +47,9 @@ impl Members {
         if extension {
             header |= EXTENSION_FOLLOWS;
         }
+        if second {
+            header |= SECOND_FOLLOWS;
+        }
         v.push(header);
         for p in parts {
             v.extend_from_slice(&p[..cut(p)]);
@@ -44,6 +57,9 @@ impl Members {
         v.extend_from_slice(f.slots[..slots].as_flattened());
         if extension {
             v.push((assoc as u64) << 48 | u64::from(f.attribute.id) << 32 | u64::from(f.attribute.p.to_bits()));
+            if second {
+                v.push(u64::from(f.attribute.second) << 32 | u64::from(f.attribute.second_p.to_bits()));
+            }
             v.extend_from_slice(&f.assoc[..assoc]);
         }
         self.0 = v.into_boxed_slice();
@@ -81,8 +97,15 @@ impl<'a> Iterator for MemberIter<'a> {
         let mut attribute = Attribute::default();
         let mut assoc: &[u64] = &[];
         if header & EXTENSION_FOLLOWS != 0 {
-            let (&word, r) = rest.split_first()?;
-            attribute = Attribute { id: (word >> 32) as u16, p: f32::from_bits(word as u32) };
+            let (&word, mut r) = rest.split_first()?;
+            attribute.id = (word >> 32) as u16;
+            attribute.p = f32::from_bits(word as u32);
+            if header & SECOND_FOLLOWS != 0 {
+                let (&second, after) = r.split_first()?;
+                attribute.second = (second >> 32) as u16;
+                attribute.second_p = f32::from_bits(second as u32);
+                r = after;
+            }
             (assoc, rest) = r.split_at_checked(((word >> 48) & 0xff) as usize)?;
         }
         self.0 = rest;

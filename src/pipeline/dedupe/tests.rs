@@ -91,17 +91,20 @@ fn packed_members_read_back_as_pushed() {
     b.preds = vec![5, 6];
     b.grams = vec![1, 2, 3];
     b.ask = super::super::frame::Ask::Show;
-    b.attribute = crate::pipeline::attribute::Attribute { id: 41, p: 0.83 };
+    b.attribute = crate::pipeline::attribute::Attribute { id: 41, p: 0.83, ..Default::default() };
     let mut c = a.clone();
     c.assoc = vec![7, 9];
+    let mut d = c.clone();
+    d.attribute = crate::pipeline::attribute::Attribute { id: 3, p: 0.5, second: 12, second_p: 0.25 };
     let mut members = Members::default();
     members.push(a.view());
     members.push(Frame::default().view());
     members.push(b.view());
     members.push(c.view());
+    members.push(d.view());
     members.push(a.view());
     let back: Vec<FrameView<'_>> = members.iter().collect();
-    assert_eq!(back, [a.view(), Frame::default().view(), b.view(), c.view(), a.view()]);
+    assert_eq!(back, [a.view(), Frame::default().view(), b.view(), c.view(), d.view(), a.view()]);
     // Without an attribute a member packs as before attributes were (no word for it), so a
     // packing written then reads the same now; with one, it takes one word more.
     let words = |f: &Frame| {
@@ -114,6 +117,8 @@ fn packed_members_read_back_as_pushed() {
     assert_eq!(words(&plain), 1 + 2 + 3 + 2 * 2);
     assert_eq!(words(&b), words(&plain) + 1);
     assert_eq!(words(&c), words(&a) + 1 + 2);
+    // A runner-up attribute takes one word more again.
+    assert_eq!(words(&d), words(&c) + 1);
 }
 
 #[test]

@@ -242,9 +242,10 @@ pub struct FrameNames {
     pub ask: &'static str,
     /// As [`Frame::shop`]: every concept named is shop-wide.
     pub shop: bool,
-    /// The character pairs of the words no concept covers (for training the attribute model).
+    /// The character n-grams of the whole message's matching key (for training the attribute
+    /// model: [`super::attribute::ngrams`]).
     #[serde(skip)]
-    pub grams: Vec<String>,
+    pub ngrams: Vec<String>,
     /// What it asks about ([`Frame::attribute`]), when an attribute model is loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribute: Option<(String, f32)>,
@@ -457,9 +458,6 @@ fn fill(
         let at = norm.key.span_of(span.0, span.1);
         let word = at.map_or(&surface[t.start as usize..t.end as usize], |(s, e)| &norm.key.as_str()[s..e]);
         push_grams(word, |g| frame.grams.push(g));
-        if let Some(n) = names.as_deref_mut() {
-            gram_pairs(word, |a, b| n.grams.push(if b == ' ' { a.to_string() } else { format!("{a}{b}") }));
-        }
         let short = base.chars().count() < 2 && !base.chars().all(|c| ('一'..='鿿').contains(&c));
         if short {
             continue;
@@ -479,7 +477,7 @@ fn fill(
     if let Some(n) = names {
         n.ask = frame.ask.name();
         n.shop = frame.shop;
-        for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds, &mut n.grams] {
+        for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds] {
             v.sort();
             v.dedup();
         }

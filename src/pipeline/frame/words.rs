@@ -258,7 +258,7 @@ pub(super) fn push_grams(word: &str, mut push: impl FnMut(u64)) {
 
 /// The character pairs [`push_grams`] hashes: folded, letters and digits only; a lone kanji is
 /// paired with a space.
-pub(super) fn gram_pairs(word: &str, mut pair: impl FnMut(char, char)) {
+fn gram_pairs(word: &str, mut pair: impl FnMut(char, char)) {
     let fold = |c: char| match c as u32 {
         u @ 0x30A1..=0x30F6 => char::from_u32(u - 0x60).unwrap_or(c),
         _ => c.to_ascii_lowercase(),
