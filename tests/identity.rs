@@ -133,6 +133,11 @@ fn wordings_that_share_no_word_meet_on_what_they_ask_about() {
         same.identity.contributions.iter().any(|c| c.feature == "attribute_overlap" && c.value > 0.5 && c.weight > 0.0),
         "{same:?}"
     );
+    // A moderator sees both readings the overlap was taken from.
+    let second = |f: &FrameNames| f.attribute_second.as_ref().map(|a| a.0.clone()).unwrap_or_default();
+    let (first_p, second_p) = (office.attribute.as_ref().unwrap().1, office.attribute_second.as_ref().unwrap().1);
+    assert!(!second(&office).is_empty() && second(&office) != name(&office), "{office:?}");
+    assert!(second_p > 0.0 && second_p <= first_p && first_p + second_p <= 1.0 + 1e-6, "{office:?}");
     let differ = analyzer.explain_pair("オフィスでも浮かない？", "在庫ありますか？");
     assert!(
         differ.identity.rule.is_some()

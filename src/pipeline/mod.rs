@@ -486,6 +486,9 @@ impl Analyzer {
             if let Some(n) = names {
                 n.shop = f.shop;
                 n.attribute = (f.attribute.id != 0).then(|| (attributes.name(f.attribute).to_string(), f.attribute.p));
+                let second = attribute::Attribute { id: f.attribute.second, ..Default::default() };
+                n.attribute_second =
+                    (f.attribute.second != 0).then(|| (attributes.name(second).to_string(), f.attribute.second_p));
             }
         }
     }

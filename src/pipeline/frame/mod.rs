@@ -249,6 +249,9 @@ pub struct FrameNames {
     /// What it asks about ([`Frame::attribute`]), when an attribute model is loaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribute: Option<(String, f32)>,
+    /// The model's second reading, with its probability.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribute_second: Option<(String, f32)>,
 }
 
 /// Fills `frame` from a question's analysis; with `names`, also what each hash stands for.
