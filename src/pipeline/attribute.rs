@@ -18,10 +18,9 @@
 //! n-grams 0.685). Models trained since the n-grams leave out the pairs, which the n-grams
 //! hold.
 
+use std::hash::Hasher;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-
-use std::hash::Hasher;
 
 use rustc_hash::{FxHashMap, FxHasher};
 

@@ -409,6 +409,15 @@ pub struct Analyzer {
     chars: Vec<char>,
 }
 
+/// The character n-grams of the matching key a question's frame is built from, for its
+/// attribute; with `names`, also written out (for training).
+fn key_ngrams(key: &str, chars: &mut Vec<char>, out: &mut Vec<u64>, names: Option<&mut FrameNames>) {
+    attribute::ngrams(key, chars, out);
+    if let Some(n) = names {
+        n.ngrams = attribute::ngram_names(key);
+    }
+}
+
 impl Analyzer {
     /// The engine this analyzer belongs to.
     pub fn engine(&self) -> &Arc<Engine> {
@@ -503,19 +512,13 @@ impl Analyzer {
                 self.normalizer.process(&kana, &mut norm);
                 self.tokenizer.process(norm.surface.as_str(), &mut tokens);
                 classifier.dictionaries.find(norm.key.as_str(), &mut hits);
-                attribute::ngrams(norm.key.as_str(), &mut self.chars, &mut self.ngrams);
-                if let Some(n) = names.as_deref_mut() {
-                    n.ngrams = attribute::ngram_names(norm.key.as_str());
-                }
+                key_ngrams(norm.key.as_str(), &mut self.chars, &mut self.ngrams, names.as_deref_mut());
                 frame::build(classifier, &norm, &tokens, &hits, f, names);
                 // Its asides are places in the kana, not in the text the catalogue is matched on.
                 f.asides.clear();
             }
             None => {
-                attribute::ngrams(self.norm.key.as_str(), &mut self.chars, &mut self.ngrams);
-                if let Some(n) = names.as_deref_mut() {
-                    n.ngrams = attribute::ngram_names(self.norm.key.as_str());
-                }
+                key_ngrams(self.norm.key.as_str(), &mut self.chars, &mut self.ngrams, names.as_deref_mut());
                 frame::build(classifier, &self.norm, &self.tokens, &self.hits, f, names)
             }
         }
