@@ -355,6 +355,12 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// The log-odds of a probability (0–1), less a margin for rounding: a pair whose probability
+/// is `p`, computed through [`sigmoid`], has log-odds at least `log_odds(p)`.
+pub fn log_odds(p: f32) -> f32 {
+    (p / (1.0 - p)).ln() - 1e-3
+}
+
 impl Default for IdentityModel {
     /// Hand-set weights: what the model starts from before any training.
     fn default() -> Self {
@@ -401,15 +407,16 @@ impl IdentityModel {
     }
 
     /// As [`IdentityModel::probability`] for frames already known not to conflict in their
-    /// slots ([`slots_conflict`]), exact whenever it is over `floor` (0–1): below it, the
-    /// association is looked up only if it could lift the pair over `floor`, so a pair too far
-    /// apart for it may come out lower than it is. A cluster's join compares a question with
-    /// every wording of its scope and only cares for those over its threshold.
+    /// slots ([`slots_conflict`]), exact whenever its log-odds are at least `floor` (a
+    /// [`log_odds`] of a probability): below it, the association is looked up only if it could
+    /// lift the pair to `floor`, so a pair too far apart for it may come out lower than it is. A
+    /// cluster's join compares a question with every wording of its scope and only cares for
+    /// those over its threshold and over the best wording found so far.
     pub fn probability_over(&self, a: FrameView<'_>, b: FrameView<'_>, floor: f32) -> f32 {
         let Some(f) = features_but_associated(a, b, &self.associations) else { return 0.0 };
         let mut logit = self.logit(&f);
         let w = self.weights[ASSOCIATED];
-        if w > 0.0 && logit + w > (floor / (1.0 - floor)).ln() {
+        if w > 0.0 && logit + w >= floor {
             logit += w * self.associations.strongest(a, b);
         }
         sigmoid(logit)

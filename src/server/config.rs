@@ -300,6 +300,11 @@ pub struct JournalConfig {
     pub retention_hours: NonZeroU64,
     /// At most this many message rows are kept; older ones are deleted first.
     pub max_messages: NonZeroU64,
+    /// Nice value added to the journal's writer thread (0–19). The writer is off the verdict
+    /// path and its transactions run for milliseconds; at a lower priority a thread with a
+    /// verdict to finish takes the core from it at once. Its queue still bounds how far it may
+    /// fall behind (and the wait for it is counted as backpressure).
+    pub nice: i32,
 }
 
 impl Default for JournalConfig {
@@ -313,6 +318,7 @@ impl Default for JournalConfig {
             question_interval_ms: 250,
             retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
             max_messages: NonZeroU64::new(5_000_000).unwrap_or(NonZeroU64::MIN),
+            nice: 10,
         }
     }
 }
@@ -323,10 +329,13 @@ impl JournalConfig {
         !self.path.as_os_str().is_empty()
     }
 
-    fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.batch_max > self.queue {
             p.push("server.journal.batch_max must not exceed server.journal.queue".to_string());
+        }
+        if !(0..=19).contains(&self.nice) {
+            p.push(format!("server.journal.nice: {} is not within 0–19", self.nice));
         }
         p
     }

@@ -241,9 +241,15 @@ impl Journal {
         let (tx, rx) = bounded(config.queue.get());
         let sender = JournalSender { tx: Some(tx), metrics: metrics.clone() };
         let writer = Writer::new(conn, config.clone(), metrics, Instant::now() - Duration::from_secs(3600));
+        let nice = config.nice;
         let thread = std::thread::Builder::new()
             .name("kotae-journal".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                if nice != 0 {
+                    crate::runtime::set_thread_nice(nice);
+                }
+                writer.run(rx)
+            })
             .map_err(StoreError::Thread)?;
         Ok((Self { sender, thread: Some(thread) }, restored))
     }

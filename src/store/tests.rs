@@ -228,3 +228,30 @@ fn a_journal_at_its_cap_keeps_the_pages_it_frees_for_the_next_rows() {
     w.retention_pass();
     assert_eq!(free(&w), 0);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_writer_thread_runs_at_the_configured_lower_priority() {
+    // Field 19 of /proc/…/stat is the nice value (after the command name, which may hold spaces).
+    let nice_of = |stat: &str| -> Option<i32> { stat.rsplit_once(')')?.1.split_whitespace().nth(16)?.parse().ok() };
+    let base = nice_of(&std::fs::read_to_string("/proc/self/stat").unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = JournalConfig { path: dir.path().join("j.db"), nice: 7, ..JournalConfig::default() };
+    let (journal, _) = Journal::open(&config, Arc::new(Metrics::new())).unwrap();
+    let wanted = (base + 7).min(19);
+    let found = (0..200).any(|_| {
+        let seen = std::fs::read_dir("/proc/self/task").unwrap().flatten().any(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            comm.trim() == "kotae-journal" && nice_of(&stat) == Some(wanted)
+        });
+        if !seen {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen
+    });
+    journal.close();
+    assert!(found, "no journal thread at nice {wanted}");
+    let bad = JournalConfig { nice: 20, ..JournalConfig::default() };
+    assert!(bad.problems().iter().any(|p| p.contains("server.journal.nice")), "{:?}", bad.problems());
+}

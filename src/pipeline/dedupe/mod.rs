@@ -422,12 +422,20 @@ impl Dedupe {
         self.ranked.sort_unstable_by(|a, b| b.cmp(a));
         self.ranked.truncate(MAX_COMPARED);
         let ttl = self.config.cluster_ttl_ms;
+        // Every candidate is looked up, and its first wording read, before any is compared:
+        // the clusters and their wordings lie all over the heap, and so their cache misses
+        // overlap instead of coming one after another.
+        let live: SmallVec<[(u32, &Cluster); MAX_COMPARED]> = self
+            .ranked
+            .iter()
+            .filter_map(|(_, id)| self.clusters.get(id).map(|c| (*id, c)))
+            .filter(|(_, c)| c.last_ts + ttl >= ts && c.scope == scope)
+            .collect();
+        std::hint::black_box(live.iter().fold(0u64, |x, (_, c)| x ^ c.members.words().first().copied().unwrap_or(0)));
         let mut best: Option<(f32, u32)> = None;
-        for (_, id) in &self.ranked {
-            let Some(c) = self.clusters.get(id) else { continue };
-            if c.last_ts + ttl < ts || c.scope != scope {
-                continue;
-            }
+        for &(id, c) in &live {
+            // Below the best so far a wording's exact probability does not matter.
+            let floor = super::identity::log_odds(best.map_or(self.threshold, |(b, _)| b.max(self.threshold)));
             // A question joins a cluster only if it names no value that one of its wordings
             // contradicts: through a wording without values (在庫ありますか), Mの黒 would
             // otherwise chain onto Lのベージュ. Otherwise its closest wording decides. One pass
@@ -439,15 +447,16 @@ impl Dedupe {
                     conflict = true;
                     break;
                 }
-                s = s.max(self.identity.probability_over(m, sig, self.threshold));
+                s = s.max(self.identity.probability_over(m, sig, floor));
             }
             if conflict {
                 continue;
             }
-            if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && *id > bid)) {
-                best = Some((s, *id));
+            if s > self.threshold && best.is_none_or(|(b, bid)| s > b || (s == b && id > bid)) {
+                best = Some((s, id));
             }
         }
+        drop(live);
         if let Some((_, id)) = best
             && let Some(c) = self.clusters.get_mut(&id)
         {
