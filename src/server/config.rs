@@ -302,8 +302,8 @@ pub struct JournalConfig {
     pub max_messages: NonZeroU64,
     /// Nice value added to the journal's writer thread (0–19). The writer is off the verdict
     /// path and its transactions run for milliseconds; at a lower priority a thread with a
-    /// verdict to finish takes the core from it at once. Its queue still bounds how far it may
-    /// fall behind (and the wait for it is counted as backpressure).
+    /// verdict to finish takes the core from it at once, but at full load the writer then falls
+    /// behind and the frames wait for its queue (counted as backpressure). Default 0.
     pub nice: i32,
 }
 
@@ -318,7 +318,7 @@ impl Default for JournalConfig {
             question_interval_ms: 250,
             retention_hours: NonZeroU64::new(72).unwrap_or(NonZeroU64::MIN),
             max_messages: NonZeroU64::new(5_000_000).unwrap_or(NonZeroU64::MIN),
-            nice: 10,
+            nice: 0,
         }
     }
 }
