@@ -693,6 +693,15 @@ async fn a_paused_owner_is_fenced_its_late_writes_refused_and_counted() {
             other => panic!("connection ended: {other:?}"),
         }
     };
+    if v.get("degraded").is_none() {
+        // Seen about once in ten runs of the whole suite on a loaded host, never alone: whether
+        // the request was sent again (no responder) tells where it went.
+        let retries = metric_of(&addrs[survivors[0]], "kotae_cluster_forward_retries_total").await;
+        panic!(
+            "the late frame got a verdict, not the fail verdict: {v}; {} sent requests again {retries} time(s); {new_owner} took the partition",
+            survivors[0]
+        );
+    }
     assert_eq!(v["degraded"], "over_budget", "{v}");
     let late_id = v["id"].as_str().unwrap().to_string();
     // The woken owner counts the refusal as it answers; its metrics page, just resumed, may take

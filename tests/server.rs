@@ -711,9 +711,10 @@ async fn silent_connections_are_closed_after_the_handshake_and_idle_timeouts() {
     let n = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut tcp, &mut buf)).await;
     assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "closed without a response: {n:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    // A websocket that sends nothing.
-    let mut ws = server.ws("idle").await;
+    // A websocket that sends nothing. Timed from before the handshake: the server's idle timer
+    // starts after it, so at least 400 ms pass on this clock however late the handshake returns.
     let started = Instant::now();
+    let mut ws = server.ws("idle").await;
     let close = loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time") {
             Some(Ok(Message::Close(frame))) => break frame,
