@@ -252,7 +252,7 @@ impl AttributeModel {
         }
         let mut grouped: FxHashMap<u64, Vec<(u16, f32)>> = FxHashMap::default();
         for (name, weights) in &features {
-            let h = feature_hash(name).ok_or_else(|| format!("'{name}' is not c:, w:, g: or a: and a name"))?;
+            let h = feature_hash(name).ok_or_else(|| format!("'{name}' is not c:, w:, g:, n: or a: and a name"))?;
             if let Some(&(c, _)) = weights.iter().find(|(c, _)| usize::from(*c) >= classes.len()) {
                 return Err(format!("'{name}' has a weight for class {c} of {}", classes.len()));
             }
@@ -389,7 +389,7 @@ impl AttributeModel {
                         weights.push((u16::try_from(c).unwrap_or(u16::MAX), w));
                     }
                     if feature_hash(feature).is_none() {
-                        return Err(err(n + 1, format!("'{feature}' is not c:, w:, g: or a: and a name")));
+                        return Err(err(n + 1, format!("'{feature}' is not c:, w:, g:, n: or a: and a name")));
                     }
                     features.push((feature.to_string(), weights));
                 }
@@ -625,7 +625,7 @@ mod tests {
         );
         std::fs::write(&path, format!("{text}x:透け\tprice=1.0\n")).unwrap();
         let e = AttributeModel::load(&path).unwrap_err().to_string();
-        assert!(e.contains("is not c:, w:, g: or a:"), "{e}");
+        assert!(e.contains("is not c:, w:, g:, n: or a:"), "{e}");
     }
 
     #[test]
