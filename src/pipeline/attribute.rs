@@ -23,6 +23,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use rustc_hash::{FxHashMap, FxHasher};
+use smallvec::SmallVec;
 
 use super::dedupe::hash_str;
 use super::frame::{Ask, FrameNames, FrameView, fold_hash, gram_hash};
@@ -111,6 +112,10 @@ pub struct AttributeModel {
     /// n-grams have none, and a question's pairs need not be looked up.
     grams: bool,
 }
+
+/// One score per class: on the stack for a taxonomy of up to 64 attributes, since every question
+/// scores them.
+type Scores = SmallVec<[f32; 64]>;
 
 /// One feature's weights in the lookup table: up to two `(class, weight)` pairs in the word
 /// itself (the top bit set; a weight in thousandths, as the model file writes it), else a range
@@ -296,7 +301,7 @@ impl AttributeModel {
     }
 
     /// Every class's score (log-odds before the softmax) for a frame's feature hashes.
-    fn scores(&self, hashes: impl Iterator<Item = u64>, out: &mut Vec<f32>) {
+    fn scores(&self, hashes: impl Iterator<Item = u64>, out: &mut Scores) {
         out.clear();
         out.extend_from_slice(&self.bias);
         // The lookups first, a batch at a time, then the sums: lookups that do not wait on one
@@ -333,7 +338,7 @@ impl AttributeModel {
         let grams = if self.grams { f.grams } else { &[] };
         let hashes =
             f.concepts.iter().chain(f.weak).chain(f.topics).chain(f.nouns).chain(f.preds).chain(grams).chain(ngrams);
-        let mut scores = Vec::with_capacity(self.classes.len());
+        let mut scores = Scores::new();
         self.scores(hashes.copied().chain(ask), &mut scores);
         let [(best, p), (second, second_p)] = softmax_top2(&scores);
         // `other` (none of the taxonomy's attributes) says nothing two questions could share.
@@ -348,10 +353,10 @@ impl AttributeModel {
 
     /// The probabilities of every class for named features (training and its checks).
     pub fn probabilities(&self, features: &[String]) -> Vec<f32> {
-        let mut scores = Vec::with_capacity(self.classes.len());
+        let mut scores = Scores::new();
         self.scores(features.iter().filter_map(|f| feature_hash(f)), &mut scores);
         softmax(&mut scores);
-        scores
+        scores.into_vec()
     }
 
     /// Reads a model file (see the module's documentation).

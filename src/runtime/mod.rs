@@ -59,9 +59,12 @@ pub fn available_cores() -> usize {
 }
 
 /// Adds `nice` to the calling thread's nice value (Linux: a thread id is a process id to
-/// `setpriority`). Raising it needs no privilege; a failure is logged once and ignored (the
-/// thread then keeps the process's priority).
+/// `setpriority`); 0 leaves it alone. Raising it needs no privilege; a failure is logged once and
+/// ignored (the thread then keeps the process's priority).
 pub fn set_thread_nice(nice: i32) {
+    if nice == 0 {
+        return;
+    }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: gettid has no preconditions; setpriority reads its three integer arguments.

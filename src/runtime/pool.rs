@@ -56,9 +56,7 @@ impl<J: Send + 'static> Pool<J> {
             let mut state = init();
             let nice = spec.nice;
             threads.push(std::thread::Builder::new().name(format!("{}-{i}", spec.name)).spawn(move || {
-                if nice != 0 {
-                    super::set_thread_nice(nice);
-                }
+                super::set_thread_nice(nice);
                 for task in rx {
                     match task {
                         Task::Run(job) => work(&mut state, job),

@@ -245,9 +245,7 @@ impl Journal {
         let thread = std::thread::Builder::new()
             .name("kotae-journal".into())
             .spawn(move || {
-                if nice != 0 {
-                    crate::runtime::set_thread_nice(nice);
-                }
+                crate::runtime::set_thread_nice(nice);
                 writer.run(rx)
             })
             .map_err(StoreError::Thread)?;
