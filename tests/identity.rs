@@ -161,3 +161,29 @@ fn a_question_surely_about_the_shop_is_the_shops_though_it_names_no_concept() {
     let mut a = analyzer.frame_of("これ何センチですか").unwrap();
     assert_eq!(state.scope(&mut a, Some("p1")), About::Product("p1".into()));
 }
+
+#[test]
+fn a_question_naming_only_its_product_still_meets_the_question_it_repeats() {
+    let e = engine();
+    let spec: CatalogSpec =
+        serde_json::from_str(r#"{"products":[{"id":"p3","name":"ライトダウンコート","keywords":["ダウン"]}]}"#)
+            .unwrap();
+    let mut state = e.stream_state();
+    state.set_catalog(Arc::new(Catalog::compile(spec, &e.config.normalize).unwrap()));
+    let mut analyzer = e.analyzer();
+    let mut ts = 0;
+    let mut cluster = |user: &str, text: &str| {
+        ts += 60_000;
+        let a = analyzer.analyze(text).unwrap();
+        let v = state.process(Meta { user: Some(user), ts, product: Some("p3") }, a);
+        (v.cluster.unwrap_or_else(|| panic!("{text}: no cluster")).id, v.about)
+    };
+    let (washable, _) = cluster("a", "洗える？");
+    let (stock, _) = cluster("b", "在庫ありますか？");
+    // ダウン only says which product, and the scope already does: what is left (洗い方) names
+    // nothing any cluster names, and what it asks about finds the cluster it belongs to.
+    let (again, about) = cluster("c", "ダウンの洗い方もう一回教えてください");
+    assert_eq!(about, About::Product(Arc::from("p3")));
+    assert_eq!(again, washable, "the washing question asked again");
+    assert_ne!(stock, washable);
+}

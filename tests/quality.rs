@@ -121,7 +121,17 @@ fn cluster_score(path: &str) -> (f64, f64) {
 /// by writers who never saw the training data; the report-only ones were never tuned on.
 #[test]
 fn question_identity_on_streams_does_not_regress() {
-    for (name, floor) in [("apparel", 0.60), ("kids", 0.60), ("food", 0.40), ("cosmetics", 0.68), ("appliance", 0.55)] {
+    let floors = [
+        ("apparel", 0.66),
+        ("kids", 0.58),
+        ("interior", 0.55),
+        ("outdoor", 0.64),
+        ("food", 0.42),
+        ("cosmetics", 0.70),
+        ("appliance", 0.56),
+        ("jewelry", 0.58),
+    ];
+    for (name, floor) in floors {
         let s = stream_score(name);
         assert!(s.answered_once >= floor, "{name}: answered once {} under {floor}", s.answered_once);
         assert_eq!(s.on_screen_top3, 1.0, "{name}: the on-screen product's most-asked question is in the first three");
@@ -133,9 +143,11 @@ fn question_identity_on_streams_does_not_regress() {
 #[test]
 fn question_identity_on_cluster_sets_does_not_regress() {
     for (path, together, apart) in [
-        ("fixtures/clusters/eval/a/clusters.jsonl", 0.44, 0.80),
-        ("fixtures/clusters/eval/b/clusters.jsonl", 0.50, 0.70),
-        ("fixtures/clusters/eval/c/clusters.jsonl", 0.38, 0.66),
+        ("fixtures/clusters/eval/a/clusters.jsonl", 0.50, 0.80),
+        // Apart 0.717 before a question naming nothing any cluster names could find its
+        // cluster by what it asks about (2 more of the 46 pairs merge; together 0.549 → 0.629).
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.65),
+        ("fixtures/clusters/eval/c/clusters.jsonl", 0.48, 0.66),
         ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.84),
     ] {
         let (t, a) = cluster_score(path);

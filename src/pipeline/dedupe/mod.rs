@@ -103,8 +103,14 @@ impl Default for DedupeConfig {
     }
 }
 
-/// Index keys of a frame: a cluster is a candidate when it shares any of them.
+/// Index keys of a frame: what it names ([`named_keys`]) and what it asks about, the
+/// attribute model's reading and its runner-up ([`attribute_key`]).
 fn keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
+    named_keys(f).chain([f.attribute.id, f.attribute.second].into_iter().filter(|&id| id != 0).map(attribute_key))
+}
+
+/// The keys of what a frame names: a cluster is a candidate when it shares any of them.
+fn named_keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
     f.concepts
         .iter()
         .chain(f.weak)
@@ -113,6 +119,26 @@ fn keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
         .chain(f.grams)
         .copied()
         .chain(f.slots.iter().map(|s| s[0] ^ s[1].rotate_left(17)))
+}
+
+/// The index key of an attribute class, apart from the hashes of words and concepts.
+fn attribute_key(id: u16) -> u64 {
+    const SEED: u64 = 0x6174_7472_6962_7574;
+    SEED ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// How sure the attribute model must be of what a question asks about for that alone to find
+/// its candidates.
+const ATTRIBUTE_SURE: f32 = 0.5;
+
+/// The key a question looks up when it shares nothing it names with any cluster: what it asks
+/// about, if the attribute model is sure of it. ダウンの洗い方 names only its product, which
+/// the scope takes away, and still asks what 洗える？ asked (a cluster whose wordings were read
+/// so, first or second, comes up). Looked up always, or for unsure readings (romaji, words the
+/// model never saw), it sets questions beside clusters that share nothing with them but the
+/// kind of question, and the wrong merges of the cluster sets nearly double.
+fn fallback_key(f: FrameView<'_>) -> Option<u64> {
+    (f.attribute.id != 0 && f.attribute.p >= ATTRIBUTE_SURE).then(|| attribute_key(f.attribute.id))
 }
 
 /// Candidate clusters compared per question (those sharing the most keys).
@@ -407,10 +433,15 @@ impl Dedupe {
 
     fn cluster(&mut self, scope: u64, sig: FrameView<'_>, asker: u64, ts: u64) -> ClusterRef {
         self.candidates.clear();
-        for key in keys(sig).map(|k| scoped(k, scope)) {
+        for key in named_keys(sig).map(|k| scoped(k, scope)) {
             if let Some(ids) = self.index.get(&key) {
                 self.candidates.extend(ids.iter().copied());
             }
+        }
+        if self.candidates.is_empty()
+            && let Some(ids) = fallback_key(sig).and_then(|k| self.index.get(&scoped(k, scope)))
+        {
+            self.candidates.extend(ids.iter().copied());
         }
         // Rank candidates by how many keys they share and compare only the best few: a cluster
         // sharing one common topic with this question is rarely the one it belongs to.
