@@ -187,3 +187,13 @@ fn a_question_naming_only_its_product_still_meets_the_question_it_repeats() {
     assert_eq!(again, washable, "the washing question asked again");
     assert_ne!(stock, washable);
 }
+
+#[test]
+fn shipping_out_and_arriving_are_two_questions_however_short() {
+    let e = engine();
+    let concepts = |t: &str| frame(&e, t).concepts;
+    // 発送 alone is the shop sending it out, as 発送日 and いつ発送 are; 届く is its arrival.
+    assert_eq!(concepts("明日発送ですか？"), ["dispatch"]);
+    assert_eq!(concepts("今日頼んだら明日発送してもらえますか"), ["dispatch"]);
+    assert_eq!(concepts("明日届きますか？"), ["delivery"]);
+}

@@ -145,8 +145,9 @@ fn question_identity_on_cluster_sets_does_not_regress() {
     for (path, together, apart) in [
         ("fixtures/clusters/eval/a/clusters.jsonl", 0.50, 0.80),
         // Apart 0.717 before a question naming nothing any cluster names could find its
-        // cluster by what it asks about (2 more of the 46 pairs merge; together 0.549 → 0.629).
-        ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.65),
+        // cluster by what it asks about (0.696: one more of the 46 pairs merges; together
+        // 0.549 → 0.629).
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.68),
         ("fixtures/clusters/eval/c/clusters.jsonl", 0.48, 0.66),
         ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.84),
     ] {
