@@ -197,3 +197,45 @@ fn shipping_out_and_arriving_are_two_questions_however_short() {
     assert_eq!(concepts("今日頼んだら明日発送してもらえますか"), ["dispatch"]);
     assert_eq!(concepts("明日届きますか？"), ["delivery"]);
 }
+
+#[test]
+fn arriving_is_asked_with_tsuku_too() {
+    let e = engine();
+    // 着きますか is 届きますか: the delivery, the shop's (not 着る, which a product answers).
+    for text in ["福岡市内なら明日着きますか？", "東京なら明日着きますか？"] {
+        let f = frame(&e, text);
+        assert_eq!(f.concepts, ["delivery"], "{text}: {f:?}");
+        assert!(f.shop, "{text}: {f:?}");
+    }
+    // はっそう is 発送, sending it out.
+    assert_eq!(frame(&e, "はっそういつ？").concepts, ["dispatch"]);
+}
+
+#[test]
+fn units_of_one_dimension_ask_one_amount_and_amounts_are_not_exclusive() {
+    let e = engine();
+    let mut analyzer = e.analyzer();
+    let identity = e.identity();
+    let mut same = |a: &str, b: &str| {
+        let fa = analyzer.frame_of(a).and_then(|x| x.frame).unwrap();
+        let fb = analyzer.frame_of(b).and_then(|x| x.frame).unwrap();
+        let explanation = identity.explain(fa.view(), fb.view());
+        (explanation.rule, explanation.same)
+    };
+    // 何キロ and 何g both ask the weight.
+    assert_eq!(frame(&e, "何キロ？").slots, ["unit_weight"]);
+    assert_eq!(same("重さ何gですか", "何キロ？").0, None, "one amount, no conflict");
+    // Two measures of one child (4歳, 102センチ) against one (98cm): they share the height.
+    assert_eq!(
+        same(
+            "身長98cmなんですけど何サイズがいいですか",
+            "上の孫が4歳で身長102センチくらいですが、110だと大きすぎますか"
+        )
+        .0,
+        None
+    );
+    // Different amounts asked are still different questions.
+    assert_eq!(same("何センチですか", "何キロですか").0, Some("slot conflict"));
+    // And exclusive values still conflict.
+    assert_eq!(same("黒のM在庫ありますか", "白のM在庫ありますか").0, Some("slot conflict"));
+}

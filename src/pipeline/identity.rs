@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -256,16 +256,29 @@ pub fn concepts_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
     !a.concepts.is_empty() && !b.concepts.is_empty() && common(a.concepts, b.concepts) == 0
 }
 
-/// Whether the frames name different values of one exclusive slot family.
+/// The slot family of the amounts units measure (`unit_length`, `unit_age`).
+static UNIT: LazyLock<u64> = LazyLock::new(|| hash_str("unit"));
+
+/// Whether the frames name different values of one exclusive slot family. Amounts are not
+/// exclusive (身長102センチ and 4歳 describe one child): two frames naming units conflict only
+/// when they share none.
 pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
+    // Most frames name no value: nothing can conflict then.
+    if a.slots.is_empty() || b.slots.is_empty() {
+        return false;
+    }
+    let unit = *UNIT;
     let one_way = |x: FrameView<'_>, y: FrameView<'_>| {
-        x.slots.iter().any(|&[fam, val]| {
+        x.slots.iter().filter(|s| s[0] != unit).any(|&[fam, val]| {
             let mut theirs = y.slots.iter().filter(|s| s[0] == fam).peekable();
             theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
         })
     };
-    // Most frames name no value: nothing can conflict then.
-    !a.slots.is_empty() && !b.slots.is_empty() && (one_way(a, b) || one_way(b, a))
+    let (ua, ub) = (a.slots.iter().filter(|s| s[0] == unit), b.slots.iter().filter(|s| s[0] == unit));
+    let units_apart = ua.clone().next().is_some()
+        && ub.clone().next().is_some()
+        && !ua.clone().any(|s| ub.clone().any(|t| t[1] == s[1]));
+    units_apart || one_way(a, b) || one_way(b, a)
 }
 
 /// The pair's features, or `None` when a hard rule keeps the frames apart.

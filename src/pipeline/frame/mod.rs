@@ -230,7 +230,7 @@ pub struct FrameNames {
     pub weak: Vec<String>,
     /// Coarse topics: their `topics` section names (`shipping`).
     pub topics: Vec<String>,
-    /// Exclusive values: the slot section (`size_m`), or `num_9`, `unit_cm` for numbers and units.
+    /// Exclusive values: the slot section (`size_m`), or `num_9`, `unit_length` for numbers and the amounts units measure.
     pub slots: Vec<String>,
     /// Nouns no concept covers, as base forms.
     pub nouns: Vec<String>,

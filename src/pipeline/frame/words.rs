@@ -167,15 +167,18 @@ impl Lowered {
     }
 }
 
-/// Counters after 何 and the unit they ask for; longer spellings first where they overlap.
+/// Counters after 何 and the amount they ask for; longer spellings first where they overlap.
+/// Units of one dimension ask for one amount (何キロ and 何グラム both ask the weight; 何センチ
+/// and 何ミリ the length), so they name one value: otherwise 何キロ？ could never join a card
+/// holding 重さ何gですか.
 pub(super) const UNITS: &[(&[&str], &str)] = &[
-    (&["センチ", "cm", "せんち"], "cm"),
-    (&["ミリリットル", "ml", "cc"], "ml"),
-    (&["ミリ", "mm"], "mm"),
-    (&["メートル"], "m"),
-    (&["キロ", "kg"], "kg"),
-    (&["グラム", "g"], "g"),
-    (&["リットル", "l"], "l"),
+    (&["センチ", "cm", "せんち"], "length"),
+    (&["ミリリットル", "ml", "cc"], "volume"),
+    (&["ミリ", "mm"], "length"),
+    (&["メートル"], "length"),
+    (&["キロ", "kg"], "weight"),
+    (&["グラム", "g"], "weight"),
+    (&["リットル", "l"], "volume"),
     (&["人", "名"], "people"),
     (&["歳", "才", "さい", "代"], "age"),
     (&["ヶ月", "か月", "カ月", "ヵ月"], "months"),
@@ -193,14 +196,14 @@ pub(super) const UNITS: &[(&[&str], &str)] = &[
     (&["個", "枚", "本", "足", "着", "点", "袋", "箱", "粒", "錠", "杯", "切れ", "食"], "pieces"),
     (&["段", "階"], "levels"),
     (&["畳"], "tatami"),
-    (&["インチ"], "inch"),
+    (&["インチ"], "length"),
     (&["デシベル", "db"], "db"),
 ];
 
 /// Units after a number that measure the asker or the thing (not name a product or a size).
 pub(super) const MEASURES: &[&str] = &[
-    "cm", "mm", "m", "kg", "g", "ml", "l", "age", "months", "years", "days", "hours", "minutes", "yen", "percent",
-    "people", "watts", "inch", "db", "tatami",
+    "length", "weight", "volume", "age", "months", "years", "days", "hours", "minutes", "yen", "percent", "people",
+    "watts", "db", "tatami",
 ];
 
 /// The ask a question-cue rule implies.
