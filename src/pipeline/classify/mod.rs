@@ -194,7 +194,8 @@ pub struct Classifier {
     /// For each rule, whether it is an interrogative word (a `wh` section of `question.txt`),
     /// which asks nothing in a concessive clause (何回洗っても).
     wh_rule: Vec<bool>,
-    /// For each rule, whether it relays what the host said (`rhetorical.txt` `[relay]`).
+    /// For each rule, whether a message ending in it relays what the host said or thanks
+    /// (`rhetorical.txt` `[relay]` and `[thanks]`).
     relay_rule: Vec<bool>,
     /// For each rule, whether it names stock (`[stock]` of `topics.txt` or `synonyms.txt`): a
     /// surprised echo of it (え、M売り切れ？) still asks.
@@ -219,7 +220,11 @@ impl Classifier {
     pub fn new(dictionaries: Arc<Dictionaries>, model: Arc<Model>, config: ClassifyConfig) -> Self {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
-        let relay_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.rhetorical.relay").collect();
+        let relay_rule = dictionaries
+            .rules()
+            .iter()
+            .map(|r| matches!(&*r.id, "ja.rhetorical.relay" | "ja.rhetorical.thanks"))
+            .collect();
         let stock_rule =
             dictionaries.rules().iter().map(|r| matches!(&*r.id, "ja.topics.stock" | "ja.synonyms.stock")).collect();
         let hold_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.question.hold").collect();
@@ -322,8 +327,9 @@ impl Classifier {
     }
 
     /// Whether a message, with no question mark, passes on what the host said (フタ外せばレンジOK
-    /// って, 1週間までOKだって, 併用できるらしいよ: it ends in a quoting って or a relay cue) or
-    /// muses (どっちにしよかな, 今日なに出るのかな: it ends in かな) instead of asking.
+    /// って, 1週間までOKだって, 併用できるらしいよ: it ends in a quoting って or a relay cue),
+    /// muses (どっちにしよかな, 今日なに出るのかな: it ends in かな) or thanks for an answer
+    /// (窯元の名前教えてくれてありがとう: it ends in a `[thanks]` cue) instead of asking.
     fn relays_or_muses(&self, norm: &Normalized, tokens: &Tokens, hits: &[Hit]) -> bool {
         let surface = norm.surface.as_str();
         if surface.contains(['?', '？']) {

@@ -206,6 +206,23 @@ fn relaying_the_host_or_musing_is_not_asking_unless_it_asks() {
 }
 
 #[test]
+fn thanking_for_an_answer_is_not_asking_unless_it_asks() {
+    let mut asks = asker(
+        &[
+            ("question.txt", "[request => question]\n教えて\n[can => question]\nできる\n"),
+            ("rhetorical.txt", "[thanks]\nありがとう | end\nありがとうございます | end\n"),
+        ],
+        &[("ja.question.request", Label::Question), ("ja.question.can", Label::Question)],
+    );
+    assert!(asks("窯元の名前教えて"));
+    assert!(!asks("窯元の名前教えてくれてありがとう"));
+    assert!(!asks("送料のこと教えてくれてありがとうございます！"));
+    // Thanks first, then a question; or a question mark: it asks.
+    assert!(asks("ありがとう、あと洗濯機OKか教えて"));
+    assert!(asks("教えてくれてありがとう、返品もできる？"));
+}
+
+#[test]
 fn rhetorical_appraisals_echoes_and_appraised_facts_ask_nothing_unless_something_else_does() {
     // Every line with a question mark scores as a question, as the shipped model mostly does.
     let mut asks = asker(
