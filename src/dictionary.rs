@@ -7,6 +7,9 @@
 //!
 //! * `bounded` — the neighbours of the match must not be letters of the same script as its edge
 //!   (stops `しね` inside `ですしね` and `line` inside `online`);
+//! * `tail` — as `bounded`, on the match's right edge only: what follows must not go on in the
+//!   same script (`.com` ends `example.com見て`, not a word of `comfort` or `welcome`, since the key
+//!   view has no dot);
 //! * `end` — the match must end the message (only symbols, emoji or laughter after it);
 //! * `start` — the match must start the message;
 //! * `whole` — the match must be the whole message, symbols aside;
@@ -88,6 +91,7 @@ pub struct Rule {
 #[derive(Debug, Clone, Copy, Default)]
 struct Flags {
     bounded: bool,
+    tail: bool,
     end: bool,
     start: bool,
     whole: bool,
@@ -317,12 +321,15 @@ impl Dictionaries {
                 let unknown: Vec<&str> = entry.unknown_flags().collect();
                 if !unknown.is_empty() {
                     for other in unknown {
-                        problems.push(problem(format!("unknown flag '{other}' (bounded, end, start, whole, inword)")));
+                        problems.push(problem(format!(
+                            "unknown flag '{other}' (bounded, tail, end, start, whole, inword)"
+                        )));
                     }
                     continue;
                 }
                 let flags = Flags {
                     bounded: entry.flags.contains(&"bounded"),
+                    tail: entry.flags.contains(&"tail"),
                     end: entry.flags.contains(&"end"),
                     start: entry.flags.contains(&"start"),
                     whole: entry.flags.contains(&"whole"),
@@ -468,11 +475,7 @@ fn script(c: char) -> Script {
 }
 
 fn flags_hold(flags: Flags, key: &str, s: usize, e: usize, (cs, ce): (usize, usize)) -> bool {
-    if flags.bounded {
-        let first = key[s..e].chars().next();
-        let last = key[s..e].chars().next_back();
-        let before = key[..s].chars().next_back();
-        let after = key[e..].chars().next();
+    if flags.bounded || flags.tail {
         let clash = |edge: Option<char>, n: Option<char>| match (edge, n) {
             (Some(a), Some(b)) => {
                 let sa = script(a);
@@ -480,7 +483,8 @@ fn flags_hold(flags: Flags, key: &str, s: usize, e: usize, (cs, ce): (usize, usi
             }
             _ => false,
         };
-        if clash(first, before) || clash(last, after) {
+        let (last, after) = (key[s..e].chars().next_back(), key[e..].chars().next());
+        if clash(last, after) || (flags.bounded && clash(key[s..e].chars().next(), key[..s].chars().next_back())) {
             return false;
         }
     }
@@ -526,6 +530,16 @@ mod tests {
         assert_eq!(rules_hit(&d, "し ね"), ["ja.abuse.die"]);
         assert_eq!(rules_hit(&d, "お前しね"), ["ja.abuse.die"]);
         assert!(rules_hit(&d, "安いですしね").is_empty());
+    }
+
+    #[test]
+    fn tail_entries_must_end_a_word_of_their_script() {
+        let d = compile("[url]\n.com | tail\n").unwrap();
+        assert_eq!(rules_hit(&d, "example.com見て"), ["ja.abuse.url"]);
+        assert_eq!(rules_hit(&d, "プロフの example . com"), ["ja.abuse.url"]);
+        assert!(rules_hit(&d, "what's the comfort temp?").is_empty());
+        assert!(rules_hit(&d, "welcome!").is_empty());
+        assert!(rules_hit(&d, "can you come closer").is_empty());
     }
 
     #[test]

@@ -112,6 +112,10 @@ mod spam {
     t!(applause_is_not, "8888888", [Other]);
     t!(short_laughter_is_not, "ｗｗｗ", [Other]);
     t!(talking_about_a_side_job_is_not, "副業する暇ない", [Other]);
+    t!(a_domain_in_a_message, "example.com見てね", [Spam]);
+    // A domain ending is not an English word's syllable, nor an insult inside another word.
+    t!(english_with_com_inside_is_not, "what's the comfort temp?", [Question]);
+    t!(english_with_an_insult_inside_is_not, "can you come closer?", [Question]);
 }
 
 mod abuse {

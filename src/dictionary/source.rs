@@ -18,7 +18,7 @@ use super::{ListKind, Problem};
 pub const SECTION_FLAGS: [&str; 2] = ["weak", "shop"];
 
 /// Flags an entry may carry (see the module documentation of [`crate::dictionary`]).
-pub const ENTRY_FLAGS: [&str; 5] = ["bounded", "end", "start", "whole", "inword"];
+pub const ENTRY_FLAGS: [&str; 6] = ["bounded", "tail", "end", "start", "whole", "inword"];
 
 /// A section header as written: `[name => label | flag …]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
