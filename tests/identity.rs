@@ -239,3 +239,18 @@ fn units_of_one_dimension_ask_one_amount_and_amounts_are_not_exclusive() {
     // And exclusive values still conflict.
     assert_eq!(same("黒のM在庫ありますか", "白のM在庫ありますか").0, Some("slot conflict"));
 }
+
+#[test]
+fn the_next_stream_and_todays_lineup_are_the_shops() {
+    let e = engine();
+    for (text, concept) in [
+        ("次回は何曜日にやりますか？", "nextstream"),
+        ("次回もインテリアやる？", "nextstream"),
+        ("今日は何紹介するんですか？", "lineup"),
+        ("次の商品なに？", "lineup"),
+    ] {
+        let f = frame(&e, text);
+        assert!(f.concepts.contains(&concept.to_string()), "{text}: {f:?}");
+        assert!(f.shop, "{text}: {f:?}");
+    }
+}
