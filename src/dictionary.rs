@@ -21,7 +21,8 @@
 //! A section header may name the label its rule supports, `[line_id => spam]`: such a rule
 //! always counts toward that label with the prior [`DEFAULT_RULE_WEIGHT`], plus whatever residual
 //! the model learned for it, so a moderator's new section has an effect at once. Entries of the `allow` list suppress
-//! every other match they contain (`イエロー` hides `エロ`). The `synonyms` and `topics` lists
+//! every other match they contain (`イエロー` hides `エロ`), but for the concepts of `synonyms` and
+//! `topics` (`イエロー` still names yellow). The `synonyms` and `topics` lists
 //! name concepts for clustering and urgency.
 //!
 //! A `| weak` section flag (`[price | weak]`) marks a generic clustering concept that gives way
@@ -434,8 +435,9 @@ impl Dictionaries {
                 .filter(|h| self.rules[h.rule as usize].kind == ListKind::Allow)
                 .map(|h| (h.start, h.end))
                 .collect();
+            // Concepts stay: the allowed word names them (イエロー is yellow, whatever エロ it holds).
             out.retain(|h| {
-                self.rules[h.rule as usize].kind == ListKind::Allow
+                matches!(self.rules[h.rule as usize].kind, ListKind::Allow | ListKind::Synonym | ListKind::Topic)
                     || !spans.iter().any(|&(a, b)| a <= h.start && h.end <= b)
             });
         }
@@ -569,6 +571,16 @@ mod tests {
         let d = Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap();
         assert_eq!(rules_hit(&d, "イエローある？"), ["ja.allow.colour"]);
         assert_eq!(rules_hit(&d, "エロい"), ["ja.abuse.ero"]);
+        // A concept inside an allowed word is what the word names: it stays.
+        let sources = [
+            (PathBuf::from("d/abuse.txt"), "[ero]\nエロ\n".to_string()),
+            (PathBuf::from("d/allow.txt"), "[colour]\nイエロー\n".to_string()),
+            (PathBuf::from("d/synonyms.txt"), "[color_yellow]\nイエロー\n".to_string()),
+        ];
+        let d = Dictionaries::compile(Path::new("d"), &sources, &NormalizeConfig::default()).unwrap();
+        let mut hits = rules_hit(&d, "イエローS取り置きできますか");
+        hits.sort();
+        assert_eq!(hits, ["ja.allow.colour", "ja.synonyms.color_yellow"]);
     }
 
     #[test]

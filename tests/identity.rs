@@ -254,3 +254,11 @@ fn the_next_stream_and_todays_lineup_are_the_shops() {
         assert!(f.shop, "{text}: {f:?}");
     }
 }
+
+#[test]
+fn an_allowed_word_still_names_its_concept() {
+    let e = engine();
+    // イエロー is allowed (it holds エロ), and is still yellow: a yellow S is not a beige one.
+    let f = frame(&e, "イエローS取り置きお願いできますか？");
+    assert!(f.slots.contains(&"color_yellow".to_string()), "{f:?}");
+}
