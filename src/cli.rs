@@ -266,6 +266,10 @@ pub enum Command {
         /// Also read the server's stage histograms and say which stage is behind p99 and p999.
         #[arg(long)]
         breakdown: bool,
+        /// At a set rate, spread the connections over a frame's interval (connection c of n starts
+        /// c/n of it late) instead of sending every connection's frames at the same instants.
+        #[arg(long)]
+        stagger: bool,
     },
     /// Show how one message is seen: normalized views, tokens, rule hits, feature weights (JSON).
     Explain {

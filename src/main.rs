@@ -399,6 +399,7 @@ fn main() -> ExitCode {
             token,
             hostile,
             breakdown,
+            stagger,
         } => {
             let spec = bench_load::LoadSpec {
                 server: to,
@@ -412,6 +413,7 @@ fn main() -> ExitCode {
                 max_messages: messages,
                 texts: Arc::new(bench_load::fixture_texts()?),
                 breakdown,
+                stagger,
             };
             if !runtime()?.block_on(bench_load::cli(spec, hostile))? {
                 anyhow::bail!("the hostile run went past its limits");

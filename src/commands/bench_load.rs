@@ -39,6 +39,11 @@ pub struct LoadSpec {
     pub texts: Arc<Vec<String>>,
     /// Also read the server's stage histograms before and after, for [`LoadReport::breakdown`].
     pub breakdown: bool,
+    /// At a set rate, connection c of n starts c/n of a frame's interval late, as independent
+    /// connections would. Otherwise every connection sends at the same instants: a burst of one
+    /// frame per connection each interval, as a platform flushing its connections on one timer
+    /// does.
+    pub stagger: bool,
 }
 
 /// Results of a run.
@@ -211,6 +216,16 @@ fn classify_reply(t: &str) -> Reply<'_> {
     }
 }
 
+/// How late connection `c` starts its schedule: with [`LoadSpec::stagger`] at a set rate, `c/n`
+/// of the interval between its frames; otherwise not at all.
+fn start_offset(spec: &LoadSpec, c: usize) -> Duration {
+    let per_conn_rate = spec.rate as f64 / spec.connections.max(1) as f64;
+    if !spec.stagger || per_conn_rate <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(spec.batch as f64 / per_conn_rate * c as f64 / spec.connections.max(1) as f64)
+}
+
 /// Runs the load and gathers the report.
 pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
     let before = match spec.breakdown {
@@ -247,7 +262,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, ClientError> {
                 let writer_done = writer_done.clone();
                 async move {
                     let mut sent = 0u64;
-                    let t0 = Instant::now();
+                    let t0 = Instant::now() + start_offset(&spec, c);
                     let mut capacity = spec.batch * 128;
                     while Instant::now() < deadline && sent < per_conn_limit {
                         if per_conn_rate > 0.0 {
@@ -370,6 +385,31 @@ mod tests {
         assert_eq!(v[0]["text"], "色違い\"見せて\"");
     }
 
+    #[test]
+    fn staggered_connections_spread_over_a_frames_interval() {
+        let mut spec = LoadSpec {
+            server: String::new(),
+            token: None,
+            connections: 10,
+            streams: 10,
+            rate: 20_000,
+            batch: 10,
+            window: 64,
+            duration: Duration::from_secs(1),
+            max_messages: 0,
+            texts: Arc::new(Vec::new()),
+            breakdown: false,
+            stagger: false,
+        };
+        // 2,000 msgs/s per connection in frames of 10: a frame every 5 ms.
+        assert!((0..10).all(|c| start_offset(&spec, c).is_zero()), "lockstep by default");
+        spec.stagger = true;
+        let offsets: Vec<u128> = (0..10).map(|c| start_offset(&spec, c).as_micros()).collect();
+        assert_eq!(offsets, [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500]);
+        spec.rate = 0;
+        assert!(start_offset(&spec, 9).is_zero(), "as fast as answered: nothing to spread");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_that_stops_answering_ends_the_run_instead_of_hanging_it() {
         use futures_util::StreamExt;
@@ -393,6 +433,7 @@ mod tests {
             max_messages: 0,
             texts: Arc::new(vec!["在庫ありますか".into()]),
             breakdown: false,
+            stagger: false,
         };
         let report = tokio::time::timeout(Duration::from_secs(20), run(spec)).await.expect("the run ended");
         let report = report.unwrap();
