@@ -55,6 +55,8 @@ mod question {
 
     t!(asks_for_stock, "Mサイズまだありますか", [Question]);
     t!(asks_without_a_question_mark, "送料いくら", [Question]);
+    t!(the_price_word_alone_asks_it, "いくら", [Question]);
+    t!(salmon_roe_in_a_sentence_is_not_asked, "いくら丼おいしそう", [Other]);
     t!(asks_to_be_shown, "色違い見せて", [Question]);
     t!(asks_to_be_shown_worn, "着てみてほしい", [Question]);
     t!(a_rhetorical_exclamation_is_not, "可愛くない？！", [Other]);
