@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::label::Label;
-use crate::pipeline::normalize::{NormalizeConfig, Normalizer};
+use crate::pipeline::normalize::{Mapped, NormalizeConfig, Normalizer};
 use source::Line;
 
 /// Gives the kana reading of a dictionary term, when known (the tokenizer's dictionary).
@@ -410,14 +410,27 @@ impl Dictionaries {
     }
 
     /// Finds the hits in a key view, applying flags and allow-list suppression. `out` is reused.
+    /// Word edges are the key view's own: use [`Dictionaries::find_mapped`] for a message, whose
+    /// key view has dropped the spaces between its words.
     pub fn find(&self, key: &str, out: &mut Vec<Hit>) {
+        self.find_with(key, |_| false, out);
+    }
+
+    /// As [`Dictionaries::find`] on a message's key view, where a space or symbol the view
+    /// dropped also ends a word: `ugly` is bounded in `you are so ugly lol` (key view
+    /// `youaresouglylol`), not in `uglyyy`.
+    pub fn find_mapped(&self, key: &Mapped, out: &mut Vec<Hit>) {
+        self.find_with(key.as_str(), |at| key.dropped_before(at), out);
+    }
+
+    fn find_with(&self, key: &str, dropped_before: impl Fn(usize) -> bool, out: &mut Vec<Hit>) {
         out.clear();
         let content = content_bounds(key);
         let mut allow: Option<(u32, u32)> = None;
         for m in self.automaton.find_overlapping_iter(key) {
             let entry = &self.entries[m.pattern().as_usize()];
             let (s, e) = (m.start(), m.end());
-            if !flags_hold(entry.flags, key, s, e, content) {
+            if !flags_hold(entry.flags, key, s, e, content, &dropped_before) {
                 continue;
             }
             let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32, word_start: entry.word_start };
@@ -476,7 +489,14 @@ fn script(c: char) -> Script {
     }
 }
 
-fn flags_hold(flags: Flags, key: &str, s: usize, e: usize, (cs, ce): (usize, usize)) -> bool {
+fn flags_hold(
+    flags: Flags,
+    key: &str,
+    s: usize,
+    e: usize,
+    (cs, ce): (usize, usize),
+    dropped_before: &impl Fn(usize) -> bool,
+) -> bool {
     if flags.bounded || flags.tail {
         let clash = |edge: Option<char>, n: Option<char>| match (edge, n) {
             (Some(a), Some(b)) => {
@@ -486,7 +506,11 @@ fn flags_hold(flags: Flags, key: &str, s: usize, e: usize, (cs, ce): (usize, usi
             _ => false,
         };
         let (last, after) = (key[s..e].chars().next_back(), key[e..].chars().next());
-        if clash(last, after) || (flags.bounded && clash(key[s..e].chars().next(), key[..s].chars().next_back())) {
+        // Something the key view dropped (a space) between the match and its neighbour is an edge.
+        let (edge_after, edge_before) = (dropped_before(e), dropped_before(s));
+        if (!edge_after && clash(last, after))
+            || (flags.bounded && !edge_before && clash(key[s..e].chars().next(), key[..s].chars().next_back()))
+        {
             return false;
         }
     }
@@ -542,6 +566,22 @@ mod tests {
         assert!(rules_hit(&d, "what's the comfort temp?").is_empty());
         assert!(rules_hit(&d, "welcome!").is_empty());
         assert!(rules_hit(&d, "can you come closer").is_empty());
+    }
+
+    #[test]
+    fn a_space_the_key_view_drops_is_a_word_edge() {
+        let d = compile("[insult]\nugly | bounded\n[url]\n.com | tail\n").unwrap();
+        let hits = |text: &str| {
+            let mut norm = crate::pipeline::normalize::Normalized::default();
+            Normalizer::new(&NormalizeConfig::default()).process(text, &mut norm);
+            let mut out = Vec::new();
+            d.find_mapped(&norm.key, &mut out);
+            out.iter().map(|h| d.rules()[h.rule as usize].id.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(hits("you are so ugly lol"), ["ja.abuse.insult"]);
+        assert_eq!(hits("it's on example.com now"), ["ja.abuse.url"]);
+        assert!(hits("uglyyy").is_empty());
+        assert!(hits("what's the comfort temp?").is_empty());
     }
 
     #[test]

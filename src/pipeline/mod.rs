@@ -443,7 +443,7 @@ impl Analyzer {
         let classifier = self.engine.classifier.load();
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
-        classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
+        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out.classification);
         let key = self.norm.key.as_str();
         out.key_hash = hash_str(key);
@@ -511,7 +511,7 @@ impl Analyzer {
                 let mut hits = Vec::new();
                 self.normalizer.process(&kana, &mut norm);
                 self.tokenizer.process(norm.surface.as_str(), &mut tokens);
-                classifier.dictionaries.find(norm.key.as_str(), &mut hits);
+                classifier.dictionaries.find_mapped(&norm.key, &mut hits);
                 key_ngrams(norm.key.as_str(), &mut self.chars, &mut self.ngrams, names.as_deref_mut());
                 frame::build(classifier, &norm, &tokens, &hits, f, names);
                 // Its asides are places in the kana, not in the text the catalogue is matched on.
@@ -555,7 +555,7 @@ impl Analyzer {
         let classifier = self.engine.classifier.load();
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
-        classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
+        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
         classifier.training_features(text, &self.norm, &self.tokens, &self.hits)
     }
 
@@ -563,7 +563,7 @@ impl Analyzer {
     pub fn classify_with(&mut self, classifier: &Classifier, text: &str) -> Classification {
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
-        classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
+        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
         let mut out = Classification::default();
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out);
         out
@@ -573,7 +573,7 @@ impl Analyzer {
     pub fn labels_with(&mut self, classifier: &Classifier, text: &str) -> LabelSet {
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
-        classifier.dictionaries.find(self.norm.key.as_str(), &mut self.hits);
+        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
         let mut out = Classification::default();
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out);
         out.labels

@@ -80,6 +80,12 @@ impl Mapped {
         (s, e.max(s))
     }
 
+    /// Whether the original text had something between the normalized characters that end and
+    /// start at byte `at` which the normalization dropped (a space, a symbol).
+    pub fn dropped_before(&self, at: usize) -> bool {
+        at > 0 && at < self.origin.len() && self.origin[at - 1].1 < self.origin[at].0
+    }
+
     /// The byte range of the normalized text that came from the original range `start..end`
     /// (the characters wholly inside it), if any.
     pub fn span_of(&self, start: usize, end: usize) -> Option<(usize, usize)> {

@@ -23,7 +23,7 @@ fn prepare(tokenizer: &mut Tokenizer, dictionaries: &Dictionaries, text: &str) -
     let (mut norm, mut tokens, mut hits) = (Normalized::default(), Tokens::default(), Vec::new());
     Normalizer::new(&NormalizeConfig::default()).process(text, &mut norm);
     tokenizer.process(norm.surface.as_str(), &mut tokens);
-    dictionaries.find(norm.key.as_str(), &mut hits);
+    dictionaries.find_mapped(&norm.key, &mut hits);
     (norm, tokens, hits)
 }
 
