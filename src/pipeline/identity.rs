@@ -11,14 +11,14 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::attribute::AttributeModel;
 use super::dedupe::hash_str;
-use super::frame::{Ask, FrameView, fold_hash};
+use super::frame::{Ask, FrameView, UNIT_FAMILY, fold_hash};
 
 /// The features of a pair of frames, in the order of the model's weights.
 pub const FEATURES: [&str; 23] = [
@@ -256,9 +256,6 @@ pub fn concepts_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
     !a.concepts.is_empty() && !b.concepts.is_empty() && common(a.concepts, b.concepts) == 0
 }
 
-/// The slot family of the amounts units measure (`unit_length`, `unit_age`).
-static UNIT: LazyLock<u64> = LazyLock::new(|| hash_str("unit"));
-
 /// Whether the frames name different values of one exclusive slot family. Amounts are not
 /// exclusive (身長102センチ and 4歳 describe one child): two frames naming units conflict only
 /// when they share none.
@@ -267,7 +264,7 @@ pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
     if a.slots.is_empty() || b.slots.is_empty() {
         return false;
     }
-    let unit = *UNIT;
+    let unit = *UNIT_FAMILY;
     let one_way = |x: FrameView<'_>, y: FrameView<'_>| {
         x.slots.iter().filter(|s| s[0] != unit).any(|&[fam, val]| {
             let mut theirs = y.slots.iter().filter(|s| s[0] == fam).peekable();

@@ -194,9 +194,9 @@ pub struct Classifier {
     /// For each rule, whether it is an interrogative word (a `wh` section of `question.txt`),
     /// which asks nothing in a concessive clause (何回洗っても).
     wh_rule: Vec<bool>,
-    /// For each rule, whether a message ending in it relays what the host said or thanks
-    /// (`rhetorical.txt` `[relay]` and `[thanks]`).
-    relay_rule: Vec<bool>,
+    /// For each rule, whether a message ending in it closes without asking: it relays what the
+    /// host said or thanks for an answer (`rhetorical.txt` `[relay]` and `[thanks]`).
+    closing_rule: Vec<bool>,
     /// For each rule, whether it names stock (`[stock]` of `topics.txt` or `synonyms.txt`): a
     /// surprised echo of it (え、M売り切れ？) still asks.
     stock_rule: Vec<bool>,
@@ -220,7 +220,7 @@ impl Classifier {
     pub fn new(dictionaries: Arc<Dictionaries>, model: Arc<Model>, config: ClassifyConfig) -> Self {
         let rule_feature = dictionaries.rules().iter().map(|r| model.feature(&r.id)).collect();
         let host_rule = dictionaries.rules().iter().map(|r| &*r.id == "ja.addressee.host").collect();
-        let relay_rule = dictionaries
+        let closing_rule = dictionaries
             .rules()
             .iter()
             .map(|r| matches!(&*r.id, "ja.rhetorical.relay" | "ja.rhetorical.thanks"))
@@ -286,7 +286,7 @@ impl Classifier {
             concept_group,
             attribute_rule,
             wh_rule,
-            relay_rule,
+            closing_rule,
             stock_rule,
         }
     }
@@ -350,7 +350,7 @@ impl Classifier {
         }
         let key = norm.key.as_str();
         let end = key.trim_end_matches(|c: char| c.is_whitespace() || structure::is_decoration(c)).len();
-        hits.iter().any(|h| self.relay_rule[h.rule as usize] && h.end as usize == end)
+        hits.iter().any(|h| self.closing_rule[h.rule as usize] && h.end as usize == end)
     }
 
     /// Extracts features of one message, calling `emit` for each with its name (spelled in

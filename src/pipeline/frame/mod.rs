@@ -24,6 +24,10 @@ pub use words::{fold_hash, gram_hash, romaji_to_kana};
 
 use super::attribute::Attribute;
 
+/// The slot family of the amounts units measure (`unit_length`, `unit_age`): several may stand
+/// in one question, so [`super::identity::slots_conflict`] compares them as a set.
+pub static UNIT_FAMILY: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| hash_str("unit"));
+
 /// The kind of ask, from the question's cue words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -406,7 +410,7 @@ fn fill(
             .find(|(prefixes, unit)| MEASURES.contains(unit) && prefixes.iter().any(|p| after.starts_with(p)))
         {
             Some((_, unit)) => {
-                frame.slots.push([hash_str("unit"), hash_str(unit)]);
+                frame.slots.push([*UNIT_FAMILY, hash_str(unit)]);
                 note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
             }
             None => {
@@ -432,7 +436,7 @@ fn fill(
     }
     // 何cm / 何人 / 何歳: the unit says what amount is asked, an exclusive value.
     if let Some(unit) = unit_asked(tokens, surface) {
-        frame.slots.push([hash_str("unit"), hash_str(unit)]);
+        frame.slots.push([*UNIT_FAMILY, hash_str(unit)]);
         note(&mut names, &|n| n.slots.push(format!("unit_{unit}")));
     }
     let ask = ask_of_tokens(tokens, surface, |t| {
