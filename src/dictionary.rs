@@ -87,6 +87,10 @@ pub struct Rule {
     /// A shop-wide concept (`[shipping | shop]`): a question about it belongs to the shop, not to
     /// the product it names or the one on screen (送料, 支払い, クーポン, 配送日).
     pub shop: bool,
+    /// A concept of the stream itself (`[streamaudio | stream]`: its sound, picture, schedule,
+    /// what it shows today): shop-wide too, but a question about it never shares an item with
+    /// the shop's other questions (音小さい？ is not answered with the payment methods).
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -271,7 +275,7 @@ impl Dictionaries {
                         let unknown: Vec<&str> = header.unknown_flags().collect();
                         if !unknown.is_empty() {
                             for other in unknown {
-                                problems.push(problem(format!("unknown section flag '{other}' (weak, shop)")));
+                                problems.push(problem(format!("unknown section flag '{other}' (weak, shop, stream)")));
                             }
                             continue;
                         }
@@ -299,7 +303,8 @@ impl Dictionaries {
                             continue;
                         }
                         let idx = rules.len() as u16;
-                        let (weak, shop) = (header.has("weak"), header.has("shop"));
+                        let (weak, stream) = (header.has("weak"), header.has("stream"));
+                        let shop = stream || header.has("shop");
                         rules.push(Rule {
                             id: id.as_str().into(),
                             section: name.to_string(),
@@ -307,6 +312,7 @@ impl Dictionaries {
                             declared,
                             weak,
                             shop,
+                            stream,
                         });
                         rule_index.insert(id, idx);
                         current = Some(idx);
@@ -556,6 +562,20 @@ mod tests {
         assert_eq!(rules_hit(&d, "し ね"), ["ja.abuse.die"]);
         assert_eq!(rules_hit(&d, "お前しね"), ["ja.abuse.die"]);
         assert!(rules_hit(&d, "安いですしね").is_empty());
+    }
+
+    #[test]
+    fn a_stream_section_is_the_shops_and_the_streams() {
+        let d = compile("[streamaudio | stream]\n音小さい\n[shipping | shop]\n送料\n[price]\n値段\n").unwrap();
+        let flags = |name: &str| {
+            let r = d.rules().iter().find(|r| r.section == name).unwrap();
+            (r.shop, r.stream)
+        };
+        assert_eq!(flags("streamaudio"), (true, true));
+        assert_eq!(flags("shipping"), (true, false));
+        assert_eq!(flags("price"), (false, false));
+        let err = compile("[streamaudio | streem]\n音小さい\n").unwrap_err();
+        assert!(err.0[0].message.contains("unknown section flag 'streem' (weak, shop, stream)"), "{err:?}");
     }
 
     #[test]

@@ -262,3 +262,28 @@ fn an_allowed_word_still_names_its_concept() {
     let f = frame(&e, "イエローS取り置きお願いできますか？");
     assert!(f.slots.contains(&"color_yellow".to_string()), "{f:?}");
 }
+
+#[test]
+fn a_question_about_the_stream_itself_never_joins_the_shops_other_questions() {
+    let e = engine();
+    let mut state = e.stream_state();
+    let mut analyzer = e.analyzer();
+    let mut ts = 0;
+    let mut cluster = |user: &str, text: &str| {
+        ts += 30_000;
+        let a = analyzer.analyze(text).unwrap();
+        let v = state.process(Meta { user: Some(user), ts, product: None }, a);
+        (v.cluster.unwrap_or_else(|| panic!("{text}: no cluster")).id, v.about)
+    };
+    let (payment, _) = cluster("a", "支払いって何が使えますか？");
+    // The pair model alone rates these two one question (0.52: a weak concept and できる？ in
+    // common); the picture is the stream's, and the stream's questions have a scope of their own.
+    let (lighting, about) = cluster("b", "画面ちょっと暗くないですか？照明明るくできますか");
+    assert_eq!(about, About::Shop, "still the shop's, on the host screen and in the report");
+    assert_ne!(lighting, payment);
+    assert!(frame(&e, "画面ちょっと暗くないですか？照明明るくできますか").stream);
+    assert!(!frame(&e, "支払いって何が使えますか？").stream);
+    // Still one question with its own paraphrase.
+    let (again, _) = cluster("c", "照明もうちょい明るくなりますか？");
+    assert_eq!(again, lighting);
+}

@@ -60,7 +60,7 @@ const NEAR_MISS_WEIGHT: f32 = 20.0;
 fn pairs_of(items: &[Framed], weight: f32, assoc: &Associations, out: &mut Vec<Pair>) {
     for (i, a) in items.iter().enumerate() {
         for b in &items[i + 1..] {
-            if a.scope != b.scope {
+            if a.scope != b.scope || a.frame.stream != b.frame.stream {
                 continue;
             }
             if let Some(features) = identity::features(a.frame.view(), b.frame.view(), assoc) {
@@ -188,6 +188,7 @@ pub fn fit(pairs: &[Pair], l2: f32, epochs: usize) -> (IdentityModel, String) {
 struct Units {
     group: String,
     scope: About,
+    stream: bool,
     units: Vec<String>,
 }
 
@@ -220,7 +221,7 @@ fn units_of(
     };
     frames(engine, catalog, texts, true)
         .iter()
-        .map(|f| Units { group: f.group.clone(), scope: f.scope.clone(), units: units(f) })
+        .map(|f| Units { group: f.group.clone(), scope: f.scope.clone(), stream: f.frame.stream, units: units(f) })
         .collect()
 }
 
@@ -239,7 +240,7 @@ struct Tally {
 fn tally_pairs(items: &[Units], writer: usize, weight: f64, tallies: &mut HashMap<(String, String), Tally>) {
     for (i, a) in items.iter().enumerate() {
         for b in &items[i + 1..] {
-            if a.scope != b.scope {
+            if a.scope != b.scope || a.stream != b.stream {
                 continue;
             }
             let same = a.group == b.group;

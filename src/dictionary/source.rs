@@ -15,7 +15,7 @@ use super::{ListKind, Problem};
 
 /// Flags a section header may carry: `weak` (a generic clustering concept that gives way to a
 /// more specific one) and `shop` (a shop-wide concept).
-pub const SECTION_FLAGS: [&str; 2] = ["weak", "shop"];
+pub const SECTION_FLAGS: [&str; 3] = ["weak", "shop", "stream"];
 
 /// Flags an entry may carry (see the module documentation of [`crate::dictionary`]).
 pub const ENTRY_FLAGS: [&str; 6] = ["bounded", "tail", "end", "start", "whole", "inword"];

@@ -52,6 +52,16 @@ impl About {
             About::Product(p) => hash_str(p) | 2,
         }
     }
+
+    /// The scope a question's cluster is found in: [`About::scope`], and for a question about
+    /// the stream itself ([`Frame::stream`]: its sound, picture, schedule) one of its own beside
+    /// the shop's, so that it never shares an item with the shop's other questions.
+    ///
+    /// [`Frame::stream`]: super::frame::Frame::stream
+    pub fn cluster_scope(&self, frame: Option<&super::frame::Frame>) -> u64 {
+        const STREAM: u64 = 0x7374_7265_616d_0000;
+        self.scope() ^ if frame.is_some_and(|f| f.stream) { STREAM } else { 0 }
+    }
 }
 
 /// The outcome for one message: labels, action, scores, cluster and reasons.
@@ -100,7 +110,7 @@ impl StreamState {
         let topics = std::mem::take(&mut analysis.topics);
         let Analysis { ref frame, key_hash, key_chars, .. } = *analysis;
         let input = DedupeInput {
-            scope: about.scope(),
+            scope: about.cluster_scope(frame.as_ref()),
             user: meta.user,
             ts: meta.ts,
             key_hash,

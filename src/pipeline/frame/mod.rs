@@ -111,6 +111,9 @@ pub struct Frame {
     pub ask: Ask,
     /// Every concept named is shop-wide (送料, 支払い): the question belongs to the shop.
     pub shop: bool,
+    /// Every shop-wide concept named is the stream's own (音, 画面, 次の配信): the question
+    /// belongs to the shop but is kept apart from its other questions.
+    pub stream: bool,
     /// Each noun's hash with its byte range in the key view, so that the stream's state can
     /// leave out the words that only name the product (its catalogue keywords).
     pub noun_at: Vec<(u64, [u32; 2])>,
@@ -137,6 +140,7 @@ impl Frame {
         self.asides.clear();
         self.ask = Ask::Unknown;
         self.shop = false;
+        self.stream = false;
         self.attribute = Attribute::default();
         self.assoc.clear();
     }
@@ -145,8 +149,22 @@ impl Frame {
     /// (a new frame's lists are each allocated once, at their size).
     pub fn copy_from(&mut self, other: &Frame) {
         // Every field named, so that a new one cannot be left out.
-        let Frame { concepts, weak, topics, slots, nouns, preds, grams, ask, shop, noun_at, asides, attribute, assoc } =
-            other;
+        let Frame {
+            concepts,
+            weak,
+            topics,
+            slots,
+            nouns,
+            preds,
+            grams,
+            ask,
+            shop,
+            stream,
+            noun_at,
+            asides,
+            attribute,
+            assoc,
+        } = other;
         self.concepts.clone_from(concepts);
         self.weak.clone_from(weak);
         self.topics.clone_from(topics);
@@ -156,6 +174,7 @@ impl Frame {
         self.grams.clone_from(grams);
         self.ask = *ask;
         self.shop = *shop;
+        self.stream = *stream;
         self.noun_at.clone_from(noun_at);
         self.asides.clone_from(asides);
         self.attribute = *attribute;
@@ -246,6 +265,9 @@ pub struct FrameNames {
     pub ask: &'static str,
     /// As [`Frame::shop`]: every concept named is shop-wide.
     pub shop: bool,
+    /// As [`Frame::stream`]: every shop-wide concept named is the stream's own.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
     /// The character n-grams of the whole message's matching key (for training the attribute
     /// model: [`super::attribute::ngrams`]).
     #[serde(skip)]
@@ -301,6 +323,7 @@ fn fill(
     // Shop-wide when every fine concept named is (送料いくら？: shipping, price being weak), or,
     // naming none, every topic is; not Mの在庫と送料は？.
     let (mut shop_fine, mut product_fine, mut shop_topics, mut product_topics) = (0, 0, 0, 0);
+    let mut stream_fine = 0;
     let note = |names: &mut Option<&mut FrameNames>, f: &dyn Fn(&mut FrameNames)| {
         if let Some(n) = names.as_deref_mut() {
             f(n);
@@ -328,7 +351,10 @@ fn fill(
         }
         if !r.weak && !inside_longer && !context {
             match (r.kind, r.shop) {
-                (ListKind::Synonym, true) => shop_fine += 1,
+                (ListKind::Synonym, true) => {
+                    shop_fine += 1;
+                    stream_fine += usize::from(r.stream);
+                }
                 (ListKind::Synonym, false) if classifier.slot_family(h.rule).is_none() => product_fine += 1,
                 (ListKind::Topic, true) => shop_topics += 1,
                 (ListKind::Topic, false) => product_topics += 1,
@@ -387,6 +413,7 @@ fn fill(
     } else {
         shop_topics > 0 && product_topics == 0
     };
+    frame.stream = frame.shop && shop_fine > 0 && stream_fine == shop_fine;
     // Numbers that name something (1番, size 140, model 720) are exclusive values. A number
     // with a unit of measure is the asker's context (身長98cm, 3歳の子): it says which amount
     // is meant (a unit slot), not which thing. Several numbers compare (110と120どっち).
@@ -484,6 +511,7 @@ fn fill(
     if let Some(n) = names {
         n.ask = frame.ask.name();
         n.shop = frame.shop;
+        n.stream = frame.stream;
         for v in [&mut n.concepts, &mut n.weak, &mut n.topics, &mut n.slots, &mut n.nouns, &mut n.preds] {
             v.sort();
             v.dedup();
