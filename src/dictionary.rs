@@ -275,7 +275,10 @@ impl Dictionaries {
                         let unknown: Vec<&str> = header.unknown_flags().collect();
                         if !unknown.is_empty() {
                             for other in unknown {
-                                problems.push(problem(format!("unknown section flag '{other}' (weak, shop, stream)")));
+                                problems.push(problem(format!(
+                                    "unknown section flag '{other}' ({})",
+                                    source::SECTION_FLAGS.join(", ")
+                                )));
                             }
                             continue;
                         }
@@ -328,9 +331,7 @@ impl Dictionaries {
                 let unknown: Vec<&str> = entry.unknown_flags().collect();
                 if !unknown.is_empty() {
                     for other in unknown {
-                        problems.push(problem(format!(
-                            "unknown flag '{other}' (bounded, tail, end, start, whole, inword)"
-                        )));
+                        problems.push(problem(format!("unknown flag '{other}' ({})", source::ENTRY_FLAGS.join(", "))));
                     }
                     continue;
                 }

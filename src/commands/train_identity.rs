@@ -13,16 +13,18 @@ use crate::pipeline::dedupe::hash_str;
 use crate::pipeline::frame::FrameNames;
 use crate::pipeline::frame::fold_hash;
 use crate::pipeline::identity::{self, Associations, IdentityModel, Pair};
-use crate::pipeline::{About, Engine, frame::Frame};
+use crate::pipeline::{Engine, frame::Frame};
 
 use super::eval_stream::{ClusterSet, GoldStream};
 use std::fmt::Write as _;
 
-/// A question text with its frame and scope (and, for learning associations, the frame's names).
+/// A question text with its frame and the scope its cluster is found in
+/// ([`crate::pipeline::About::cluster_scope`]: questions of different scopes never meet in the
+/// queue), and, for learning associations, the frame's names.
 struct Framed {
     text: String,
     group: String,
-    scope: About,
+    scope: u64,
     frame: Frame,
     names: FrameNames,
 }
@@ -46,8 +48,9 @@ fn frames(
             analyzer.frame_of(&text).map(|a| (a, FrameNames::default()))
         };
         let Some((mut a, names)) = found else { continue };
-        let scope = state.scope(&mut a, on_screen.as_deref());
+        let about = state.scope(&mut a, on_screen.as_deref());
         if let Some(frame) = a.frame {
+            let scope = about.cluster_scope(Some(&frame));
             out.push(Framed { text, group, scope, frame, names });
         }
     }
@@ -60,7 +63,7 @@ const NEAR_MISS_WEIGHT: f32 = 20.0;
 fn pairs_of(items: &[Framed], weight: f32, assoc: &Associations, out: &mut Vec<Pair>) {
     for (i, a) in items.iter().enumerate() {
         for b in &items[i + 1..] {
-            if a.scope != b.scope || a.frame.stream != b.frame.stream {
+            if a.scope != b.scope {
                 continue;
             }
             if let Some(features) = identity::features(a.frame.view(), b.frame.view(), assoc) {
@@ -187,8 +190,7 @@ pub fn fit(pairs: &[Pair], l2: f32, epochs: usize) -> (IdentityModel, String) {
 /// A question text's units (`c:concept`, `w:word`) as its scoped frame holds them.
 struct Units {
     group: String,
-    scope: About,
-    stream: bool,
+    scope: u64,
     units: Vec<String>,
 }
 
@@ -221,7 +223,7 @@ fn units_of(
     };
     frames(engine, catalog, texts, true)
         .iter()
-        .map(|f| Units { group: f.group.clone(), scope: f.scope.clone(), stream: f.frame.stream, units: units(f) })
+        .map(|f| Units { group: f.group.clone(), scope: f.scope, units: units(f) })
         .collect()
 }
 
@@ -240,7 +242,7 @@ struct Tally {
 fn tally_pairs(items: &[Units], writer: usize, weight: f64, tallies: &mut HashMap<(String, String), Tally>) {
     for (i, a) in items.iter().enumerate() {
         for b in &items[i + 1..] {
-            if a.scope != b.scope || a.stream != b.stream {
+            if a.scope != b.scope {
                 continue;
             }
             let same = a.group == b.group;

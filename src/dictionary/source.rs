@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use super::{ListKind, Problem};
 
 /// Flags a section header may carry: `weak` (a generic clustering concept that gives way to a
-/// more specific one) and `shop` (a shop-wide concept).
+/// more specific one), `shop` (a shop-wide concept) and `stream` (a concept of the stream
+/// itself: shop-wide, its questions kept apart from the shop's others).
 pub const SECTION_FLAGS: [&str; 3] = ["weak", "shop", "stream"];
 
 /// Flags an entry may carry (see the module documentation of [`crate::dictionary`]).
