@@ -241,6 +241,30 @@ fn units_of_one_dimension_ask_one_amount_and_amounts_are_not_exclusive() {
 }
 
 #[test]
+fn a_question_between_alternatives_is_one_with_a_question_about_either() {
+    let e = engine();
+    let mut analyzer = e.analyzer();
+    let identity = e.identity();
+    let mut rule = |a: &str, b: &str| {
+        let fa = analyzer.frame_of(a).and_then(|x| x.frame).unwrap();
+        let fb = analyzer.frame_of(b).and_then(|x| x.frame).unwrap();
+        let there = identity.explain(fa.view(), fb.view()).rule;
+        let back = identity.explain(fb.view(), fa.view()).rule;
+        assert_eq!(there, back, "{a} / {b}: the rule reads both ways");
+        there
+    };
+    // MとL names the two sizes asked between: the viewer who says M alone asks one of them.
+    assert_eq!(frame(&e, "普段Mだけど大きめ？小さめ？").slots, ["size_m"]);
+    assert_eq!(rule("普段Mだけど大きめ？小さめ？", "身長170だとMとLどっちがいい？"), None);
+    assert_eq!(rule("今着てるのMですか？", "Mですか？Lですか？"), None);
+    // A size neither names among the other's is still another size.
+    assert_eq!(rule("Sですか？", "MとLどっちがいい？"), Some("slot conflict"));
+    // Several values on both sides are compared as they stand: Pro Max is not Pro.
+    assert_eq!(rule("iPhone15 Pro対応？", "iPhone15 Pro Max対応？"), Some("slot conflict"));
+    assert_eq!(rule("黒のM在庫ありますか", "白のM在庫ありますか"), Some("slot conflict"));
+}
+
+#[test]
 fn the_next_stream_and_todays_lineup_are_the_shops() {
     let e = engine();
     for (text, concept) in [

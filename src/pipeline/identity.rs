@@ -256,19 +256,30 @@ pub fn concepts_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
     !a.concepts.is_empty() && !b.concepts.is_empty() && common(a.concepts, b.concepts) == 0
 }
 
-/// Whether the frames name different values of one exclusive slot family. Amounts are not
-/// exclusive (身長102センチ and 4歳 describe one child): two frames naming units conflict only
-/// when they share none.
+/// Whether the frames name different values of one exclusive slot family. 黒のM and 白のM
+/// conflict, and so do iPhone15 Pro and iPhone15 Pro Max (several values of a family on both
+/// sides are compared as they stand). A question naming several values of a family, though,
+/// may name the alternatives it asks between (MとLどっち, Mですか？Lですか？): it is not apart
+/// from a question naming one of them alone. Amounts are not exclusive (身長102センチ and 4歳
+/// describe one child): two frames naming units conflict only when they share none.
 pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
+    fn values<'a>(x: FrameView<'a>, fam: u64) -> impl Iterator<Item = u64> + 'a {
+        x.slots.iter().filter(move |s| s[0] == fam).map(|s| s[1])
+    }
     // Most frames name no value: nothing can conflict then.
     if a.slots.is_empty() || b.slots.is_empty() {
         return false;
     }
     let unit = *UNIT_FAMILY;
+    // A value of `x` that `y` does not name, where `y` names the family, unless `y` names one
+    // value alone and `x` names it among its alternatives.
     let one_way = |x: FrameView<'_>, y: FrameView<'_>| {
         x.slots.iter().filter(|s| s[0] != unit).any(|&[fam, val]| {
-            let mut theirs = y.slots.iter().filter(|s| s[0] == fam).peekable();
-            theirs.peek().is_some() && !theirs.any(|s| s[1] == val)
+            let mut theirs = values(y, fam);
+            let Some(first) = theirs.next() else { return false };
+            let alone = theirs.next().is_none();
+            let differ = values(y, fam).all(|v| v != val);
+            differ && !(alone && values(x, fam).nth(1).is_some() && values(x, fam).any(|v| v == first))
         })
     };
     let (ua, ub) = (a.slots.iter().filter(|s| s[0] == unit), b.slots.iter().filter(|s| s[0] == unit));
