@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kotae::catalog::{Catalog, CatalogSpec};
 use kotae::pipeline::frame::FrameNames;
+use kotae::pipeline::identity::PairExplanation;
 use kotae::pipeline::{About, Engine, Meta, PipelineConfig};
 
 fn engine() -> Arc<Engine> {
@@ -17,6 +18,14 @@ fn engine() -> Arc<Engine> {
 
 fn frame(engine: &Arc<Engine>, text: &str) -> FrameNames {
     engine.analyzer().explain(text).frame.unwrap_or_else(|| panic!("{text}: not a question"))
+}
+
+/// Why the identity model takes two questions for one or two, `a` compared with `b`.
+fn pair(engine: &Arc<Engine>, a: &str, b: &str) -> PairExplanation {
+    let mut analyzer = engine.analyzer();
+    let mut frame_of = |t: &str| analyzer.frame_of(t).and_then(|x| x.frame).unwrap_or_else(|| panic!("{t}: no frame"));
+    let (fa, fb) = (frame_of(a), frame_of(b));
+    engine.identity().explain(fa.view(), fb.view())
 }
 
 #[test]
@@ -214,12 +223,8 @@ fn arriving_is_asked_with_tsuku_too() {
 #[test]
 fn units_of_one_dimension_ask_one_amount_and_amounts_are_not_exclusive() {
     let e = engine();
-    let mut analyzer = e.analyzer();
-    let identity = e.identity();
-    let mut same = |a: &str, b: &str| {
-        let fa = analyzer.frame_of(a).and_then(|x| x.frame).unwrap();
-        let fb = analyzer.frame_of(b).and_then(|x| x.frame).unwrap();
-        let explanation = identity.explain(fa.view(), fb.view());
+    let same = |a: &str, b: &str| {
+        let explanation = pair(&e, a, b);
         (explanation.rule, explanation.same)
     };
     // 何キロ and 何g both ask the weight.
@@ -243,13 +248,8 @@ fn units_of_one_dimension_ask_one_amount_and_amounts_are_not_exclusive() {
 #[test]
 fn a_question_between_alternatives_is_one_with_a_question_about_either() {
     let e = engine();
-    let mut analyzer = e.analyzer();
-    let identity = e.identity();
-    let mut rule = |a: &str, b: &str| {
-        let fa = analyzer.frame_of(a).and_then(|x| x.frame).unwrap();
-        let fb = analyzer.frame_of(b).and_then(|x| x.frame).unwrap();
-        let there = identity.explain(fa.view(), fb.view()).rule;
-        let back = identity.explain(fb.view(), fa.view()).rule;
+    let rule = |a: &str, b: &str| {
+        let (there, back) = (pair(&e, a, b).rule, pair(&e, b, a).rule);
         assert_eq!(there, back, "{a} / {b}: the rule reads both ways");
         there
     };
