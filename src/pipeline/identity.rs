@@ -282,10 +282,9 @@ pub fn slots_conflict(a: FrameView<'_>, b: FrameView<'_>) -> bool {
             differ && !(alone && values(x, fam).nth(1).is_some() && values(x, fam).any(|v| v == first))
         })
     };
-    let (ua, ub) = (a.slots.iter().filter(|s| s[0] == unit), b.slots.iter().filter(|s| s[0] == unit));
-    let units_apart = ua.clone().next().is_some()
-        && ub.clone().next().is_some()
-        && !ua.clone().any(|s| ub.clone().any(|t| t[1] == s[1]));
+    let units_apart = values(a, unit).next().is_some()
+        && values(b, unit).next().is_some()
+        && !values(a, unit).any(|v| values(b, unit).any(|w| w == v));
     units_apart || one_way(a, b) || one_way(b, a)
 }
 
