@@ -335,7 +335,7 @@ fn main() -> ExitCode {
             config.server.listen = listen;
             let opts = demo::LiveOptions { stream, products, top, rate, speed, exit_after_replay };
             let engine = engine()?;
-            runtime()?.block_on(demo::live(config, engine, &opts, serve::shutdown_signal()))?;
+            runtime()?.block_on(async { demo::live(config, engine, &opts, serve::shutdown_signal()).await })?;
             Ok(())
         }
         Command::Serve { listen, ingest_token, host_token, moderator_token, nats, nats_credentials, instance } => {
@@ -366,7 +366,7 @@ fn main() -> ExitCode {
             }
             config.validate()?;
             let engine = engine()?;
-            let report = runtime()?.block_on(serve::run(&config, engine, serve::shutdown_signal()))?;
+            let report = runtime()?.block_on(async { serve::run(&config, engine, serve::shutdown_signal()).await })?;
             if !report.in_time() {
                 anyhow::bail!("shutdown did not finish within the deadline");
             }

@@ -200,6 +200,22 @@ async fn sigterm_answers_frames_in_flight_flushes_and_exits_in_time() {
     assert_eq!(n, (frames * 100) as i64);
 }
 
+/// A supervisor may signal the server as soon as it says where it listens. The handlers are in
+/// place by then, so SIGTERM is a clean shutdown, never the default action that kills the process.
+/// Five tries: before the handlers were installed first, this lost the race on the first try.
+#[test]
+fn sigterm_right_after_the_listening_line_is_a_clean_shutdown() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, _) = spawn(&write_config(dir.path()));
+        // From this process, not through `kill(1)`: spawning a command would give the server a
+        // millisecond's head start.
+        rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::TERM).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIGTERM right after the listening line stops `kotae serve` cleanly: {status}");
+    }
+}
+
 /// A fake YouTube Data API: the first poll gets `page1.json` (three messages), every later one an
 /// empty page asking for a long wait, so the adapter idles until it is told to stop.
 async fn fake_youtube() -> std::net::SocketAddr {

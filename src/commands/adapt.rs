@@ -113,8 +113,10 @@ pub async fn run(
 /// at the end (after the adapters have stopped, so they are final).
 pub fn run_blocking(config: &AdaptersConfig, output: Output) -> Result<(), AdaptError> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let reports =
-        runtime.block_on(run(config, std::io::stdout().lock(), output, crate::commands::serve::shutdown_signal()))?;
+    // The signal handlers are installed inside the runtime, before any adapter starts.
+    let reports = runtime.block_on(async {
+        run(config, std::io::stdout().lock(), output, crate::commands::serve::shutdown_signal()).await
+    })?;
     for r in reports {
         eprintln!("{}", serde_json::to_string(&r).unwrap_or_default());
     }
