@@ -99,7 +99,7 @@ impl Node {
             Reply::Json { value } => Ok(Ok(value)),
             Reply::Refused { status, error } => Ok(Err((status, error))),
             Reply::Failed { error } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
+            Reply::Outs { .. } | Reply::Moved => Err("unexpected reply".into()),
         }
     }
 
@@ -116,7 +116,7 @@ impl Node {
         match self.ask_reply(p, input).await? {
             Reply::Json { value } => Ok(value),
             Reply::Failed { error } | Reply::Refused { error, .. } => Err(error),
-            Reply::Outs { .. } => Err("unexpected reply".into()),
+            Reply::Outs { .. } | Reply::Moved => Err("unexpected reply".into()),
         }
     }
 }

@@ -22,8 +22,10 @@
 //!   owner restores the newest snapshot ahead of what it applied itself, then replays the
 //!   journal after it through the same pipeline, so question ids continue and never repeat.
 //! - Failure: a frame whose owner is gone (no responders) is sent again until
-//!   `forward_timeout_ms`; past it, or on NATS errors, its messages get the fail-open or
-//!   fail-closed verdict (`server.on_budget_exceeded`), counted in
+//!   `forward_timeout_ms`, and so is one left without a reply for `lease_ms + renew_ms` (it
+//!   reached an owner that died or stalled with it; an owner takes a request id once, so a copy
+//!   reaching a slow owner is dropped there); past the timeout, or on NATS errors, its messages
+//!   get the fail-open or fail-closed verdict (`server.on_budget_exceeded`), counted in
 //!   `kotae_cluster_forward_failed_total`.
 //!
 //! Hooks into the serve path (each marked `cluster hook`): start-up in `server::Server::bind`,
@@ -87,6 +89,8 @@ pub enum ClusterError {
 pub struct Stats {
     forwarded: AtomicU64,
     forward_retries: AtomicU64,
+    forward_resent: AtomicU64,
+    repeated: AtomicU64,
     failed_open: AtomicU64,
     failed_closed: AtomicU64,
     served: AtomicU64,
@@ -266,7 +270,7 @@ impl Node {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(token, tx);
-        let waiter = Waiter { node: self.clone(), token, rx: Some(rx) };
+        let waiter = Waiter { node: self.clone(), token, rx };
         self.client
             .publish_with_reply(subject, format!("{}.{token}", self.inbox), payload)
             .await
@@ -275,7 +279,12 @@ impl Node {
     }
 
     /// Sends a request to partition `p`'s owner and waits for its reply until `deadline`,
-    /// sending it again while nobody serves the partition (an ownership change).
+    /// sending it again while nobody serves the partition (an ownership change), and again after
+    /// `lease_ms + renew_ms` without a reply: a request published while its owner died reached
+    /// only the dead owner's subscription (the NATS server had not yet seen the connection
+    /// close), and no reply or "no responders" ever comes for it; by then the lease has moved.
+    /// Every copy's reply is awaited, the first one counts; an owner takes a request id once
+    /// (`owner::Taken`), so a copy reaching an owner that is merely slow is dropped there.
     async fn ask(
         self: &Arc<Self>,
         p: u32,
@@ -283,28 +292,47 @@ impl Node {
         payload: Bytes,
         deadline: Instant,
     ) -> Result<Reply, String> {
-        let mut waiter = match first {
+        let again = Duration::from_millis(self.config.lease_ms.get().saturating_add(self.config.renew_ms.get()));
+        let mut copies = vec![match first {
             Some(w) => w,
             None => self.send(self.part_subject(p), payload.clone()).await?,
-        };
+        }];
+        let mut sent = Instant::now();
         loop {
-            let Some(rx) = waiter.rx.take() else { return Err("no reply".into()) };
-            let msg = match tokio::time::timeout_at(deadline.into(), rx).await {
-                Ok(Ok(m)) => m,
-                Ok(Err(_)) => return Err("reply lost".into()),
-                Err(_) => return Err("owner did not answer in time".into()),
-            };
-            if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                self.stats.forward_retries.fetch_add(1, Ordering::Relaxed);
-                let pause = Duration::from_millis(50);
-                if Instant::now() + pause >= deadline {
-                    return Err("no owner for the partition in time".into());
+            let next = (sent + again).min(deadline);
+            let waiting = futures_util::future::select_all(copies.iter_mut().map(|w| &mut w.rx));
+            let (msg, i) = match tokio::time::timeout_at(next.into(), waiting).await {
+                Ok((Ok(m), i, _)) => (m, i),
+                Ok((Err(_), ..)) => return Err("reply lost".into()),
+                Err(_) if next >= deadline => return Err("owner did not answer in time".into()),
+                Err(_) => {
+                    self.stats.forward_resent.fetch_add(1, Ordering::Relaxed);
+                    copies.push(self.send(self.part_subject(p), payload.clone()).await?);
+                    sent = Instant::now();
+                    continue;
                 }
-                tokio::time::sleep(pause).await;
-                waiter = self.send(self.part_subject(p), payload.clone()).await?;
+            };
+            // Nobody serves the partition, or the instance that took this copy no longer does:
+            // this copy is done, and with none left the request goes again.
+            if msg.status != Some(async_nats::StatusCode::NO_RESPONDERS) {
+                match serde_json::from_slice::<Reply>(&msg.payload) {
+                    Ok(Reply::Moved) => {}
+                    Ok(r) => return Ok(r),
+                    Err(e) => return Err(format!("bad reply: {e}")),
+                }
+            }
+            copies.swap_remove(i);
+            if !copies.is_empty() {
                 continue;
             }
-            return serde_json::from_slice::<Reply>(&msg.payload).map_err(|e| format!("bad reply: {e}"));
+            self.stats.forward_retries.fetch_add(1, Ordering::Relaxed);
+            let pause = Duration::from_millis(50);
+            if Instant::now() + pause >= deadline {
+                return Err("no owner for the partition in time".into());
+            }
+            tokio::time::sleep(pause).await;
+            copies.push(self.send(self.part_subject(p), payload.clone()).await?);
+            sent = Instant::now();
         }
     }
 
@@ -358,7 +386,7 @@ impl Node {
                     node.fail(&ctx, stream, input, slots, "owner answered a different count".into()).await
                 }
                 Ok(Reply::Failed { error }) => node.fail(&ctx, stream, input, slots, error).await,
-                Ok(Reply::Json { .. } | Reply::Refused { .. }) => {
+                Ok(Reply::Json { .. } | Reply::Refused { .. } | Reply::Moved) => {
                     node.fail(&ctx, stream, input, slots, "unexpected reply".into()).await
                 }
                 Err(e) => node.fail(&ctx, stream, input, slots, e).await,
@@ -428,7 +456,7 @@ impl Node {
     /// The cluster's counters in Prometheus text.
     pub fn render(&self) -> String {
         let s = &self.stats;
-        let metrics: [RenderedMetric; 14] = [
+        let metrics: [RenderedMetric; 16] = [
             (
                 "kotae_cluster_forwarded_total",
                 "counter",
@@ -440,6 +468,18 @@ impl Node {
                 "counter",
                 "Frames sent again because no instance served the partition (ownership change).",
                 &[("", &s.forward_retries)],
+            ),
+            (
+                "kotae_cluster_forward_resent_total",
+                "counter",
+                "Frames and host requests sent again after lease_ms + renew_ms without a reply (an owner gone while they were in flight).",
+                &[("", &s.forward_resent)],
+            ),
+            (
+                "kotae_cluster_repeated_total",
+                "counter",
+                "Requests this owner had already taken, arriving again: dropped (the first copy's reply answers them).",
+                &[("", &s.repeated)],
             ),
             (
                 "kotae_cluster_forward_failed_total",
@@ -531,7 +571,7 @@ fn journal_stream(prefix: &str) -> String {
 struct Waiter {
     node: Arc<Node>,
     token: u64,
-    rx: Option<oneshot::Receiver<async_nats::Message>>,
+    rx: oneshot::Receiver<async_nats::Message>,
 }
 
 impl Drop for Waiter {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::journal::{self, Appender};
+use super::journal::{self, AppendError, Appender};
 use super::snapshot::Snapshot;
 use super::wire::{Input, Reply, WireOut};
 use super::{Node, lock, partition_of};
@@ -98,6 +98,7 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     let mut writing: Option<tokio::task::JoinHandle<()>> = None;
     // Replies waiting for the journal's ack and the shard's outcomes.
     let mut replies = tokio::task::JoinSet::new();
+    let mut taken = Taken::default();
     loop {
         tokio::select! {
             biased;
@@ -109,7 +110,7 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
             }
             msg = sub.next() => {
                 let Some(msg) = msg else { break };
-                since += handle(&node, &ctx, p, msg, &appender, &mut replies).await;
+                since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken).await;
             }
         }
     }
@@ -117,7 +118,7 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     // to the next owner.
     let _ = sub.unsubscribe().await;
     while let Some(msg) = sub.next().await {
-        since += handle(&node, &ctx, p, msg, &appender, &mut replies).await;
+        since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken).await;
     }
     while replies.join_next().await.is_some() {}
     if let Some(w) = writing {
@@ -126,6 +127,38 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     // Handing over (balance, shutdown): a last snapshot spares the next owner the replay.
     if every > 0 && since > 0 {
         let _ = snapshot(&node, &ctx, p, &appender).await.await;
+    }
+}
+
+/// The request ids this task has taken, the last [`Taken::CAP`] of them, as 64-bit hashes. A
+/// requester sends a request again after `lease_ms + renew_ms` without a reply; a copy reaching
+/// the owner that took the first one is dropped, never applied twice.
+#[derive(Default)]
+struct Taken {
+    set: std::collections::HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl Taken {
+    /// Eight seconds (the default `forward_timeout_ms`) at 8,000 requests a second.
+    const CAP: usize = 1 << 16;
+
+    /// Remembers `rid`; false if it was taken already.
+    fn insert(&mut self, rid: &str) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        rid.hash(&mut h);
+        let h = h.finish();
+        if !self.set.insert(h) {
+            return false;
+        }
+        self.order.push_back(h);
+        if self.order.len() > Self::CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
     }
 }
 
@@ -221,6 +254,7 @@ fn respond(node: &Node, reply: Option<async_nats::Subject>, r: &Reply) {
 async fn journal_acked(appender: &Appender, rid: &str, payload: Bytes) -> Result<(), Reply> {
     match appender.append(rid, payload).await.await {
         Ok(Ok(_)) => Ok(()),
+        Ok(Err(AppendError::Fenced)) => Err(Reply::Moved),
         Ok(Err(e)) => Err(Reply::Failed { error: format!("journal: {e}") }),
         Err(_) => Err(Reply::Failed { error: "journal: stopped".into() }),
     }
@@ -236,6 +270,7 @@ async fn handle(
     msg: async_nats::Message,
     appender: &Appender,
     replies: &mut tokio::task::JoinSet<()>,
+    taken: &mut Taken,
 ) -> u64 {
     node.stats.served.fetch_add(1, Ordering::Relaxed);
     let input = match serde_json::from_slice::<Input>(&msg.payload) {
@@ -245,6 +280,13 @@ async fn handle(
             return 0;
         }
     };
+    if let Some(rid) = input.rid()
+        && !taken.insert(rid)
+    {
+        // A copy sent again because the first one's reply was late: that reply answers it.
+        node.stats.repeated.fetch_add(1, Ordering::Relaxed);
+        return 0;
+    }
     match input {
         Input::Ingest { rid, stream, messages } => {
             let ack = appender.append(&rid, msg.payload.clone()).await;
@@ -260,6 +302,7 @@ async fn handle(
                 let reply = match acked {
                     Ok(Ok(_)) => Reply::Outs { outs: outs.into_iter().map(WireOut::from_out).collect() },
                     // Counted by the appender (`journal_errors`, `fenced`, `journal_duplicates`).
+                    Ok(Err(AppendError::Fenced)) => Reply::Moved,
                     Ok(Err(e)) => Reply::Failed { error: format!("journal: {e}") },
                     Err(_) => Reply::Failed { error: "journal: stopped".into() },
                 };
@@ -335,5 +378,24 @@ async fn handle(
             respond(node, msg.reply, &Reply::Failed { error: "a fence is a journal record, not a request".into() });
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Taken;
+
+    #[test]
+    fn a_request_id_is_taken_once_until_it_is_among_the_oldest_forgotten() {
+        let mut taken = Taken::default();
+        assert!(taken.insert("k1.boot.1"));
+        assert!(!taken.insert("k1.boot.1"), "a copy of a request already taken");
+        assert!(taken.insert("k1.boot.2"));
+        for i in 0..Taken::CAP {
+            assert!(taken.insert(&format!("k2.boot.{i}")));
+        }
+        assert!(taken.insert("k1.boot.1"), "forgotten once CAP later ids came");
+        assert!(!taken.insert("k2.boot.5"));
+        assert_eq!(taken.set.len(), Taken::CAP);
     }
 }

@@ -45,6 +45,20 @@ pub enum Input {
     Fence { owner: String },
 }
 
+impl Input {
+    /// The request id of a request that changes the partition's state (and is journaled).
+    pub fn rid(&self) -> Option<&str> {
+        match self {
+            Self::Ingest { rid, .. }
+            | Self::Act { rid, .. }
+            | Self::Catalog { rid, .. }
+            | Self::Product { rid, .. }
+            | Self::Moderate { rid, .. } => Some(rid),
+            Self::List { .. } | Self::GetCatalog { .. } | Self::Fence { .. } => None,
+        }
+    }
+}
+
 /// One message's outcome on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
@@ -76,6 +90,9 @@ pub enum Reply {
     Failed { error: String },
     /// The owner refused the request as the receiving instance would have: HTTP status, why.
     Refused { status: u16, error: String },
+    /// The instance was deposed before it journaled the request (its append was fenced): the
+    /// request goes again, to the partition's new owner.
+    Moved,
 }
 
 impl WireOut {
