@@ -301,36 +301,34 @@ impl Node {
         loop {
             let next = (sent + again).min(deadline);
             let waiting = futures_util::future::select_all(copies.iter_mut().map(|w| &mut w.rx));
-            let (msg, i) = match tokio::time::timeout_at(next.into(), waiting).await {
-                Ok((Ok(m), i, _)) => (m, i),
+            match tokio::time::timeout_at(next.into(), waiting).await {
+                Ok((Ok(msg), i, _)) => {
+                    // Nobody serves the partition, or the instance that took this copy no longer
+                    // does: this copy is done, and with none left the request goes again.
+                    if msg.status != Some(async_nats::StatusCode::NO_RESPONDERS) {
+                        match serde_json::from_slice::<Reply>(&msg.payload) {
+                            Ok(Reply::Moved) => {}
+                            Ok(r) => return Ok(r),
+                            Err(e) => return Err(format!("bad reply: {e}")),
+                        }
+                    }
+                    copies.swap_remove(i);
+                    if !copies.is_empty() {
+                        continue;
+                    }
+                    self.stats.forward_retries.fetch_add(1, Ordering::Relaxed);
+                    let pause = Duration::from_millis(50);
+                    if Instant::now() + pause >= deadline {
+                        return Err("no owner for the partition in time".into());
+                    }
+                    tokio::time::sleep(pause).await;
+                }
                 Ok((Err(_), ..)) => return Err("reply lost".into()),
                 Err(_) if next >= deadline => return Err("owner did not answer in time".into()),
                 Err(_) => {
                     self.stats.forward_resent.fetch_add(1, Ordering::Relaxed);
-                    copies.push(self.send(self.part_subject(p), payload.clone()).await?);
-                    sent = Instant::now();
-                    continue;
-                }
-            };
-            // Nobody serves the partition, or the instance that took this copy no longer does:
-            // this copy is done, and with none left the request goes again.
-            if msg.status != Some(async_nats::StatusCode::NO_RESPONDERS) {
-                match serde_json::from_slice::<Reply>(&msg.payload) {
-                    Ok(Reply::Moved) => {}
-                    Ok(r) => return Ok(r),
-                    Err(e) => return Err(format!("bad reply: {e}")),
                 }
             }
-            copies.swap_remove(i);
-            if !copies.is_empty() {
-                continue;
-            }
-            self.stats.forward_retries.fetch_add(1, Ordering::Relaxed);
-            let pause = Duration::from_millis(50);
-            if Instant::now() + pause >= deadline {
-                return Err("no owner for the partition in time".into());
-            }
-            tokio::time::sleep(pause).await;
             copies.push(self.send(self.part_subject(p), payload.clone()).await?);
             sent = Instant::now();
         }
