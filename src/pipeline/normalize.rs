@@ -207,6 +207,19 @@ impl Normalizer {
                     self.emit(c, from, out);
                 }
                 self.cluster = cluster;
+            } else if self.cased_marks() {
+                // A lowercased base may compose with its marks where the capital did not
+                // (U+1D75C, a mathematical capital eta, with U+0342 becomes ῆ): the key takes the
+                // composed form, so keying a key changes nothing.
+                let cluster = std::mem::take(&mut self.cluster);
+                for n in cluster.nfkc().filter(|n| !is_invisible(*n)) {
+                    out.surface.push(n, from);
+                }
+                let lower: String = cluster.nfkc().flat_map(char::to_lowercase).collect();
+                for n in lower.nfkc().filter(|n| !is_invisible(*n)) {
+                    self.step(0, n, from, &mut out.key);
+                }
+                self.cluster = cluster;
             } else {
                 let cluster = std::mem::take(&mut self.cluster);
                 for n in cluster.nfkc().filter(|n| !is_invisible(*n)) {
@@ -215,6 +228,13 @@ impl Normalizer {
                 self.cluster = cluster;
             }
         }
+    }
+
+    /// Whether the key lowercases and the cluster at hand is a cased letter with marks.
+    fn cased_marks(&self) -> bool {
+        self.steps.contains(&Step::Lowercase)
+            && self.cluster.chars().nth(1).is_some()
+            && self.cluster.nfkc().any(|n| has_case(n) && !n.to_lowercase().eq([n]))
     }
 
     /// Convenience for dictionary entries and tests: the key view as an owned string.
@@ -346,8 +366,12 @@ pub fn is_separator(c: char) -> bool {
         )
 }
 
+/// A character that joins the one before it: a combining mark, or one of the few characters of
+/// class 0 whose decomposition begins with a combining mark (the half-width voiced marks, and
+/// Tibetan vowel signs such as U+0F81, which is two signs that NFKC reorders against the marks
+/// around them).
 fn is_mark(c: char) -> bool {
-    canonical_combining_class(c) != 0 || matches!(c, '\u{FF9E}' | '\u{FF9F}')
+    canonical_combining_class(c) != 0 || matches!(c, '\u{0F73}' | '\u{0F75}' | '\u{0F81}' | '\u{FF9E}' | '\u{FF9F}')
 }
 
 /// Characters whose NFKC form is themselves when they stand alone (the common fast path).
@@ -425,6 +449,33 @@ mod tests {
     t!(circled_digits_fold, surface, "①", "1");
 
     #[test]
+    fn a_character_that_decomposes_into_marks_joins_the_marks_before_it() {
+        // U+0F81 is U+0F71 U+0F80 (classes 129, 130); NFKC puts them before a class-230 mark.
+        let once = key("\u{1E000}\u{F81}");
+        assert_eq!(once, "\u{F71}\u{F80}\u{1E000}");
+        assert_eq!(key(&once), once);
+    }
+
+    #[test]
+    fn every_character_whose_decomposition_starts_with_a_mark_is_a_mark() {
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            let first = std::iter::once(c).nfkd().next();
+            if first.is_some_and(|d| canonical_combining_class(d) != 0) {
+                assert!(is_mark(c), "U+{:04X}", c as u32);
+            }
+        }
+    }
+
+    #[test]
+    fn a_lowercased_base_takes_the_composed_form_with_its_marks() {
+        // U+1D75C (a mathematical capital eta) is Η under NFKC; Η has no form with U+0342, η does.
+        assert_eq!(surface("\u{1D75C}\u{342}"), "\u{397}\u{342}");
+        let once = key("\u{1D75C}\u{342}");
+        assert_eq!(once, "\u{1FC6}");
+        assert_eq!(key(&once), once);
+    }
+
+    #[test]
     fn spans_point_into_the_original() {
         let original = "ＬＩＮＥ交換しよ";
         let mut n = Normalized::default();
@@ -443,9 +494,29 @@ mod tests {
         assert_eq!(n.key.original_span(0, 2), (0, original.len()));
     }
 
+    fn joining_characters() -> Vec<char> {
+        let mut chars: Vec<char> = (0..=0x10FFFF_u32)
+            .filter_map(char::from_u32)
+            .filter(|&c| is_mark(c) || is_invisible(c) || std::iter::once(c).nfkc().ne([c]))
+            .collect();
+        chars.extend("aAカかﾊ가 .・　'".chars());
+        chars
+    }
+
     proptest! {
         #[test]
         fn key_is_idempotent(s in "\\PC{0,40}") {
+            let once = key(&s);
+            prop_assert_eq!(key(&once), once.clone());
+        }
+
+        /// Uniform code points seldom put two marks side by side: draw from the characters
+        /// that join, decompose or vanish, with a few plain bases and separators among them.
+        #[test]
+        fn key_is_idempotent_on_marks_and_decompositions(
+            cs in prop::collection::vec(prop::sample::select(joining_characters()), 0..12),
+        ) {
+            let s: String = cs.into_iter().collect();
             let once = key(&s);
             prop_assert_eq!(key(&once), once.clone());
         }
