@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
+mod askers;
 mod members;
 mod state;
+use askers::Askers;
 use members::Members;
 pub use state::DedupeState;
 
@@ -232,7 +234,7 @@ struct Cluster {
     scope: u64,
     /// Frames of the first [`MEMBERS`] distinct wordings.
     members: Members,
-    askers: Vec<u64>,
+    askers: Askers,
     last_ts: u64,
 }
 
@@ -491,13 +493,7 @@ impl Dedupe {
         if let Some((_, id)) = best
             && let Some(c) = self.clusters.get_mut(&id)
         {
-            if !c.askers.contains(&asker) {
-                // Grow by a quarter, not double: thousands of clusters each keep their askers.
-                if c.askers.len() == c.askers.capacity() {
-                    c.askers.reserve_exact((c.askers.len() / 4).max(2));
-                }
-                c.askers.push(asker);
-            }
+            c.askers.insert(asker);
             c.last_ts = ts;
             let askers = c.askers.len() as u32;
             if c.members.iter().count() < MEMBERS && !c.members.iter().any(|m| m == sig) {
@@ -521,7 +517,7 @@ impl Dedupe {
         }
         let mut members = Members::default();
         members.push(sig);
-        self.clusters.insert(id, Cluster { scope, members, askers: vec![asker], last_ts: ts });
+        self.clusters.insert(id, Cluster { scope, members, askers: Askers::one(asker), last_ts: ts });
         ClusterRef { id, opened: true, askers: 1 }
     }
 

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::members::Members;
-use super::{Cluster, Dedupe, Ids, Logged, UserChain};
+use super::{Askers, Cluster, Dedupe, Ids, Logged, UserChain};
 
 /// A cluster as kept: number, scope, packed member frames, askers, last time asked.
 type ClusterState = (u32, u64, Vec<u64>, Vec<u64>, u64);
@@ -38,7 +38,7 @@ impl Dedupe {
         let mut clusters: Vec<_> = self
             .clusters
             .iter()
-            .map(|(id, c)| (*id, c.scope, c.members.words().to_vec(), c.askers.clone(), c.last_ts))
+            .map(|(id, c)| (*id, c.scope, c.members.words().to_vec(), c.askers.to_vec(), c.last_ts))
             .collect();
         clusters.sort_unstable_by_key(|c| c.0);
         let mut users: Vec<_> = self.users.iter().map(|(u, c)| (*u, c.last, c.len)).collect();
@@ -73,7 +73,15 @@ impl Dedupe {
             .clusters
             .into_iter()
             .map(|(id, scope, words, askers, last_ts)| {
-                (id, Cluster { scope, members: Members::from_words(words.into()), askers, last_ts })
+                (
+                    id,
+                    Cluster {
+                        scope,
+                        members: Members::from_words(words.into()),
+                        askers: Askers::from_vec(askers),
+                        last_ts,
+                    },
+                )
             })
             .collect();
         self.index = s.index.into_iter().map(|(k, ids)| (k, ids.into_iter().collect::<Ids>())).collect();
