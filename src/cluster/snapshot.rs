@@ -4,12 +4,14 @@
 //!
 //! A snapshot is JSON ([`Snapshot`]: the journal sequence, then each stream in the form
 //! [`crate::stream::StreamSnapshot`], whose queue part is the single-instance restart form),
-//! cut into chunks under NATS's 1 MB message limit on `{prefix}.snap.P.N`, then a head on
-//! `{prefix}.snap.P.head` naming the chunks' id, count, length and FNV-1a checksum. Each subject
-//! keeps its last message only. The head is written last, so a writer dying halfway leaves the
-//! previous head naming chunks partly overwritten: the id check finds it, the snapshot counts
-//! as unreadable (`kotae_cluster_snapshot_errors_total{op="read"}`) and the new owner replays
-//! the whole journal instead. Nothing is lost either way: the journal is the record.
+//! cut into chunks under NATS's 1 MB message limit, then a head on `{prefix}.snap.P.head` naming
+//! the chunks' slot, id, count, length and FNV-1a checksum. Each subject keeps its last message
+//! only. There are two slots of chunk subjects (`{prefix}.snap.P.N` and `{prefix}.snap.P.b.N`),
+//! and a snapshot is written into the slot the head does not name, head last: a writer dying
+//! halfway (killed while it wrote) leaves the head and the chunks it names whole, and the next
+//! owner restores that snapshot. A head whose chunks do not match it (two writers at once, or
+//! damage) counts as unreadable (`kotae_cluster_snapshot_errors_total{op="read"}`) and the new
+//! owner replays the whole journal instead. Nothing is lost either way: the journal is the record.
 
 use async_nats::jetstream;
 use bytes::Bytes;
@@ -36,6 +38,9 @@ pub(super) struct Snapshot {
 /// What the head of a snapshot says about its chunks.
 #[derive(Debug, Serialize, Deserialize)]
 struct Head {
+    /// The slot of chunk subjects holding them (0 for heads written before there were two).
+    #[serde(default)]
+    slot: u8,
     id: String,
     seq: u64,
     chunks: u32,
@@ -74,16 +79,40 @@ impl Node {
         format!("{}.snap.{p}.{part}", self.config.prefix)
     }
 
+    /// The subject of chunk `i` in `slot`.
+    fn chunk_subject(&self, p: u32, slot: u8, i: u32) -> String {
+        match slot {
+            0 => self.snap_subject(p, &i.to_string()),
+            _ => self.snap_subject(p, &format!("b.{i}")),
+        }
+    }
+
+    /// The head of partition `p`'s newest snapshot, if one was written.
+    async fn snapshot_head(&self, stream: &jetstream::stream::Stream, p: u32) -> Result<Option<Head>, String> {
+        use jetstream::stream::LastRawMessageErrorKind;
+        match stream.get_last_raw_message_by_subject(&self.snap_subject(p, "head")).await {
+            Ok(m) => serde_json::from_slice(&m.payload).map(Some).map_err(|e| format!("snapshot head: {e}")),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Writes partition `p`'s snapshot, chunks first and head last, each acknowledged;
     /// returns its size in bytes.
     pub(super) async fn save_snapshot(&self, p: u32, snap: &Snapshot) -> Result<usize, String> {
         let body = serde_json::to_vec(snap).map_err(|e| e.to_string())?;
+        let stream = self.js.get_stream(snapshot_stream(&self.config.prefix)).await.map_err(|e| e.to_string())?;
+        // The slot the newest head does not name (a head that cannot be read names none).
+        let slot = match self.snapshot_head(&stream, p).await {
+            Ok(Some(head)) => 1 - head.slot.min(1),
+            _ => 0,
+        };
         let id = random_token();
         let mut chunks = 0u32;
-        for (i, chunk) in body.chunks(CHUNK).enumerate() {
+        for chunk in body.chunks(CHUNK) {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(ID_HEADER, id.as_str());
-            let subject = self.snap_subject(p, &i.to_string());
+            let subject = self.chunk_subject(p, slot, chunks);
             let ack = self
                 .js
                 .publish_with_headers(subject, headers, Bytes::copy_from_slice(chunk))
@@ -92,7 +121,7 @@ impl Node {
             ack.await.map_err(|e| e.to_string())?;
             chunks += 1;
         }
-        let head = Head { id, seq: snap.seq, chunks, bytes: body.len() as u64, fnv: fnv(&body) };
+        let head = Head { slot, id, seq: snap.seq, chunks, bytes: body.len() as u64, fnv: fnv(&body) };
         let head = serde_json::to_vec(&head).map_err(|e| e.to_string())?;
         let ack = self.js.publish(self.snap_subject(p, "head"), Bytes::from(head)).await.map_err(|e| e.to_string())?;
         ack.await.map_err(|e| e.to_string())?;
@@ -102,18 +131,12 @@ impl Node {
     /// Partition `p`'s newest snapshot; `None` when none was written. An error means one
     /// exists and cannot be read whole.
     pub(super) async fn load_snapshot(&self, p: u32) -> Result<Option<Snapshot>, String> {
-        use jetstream::stream::LastRawMessageErrorKind;
         let stream = self.js.get_stream(snapshot_stream(&self.config.prefix)).await.map_err(|e| e.to_string())?;
-        let head = match stream.get_last_raw_message_by_subject(&self.snap_subject(p, "head")).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(e) => return Err(e.to_string()),
-        };
-        let head: Head = serde_json::from_slice(&head.payload).map_err(|e| format!("snapshot head: {e}"))?;
+        let Some(head) = self.snapshot_head(&stream, p).await? else { return Ok(None) };
         let mut body = Vec::with_capacity(usize::try_from(head.bytes).unwrap_or(0).min(64 << 20));
         for i in 0..head.chunks {
             let m = stream
-                .get_last_raw_message_by_subject(&self.snap_subject(p, &i.to_string()))
+                .get_last_raw_message_by_subject(&self.chunk_subject(p, head.slot, i))
                 .await
                 .map_err(|e| format!("snapshot chunk {i}: {e}"))?;
             if m.headers.get(ID_HEADER).map(AsRef::<str>::as_ref) != Some(head.id.as_str()) {
