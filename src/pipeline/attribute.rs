@@ -104,6 +104,9 @@ pub struct AttributeModel {
     by_hash: FxHashMap<u64, Packed>,
     /// The weights of features with more than [`Packed`] holds, one after another.
     weights: Vec<(u16, f32)>,
+    /// The weights of features with many, one row of every class each ([`Packed::dense`]): the
+    /// few units most questions hold (か, す, ？) weigh on most classes, and a row adds at once.
+    dense: Vec<f32>,
     /// The hash of each kind of ask's feature (`a:show`), by [`Ask::code`].
     asks: Vec<u64>,
     /// The class of [`OTHER`], if the model has one.
@@ -118,14 +121,16 @@ pub struct AttributeModel {
 type Scores = SmallVec<[f32; 64]>;
 
 /// One feature's weights in the lookup table: up to two `(class, weight)` pairs in the word
-/// itself (the top bit set; a weight in thousandths, as the model file writes it), else a range
-/// of [`AttributeModel::weights`].
+/// itself (the top bit set; a weight in thousandths, as the model file writes it), a row of
+/// [`AttributeModel::dense`] (the next bit set), else a range of [`AttributeModel::weights`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Packed(u64);
 
 impl Packed {
     const INLINE: u64 = 1 << 63;
     const TWO: u64 = 1 << 62;
+    /// Without [`Packed::INLINE`]: a dense row.
+    const DENSE: u64 = 1 << 62;
     /// Bits of one inline pair: a class (8) and a weight in thousandths (23, signed).
     const PAIR: u32 = 31;
     const WEIGHT_BITS: u32 = 23;
@@ -148,15 +153,23 @@ impl Packed {
     }
 
     fn range(start: u32, len: u32) -> Self {
-        Self(u64::from(len) << 32 | u64::from(start))
+        Self(u64::from(len.min(u32::MAX >> 2)) << 32 | u64::from(start))
+    }
+
+    fn dense(start: u32) -> Self {
+        Self(Self::DENSE | u64::from(start))
     }
 
     fn is_inline(self) -> bool {
         self.0 & Self::INLINE != 0
     }
 
+    fn is_dense(self) -> bool {
+        self.0 & (Self::INLINE | Self::DENSE) == Self::DENSE
+    }
+
     fn range_of(self) -> (usize, usize) {
-        ((self.0 & 0xffff_ffff) as usize, (self.0 >> 32) as usize)
+        ((self.0 & 0xffff_ffff) as usize, ((self.0 >> 32) & (u64::from(u32::MAX) >> 2)) as usize)
     }
 
     /// Adds the inline weights to the class scores.
@@ -267,10 +280,27 @@ impl AttributeModel {
         // one allocation. A question's n-grams are dozens of lookups in a table of thousands,
         // mostly missing the cache: one miss each, not two.
         let mut by_hash = FxHashMap::default();
-        let mut all = Vec::new();
+        let (mut all, mut dense) = (Vec::new(), Vec::new());
         for (h, ws) in grouped {
+            // A row when a quarter of the classes or more have a weight, each once (a row sums a
+            // class's weights before they reach the score, and floating point would then round
+            // differently).
+            let once = {
+                let mut seen: Vec<u16> = ws.iter().map(|(c, _)| *c).collect();
+                seen.sort_unstable();
+                seen.windows(2).all(|w| w[0] != w[1])
+            };
             let packed = match Packed::inline(&ws) {
                 Some(p) => p,
+                None if once && ws.len() * 4 >= classes.len() => {
+                    let start = u32::try_from(dense.len()).map_err(|_| "too many weights".to_string())?;
+                    let row = dense.len();
+                    dense.resize(row + classes.len(), 0.0);
+                    for &(c, w) in &ws {
+                        dense[row + usize::from(c)] = w;
+                    }
+                    Packed::dense(start)
+                }
                 None => {
                     let start = u32::try_from(all.len()).map_err(|_| "too many weights".to_string())?;
                     all.extend_from_slice(&ws);
@@ -282,7 +312,7 @@ impl AttributeModel {
         let asks = (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect();
         let other = classes.iter().position(|c| c == OTHER);
         let grams = features.iter().any(|(name, _)| name.starts_with("g:"));
-        Ok(Self { classes, bias, features, by_hash, weights: all, asks, other, grams })
+        Ok(Self { classes, bias, features, by_hash, weights: all, dense, asks, other, grams })
     }
 
     /// Whether no model is loaded (every attribute is then none).
@@ -304,6 +334,9 @@ impl AttributeModel {
     fn scores(&self, hashes: impl Iterator<Item = u64>, out: &mut Scores) {
         out.clear();
         out.extend_from_slice(&self.bias);
+        // One slice for all the sums: indexing the small vector itself checks where it lives on
+        // every add.
+        let out: &mut [f32] = out;
         // The lookups first, a batch at a time, then the sums: lookups that do not wait on one
         // another's sums can miss the cache together.
         let mut hashes = hashes.peekable();
@@ -319,6 +352,12 @@ impl AttributeModel {
             for &p in &found[..n] {
                 if p.is_inline() {
                     p.add_inline(out);
+                } else if p.is_dense() {
+                    // Adding 0 for a class without a weight leaves its score as it was.
+                    let (start, _) = p.range_of();
+                    for (s, w) in out.iter_mut().zip(&self.dense[start..start + self.bias.len()]) {
+                        *s += w;
+                    }
                 } else {
                     let (start, len) = p.range_of();
                     for &(c, w) in &self.weights[start..start + len] {
@@ -562,6 +601,39 @@ mod tests {
         let r = Packed::range(12, 3);
         assert!(!r.is_inline());
         assert_eq!(r.range_of(), (12, 3));
+    }
+
+    #[test]
+    fn dense_rows_ranges_and_inline_weights_score_alike() {
+        // 40 classes: a unit weighing on 20 is a row, on 3 a range, on 1 inline; one weighing
+        // twice on a class stays a range, so that its weights reach the score one at a time.
+        let classes: Vec<String> = (0..40).map(|c| format!("k{c}")).collect();
+        let bias: Vec<f32> = (0..40).map(|c| c as f32 * 0.01).collect();
+        let wide: Vec<(u16, f32)> = (0..20).map(|c| (c * 2, 0.25 + f32::from(c) * 0.125)).collect();
+        let twice: Vec<(u16, f32)> = (0..12).map(|c| (c % 11, -0.5)).collect();
+        let features = vec![
+            ("c:wide".to_string(), wide.clone()),
+            ("c:few".to_string(), vec![(1, 1.5), (3, -2.0), (39, 0.75)]),
+            ("c:one".to_string(), vec![(5, 3.0)]),
+            ("c:twice".to_string(), twice.clone()),
+        ];
+        let m = AttributeModel::new(classes, bias.clone(), features).unwrap();
+        let kind = |name: &str| m.by_hash[&feature_hash(name).unwrap()];
+        assert!(kind("c:wide").is_dense());
+        assert!(!kind("c:few").is_dense() && !kind("c:few").is_inline());
+        assert!(kind("c:one").is_inline());
+        assert!(!kind("c:twice").is_dense(), "a class weighed twice is no row");
+        let names: Vec<String> = ["c:wide", "c:few", "c:one", "c:twice"].map(String::from).to_vec();
+        let mut want: Vec<f64> = bias.iter().map(|&b| f64::from(b)).collect();
+        for (c, w) in wide.iter().chain(&[(1, 1.5), (3, -2.0), (39, 0.75), (5, 3.0)]).chain(&twice) {
+            want[usize::from(*c)] += f64::from(*w);
+        }
+        let top = want.iter().copied().fold(f64::MIN, f64::max);
+        let sum: f64 = want.iter().map(|s| (s - top).exp()).sum();
+        for (c, p) in m.probabilities(&names).iter().enumerate() {
+            let expect = (want[c] - top).exp() / sum;
+            assert!((f64::from(*p) - expect).abs() < 1e-6, "class {c}: {p} against {expect}");
+        }
     }
 
     #[test]
