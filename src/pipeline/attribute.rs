@@ -152,8 +152,12 @@ impl Packed {
         }
     }
 
+    /// The most weights a range holds: its length must leave [`Packed::DENSE`] clear.
+    const MAX_LEN: u32 = u32::MAX >> 2;
+
     fn range(start: u32, len: u32) -> Self {
-        Self(u64::from(len.min(u32::MAX >> 2)) << 32 | u64::from(start))
+        debug_assert!(len <= Self::MAX_LEN);
+        Self(u64::from(len) << 32 | u64::from(start))
     }
 
     fn dense(start: u32) -> Self {
@@ -169,7 +173,7 @@ impl Packed {
     }
 
     fn range_of(self) -> (usize, usize) {
-        ((self.0 & 0xffff_ffff) as usize, ((self.0 >> 32) & (u64::from(u32::MAX) >> 2)) as usize)
+        ((self.0 & 0xffff_ffff) as usize, ((self.0 >> 32) & u64::from(Self::MAX_LEN)) as usize)
     }
 
     /// Adds the inline weights to the class scores.
@@ -187,6 +191,13 @@ impl Packed {
         }
         add(out, self.0 & mask);
     }
+}
+
+/// Whether no class has two of the weights.
+fn each_class_once(ws: &[(u16, f32)]) -> bool {
+    let mut classes: Vec<u16> = ws.iter().map(|(c, _)| *c).collect();
+    classes.sort_unstable();
+    classes.windows(2).all(|w| w[0] != w[1])
 }
 
 /// The hash a feature name stands for in a frame.
@@ -282,17 +293,12 @@ impl AttributeModel {
         let mut by_hash = FxHashMap::default();
         let (mut all, mut dense) = (Vec::new(), Vec::new());
         for (h, ws) in grouped {
-            // A row when a quarter of the classes or more have a weight, each once (a row sums a
-            // class's weights before they reach the score, and floating point would then round
-            // differently).
-            let once = {
-                let mut seen: Vec<u16> = ws.iter().map(|(c, _)| *c).collect();
-                seen.sort_unstable();
-                seen.windows(2).all(|w| w[0] != w[1])
-            };
             let packed = match Packed::inline(&ws) {
                 Some(p) => p,
-                None if once && ws.len() * 4 >= classes.len() => {
+                // A row when a quarter of the classes or more have a weight, each once (a row sums
+                // a class's weights before they reach the score, and floating point would then
+                // round differently).
+                None if ws.len() * 4 >= classes.len() && each_class_once(&ws) => {
                     let start = u32::try_from(dense.len()).map_err(|_| "too many weights".to_string())?;
                     let row = dense.len();
                     dense.resize(row + classes.len(), 0.0);
@@ -303,8 +309,10 @@ impl AttributeModel {
                 }
                 None => {
                     let start = u32::try_from(all.len()).map_err(|_| "too many weights".to_string())?;
+                    let len = u32::try_from(ws.len()).ok().filter(|l| *l <= Packed::MAX_LEN);
+                    let len = len.ok_or_else(|| format!("{} weights for one unit", ws.len()))?;
                     all.extend_from_slice(&ws);
-                    Packed::range(start, ws.len() as u32)
+                    Packed::range(start, len)
                 }
             };
             by_hash.insert(h, packed);
