@@ -109,6 +109,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Learn the vectors that say how alike two questions read (`model/similarity.tsv`), from
+    /// paraphrase clusters, one writer each: wordings of one question pulled together, the
+    /// rest of the writer's set (near misses included) pushed away.
+    TrainSimilarity {
+        /// Cluster files, one writer each.
+        #[arg(required = true, num_args = 1..)]
+        sets: Vec<PathBuf>,
+        /// Where to write the model (default: model/similarity.tsv in the dictionary directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Dimensions of the vectors (a multiple of 8).
+        #[arg(long, default_value_t = kotae::pipeline::similarity::Fit::default().dim)]
+        dim: usize,
+        #[arg(long, default_value_t = kotae::pipeline::similarity::Fit::default().epochs)]
+        epochs: usize,
+        /// A unit gets a vector when at least this many texts name it.
+        #[arg(long, default_value_t = kotae::pipeline::similarity::Fit::default().min_count)]
+        min_count: usize,
+        /// Also report the pair AUC of held-out writers: the writers split into this many
+        /// folds, each fold's writers measured under vectors learned from the others.
+        #[arg(long)]
+        cv: Option<usize>,
+    },
     /// Fit the attribute model (what a question asks about: price, stock, washing…) on
     /// paraphrase clusters tagged by hand (`attributes.jsonl` beside each cluster file).
     TrainAttributes {

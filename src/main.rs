@@ -197,15 +197,53 @@ fn main() -> ExitCode {
             println!("{} classes, {} features; wrote {}", model.classes.len(), model.features.len(), out.display());
             Ok(())
         }
+        Command::TrainSimilarity { sets, out, dim, epochs, min_count, cv } => {
+            if !kotae::pipeline::similarity::valid_dim(dim) {
+                anyhow::bail!(
+                    "--dim {dim} is not a multiple of 8 between 8 and {}",
+                    kotae::pipeline::similarity::MAX_DIM
+                );
+            }
+            // Frames are built without the models that read them: their units are what is learned.
+            let engine = Engine::with_identity(config.pipeline.clone(), Default::default())?;
+            // The same vectors whatever order the files are named in.
+            let mut files = sets.clone();
+            files.sort();
+            let mut next = 0;
+            let mut writers = Vec::new();
+            for f in &files {
+                writers.push(commands::train_similarity::load(&engine, f, &mut next).map_err(anyhow::Error::msg)?);
+            }
+            let fit = kotae::pipeline::similarity::Fit { dim, epochs, min_count, ..Default::default() };
+            let mut header = format!(
+                "Similarity: learned vectors of question units, written by `kotae train-similarity`.\nTrained on: {}\n{} texts, dim {dim}, {epochs} passes, units named by at least {min_count} texts",
+                files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                writers.iter().map(|w| w.examples.len()).sum::<usize>()
+            );
+            if let Some(folds) = cv.filter(|&k| k >= 2) {
+                let (report, _) = commands::train_similarity::cross_validate(&writers, fit, folds);
+                print!("{report}");
+                header += &format!("\n{}", report.lines().last().unwrap_or(""));
+            }
+            let model = commands::train_similarity::fit(&writers, fit);
+            let out = out.unwrap_or_else(|| config.pipeline.similarity_out_path());
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            }
+            model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
+            println!("{} units, dim {}; wrote {}", model.len(), model.dim(), out.display());
+            Ok(())
+        }
         Command::TrainIdentity { streams, clusters, associate, min_writers, min_strength, out, l2, epochs, misses } => {
-            // Frames depend on the attribute model, not on the pair model: train without
+            // Frames depend on the attribute and similarity models, not on the pair model: train without
             // reading the old one.
             let mut resolved = config.pipeline.clone();
             resolved.resolve()?;
             let attributes = Arc::new(resolved.load_attributes()?);
+            let similarity = Arc::new(resolved.load_similarity()?);
             let engine = Engine::with_identity(
                 config.pipeline.clone(),
-                IdentityModel { attributes: attributes.clone(), ..Default::default() },
+                IdentityModel { attributes: attributes.clone(), similarity: similarity.clone(), ..Default::default() },
             )?;
             let sets: Vec<_> = associate
                 .iter()
@@ -220,6 +258,7 @@ fn main() -> ExitCode {
             // they are built with the associations just learned.
             engine.set_identity(IdentityModel {
                 attributes: attributes.clone(),
+                similarity: similarity.clone(),
                 associations: assoc.clone(),
                 ..Default::default()
             });
@@ -235,6 +274,7 @@ fn main() -> ExitCode {
             let (mut model, mut summary) = commands::train_identity::fit(&pairs, l2, epochs);
             model.associations = assoc;
             model.attributes = attributes;
+            model.similarity = similarity;
             if !streams.is_empty() {
                 // The weights come from the pairs; the threshold from the queue the streams get.
                 let golds: Vec<_> = streams

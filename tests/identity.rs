@@ -311,3 +311,23 @@ fn a_question_about_the_stream_itself_never_joins_the_shops_other_questions() {
     let (again, _) = cluster("c", "照明もうちょい明るくなりますか？");
     assert_eq!(again, lighting);
 }
+
+#[test]
+fn wordings_the_writers_used_for_one_another_read_alike() {
+    let e = engine();
+    let mut analyzer = e.analyzer();
+    let mut vector = |t: &str| analyzer.frame_of(t).and_then(|x| x.frame).map(|f| f.vector).unwrap_or_default();
+    let wash = vector("洗濯機で洗える？");
+    let home = vector("おうちで洗えますか");
+    let back = vector("後ろ見せて");
+    let stock = vector("在庫ありますか？");
+    // Every question has a vector from the shipped model, eight dimensions to a word.
+    assert!(!wash.is_empty() && wash.len() == back.len(), "{wash:?}");
+    let cos = kotae::pipeline::similarity::cosine;
+    assert!(cos(&wash, &home) > 0.3, "{}", cos(&wash, &home));
+    assert!(cos(&wash, &home) > cos(&wash, &back) + 0.2, "{} {}", cos(&wash, &home), cos(&wash, &back));
+    assert!(cos(&wash, &home) > cos(&wash, &stock) + 0.2, "{} {}", cos(&wash, &home), cos(&wash, &stock));
+    // The pair model reads the cosine for one question.
+    let p = pair(&e, "洗濯機で洗える？", "おうちで洗えますか");
+    assert!(p.contributions.iter().any(|c| c.feature == "similar" && c.value > 0.3 && c.weight > 0.0), "{p:?}");
+}

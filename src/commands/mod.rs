@@ -15,6 +15,7 @@ pub mod serve;
 pub mod train;
 pub mod train_attributes;
 pub mod train_identity;
+pub mod train_similarity;
 
 use std::path::Path;
 

@@ -8,8 +8,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 mod files {
     include!(concat!(env!("OUT_DIR"), "/builtin_dictionaries.rs"));
 }
@@ -19,21 +17,9 @@ pub fn files() -> &'static [(&'static str, &'static [u8])] {
     files::FILES
 }
 
-/// A short hash of every built-in file's name and contents (computed once).
+/// A short hash of every built-in file's name and contents (computed when the binary is built).
 pub fn version() -> &'static str {
-    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    VERSION.get_or_init(hash)
-}
-
-fn hash() -> String {
-    let mut h = Sha256::new();
-    for (name, bytes) in files() {
-        h.update((name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    }
-    h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    files::VERSION
 }
 
 /// Name of the file written last, whose presence says the directory is complete.
@@ -81,7 +67,14 @@ mod tests {
     #[test]
     fn the_defaults_and_model_are_built_in_and_written_once() {
         let names: Vec<&str> = files().iter().map(|(n, _)| *n).collect();
-        for expected in ["abuse.txt", "synonyms.txt", "model/ja.tsv", "model/identity.tsv", "model/attributes.tsv"] {
+        for expected in [
+            "abuse.txt",
+            "synonyms.txt",
+            "model/ja.tsv",
+            "model/identity.tsv",
+            "model/attributes.tsv",
+            "model/similarity.tsv",
+        ] {
             assert!(names.contains(&expected), "{expected} in {names:?}");
         }
         let cache = tempfile::tempdir().unwrap();

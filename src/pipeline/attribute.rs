@@ -734,6 +734,7 @@ mod tests {
             ask: Ask::Unknown,
             attribute: Attribute::default(),
             assoc: &[],
+            vector: &[],
         };
         let a = m.predict(view, &[]);
         assert_eq!(m.name(a), "washing");

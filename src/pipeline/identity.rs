@@ -19,9 +19,10 @@ use serde::Serialize;
 use super::attribute::AttributeModel;
 use super::dedupe::hash_str;
 use super::frame::{Ask, FrameView, UNIT_FAMILY, fold_hash};
+use super::similarity::{self, SimilarityModel};
 
 /// The features of a pair of frames, in the order of the model's weights.
-pub const FEATURES: [&str; 23] = [
+pub const FEATURES: [&str; 24] = [
     "concepts_equal",
     "concepts_jaccard",
     "concepts_disjoint",
@@ -45,6 +46,7 @@ pub const FEATURES: [&str; 23] = [
     "attribute_same",
     "attribute_differ",
     "attribute_overlap",
+    "similar",
 ];
 
 /// Number of pair features.
@@ -56,7 +58,7 @@ const _: () = assert!(matches!(FEATURES[ASSOCIATED].as_bytes(), b"associated"));
 /// can only argue for one question (+1), what tells them apart only against (-1); 0 is free.
 /// Without this, a weight fitted on a few hundred questions can come out backwards (different
 /// nouns counting for one question) and carry that to text nobody trained on.
-pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1, 1, 1, -1, 1];
+pub const SIGNS: [i8; N] = [1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, -1, 1, -1, 0, -1, -1, -1, 1, 1, -1, 1, 1];
 
 /// A model file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +202,8 @@ pub struct IdentityModel {
     pub associations: Associations,
     /// What a question asks about (`model/attributes.tsv`; empty when there is none).
     pub attributes: Arc<AttributeModel>,
+    /// How alike questions read (`model/similarity.tsv`; empty when there is none).
+    pub similarity: Arc<SimilarityModel>,
 }
 
 /// One feature's part in a decision.
@@ -368,6 +372,8 @@ fn features_but_associated(a: FrameView<'_>, b: FrameView<'_>, assoc: &Associati
         // How far their first and second readings agree: paraphrases the model reads unsurely
         // tend to be unsure between the same two attributes.
         a.attribute.overlap(b.attribute),
+        // How alike the two read, as the learned vectors have it.
+        similarity::cosine(a.vector, b.vector),
     ])
 }
 
@@ -408,12 +414,20 @@ impl Default for IdentityModel {
             ("attribute_same", 1.5),
             ("attribute_differ", -1.5),
             ("attribute_overlap", 1.0),
+            ("similar", 2.0),
         ] {
             if let Some(i) = FEATURES.iter().position(|f| *f == name) {
                 weights[i] = w;
             }
         }
-        Self { bias: -1.5, weights, threshold: 0.5, associations: Associations::default(), attributes: Arc::default() }
+        Self {
+            bias: -1.5,
+            weights,
+            threshold: 0.5,
+            associations: Associations::default(),
+            attributes: Arc::default(),
+            similarity: Arc::default(),
+        }
     }
 }
 
@@ -536,7 +550,7 @@ impl IdentityModel {
         if !(0.0..1.0).contains(&threshold) {
             return Err(at_end(format!("threshold {threshold} is not within 0–1")));
         }
-        Ok(Self { bias, weights, threshold, associations, attributes: Arc::default() })
+        Ok(Self { bias, weights, threshold, associations, attributes: Arc::default(), similarity: Arc::default() })
     }
 
     /// Writes the model file, with a header saying where it came from.

@@ -15,6 +15,7 @@ mod explain;
 pub mod frame;
 pub mod identity;
 pub mod normalize;
+pub mod similarity;
 mod stream;
 pub mod tokenize;
 
@@ -150,6 +151,18 @@ impl PipelineConfig {
         if path.exists() { AttributeModel::load(&path) } else { Ok(AttributeModel::default()) }
     }
 
+    /// The similarity model (`model/similarity.tsv` in the dictionary directory, else the
+    /// built-in one), or none when neither has one.
+    pub fn load_similarity(&self) -> Result<similarity::SimilarityModel, similarity::SimilarityError> {
+        let path = self.layered(Path::new("model/similarity.tsv"));
+        if path.exists() { similarity::SimilarityModel::load(&path) } else { Ok(Default::default()) }
+    }
+
+    /// Where `kotae train-similarity` writes the similarity model.
+    pub fn similarity_out_path(&self) -> PathBuf {
+        self.dictionary_dir().join("model/similarity.tsv")
+    }
+
     /// Where `kotae train-attributes` writes the attribute model.
     pub fn attributes_out_path(&self) -> PathBuf {
         self.dictionary_dir().join("model/attributes.tsv")
@@ -199,6 +212,9 @@ pub enum PipelineError {
     /// The attribute model could not be read.
     #[error(transparent)]
     Attribute(#[from] attribute::AttributeError),
+    /// The similarity model could not be read.
+    #[error(transparent)]
+    Similarity(#[from] similarity::SimilarityError),
     /// The built-in lists and model could not be written out to the cache directory.
     #[error("cannot write the built-in dictionaries to the cache directory: {0}")]
     Builtin(#[from] std::io::Error),
@@ -234,6 +250,7 @@ impl Engine {
         let engine = Self::with_identity(config, IdentityModel::default())?;
         let mut identity = IdentityModel::load(&engine.config.identity_path())?;
         identity.attributes = Arc::new(engine.config.load_attributes()?);
+        identity.similarity = Arc::new(engine.config.load_similarity()?);
         engine.set_identity(identity);
         Ok(engine)
     }
@@ -500,6 +517,9 @@ impl Analyzer {
                     (f.attribute.second != 0).then(|| (attributes.name(second).to_string(), f.attribute.second_p));
             }
         }
+        let mut vector = std::mem::take(&mut f.vector);
+        identity.similarity.embed(f.view(), &self.ngrams, &mut vector);
+        f.vector = vector;
     }
 
     /// The frame's parts, before its attribute.

@@ -125,6 +125,9 @@ pub struct Frame {
     /// Its concepts and words the identity model knows associations of (sorted): a pair of
     /// frames looks up only these.
     pub assoc: Vec<u64>,
+    /// Its learned vector ([`super::similarity`]), signed bytes eight to a word; empty without
+    /// a similarity model.
+    pub vector: Vec<u64>,
 }
 
 impl Frame {
@@ -143,6 +146,7 @@ impl Frame {
         self.stream = false;
         self.attribute = Attribute::default();
         self.assoc.clear();
+        self.vector.clear();
     }
 
     /// Makes this frame a copy of `other`, keeping its own buffers where they are large enough
@@ -164,6 +168,7 @@ impl Frame {
             asides,
             attribute,
             assoc,
+            vector,
         } = other;
         self.concepts.clone_from(concepts);
         self.weak.clone_from(weak);
@@ -179,6 +184,7 @@ impl Frame {
         self.asides.clone_from(asides);
         self.attribute = *attribute;
         self.assoc.clone_from(assoc);
+        self.vector.clone_from(vector);
     }
 
     /// Leaves out what the key-view range `start..end` says (a product's name or keyword):
@@ -215,6 +221,7 @@ impl Frame {
             ask: self.ask,
             attribute: self.attribute,
             assoc: &self.assoc,
+            vector: &self.vector,
         }
     }
 }
@@ -242,6 +249,8 @@ pub struct FrameView<'a> {
     pub attribute: Attribute,
     /// As [`Frame::assoc`].
     pub assoc: &'a [u64],
+    /// As [`Frame::vector`].
+    pub vector: &'a [u64],
 }
 
 /// The names behind a frame's hashes, for people.
