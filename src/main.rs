@@ -190,9 +190,7 @@ fn main() -> ExitCode {
             }
             let model = commands::train_attributes::fit(&classes, &tagged, fit);
             let out = out.unwrap_or_else(|| config.pipeline.attributes_out_path());
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
+            create_parent(&out)?;
             model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
             println!("{} classes, {} features; wrote {}", model.classes.len(), model.features.len(), out.display());
             Ok(())
@@ -227,9 +225,7 @@ fn main() -> ExitCode {
             }
             let model = commands::train_similarity::fit(&writers, fit);
             let out = out.unwrap_or_else(|| config.pipeline.similarity_out_path());
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
+            create_parent(&out)?;
             model.save(&out, &header).with_context(|| format!("writing {}", out.display()))?;
             println!("{} units, dim {}; wrote {}", model.len(), model.dim(), out.display());
             Ok(())
@@ -292,9 +288,7 @@ fn main() -> ExitCode {
             }
             let sources: Vec<String> = streams.iter().chain(&clusters).map(|p| p.display().to_string()).collect();
             let out = out.unwrap_or_else(|| config.pipeline.identity_out_path());
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
+            create_parent(&out)?;
             let mut header = format!(
                 "Question identity: weights of the pair model, written by `kotae train-identity`.\nTrained on: {}\n{summary}",
                 sources.join(", ")
@@ -356,9 +350,7 @@ fn main() -> ExitCode {
             }
             let model = train::train(&examples, &options);
             let out = out.unwrap_or_else(|| config.pipeline.model_out_path());
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            }
+            create_parent(&out)?;
             let sources: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             model
                 .save(&out, &train::header(&sources, rows.len(), &options))
@@ -476,4 +468,12 @@ fn main() -> ExitCode {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(kotae::runtime::tokio_runtime()?)
+}
+
+/// Creates the directory a model file is written into, when it has one.
+fn create_parent(out: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    Ok(())
 }

@@ -222,6 +222,17 @@ pub fn feature_hash(name: &str) -> Option<u64> {
     }
 }
 
+/// The hash of each kind of ask's unit (`a:show`), by [`Ask::code`].
+pub fn ask_hashes() -> Vec<u64> {
+    (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect()
+}
+
+/// A frame's units as the learned models read them, in this order: its concepts, generic
+/// concepts, topics, nouns and predicates (its character pairs, n-grams and ask apart).
+pub fn frame_units<'a>(f: FrameView<'a>) -> impl Iterator<Item = &'a u64> {
+    f.concepts.iter().chain(f.weak).chain(f.topics).chain(f.nouns).chain(f.preds)
+}
+
 /// The longest character n-gram of the `n:` features.
 pub const NGRAM: usize = 2;
 
@@ -317,7 +328,7 @@ impl AttributeModel {
             };
             by_hash.insert(h, packed);
         }
-        let asks = (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect();
+        let asks = ask_hashes();
         let other = classes.iter().position(|c| c == OTHER);
         let grams = features.iter().any(|(name, _)| name.starts_with("g:"));
         Ok(Self { classes, bias, features, by_hash, weights: all, dense, asks, other, grams })
@@ -383,8 +394,7 @@ impl AttributeModel {
         }
         let ask = (f.ask != Ask::Unknown).then(|| self.asks[f.ask.code() as usize]);
         let grams = if self.grams { f.grams } else { &[] };
-        let hashes =
-            f.concepts.iter().chain(f.weak).chain(f.topics).chain(f.nouns).chain(f.preds).chain(grams).chain(ngrams);
+        let hashes = frame_units(f).chain(grams).chain(ngrams);
         let mut scores = Scores::new();
         self.scores(hashes.copied().chain(ask), &mut scores);
         let [(best, p), (second, second_p)] = softmax_top2(&scores);

@@ -21,8 +21,7 @@ use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
 
-use super::attribute::feature_hash;
-use super::dedupe::hash_str;
+use super::attribute::{ask_hashes, feature_hash, frame_units};
 use super::frame::{Ask, FrameView};
 
 /// A problem with a similarity model file, with its place.
@@ -74,7 +73,7 @@ impl SimilarityModel {
                 return Err(format!("'{name}' appears twice"));
             }
         }
-        let asks = (0..=8).map(|c| hash_str(&format!("a:{}", Ask::from_code(c).name()))).collect();
+        let asks = ask_hashes();
         Ok(Self { dim, by_hash, rows, names, asks })
     }
 
@@ -93,8 +92,8 @@ impl SimilarityModel {
         self.names.len()
     }
 
-    /// The sum of the rows of the units found, scaled to length 1; `None` when no unit is known.
-    fn sum(&self, hashes: impl Iterator<Item = u64>) -> Option<Vec<f32>> {
+    /// The sum of the rows of the units found and its length; `None` when no unit is known.
+    fn sum(&self, hashes: impl Iterator<Item = u64>) -> Option<(Vec<f32>, f32)> {
         let mut v = vec![0.0f32; self.dim];
         let mut found = false;
         for h in hashes {
@@ -107,7 +106,7 @@ impl SimilarityModel {
             }
         }
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        (found && norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
+        (found && norm > 0.0).then_some((v, norm))
     }
 
     /// A frame's vector, packed as signed bytes eight to a word into `out` (emptied first; left
@@ -118,15 +117,16 @@ impl SimilarityModel {
             return;
         }
         let ask = (f.ask != Ask::Unknown).then(|| self.asks[f.ask.code() as usize]);
-        let units = f.concepts.iter().chain(f.weak).chain(f.topics).chain(f.nouns).chain(f.preds).chain(ngrams);
-        if let Some(v) = self.sum(units.copied().chain(ask)) {
-            pack(&v, out);
+        let units = frame_units(f).chain(ngrams);
+        if let Some((v, norm)) = self.sum(units.copied().chain(ask)) {
+            pack(&v, norm, out);
         }
     }
 
     /// The unit vector of named features (training and its checks).
     pub fn vector_of(&self, features: &[String]) -> Option<Vec<f32>> {
-        self.sum(features.iter().filter_map(|f| feature_hash(f)))
+        let (v, norm) = self.sum(features.iter().filter_map(|f| feature_hash(f)))?;
+        Some(v.iter().map(|x| x / norm).collect())
     }
 
     /// Reads a model file (see the module's documentation).
@@ -216,13 +216,13 @@ fn parse_decimal(v: &[u8]) -> Option<f32> {
     Some(if negative { -x } else { x })
 }
 
-/// A unit vector as signed bytes, eight to a word.
-fn pack(v: &[f32], out: &mut Vec<u64>) {
+/// A vector divided by its length `norm`, as signed bytes eight to a word.
+fn pack(v: &[f32], norm: f32, out: &mut Vec<u64>) {
     for chunk in v.chunks(8) {
         let mut w = 0u64;
-        for (i, x) in chunk.iter().enumerate() {
+        for (i, x) in chunk.iter().map(|x| x / norm).enumerate() {
             // Rounded half away from zero; the cast saturates at ±127 (a unit vector stays within).
-            let b = (x * SCALE + 0.5f32.copysign(*x)) as i8;
+            let b = (x * SCALE + 0.5f32.copysign(x)) as i8;
             w |= u64::from(b as u8) << (8 * i);
         }
         out.push(w);
@@ -518,8 +518,8 @@ mod tests {
         let a = m.vector_of(&["n:横幅".to_string(), "a:amount".to_string()]).unwrap();
         let b = m.vector_of(&["n:端か".to_string()]).unwrap();
         let (mut pa, mut pb) = (Vec::new(), Vec::new());
-        pack(&a, &mut pa);
-        pack(&b, &mut pb);
+        pack(&a, 1.0, &mut pa);
+        pack(&b, 1.0, &mut pb);
         assert_eq!(pa.len(), 2);
         let exact = a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>().max(0.0);
         assert!((cosine(&pa, &pb) - exact).abs() < 0.03, "{} {exact}", cosine(&pa, &pb));
