@@ -150,8 +150,10 @@ fn question_identity_on_cluster_sets_does_not_regress() {
         // writers rather than 31 (one more pair merges; together 0.615 → 0.630).
         ("fixtures/clusters/eval/b/clusters.jsonl", 0.60, 0.67),
         ("fixtures/clusters/eval/c/clusters.jsonl", 0.48, 0.66),
-        // Apart 0.857 → 0.821 with the models learned from 47 writers (two of the 56 pairs).
-        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.82),
+        // Apart 0.857 → 0.821 with the models learned from 47 writers (two of the 56 pairs),
+        // and 0.804 once a question is also compared with the recent clusters that read like
+        // it (one more pair; together on sets a–c 0.540–0.614 → 0.551–0.663).
+        ("fixtures/clusters/paraphrases.jsonl", 0.90, 0.80),
     ] {
         let (t, a) = cluster_score(path);
         assert!(t >= together, "{path}: paraphrase pairs together {t} under {together}");

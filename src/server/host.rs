@@ -361,7 +361,7 @@ async fn host_session(
         tokio::time::sleep(interval).await;
         version.borrow_and_update();
     }
-    super::ws::finish(&mut sink, peer_closed, close, send_timeout).await;
+    super::ws::finish(&mut sink, &mut source, peer_closed, close, send_timeout).await;
     metrics.connections(Endpoint::Host).dec();
 }
 

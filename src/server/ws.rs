@@ -49,17 +49,37 @@ pub(crate) fn close_frame(code: u16, reason: &'static str) -> CloseFrame {
     CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from_static(reason) }
 }
 
+/// How long a connection the server closes is read after its close frame went out.
+const CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
 /// Ends a websocket: sends the echo of the client's close frame when it closed, else our own
-/// close frame (with `close`'s code and reason).
-pub(crate) async fn finish<S>(sink: &mut S, peer_closed: bool, close: Option<(u16, &'static str)>, within: Duration)
-where
+/// close frame (with `close`'s code and reason), and then reads what the client still sends
+/// until its close, its end or [`CLOSE_DRAIN`]: a socket dropped with unread bytes (a flood of
+/// pings) is reset, and a reset can destroy the close frame before the client reads it.
+pub(crate) async fn finish<S, R, E>(
+    sink: &mut S,
+    source: &mut R,
+    peer_closed: bool,
+    close: Option<(u16, &'static str)>,
+    within: Duration,
+) where
     S: futures_util::Sink<Message> + Unpin,
+    R: futures_util::Stream<Item = Result<Message, E>> + Unpin,
 {
     if peer_closed {
         let _ = tokio::time::timeout(within, sink.flush()).await;
-    } else {
-        let frame = close.map(|(code, reason)| close_frame(code, reason));
-        let _ = tokio::time::timeout(within, sink.send(Message::Close(frame))).await;
+        return;
+    }
+    let frame = close.map(|(code, reason)| close_frame(code, reason));
+    if tokio::time::timeout(within, sink.send(Message::Close(frame))).await.is_ok_and(|r| r.is_ok()) {
+        let drain = async {
+            while let Some(Ok(m)) = source.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_DRAIN.min(within), drain).await;
     }
 }
 
@@ -442,7 +462,7 @@ async fn session(socket: Socket, meter: Meter, stream: Arc<str>, ctx: Arc<Ctx>, 
         }
     }
     if writable {
-        finish(&mut sink, peer_closed, close, send_timeout).await;
+        finish(&mut sink, &mut source, peer_closed, close, send_timeout).await;
     }
     metrics.connections(Endpoint::Ingest).dec();
 }

@@ -105,6 +105,16 @@ impl Default for DedupeConfig {
     }
 }
 
+/// Puts cluster `id` first among its scope's recent clusters.
+fn touch(recent: &mut FxHashMap<u64, SmallVec<[u32; RECENT]>>, scope: u64, id: u32) {
+    let list = recent.entry(scope).or_default();
+    list.retain(|r| *r != id);
+    if list.len() == RECENT {
+        list.pop();
+    }
+    list.insert(0, id);
+}
+
 /// Index keys of a frame: what it names ([`named_keys`]) and what it asks about, the
 /// attribute model's reading and its runner-up ([`attribute_key`]).
 fn keys<'a>(f: FrameView<'a>) -> impl Iterator<Item = u64> + 'a {
@@ -145,6 +155,16 @@ fn fallback_key(f: FrameView<'_>) -> Option<u64> {
 
 /// Candidate clusters compared per question (those sharing the most keys).
 const MAX_COMPARED: usize = 8;
+
+/// The most recently asked clusters of a scope that a question looks at whatever it names:
+/// one whose first wording reads like it ([`READS_ALIKE`]) is compared too. Paraphrases that
+/// share no word (汁もれしませんか / カレー入れたら漏れる？) find each other so, while the
+/// question is live.
+const RECENT: usize = 8;
+
+/// The cosine of two questions' learned vectors ([`super::similarity`]) above which a recent
+/// cluster is compared though it shares no key with the question.
+const READS_ALIKE: f32 = 0.5;
 
 /// Clusters remembered per index key: a common key (a topic every question shares) would
 /// otherwise make each question compare against every cluster. The oldest are dropped.
@@ -317,6 +337,8 @@ pub struct Dedupe {
     candidates: Vec<u32>,
     /// Candidates with the number of keys they share, best first.
     ranked: Vec<(u32, u32)>,
+    /// Per scope, its [`RECENT`] most recently asked clusters, the latest first.
+    recent: FxHashMap<u64, SmallVec<[u32; RECENT]>>,
 }
 
 /// How much a stream's repeat/copypasta window holds.
@@ -354,6 +376,7 @@ impl Dedupe {
             evictions: Evictions::default(),
             candidates: Vec::new(),
             ranked: Vec::new(),
+            recent: FxHashMap::default(),
         }
     }
 
@@ -454,12 +477,73 @@ impl Dedupe {
         }
         self.ranked.sort_unstable_by(|a, b| b.cmp(a));
         self.ranked.truncate(MAX_COMPARED);
+        // Then the scope's recent clusters that read like it, if not among those already, each
+        // by its first wording.
+        let mut alike: SmallVec<[(u32, u32); RECENT]> = SmallVec::new();
+        if !sig.vector.is_empty()
+            && let Some(recent) = self.recent.get(&scope)
+        {
+            let ranked = &self.ranked;
+            alike.extend(
+                recent
+                    .iter()
+                    .filter(|&&id| !ranked.iter().any(|&(_, r)| r == id))
+                    .filter(|&id| {
+                        self.clusters
+                            .get(id)
+                            .and_then(|c| c.members.iter().next())
+                            .is_some_and(|first| super::similarity::cosine(first.vector, sig.vector) >= READS_ALIKE)
+                    })
+                    .map(|&id| (0, id)),
+            );
+        }
+        let by_keys = self.best_of(&self.ranked, scope, sig, ts);
+        let by_reading = self.best_of(&alike, scope, sig, ts);
+        let best = match (by_keys, by_reading) {
+            (Some(a), Some(b)) => Some(if b.0 > a.0 || (b.0 == a.0 && b.1 > a.1) { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some((_, id)) = best
+            && let Some(c) = self.clusters.get_mut(&id)
+        {
+            c.askers.insert(asker);
+            c.last_ts = ts;
+            touch(&mut self.recent, scope, id);
+            let askers = c.askers.len() as u32;
+            if c.members.iter().count() < MEMBERS && !c.members.iter().any(|m| m == sig) {
+                c.members.push(sig);
+                for key in keys(sig).map(|k| scoped(k, scope)) {
+                    let ids = self.index.entry(key).or_default();
+                    if !ids.contains(&id) {
+                        push_capped(ids, id);
+                    }
+                }
+            }
+            return ClusterRef { id, opened: false, askers };
+        }
+        if self.clusters.len() >= self.config.max_clusters {
+            self.evict_oldest();
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        for key in keys(sig).map(|k| scoped(k, scope)) {
+            push_capped(self.index.entry(key).or_default(), id);
+        }
+        let mut members = Members::default();
+        members.push(sig);
+        self.clusters.insert(id, Cluster { scope, members, askers: Askers::one(asker), last_ts: ts });
+        touch(&mut self.recent, scope, id);
+        ClusterRef { id, opened: true, askers: 1 }
+    }
+
+    /// The candidate (`(keys shared, id)`) whose closest wording is likeliest the same question
+    /// as `sig`, above the threshold, with that probability.
+    fn best_of(&self, candidates: &[(u32, u32)], scope: u64, sig: FrameView<'_>, ts: u64) -> Option<(f32, u32)> {
         let ttl = self.config.cluster_ttl_ms;
         // Every candidate is looked up, and its first wording read, before any is compared:
         // the clusters and their wordings lie all over the heap, and so their cache misses
         // overlap instead of coming one after another.
-        let live: SmallVec<[(u32, &Cluster); MAX_COMPARED]> = self
-            .ranked
+        let live: SmallVec<[(u32, &Cluster); MAX_COMPARED]> = candidates
             .iter()
             .filter_map(|(_, id)| self.clusters.get(id).map(|c| (*id, c)))
             .filter(|(_, c)| c.last_ts + ttl >= ts && c.scope == scope)
@@ -489,36 +573,7 @@ impl Dedupe {
                 best = Some((s, id));
             }
         }
-        drop(live);
-        if let Some((_, id)) = best
-            && let Some(c) = self.clusters.get_mut(&id)
-        {
-            c.askers.insert(asker);
-            c.last_ts = ts;
-            let askers = c.askers.len() as u32;
-            if c.members.iter().count() < MEMBERS && !c.members.iter().any(|m| m == sig) {
-                c.members.push(sig);
-                for key in keys(sig).map(|k| scoped(k, scope)) {
-                    let ids = self.index.entry(key).or_default();
-                    if !ids.contains(&id) {
-                        push_capped(ids, id);
-                    }
-                }
-            }
-            return ClusterRef { id, opened: false, askers };
-        }
-        if self.clusters.len() >= self.config.max_clusters {
-            self.evict_oldest();
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        for key in keys(sig).map(|k| scoped(k, scope)) {
-            push_capped(self.index.entry(key).or_default(), id);
-        }
-        let mut members = Members::default();
-        members.push(sig);
-        self.clusters.insert(id, Cluster { scope, members, askers: Askers::one(asker), last_ts: ts });
-        ClusterRef { id, opened: true, askers: 1 }
+        best
     }
 
     fn evict_oldest(&mut self) {
@@ -530,6 +585,12 @@ impl Dedupe {
 
     fn remove_cluster(&mut self, id: u32) {
         if let Some(c) = self.clusters.remove(&id) {
+            if let Some(recent) = self.recent.get_mut(&c.scope) {
+                recent.retain(|r| *r != id);
+                if recent.is_empty() {
+                    self.recent.remove(&c.scope);
+                }
+            }
             for key in c.members.iter().flat_map(keys).map(|k| scoped(k, c.scope)) {
                 if let Some(ids) = self.index.get_mut(&key) {
                     ids.retain(|x| *x != id);

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::members::Members;
-use super::{Askers, Cluster, Dedupe, Ids, Logged, UserChain};
+use super::{Askers, Cluster, Dedupe, Ids, Logged, RECENT, UserChain};
 
 /// A cluster as kept: number, scope, packed member frames, askers, last time asked.
 type ClusterState = (u32, u64, Vec<u64>, Vec<u64>, u64);
@@ -27,6 +27,10 @@ pub struct DedupeState {
     clusters: Vec<ClusterState>,
     /// Per index key: the clusters holding it, oldest first.
     index: Vec<(u64, Vec<u32>)>,
+    /// Per scope, its most recently asked clusters, the latest first (absent from snapshots
+    /// taken before it was kept: rebuilt from the clusters' last times).
+    #[serde(default)]
+    pub(super) recent: Vec<(u64, Vec<u32>)>,
     next_id: u32,
     last_purge: u64,
     last_count_purge: u64,
@@ -47,6 +51,8 @@ impl Dedupe {
         texts.sort_unstable();
         let mut index: Vec<_> = self.index.iter().map(|(k, ids)| (*k, ids.to_vec())).collect();
         index.sort_unstable();
+        let mut recent: Vec<_> = self.recent.iter().map(|(scope, ids)| (*scope, ids.to_vec())).collect();
+        recent.sort_unstable();
         DedupeState {
             seq: self.window.seq,
             log: self.window.log.iter().map(|l| (l.ts, l.key, l.prev)).collect(),
@@ -54,6 +60,7 @@ impl Dedupe {
             texts,
             clusters,
             index,
+            recent,
             next_id: self.next_id,
             last_purge: self.last_purge,
             last_count_purge: self.last_count_purge,
@@ -85,6 +92,17 @@ impl Dedupe {
             })
             .collect();
         self.index = s.index.into_iter().map(|(k, ids)| (k, ids.into_iter().collect::<Ids>())).collect();
+        self.recent =
+            s.recent.into_iter().map(|(scope, ids)| (scope, ids.into_iter().take(RECENT).collect())).collect();
+        if self.recent.is_empty() {
+            // An older snapshot: the latest asked first, as they were touched.
+            let mut by_time: Vec<(u64, u32, u64)> =
+                self.clusters.iter().map(|(id, c)| (c.last_ts, *id, c.scope)).collect();
+            by_time.sort_unstable();
+            for (_, id, scope) in by_time {
+                super::touch(&mut self.recent, scope, id);
+            }
+        }
         self.next_id = s.next_id.max(1);
         self.last_purge = s.last_purge;
         self.last_count_purge = s.last_count_purge;

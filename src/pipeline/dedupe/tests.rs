@@ -173,3 +173,65 @@ fn clusters_over_max_clusters_are_forgotten_and_counted() {
     assert_eq!(d.cluster_count(), 2);
     assert_eq!(d.take_evictions().clusters, 1);
 }
+
+/// A frame naming `word` whose learned vector points along dimension `dim` (of 64).
+fn along(word: &str, dim: usize) -> Frame {
+    let mut f = sig(&[], &[], &[word]);
+    f.vector = vec![0; 8];
+    f.vector[dim / 8] = 127 << (8 * (dim % 8));
+    f
+}
+
+/// A pair model that takes two questions reading alike for one, whatever else they share.
+fn trusting_vectors() -> Arc<IdentityModel> {
+    let mut m = IdentityModel::default();
+    let similar = super::super::identity::FEATURES.iter().position(|f| *f == "similar").unwrap();
+    m.weights[similar] = 8.0;
+    Arc::new(m)
+}
+
+#[test]
+fn a_recent_cluster_that_reads_alike_is_compared_though_it_shares_no_word() {
+    let mut d = Dedupe::new(&DedupeConfig::default(), trusting_vectors());
+    let (leak, leaks, colors) = (along("汁もれ", 0), along("漏れる", 0), along("色", 9));
+    let first = d.process(&ask("a", 1, &leak)).cluster.unwrap();
+    let alike = d.process(&ask("b", 1, &leaks)).cluster.unwrap();
+    assert_eq!(alike.id, first.id, "no key in common, the same reading: one question");
+    assert!(!alike.opened);
+    let other = d.process(&ask("c", 1, &colors)).cluster.unwrap();
+    assert!(other.opened, "a question reading otherwise is not compared");
+    let elsewhere = d.process(&ask("d", 2, &leaks)).cluster.unwrap();
+    assert!(elsewhere.opened, "nor is a cluster of another scope");
+}
+
+#[test]
+fn only_the_latest_clusters_of_a_scope_are_looked_at_by_reading() {
+    let mut d = Dedupe::new(&DedupeConfig::default(), trusting_vectors());
+    let leak = along("汁もれ", 0);
+    let first = d.process(&ask("a", 1, &leak)).cluster.unwrap();
+    // RECENT questions about other things since: the first is no longer among the latest.
+    for i in 0..RECENT {
+        let f = along(&format!("w{i}"), 10 + i);
+        assert!(d.process(&ask("b", 1, &f)).cluster.unwrap().opened);
+    }
+    let late = d.process(&ask("c", 1, &along("漏れる", 0))).cluster.unwrap();
+    assert_ne!(late.id, first.id);
+    // A question naming what it named still finds it through the index.
+    assert_eq!(d.process(&ask("d", 1, &leak)).cluster.unwrap().id, first.id);
+}
+
+#[test]
+fn the_recent_clusters_survive_a_snapshot_and_are_rebuilt_from_an_older_one() {
+    let mut d = Dedupe::new(&DedupeConfig::default(), trusting_vectors());
+    let first = d.process(&ask("a", 1, &along("汁もれ", 0))).cluster.unwrap();
+    d.process(&ask("b", 1, &along("色", 9)));
+    let state = d.export();
+    let mut older = serde_json::to_value(&state).unwrap();
+    older.as_object_mut().unwrap().remove("recent");
+    for state in [state, serde_json::from_value(older).unwrap()] {
+        let mut back = Dedupe::new(&DedupeConfig::default(), trusting_vectors());
+        back.import(state);
+        assert_eq!(back.export().recent, d.export().recent);
+        assert_eq!(back.process(&ask("c", 1, &along("漏れる", 0))).cluster.unwrap().id, first.id);
+    }
+}
