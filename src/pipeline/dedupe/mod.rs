@@ -477,8 +477,8 @@ impl Dedupe {
         }
         self.ranked.sort_unstable_by(|a, b| b.cmp(a));
         self.ranked.truncate(MAX_COMPARED);
-        // Then the scope's recent clusters that read like it, if not among those already, each
-        // by its first wording.
+        // Then the scope's recent clusters whose first wording reads like it, if not among
+        // those already; the pair model weighs both lists together.
         let mut alike: SmallVec<[(u32, u32); RECENT]> = SmallVec::new();
         if !sig.vector.is_empty()
             && let Some(recent) = self.recent.get(&scope)
