@@ -169,6 +169,7 @@ async fn lease_owner(nats: &str, partition: u32) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_owner_moves_its_partitions_and_loses_nothing_acknowledged() {
+    let _serial = one_at_a_time().await;
     // A frame in flight as the owner dies is sent again after lease_ms + renew_ms (2.4 s here),
     // and again until the new owner answers: 2.0–2.5 s on a quiet machine, up to 4.8 s with both
     // cores busy elsewhere. The forward timeout is wide so that a loaded test machine still shows
@@ -354,6 +355,7 @@ async fn with_nats_gone_messages_get_the_counted_fail_verdict_not_silence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_joining_mid_stream_takes_partitions_without_losing_or_repeating() {
+    let _serial = one_at_a_time().await;
     let Some(bin) = nats_server() else {
         eprintln!("SKIPPED: nats-server is not installed (apt-get install nats-server); the cluster test needs it");
         return;
@@ -445,6 +447,15 @@ struct Cluster {
     owner: &'static str,
 }
 
+/// The tests that start several instances run one at a time: each starts a NATS server and up
+/// to three kotae processes, and several of them side by side on two cores delay lease renewals
+/// past their expiry, so partitions move while a test counts on their owner.
+static SEVERAL_INSTANCES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    SEVERAL_INSTANCES.lock().await
+}
+
 /// Starts a [`Cluster`] of `names`, or says why the test is skipped (no nats-server).
 async fn cluster(names: &[&'static str], extra: &str) -> Option<Cluster> {
     let Some(bin) = nats_server() else {
@@ -534,6 +545,7 @@ fn signal(p: &Proc, sig: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
+    let _serial = one_at_a_time().await;
     let Some(Cluster { dir: _dir, _nats, url, mut procs, addrs, partition, owner }) =
         cluster(&["k1", "k2", "k3"], "snapshot_interval_ms = 500\n").await
     else {
@@ -642,6 +654,7 @@ async fn a_new_owner_restores_the_snapshot_and_replays_only_the_rest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_sent_to_a_paused_owner_is_answered_by_the_next_and_journaled_once() {
+    let _serial = one_at_a_time().await;
     // As in the kill test, a wide forward timeout: the copies go every 2.4 s until one reaches
     // the new owner, and a loaded machine may need more than three.
     let Some(Cluster { dir: _dir, _nats, url, procs, addrs, partition, owner }) =
@@ -738,6 +751,7 @@ async fn a_frame_sent_to_a_paused_owner_is_answered_by_the_next_and_journaled_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_snapshot_is_counted_and_the_whole_journal_replayed() {
+    let _serial = one_at_a_time().await;
     let Some(Cluster { dir: _dir, _nats, url, mut procs, addrs, partition, owner }) =
         cluster(&["k1", "k2"], "snapshot_interval_ms = 300\n").await
     else {
