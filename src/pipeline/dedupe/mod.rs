@@ -335,7 +335,8 @@ pub struct Dedupe {
     last_count_purge: u64,
     evictions: Evictions,
     candidates: Vec<u32>,
-    /// Candidates with the number of keys they share, best first.
+    /// Candidates with the number of keys they share, best first, then the recent clusters
+    /// that read alike (0 keys).
     ranked: Vec<(u32, u32)>,
     /// Per scope, its [`RECENT`] most recently asked clusters, the latest first.
     recent: FxHashMap<u64, SmallVec<[u32; RECENT]>>,
@@ -497,12 +498,8 @@ impl Dedupe {
                     .map(|&id| (0, id)),
             );
         }
-        let by_keys = self.best_of(&self.ranked, scope, sig, ts);
-        let by_reading = self.best_of(&alike, scope, sig, ts);
-        let best = match (by_keys, by_reading) {
-            (Some(a), Some(b)) => Some(if b.0 > a.0 || (b.0 == a.0 && b.1 > a.1) { b } else { a }),
-            (a, b) => a.or(b),
-        };
+        self.ranked.extend(alike);
+        let best = self.best_of(&self.ranked, scope, sig, ts);
         if let Some((_, id)) = best
             && let Some(c) = self.clusters.get_mut(&id)
         {
@@ -543,7 +540,7 @@ impl Dedupe {
         // Every candidate is looked up, and its first wording read, before any is compared:
         // the clusters and their wordings lie all over the heap, and so their cache misses
         // overlap instead of coming one after another.
-        let live: SmallVec<[(u32, &Cluster); MAX_COMPARED]> = candidates
+        let live: SmallVec<[(u32, &Cluster); MAX_COMPARED + RECENT]> = candidates
             .iter()
             .filter_map(|(_, id)| self.clusters.get(id).map(|c| (*id, c)))
             .filter(|(_, c)| c.last_ts + ttl >= ts && c.scope == scope)
