@@ -541,6 +541,31 @@ async fn records(nats: &str, partition: u32) -> u64 {
 fn signal(p: &Proc, sig: &str) {
     let ok = Command::new("kill").args([sig, &p.0.id().to_string()]).status().unwrap().success();
     assert!(ok, "kill {sig}");
+    if sig == "-STOP" {
+        stopped(p.0.id());
+    }
+}
+
+/// Waits until every thread of process `pid` is stopped. `kill -STOP` returns before that: the
+/// kernel wakes one thread to begin the stop, and on a busy machine it may wait for a core while
+/// the others go on serving for milliseconds.
+fn stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+        let running = tasks.flatten().any(|t| {
+            // The state follows the command's closing parenthesis.
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with(['T', 't'])))
+                .is_some_and(|stopped| !stopped)
+        });
+        if !running {
+            return;
+        }
+        assert!(Instant::now() < deadline, "process {pid} did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -715,11 +740,10 @@ async fn a_frame_sent_to_a_paused_owner_is_answered_by_the_next_and_journaled_on
     assert_ne!(new_owner, owner);
     acked.push(late_id.clone());
 
-    // The paused owner wakes and stops serving the partition. If it takes its copies of the
-    // frame first, its append never reaches the journal: JetStream finds the request id there
-    // already (the new owner journaled it) or refuses the append past the new owner's fence,
-    // and either is counted. If its lease loop stops it first, it never reads them. The journal
-    // check below holds either way.
+    // The paused owner wakes past its lease's end by its own clock: it stops serving the
+    // partition and leaves the copies of the frame it finds waiting unanswered (the new owner
+    // answered them), so it never tries to journal them: nothing found journaled already,
+    // nothing refused by the fence.
     signal(&procs[owner], "-CONT");
     let deadline = Instant::now() + Duration::from_secs(15);
     while metric_of(&addrs[owner], "kotae_cluster_released_total").await <= released {
@@ -728,7 +752,11 @@ async fn a_frame_sent_to_a_paused_owner_is_answered_by_the_next_and_journaled_on
     }
     let duplicates = metric_of(&addrs[owner], "kotae_cluster_journal_duplicates_total").await;
     let fenced = metric_of(&addrs[owner], "kotae_cluster_fenced_total").await;
-    println!("after resuming, {owner}: {duplicates} append(s) found journaled already, {fenced} refused");
+    let lapsed = metric_of(&addrs[owner], "kotae_cluster_lapsed_total").await;
+    println!(
+        "after resuming, {owner}: {lapsed} request(s) left unanswered, {duplicates} append(s) found journaled already, {fenced} refused"
+    );
+    assert_eq!((duplicates, fenced), (0.0, 0.0), "a deposed owner tried to journal a request after its lease's end");
 
     // The stream goes on through the new owner.
     for line in &lines[201..400] {

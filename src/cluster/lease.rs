@@ -115,7 +115,9 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
                         tracing::info!(partition = p, "cluster: partition given up for balance");
                         continue;
                     }
-                    if node.kv.update(key, encode(&node.id, now + lease_ms), rev).await.is_err() {
+                    if node.kv.update(key, encode(&node.id, now + lease_ms), rev).await.is_ok() {
+                        owner::renewed(&node, p, now + lease_ms);
+                    } else {
                         node.stats.lease_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(partition = p, "cluster: lease renewal lost a race; partition dropped");
                         drop(owner::stop(&node, p));
@@ -140,7 +142,7 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
                         Some(rev) => node.kv.update(key, value, rev).await.is_ok(),
                     };
                     if won {
-                        owner::start(&node, &ctx, p);
+                        owner::start(&node, &ctx, p, now + lease_ms);
                     }
                 }
             }

@@ -104,6 +104,7 @@ pub struct Stats {
     snapshot_read_errors: AtomicU64,
     takeovers: AtomicU64,
     released: AtomicU64,
+    lapsed: AtomicU64,
     lease_errors: AtomicU64,
     owned: AtomicU64,
 }
@@ -131,8 +132,13 @@ pub struct Node {
     pub stats: Stats,
 }
 
-/// A partition being served: the sender that stops its task, and the task.
-type Serving = (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>);
+/// A partition being served: the sender that stops its task, the task, and until when (unix
+/// ms) its lease holds by this instance's clock, moved on by every renewal.
+struct Serving {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    until: Arc<AtomicU64>,
+}
 
 /// A stream's partition: FNV-1a, the same on every instance and build.
 pub fn partition_of(stream: &str, partitions: u32) -> u32 {
@@ -454,7 +460,7 @@ impl Node {
     /// The cluster's counters in Prometheus text.
     pub fn render(&self) -> String {
         let s = &self.stats;
-        let metrics: [RenderedMetric; 16] = [
+        let metrics: [RenderedMetric; 17] = [
             (
                 "kotae_cluster_forwarded_total",
                 "counter",
@@ -528,6 +534,12 @@ impl Node {
                 "counter",
                 "Partitions given up or lost by this instance.",
                 &[("", &s.released)],
+            ),
+            (
+                "kotae_cluster_lapsed_total",
+                "counter",
+                "Requests left unanswered because this instance's lease on their partition had lapsed by its own clock (the requester sends them again to the next owner).",
+                &[("", &s.lapsed)],
             ),
             (
                 "kotae_cluster_lease_errors_total",

@@ -4,7 +4,7 @@
 //! `snapshot_interval_ms`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,30 +14,39 @@ use tokio::sync::watch;
 use super::journal::{self, AppendError, Appender};
 use super::snapshot::Snapshot;
 use super::wire::{Input, Reply, WireOut};
-use super::{Node, lock, partition_of};
+use super::{Node, Serving, lock, partition_of};
 use crate::ingest::Item;
+use crate::runtime::clock::unix_ms;
 use crate::server::Ctx;
 use crate::stream::{AnswerText, HostAction};
 
-/// Starts serving partition `p` (the lease was just won).
-pub(super) fn start(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32) {
+/// Starts serving partition `p` (the lease was just won, and holds until `until`, unix ms).
+pub(super) fn start(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, until: u64) {
     let (stop_tx, stop) = watch::channel(false);
     node.stats.takeovers.fetch_add(1, Ordering::Relaxed);
+    let until = Arc::new(AtomicU64::new(until));
     // The map's lock is held across the spawn so the task cannot look for its entry before it
     // is there.
     let mut owned = lock(&node.owned);
-    let task = tokio::spawn(serve(node.clone(), ctx.clone(), p, stop));
-    owned.insert(p, (stop_tx, task));
+    let task = tokio::spawn(serve(node.clone(), ctx.clone(), p, stop, until.clone()));
+    owned.insert(p, Serving { stop: stop_tx, task, until });
+}
+
+/// Partition `p`'s lease was renewed: it holds until `until` (unix ms).
+pub(super) fn renewed(node: &Node, p: u32, until: u64) {
+    if let Some(s) = lock(&node.owned).get(&p) {
+        s.until.fetch_max(until, Ordering::Relaxed);
+    }
 }
 
 /// Stops serving partition `p`: its subscription ends; requests already taken are journaled
 /// and answered. The returned task ends when they are: a lease given up willingly is given
 /// up only then, so the next owner's replay sees every record.
 pub(super) fn stop(node: &Node, p: u32) -> Option<tokio::task::JoinHandle<()>> {
-    let (tx, task) = lock(&node.owned).remove(&p)?;
-    let _ = tx.send(true);
+    let serving = lock(&node.owned).remove(&p)?;
+    let _ = serving.stop.send(true);
     node.stats.released.fetch_add(1, Ordering::Relaxed);
-    Some(task)
+    Some(serving.task)
 }
 
 /// Records that partition `p`'s journal is applied here up to `seq`.
@@ -47,7 +56,7 @@ pub(super) fn applied(node: &Node, p: u32, seq: u64) {
     *e = (*e).max(seq);
 }
 
-async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver<bool>) {
+async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver<bool>, until: Arc<AtomicU64>) {
     let started = Instant::now();
     let caught = match journal::catch_up(&node, &ctx, p).await {
         Ok(c) => c,
@@ -99,10 +108,24 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     // Replies waiting for the journal's ack and the shard's outcomes.
     let mut replies = tokio::task::JoinSet::new();
     let mut taken = Taken::default();
+    // The lease's end by this instance's clock. An instance whose renewals stall (a loaded
+    // machine, a pause) stops serving there, before another instance may take the partition,
+    // instead of at its next renewal: two instances never answer for one partition.
+    let lapse = tokio::time::sleep(left(&until));
+    tokio::pin!(lapse);
     loop {
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            () = &mut lapse => {
+                let rest = left(&until);
+                if rest.is_zero() {
+                    tracing::warn!(partition = p, "cluster: lease not renewed in time; partition dropped");
+                    stop_self(&node, p);
+                    break;
+                }
+                lapse.as_mut().reset(tokio::time::Instant::now() + rest);
+            }
             Some(_) = replies.join_next(), if !replies.is_empty() => {}
             _ = snap_tick.tick(), if every > 0 && since > 0 && writing.as_ref().is_none_or(|w| w.is_finished()) => {
                 writing = Some(snapshot(&node, &ctx, p, &appender).await);
@@ -110,7 +133,7 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
             }
             msg = sub.next() => {
                 let Some(msg) = msg else { break };
-                since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken).await;
+                since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken, &until).await;
             }
         }
     }
@@ -118,7 +141,7 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     // to the next owner.
     let _ = sub.unsubscribe().await;
     while let Some(msg) = sub.next().await {
-        since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken).await;
+        since += handle(&node, &ctx, p, msg, &appender, &mut replies, &mut taken, &until).await;
     }
     while replies.join_next().await.is_some() {}
     if let Some(w) = writing {
@@ -128,6 +151,11 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     if every > 0 && since > 0 {
         let _ = snapshot(&node, &ctx, p, &appender).await.await;
     }
+}
+
+/// How long the lease that holds until `until` (unix ms) has left, by this instance's clock.
+fn left(until: &AtomicU64) -> Duration {
+    Duration::from_millis(until.load(Ordering::Relaxed).saturating_sub(unix_ms()))
 }
 
 /// The request ids this task has taken, the last [`Taken::CAP`] of them, as 64-bit hashes. A
@@ -262,7 +290,11 @@ async fn journal_acked(appender: &Appender, rid: &str, payload: Bytes) -> Result
 
 /// Serves one request. Frames are journaled and handed to the shard here, in arrival order;
 /// their verdicts are sent from a task once both the journal's ack and the shard's outcomes
-/// are in, so the next frame need not wait.
+/// are in, so the next frame need not wait. A request that comes after the lease's end (by this
+/// instance's clock) is left unanswered: the requester sends it again, and the next owner
+/// answers it. (Replying `moved` could reach the requester before the next owner's answer to
+/// the same copy and have that answer dropped.)
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     node: &Arc<Node>,
     ctx: &Arc<Ctx>,
@@ -271,7 +303,12 @@ async fn handle(
     appender: &Appender,
     replies: &mut tokio::task::JoinSet<()>,
     taken: &mut Taken,
+    until: &AtomicU64,
 ) -> u64 {
+    if left(until).is_zero() {
+        node.stats.lapsed.fetch_add(1, Ordering::Relaxed);
+        return 0;
+    }
     node.stats.served.fetch_add(1, Ordering::Relaxed);
     let input = match serde_json::from_slice::<Input>(&msg.payload) {
         Ok(i) => i,
