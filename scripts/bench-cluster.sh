@@ -10,7 +10,15 @@ SECONDS_RUN=${2:-20}
 BIN=./target/release/kotae
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+# Waits for the processes to end before removing their files (nats-server may still be writing).
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Some are not this shell's children (started from a subshell), so `wait` cannot be used.
+  for p in "${PIDS[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+  done
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 ticks() { # user+system clock ticks of the given pids
   local t=0
