@@ -147,8 +147,10 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     if let Some(w) = writing {
         let _ = w.await;
     }
-    // Handing over (balance, shutdown): a last snapshot spares the next owner the replay.
-    if every > 0 && since > 0 {
+    // Handing over (balance, shutdown): a last snapshot spares the next owner the replay. Not
+    // past the lease's end: another owner (or this instance again, replaying into the same
+    // shards) may be at work on the partition by then.
+    if every > 0 && since > 0 && !left(&until).is_zero() {
         let _ = snapshot(&node, &ctx, p, &appender).await.await;
     }
 }
