@@ -133,7 +133,7 @@ pub(super) async fn run(node: Arc<Node>, ctx: Arc<Ctx>) {
                     if held {
                         drop(owner::stop(&node, p));
                     }
-                    if lock(&node.owned).len() >= target {
+                    if lock(&node.owned).len() >= target || owner::running(&node, p) {
                         continue;
                     }
                     let value = encode(&node.id, now + lease_ms);

@@ -48,7 +48,7 @@ mod owner;
 mod snapshot;
 mod wire;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -126,6 +126,11 @@ pub struct Node {
     boot: String,
     /// Partitions this instance serves, each with the sender that stops its task.
     owned: Mutex<HashMap<u32, Serving>>,
+    /// Partitions with a serve task on this instance, from its start to its end (a task told to
+    /// stop still answers the requests it took and waits for their journal acknowledgements): a
+    /// partition is not taken again before its last task ended, so two tasks of this instance
+    /// never apply one partition's records to the shards at once.
+    running: Mutex<HashSet<u32>>,
     /// The last journal sequence applied here, per partition: where a replay starts.
     applied: Mutex<HashMap<u32, u64>>,
     /// Counted outcomes of the cluster.
@@ -227,6 +232,7 @@ impl Node {
             next: AtomicU64::new(1),
             boot: random_token(),
             owned: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashSet::new()),
             applied: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         }))

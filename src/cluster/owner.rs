@@ -25,11 +25,36 @@ pub(super) fn start(node: &Arc<Node>, ctx: &Arc<Ctx>, p: u32, until: u64) {
     let (stop_tx, stop) = watch::channel(false);
     node.stats.takeovers.fetch_add(1, Ordering::Relaxed);
     let until = Arc::new(AtomicU64::new(until));
+    // In `running` from now until the task's future is dropped: when it ends, or if it never ran.
+    lock(&node.running).insert(p);
+    let ended = Ended { node: node.clone(), p };
     // The map's lock is held across the spawn so the task cannot look for its entry before it
     // is there.
     let mut owned = lock(&node.owned);
-    let task = tokio::spawn(serve(node.clone(), ctx.clone(), p, stop, until.clone()));
+    let serving = serve(node.clone(), ctx.clone(), p, stop, until.clone());
+    let task = tokio::spawn(async move {
+        let _ended = ended;
+        serving.await;
+    });
     owned.insert(p, Serving { stop: stop_tx, task, until });
+}
+
+/// Whether a serve task of partition `p` is still running on this instance (serving, or told to
+/// stop and still answering what it took): the partition may not be taken again until it ends.
+pub(super) fn running(node: &Node, p: u32) -> bool {
+    lock(&node.running).contains(&p)
+}
+
+/// Marks the end of a partition's serve task.
+struct Ended {
+    node: Arc<Node>,
+    p: u32,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        lock(&self.node.running).remove(&self.p);
+    }
 }
 
 /// Partition `p`'s lease was renewed: it holds until `until` (unix ms).
