@@ -134,8 +134,8 @@ async fn serve(node: Arc<Node>, ctx: Arc<Ctx>, p: u32, mut stop: watch::Receiver
     let mut replies = tokio::task::JoinSet::new();
     let mut taken = Taken::default();
     // The lease's end by this instance's clock. An instance whose renewals stall (a loaded
-    // machine, a pause) stops serving there, before another instance may take the partition,
-    // instead of at its next renewal: two instances never answer for one partition.
+    // machine, a pause) stops serving there, before another instance may take the partition
+    // (clocks agreeing), instead of at its next renewal.
     let lapse = tokio::time::sleep(left(&until));
     tokio::pin!(lapse);
     loop {
