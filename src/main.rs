@@ -125,7 +125,31 @@ fn main() -> ExitCode {
             tracing::info!(lines = stats.lines, errors = stats.errors, "classified");
             Ok(())
         }
-        Command::EvalStream { files, json, verbose } => {
+        Command::EvalStream { files, json, verbose, second_writer } => {
+            if second_writer {
+                for file in files {
+                    let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
+                    let second = eval_stream::load_second_keys(&file).map_err(anyhow::Error::msg)?;
+                    let (second_as_queue, first_as_queue) =
+                        eval_stream::agreement(&gold, &second).map_err(anyhow::Error::msg)?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"second_as_queue": second_as_queue, "first_as_queue": first_as_queue})
+                        );
+                    } else {
+                        println!(
+                            "{}",
+                            eval_stream::format_agreement(&second_as_queue, "second writer's keys as the queue")
+                        );
+                        println!(
+                            "{}",
+                            eval_stream::format_agreement(&first_as_queue, "first writer's keys as the queue")
+                        );
+                    }
+                }
+                return Ok(());
+            }
             let engine = engine()?;
             for file in files {
                 let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;

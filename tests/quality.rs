@@ -160,3 +160,34 @@ fn question_identity_on_cluster_sets_does_not_regress() {
         assert!(a >= apart, "{path}: near-miss pairs apart {a} under {apart}");
     }
 }
+
+/// The second writers' keys (`fixtures/streams/eval/NAME.second.tsv`, the agreement between two
+/// people that `kotae eval-stream --second-writer` reports) key every question line of their stream
+/// once, and nothing else.
+#[test]
+fn second_writers_key_every_question_line_once() {
+    use kotae::commands::eval_stream::{agreement, load_second_keys};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut streams = 0;
+    for entry in std::fs::read_dir(root.join("fixtures/streams/eval")).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".second.tsv")) else {
+            continue;
+        };
+        let stream = path.with_file_name(format!("{name}.jsonl"));
+        let gold = GoldStream::load(&stream).unwrap();
+        let second = load_second_keys(&stream).unwrap();
+        let questions: std::collections::HashSet<&str> =
+            gold.lines.iter().filter(|l| l.q.is_some()).map(|l| l.id.as_str()).collect();
+        assert_eq!(second.len(), questions.len(), "{name}: one key per question line");
+        assert!(second.keys().all(|id| questions.contains(id.as_str())), "{name}: keys only question lines");
+        assert!(
+            second.values().all(|k| k.split_once('.').is_some_and(|(s, n)| !s.is_empty() && !n.is_empty())),
+            "{name}: every key is SCOPE.name"
+        );
+        let (s, _) = agreement(&gold, &second).unwrap();
+        println!("{name}: second writer's keys as the queue, answered once {}", s.answered_once);
+        streams += 1;
+    }
+    assert!(streams >= 7, "{streams} streams have a second writer's keys");
+}

@@ -314,6 +314,78 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
     }
 }
 
+/// A second writer's keys for a gold stream's question lines (`NAME.second.tsv` beside it: a
+/// header, then `id<TAB>key` per line, the key `SCOPE.name` with SCOPE a product id or `shop`),
+/// written from the label rules, the catalogue and the question lines alone, without the first
+/// writer's keys.
+pub fn load_second_keys(stream: &Path) -> Result<HashMap<String, String>, String> {
+    let s = stream.to_string_lossy();
+    let path = PathBuf::from(s.strip_suffix(".jsonl").unwrap_or(&s).to_string() + ".second.tsv");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut keys = HashMap::new();
+    for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let (id, key) =
+            line.split_once('\t').ok_or_else(|| format!("{}:{}: expected `id<TAB>key`", path.display(), n + 1))?;
+        if keys.insert(id.trim().to_string(), key.trim().to_string()).is_some() {
+            return Err(format!("{}:{}: {} keyed twice", path.display(), n + 1, id.trim()));
+        }
+    }
+    Ok(keys)
+}
+
+/// How far two writers agree on which question lines a host answers once, scored as the queue is:
+/// first the second writer's keys taken as the queue's items against the first writer's gold, then
+/// the other way round. Every question line counts as queued, so this is identity alone, without
+/// the question/non-question boundary: a ceiling no queue is expected to pass by much.
+pub fn agreement(gold: &GoldStream, second: &HashMap<String, String>) -> Result<(StreamScore, StreamScore), String> {
+    let index = |keys: &mut HashMap<String, u32>, k: &str| -> u32 {
+        let n = keys.len() as u32;
+        *keys.entry(k.to_string()).or_insert(n)
+    };
+    let (mut first_ids, mut second_ids) = (HashMap::new(), HashMap::new());
+    let (mut as_first, mut as_second) = (HashMap::new(), HashMap::new());
+    for l in &gold.lines {
+        let (Some(q), Some(k)) = (&l.q, second.get(&l.id)) else {
+            if l.q.is_some() {
+                return Err(format!("{}: the second writer left {} unkeyed", gold.schedule.stream, l.id));
+            }
+            continue;
+        };
+        as_first.insert(l.id.as_str(), index(&mut first_ids, q));
+        as_second.insert(l.id.as_str(), index(&mut second_ids, k));
+    }
+    let second_as_queue = score(gold, &as_second, 0, (0, 0));
+    let mut swapped = gold.clone();
+    for l in &mut swapped.lines {
+        l.q = second.get(&l.id).filter(|_| l.q.is_some()).cloned();
+    }
+    swapped.questions = second
+        .values()
+        .map(|k| {
+            let scope = k.split_once('.').map_or(k.as_str(), |(s, _)| s);
+            let product = (scope != "shop").then(|| scope.to_string());
+            (k.clone(), GoldQuestion { product })
+        })
+        .collect();
+    let first_as_queue = score(&swapped, &as_first, 0, (0, 0));
+    Ok((second_as_queue, first_as_queue))
+}
+
+/// One direction of [`agreement`] as a line for people.
+pub fn format_agreement(s: &StreamScore, direction: &str) -> String {
+    format!(
+        "{} ({direction}): {} distinct questions → {} items; answered once {:.3}, items per question {:.2}, \
+         items mixing questions {}, mixing products {}",
+        s.stream,
+        s.distinct_questions,
+        s.queue_items,
+        s.answered_once,
+        s.items_per_question,
+        s.mixed_items,
+        s.cross_product_items
+    )
+}
+
 /// Prints, for reading failures: gold keys split over several items or missing, and items that
 /// mix keys or hold no question.
 pub fn print_trace(trace: &Trace) {
@@ -584,4 +656,75 @@ pub fn format_score(s: &StreamScore) -> String {
         s.questions_blocked,
         s.on_screen_top3
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream of six question lines: `a` (three lines) and `b` (two) about p1, `s` about the shop.
+    fn gold() -> GoldStream {
+        let line = |id: &str, q: &str| GoldLine {
+            id: id.into(),
+            ts: 1_000,
+            user: None,
+            text: id.into(),
+            q: Some(q.into()),
+            paid: None,
+        };
+        let mut lines =
+            vec![line("1", "a"), line("2", "a"), line("3", "a"), line("4", "b"), line("5", "b"), line("6", "s")];
+        lines.push(GoldLine { q: None, ..line("7", "-") });
+        let question = |p: Option<&str>| GoldQuestion { product: p.map(str::to_string) };
+        GoldStream {
+            lines,
+            schedule: GoldSchedule { stream: "t".into(), products: vec![] },
+            questions: [
+                ("a".into(), question(Some("p1"))),
+                ("b".into(), question(Some("p1"))),
+                ("s".into(), question(None)),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn keys(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(i, k)| (i.to_string(), k.to_string())).collect()
+    }
+
+    #[test]
+    fn a_second_writer_who_groups_alike_agrees_fully_whatever_the_names() {
+        let second =
+            keys(&[("1", "p1.x"), ("2", "p1.x"), ("3", "p1.x"), ("4", "p1.y"), ("5", "p1.y"), ("6", "shop.z")]);
+        let (second_as_queue, first_as_queue) = agreement(&gold(), &second).unwrap();
+        for s in [&second_as_queue, &first_as_queue] {
+            assert_eq!(s.answered_once, 1.0);
+            assert_eq!(s.items_per_question, 1.0);
+            assert_eq!((s.mixed_items, s.cross_product_items, s.noise_items), (0, 0, 0));
+        }
+    }
+
+    #[test]
+    fn a_split_counts_against_one_direction_and_a_merge_against_the_other() {
+        // The second writer splits `a` and merges `b` with the shop's `s` (under p1).
+        let second = keys(&[("1", "p1.x"), ("2", "p1.x"), ("3", "p1.w"), ("4", "p1.y"), ("5", "p1.y"), ("6", "p1.y")]);
+        let (second_as_queue, first_as_queue) = agreement(&gold(), &second).unwrap();
+        // a split over two items; b's item also holds s, whose key is not the majority: b once,
+        // a and s not.
+        assert_eq!(second_as_queue.answered_once, 0.333);
+        assert_eq!(second_as_queue.mixed_items, 1);
+        assert_eq!(second_as_queue.cross_product_items, 1, "p1's b and the shop's s share an item");
+        // The other way round, the first writer's `a` item mixes x and w, and p1.y spans two items.
+        assert_eq!(first_as_queue.distinct_questions, 3);
+        assert_eq!(first_as_queue.mixed_items, 1);
+        assert_eq!(first_as_queue.answered_once, 0.333, "x is answered once (a's majority); w and y are not");
+    }
+
+    #[test]
+    fn an_unkeyed_question_line_is_an_error() {
+        let second = keys(&[("1", "p1.x"), ("2", "p1.x"), ("3", "p1.x"), ("4", "p1.y"), ("5", "p1.y")]);
+        let e = agreement(&gold(), &second).unwrap_err();
+        assert!(e.contains("6"), "{e}");
+    }
 }
