@@ -45,8 +45,9 @@ pub enum Command {
         /// List the questions split over several items and the items mixing questions.
         #[arg(short, long)]
         verbose: bool,
-        /// Instead of replaying, score a second writer's keys (`NAME.second.tsv` beside the
-        /// stream) against the first's, both ways: how far two people agree.
+        /// Also score a second writer's keys (`NAME.second.tsv` beside the stream) against the
+        /// first's, both ways, and count which questions the queue and that person each answer
+        /// once: how far two people agree.
         #[arg(long, conflicts_with = "verbose")]
         second_writer: bool,
     },

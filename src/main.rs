@@ -126,16 +126,24 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::EvalStream { files, json, verbose, second_writer } => {
+            let engine = engine()?;
             if second_writer {
                 for file in files {
                     let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
                     let second = eval_stream::load_second_keys(&file).map_err(anyhow::Error::msg)?;
                     let (second_as_queue, first_as_queue) =
                         eval_stream::agreement(&gold, &second).map_err(anyhow::Error::msg)?;
+                    let (queue, _) = eval_stream::score_stream(&engine, &config.rank, &gold);
+                    let [both, queue_only, person_only, neither] = eval_stream::joint(&queue, &second_as_queue);
                     if json {
                         println!(
                             "{}",
-                            serde_json::json!({"second_as_queue": second_as_queue, "first_as_queue": first_as_queue})
+                            serde_json::json!({
+                                "second_as_queue": second_as_queue,
+                                "first_as_queue": first_as_queue,
+                                "queue": queue,
+                                "answered_once_by": {"both": both, "queue_only": queue_only, "second_writer_only": person_only, "neither": neither},
+                            })
                         );
                     } else {
                         println!(
@@ -146,11 +154,14 @@ fn main() -> ExitCode {
                             "{}",
                             eval_stream::format_agreement(&first_as_queue, "first writer's keys as the queue")
                         );
+                        println!(
+                            "{}: of {} questions, answered once by the queue and the second writer {both}, the queue only {queue_only}, the second writer only {person_only}, neither {neither}",
+                            queue.stream, queue.distinct_questions
+                        );
                     }
                 }
                 return Ok(());
             }
-            let engine = engine()?;
             for file in files {
                 let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
                 let (score, trace) = eval_stream::score_stream(&engine, &config.rank, &gold);

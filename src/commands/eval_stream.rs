@@ -10,7 +10,7 @@
 //! a distinct question is *answered once* when the lines of it that reached the queue all went to
 //! one item whose key is theirs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -168,6 +168,9 @@ pub struct StreamScore {
     /// At each minute with an open question about the product on screen, whether the most-asked
     /// one is among the first three of the ranked list.
     pub on_screen_top3: f64,
+    /// The gold keys answered once.
+    #[serde(skip)]
+    pub once: BTreeSet<String>,
 }
 
 /// What the replay kept for reading the failures (`-v`).
@@ -261,7 +264,7 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
         item_keys[&item].iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or("-", |(k, _)| k)
     };
     let keys: HashSet<&str> = gold.lines.iter().filter_map(|l| l.q.as_deref()).collect();
-    let (mut covered, mut clean, mut frag) = (0, 0, Vec::new());
+    let (mut covered, mut clean, mut frag, mut once) = (0, 0, Vec::new(), BTreeSet::new());
     for k in &keys {
         let items: HashSet<u32> = gold
             .lines
@@ -272,6 +275,9 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
         let own = items.iter().any(|&i| majority(i) == *k);
         covered += usize::from(own);
         clean += usize::from(own && items.len() == 1);
+        if own && items.len() == 1 {
+            once.insert(k.to_string());
+        }
         if !items.is_empty() {
             frag.push(items.len());
         }
@@ -311,6 +317,7 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
             .count(),
         questions_blocked: blocked,
         on_screen_top3: ratio(top3.0, top3.1),
+        once,
     }
 }
 
@@ -369,6 +376,21 @@ pub fn agreement(gold: &GoldStream, second: &HashMap<String, String>) -> Result<
         .collect();
     let first_as_queue = score(&swapped, &as_first, 0, (0, 0));
     Ok((second_as_queue, first_as_queue))
+}
+
+/// Which of the first writer's questions the queue and a second person each answer once:
+/// (both, the queue only, the person only, neither).
+pub fn joint(queue: &StreamScore, person: &StreamScore) -> [usize; 4] {
+    let mut n = [0; 4];
+    for k in queue.once.union(&person.once) {
+        n[match (queue.once.contains(k), person.once.contains(k)) {
+            (true, true) => 0,
+            (true, false) => 1,
+            _ => 2,
+        }] += 1;
+    }
+    n[3] = queue.distinct_questions - n[0] - n[1] - n[2];
+    n
 }
 
 /// One direction of [`agreement`] as a line for people.
@@ -719,6 +741,19 @@ mod tests {
         assert_eq!(first_as_queue.distinct_questions, 3);
         assert_eq!(first_as_queue.mixed_items, 1);
         assert_eq!(first_as_queue.answered_once, 0.333, "x is answered once (a's majority); w and y are not");
+    }
+
+    #[test]
+    fn the_joint_count_says_who_answered_which_question_once() {
+        let gold = gold();
+        let whole = keys(&[("1", "p1.x"), ("2", "p1.x"), ("3", "p1.x"), ("4", "p1.y"), ("5", "p1.y"), ("6", "shop.z")]);
+        let split = keys(&[("1", "p1.x"), ("2", "p1.x"), ("3", "p1.w"), ("4", "p1.y"), ("5", "p1.y"), ("6", "p1.y")]);
+        let (person, _) = agreement(&gold, &whole).unwrap();
+        let (queue, _) = agreement(&gold, &split).unwrap();
+        // The person answers a, b and s once; the "queue" only b.
+        assert_eq!(joint(&queue, &person), [1, 0, 2, 0]);
+        assert_eq!(joint(&person, &queue), [1, 2, 0, 0]);
+        assert_eq!(joint(&queue, &queue), [1, 0, 0, 2]);
     }
 
     #[test]
