@@ -191,3 +191,28 @@ fn second_writers_key_every_question_line_once() {
     }
     assert!(streams >= 7, "{streams} streams have a second writer's keys");
 }
+
+/// The second writers' question marks (`NAME.second-questions.tsv`) mark every line of their
+/// stream once, yes or no.
+#[test]
+fn second_writers_mark_every_line_once() {
+    use kotae::commands::eval_stream::{load_second_questions, question_lines};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut streams = 0;
+    for entry in std::fs::read_dir(root.join("fixtures/streams/eval")).unwrap() {
+        let path = entry.unwrap().path();
+        let Some(name) =
+            path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".second-questions.tsv"))
+        else {
+            continue;
+        };
+        let stream = path.with_file_name(format!("{name}.jsonl"));
+        let gold = GoldStream::load(&stream).unwrap();
+        let marks = load_second_questions(&stream).unwrap().expect("the file is there");
+        assert_eq!(marks.len(), gold.lines.len(), "{name}: one mark per line");
+        let (taken, right, all) = question_lines(&gold, &marks).unwrap();
+        println!("{name}: marked {taken}, {right} of {all} question lines");
+        streams += 1;
+    }
+    assert!(streams >= 8, "{streams} streams have a second writer's question marks");
+}

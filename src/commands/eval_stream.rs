@@ -378,6 +378,55 @@ pub fn agreement(gold: &GoldStream, second: &HashMap<String, String>) -> Result<
     Ok((second_as_queue, first_as_queue))
 }
 
+/// A second writer's reading of which lines of a gold stream ask the host something
+/// (`NAME.second-questions.tsv` beside it: a header, then `id<TAB>yes|no` for every line), made
+/// from the label rules, the catalogue and the whole chat, without the first writer's labels.
+/// `None` when the stream has no such file.
+pub fn load_second_questions(stream: &Path) -> Result<Option<HashMap<String, bool>>, String> {
+    let s = stream.to_string_lossy();
+    let path = PathBuf::from(s.strip_suffix(".jsonl").unwrap_or(&s).to_string() + ".second-questions.tsv");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut marks = HashMap::new();
+    for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let (id, mark) = line.split_once('\t').ok_or_else(|| format!("{}: expected `id<TAB>yes|no`", at()))?;
+        let question = match mark.trim() {
+            "yes" => true,
+            "no" => false,
+            other => return Err(format!("{}: `{other}` is neither yes nor no", at())),
+        };
+        if marks.insert(id.trim().to_string(), question).is_some() {
+            return Err(format!("{}: {} marked twice", at(), id.trim()));
+        }
+    }
+    Ok(Some(marks))
+}
+
+/// Question lines found against the first writer's: (lines taken, of which questions, questions
+/// in all). For a second person's marks, or for the queue's lines (from its score).
+pub fn question_lines(gold: &GoldStream, marks: &HashMap<String, bool>) -> Result<(usize, usize, usize), String> {
+    let (mut taken, mut right, mut all) = (0, 0, 0);
+    for l in &gold.lines {
+        let Some(&mark) = marks.get(&l.id) else {
+            return Err(format!("{}: the second writer left {} unmarked", gold.schedule.stream, l.id));
+        };
+        all += usize::from(l.q.is_some());
+        taken += usize::from(mark);
+        right += usize::from(mark && l.q.is_some());
+    }
+    Ok((taken, right, all))
+}
+
+/// As [`question_lines`], for the lines the queue took.
+pub fn queued_lines(gold: &GoldStream, queue: &StreamScore) -> (usize, usize, usize) {
+    let all = gold.lines.iter().filter(|l| l.q.is_some()).count();
+    let right = (queue.question_line_recall * all as f64).round() as usize;
+    (right + queue.non_question_lines_in_queue, right, all)
+}
+
 /// Which of the first writer's questions the queue and a second person each answer once:
 /// (both, the queue only, the person only, neither).
 pub fn joint(queue: &StreamScore, person: &StreamScore) -> [usize; 4] {
@@ -754,6 +803,18 @@ mod tests {
         assert_eq!(joint(&queue, &person), [1, 0, 2, 0]);
         assert_eq!(joint(&person, &queue), [1, 2, 0, 0]);
         assert_eq!(joint(&queue, &queue), [1, 0, 0, 2]);
+    }
+
+    #[test]
+    fn question_marks_count_the_lines_taken_against_the_question_lines() {
+        let gold = gold();
+        let mut marks: HashMap<String, bool> = gold.lines.iter().map(|l| (l.id.clone(), l.q.is_some())).collect();
+        assert_eq!(question_lines(&gold, &marks).unwrap(), (6, 6, 6));
+        marks.insert("7".into(), true);
+        marks.insert("1".into(), false);
+        assert_eq!(question_lines(&gold, &marks).unwrap(), (6, 5, 6), "one missed, one other taken");
+        marks.remove("3");
+        assert!(question_lines(&gold, &marks).unwrap_err().contains("3"));
     }
 
     #[test]
