@@ -161,21 +161,30 @@ fn question_identity_on_cluster_sets_does_not_regress() {
     }
 }
 
+/// The gold streams that have a second writer's file `NAME{suffix}` beside them: (name, path, gold).
+fn streams_with(suffix: &str) -> Vec<(String, std::path::PathBuf, GoldStream)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root.join("fixtures/streams/eval")).unwrap() {
+        let path = entry.unwrap().path();
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(suffix)) {
+            let stream = path.with_file_name(format!("{name}.jsonl"));
+            let gold = GoldStream::load(&stream).unwrap();
+            found.push((name.to_string(), stream, gold));
+        }
+    }
+    found
+}
+
 /// The second writers' keys (`fixtures/streams/eval/NAME.second.tsv`, the agreement between two
 /// people that `kotae eval-stream --second-writer` reports) key every question line of their stream
 /// once, and nothing else.
 #[test]
 fn second_writers_key_every_question_line_once() {
     use kotae::commands::eval_stream::{agreement, load_second_keys};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut streams = 0;
-    for entry in std::fs::read_dir(root.join("fixtures/streams/eval")).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".second.tsv")) else {
-            continue;
-        };
-        let stream = path.with_file_name(format!("{name}.jsonl"));
-        let gold = GoldStream::load(&stream).unwrap();
+    let streams = streams_with(".second.tsv");
+    assert!(streams.len() >= 7, "{} streams have a second writer's keys", streams.len());
+    for (name, stream, gold) in streams {
         let second = load_second_keys(&stream).unwrap();
         let questions: std::collections::HashSet<&str> =
             gold.lines.iter().filter(|l| l.q.is_some()).map(|l| l.id.as_str()).collect();
@@ -187,9 +196,7 @@ fn second_writers_key_every_question_line_once() {
         );
         let (s, _) = agreement(&gold, &second).unwrap();
         println!("{name}: second writer's keys as the queue, answered once {}", s.answered_once);
-        streams += 1;
     }
-    assert!(streams >= 7, "{streams} streams have a second writer's keys");
 }
 
 /// The second writers' question marks (`NAME.second-questions.tsv`) mark every line of their
@@ -197,22 +204,12 @@ fn second_writers_key_every_question_line_once() {
 #[test]
 fn second_writers_mark_every_line_once() {
     use kotae::commands::eval_stream::{load_second_questions, question_lines};
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut streams = 0;
-    for entry in std::fs::read_dir(root.join("fixtures/streams/eval")).unwrap() {
-        let path = entry.unwrap().path();
-        let Some(name) =
-            path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".second-questions.tsv"))
-        else {
-            continue;
-        };
-        let stream = path.with_file_name(format!("{name}.jsonl"));
-        let gold = GoldStream::load(&stream).unwrap();
+    let streams = streams_with(".second-questions.tsv");
+    assert!(streams.len() >= 8, "{} streams have a second writer's question marks", streams.len());
+    for (name, stream, gold) in streams {
         let marks = load_second_questions(&stream).unwrap().expect("the file is there");
         assert_eq!(marks.len(), gold.lines.len(), "{name}: one mark per line");
         let (taken, right, all) = question_lines(&gold, &marks).unwrap();
         println!("{name}: marked {taken}, {right} of {all} question lines");
-        streams += 1;
     }
-    assert!(streams >= 8, "{streams} streams have a second writer's question marks");
 }
