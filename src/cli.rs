@@ -50,6 +50,9 @@ pub enum Command {
         /// once: how far two people agree.
         #[arg(long, conflicts_with = "verbose")]
         second_writer: bool,
+        /// Where the second writers' files are, when not beside the streams.
+        #[arg(long, requires = "second_writer")]
+        second_dir: Option<PathBuf>,
     },
     /// Paraphrase clusters kept together and near-miss pairs kept apart, on a cluster set.
     EvalClusters {

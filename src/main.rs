@@ -125,17 +125,20 @@ fn main() -> ExitCode {
             tracing::info!(lines = stats.lines, errors = stats.errors, "classified");
             Ok(())
         }
-        Command::EvalStream { files, json, verbose, second_writer } => {
+        Command::EvalStream { files, json, verbose, second_writer, second_dir } => {
             let engine = engine()?;
             if second_writer {
                 for file in files {
                     let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
-                    let second = eval_stream::load_second_keys(&file).map_err(anyhow::Error::msg)?;
+                    let second =
+                        eval_stream::load_second_keys(&file, second_dir.as_deref()).map_err(anyhow::Error::msg)?;
                     let (second_as_queue, first_as_queue) =
                         eval_stream::agreement(&gold, &second).map_err(anyhow::Error::msg)?;
                     let (queue, _) = eval_stream::score_stream(&engine, &config.rank, &gold);
                     let [both, queue_only, person_only, neither] = eval_stream::joint(&queue, &second_as_queue);
-                    let marked = match eval_stream::load_second_questions(&file).map_err(anyhow::Error::msg)? {
+                    let marked = match eval_stream::load_second_questions(&file, second_dir.as_deref())
+                        .map_err(anyhow::Error::msg)?
+                    {
                         Some(marks) => Some(eval_stream::question_lines(&gold, &marks).map_err(anyhow::Error::msg)?),
                         None => None,
                     };

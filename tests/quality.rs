@@ -185,7 +185,7 @@ fn second_writers_key_every_question_line_once() {
     let streams = streams_with(".second.tsv");
     assert!(streams.len() >= 7, "{} streams have a second writer's keys", streams.len());
     for (name, stream, gold) in streams {
-        let second = load_second_keys(&stream).unwrap();
+        let second = load_second_keys(&stream, None).unwrap();
         let questions: std::collections::HashSet<&str> =
             gold.lines.iter().filter(|l| l.q.is_some()).map(|l| l.id.as_str()).collect();
         assert_eq!(second.len(), questions.len(), "{name}: one key per question line");
@@ -207,9 +207,25 @@ fn second_writers_mark_every_line_once() {
     let streams = streams_with(".second-questions.tsv");
     assert!(streams.len() >= 8, "{} streams have a second writer's question marks", streams.len());
     for (name, stream, gold) in streams {
-        let marks = load_second_questions(&stream).unwrap().expect("the file is there");
+        let marks = load_second_questions(&stream, None).unwrap().expect("the file is there");
         assert_eq!(marks.len(), gold.lines.len(), "{name}: one mark per line");
         let (taken, right, all) = question_lines(&gold, &marks).unwrap();
         println!("{name}: marked {taken}, {right} of {all} question lines");
+    }
+}
+
+/// The second writers' files for the two outside streams (kept in `../shared`, not here) read
+/// back whole: a key for each of their question lines, a mark for each of their lines.
+#[test]
+fn second_writers_of_the_outside_streams_read_back_whole() {
+    use kotae::commands::eval_stream::{load_second_keys, load_second_questions};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/streams/validation");
+    // The streams themselves need not be here: only their names are used.
+    for (name, questions, lines) in [("s4", 140, 514), ("s5", 113, 502)] {
+        let stream = Path::new("../shared/validation/streams").join(format!("{name}.jsonl"));
+        let keys = load_second_keys(&stream, Some(&dir)).unwrap();
+        assert_eq!(keys.len(), questions, "{name}: keys");
+        let marks = load_second_questions(&stream, Some(&dir)).unwrap().expect("the marks are there");
+        assert_eq!(marks.len(), lines, "{name}: marks");
     }
 }

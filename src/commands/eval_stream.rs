@@ -321,13 +321,23 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
     }
 }
 
-/// A second writer's keys for a gold stream's question lines (`NAME.second.tsv` beside it: a
-/// header, then `id<TAB>key` per line, the key `SCOPE.name` with SCOPE a product id or `shop`),
+/// Where a second writer's file for `NAME.jsonl` is: `NAME{ext}` beside it, or in `dir` (for
+/// streams kept outside this repository).
+fn second_path(stream: &Path, dir: Option<&Path>, ext: &str) -> PathBuf {
+    let name = stream.file_name().map_or_else(String::new, |n| n.to_string_lossy().to_string());
+    let file = name.strip_suffix(".jsonl").unwrap_or(&name).to_string() + ext;
+    match dir {
+        Some(d) => d.join(file),
+        None => stream.with_file_name(file),
+    }
+}
+
+/// A second writer's keys for a gold stream's question lines (`NAME.second.tsv` beside it or in a
+/// directory of its own: a header, then `id<TAB>key` per line, the key `SCOPE.name` with SCOPE a product id or `shop`),
 /// written from the label rules, the catalogue and the question lines alone, without the first
 /// writer's keys.
-pub fn load_second_keys(stream: &Path) -> Result<HashMap<String, String>, String> {
-    let s = stream.to_string_lossy();
-    let path = PathBuf::from(s.strip_suffix(".jsonl").unwrap_or(&s).to_string() + ".second.tsv");
+pub fn load_second_keys(stream: &Path, dir: Option<&Path>) -> Result<HashMap<String, String>, String> {
+    let path = second_path(stream, dir, ".second.tsv");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut keys = HashMap::new();
     for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
@@ -382,9 +392,8 @@ pub fn agreement(gold: &GoldStream, second: &HashMap<String, String>) -> Result<
 /// (`NAME.second-questions.tsv` beside it: a header, then `id<TAB>yes|no` for every line), made
 /// from the label rules, the catalogue and the whole chat, without the first writer's labels.
 /// `None` when the stream has no such file.
-pub fn load_second_questions(stream: &Path) -> Result<Option<HashMap<String, bool>>, String> {
-    let s = stream.to_string_lossy();
-    let path = PathBuf::from(s.strip_suffix(".jsonl").unwrap_or(&s).to_string() + ".second-questions.tsv");
+pub fn load_second_questions(stream: &Path, dir: Option<&Path>) -> Result<Option<HashMap<String, bool>>, String> {
+    let path = second_path(stream, dir, ".second-questions.tsv");
     if !path.exists() {
         return Ok(None);
     }
@@ -815,6 +824,16 @@ mod tests {
         assert_eq!(question_lines(&gold, &marks).unwrap(), (6, 5, 6), "one missed, one other taken");
         marks.remove("3");
         assert!(question_lines(&gold, &marks).unwrap_err().contains("3"));
+    }
+
+    #[test]
+    fn a_second_writers_file_is_beside_the_stream_or_in_the_directory_given() {
+        let stream = Path::new("a/b/s4.jsonl");
+        assert_eq!(second_path(stream, None, ".second.tsv"), Path::new("a/b/s4.second.tsv"));
+        assert_eq!(
+            second_path(stream, Some(Path::new("c")), ".second-questions.tsv"),
+            Path::new("c/s4.second-questions.tsv")
+        );
     }
 
     #[test]
