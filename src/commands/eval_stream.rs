@@ -161,6 +161,8 @@ pub struct StreamScore {
     pub noise_share: f64,
     /// Question lines that reached the queue.
     pub question_line_recall: f64,
+    /// Question lines that reached the queue, counted.
+    pub question_lines_queued: usize,
     /// Lines with no gold key that reached the queue.
     pub non_question_lines_in_queue: usize,
     /// Question lines the stateful stage blocked.
@@ -310,6 +312,7 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
         noise_items: noise,
         noise_share: ratio(noise, item_keys.len()),
         question_line_recall: ratio(q_queued, q_lines),
+        question_lines_queued: q_queued,
         non_question_lines_in_queue: gold
             .lines
             .iter()
@@ -432,7 +435,7 @@ pub fn question_lines(gold: &GoldStream, marks: &HashMap<String, bool>) -> Resul
 /// As [`question_lines`], for the lines the queue took.
 pub fn queued_lines(gold: &GoldStream, queue: &StreamScore) -> (usize, usize, usize) {
     let all = gold.lines.iter().filter(|l| l.q.is_some()).count();
-    let right = (queue.question_line_recall * all as f64).round() as usize;
+    let right = queue.question_lines_queued;
     (right + queue.non_question_lines_in_queue, right, all)
 }
 
