@@ -129,60 +129,10 @@ fn main() -> ExitCode {
             let engine = engine()?;
             if second_writer {
                 for file in files {
-                    let gold = eval_stream::GoldStream::load(&file).map_err(anyhow::Error::msg)?;
-                    let second =
-                        eval_stream::load_second_keys(&file, second_dir.as_deref()).map_err(anyhow::Error::msg)?;
-                    let (second_as_queue, first_as_queue) =
-                        eval_stream::agreement(&gold, &second).map_err(anyhow::Error::msg)?;
-                    let (queue, _) = eval_stream::score_stream(&engine, &config.rank, &gold);
-                    let [both, queue_only, person_only, neither] = eval_stream::joint(&queue, &second_as_queue);
-                    let marked = match eval_stream::load_second_questions(&file, second_dir.as_deref())
-                        .map_err(anyhow::Error::msg)?
-                    {
-                        Some(marks) => Some(eval_stream::question_lines(&gold, &marks).map_err(anyhow::Error::msg)?),
-                        None => None,
-                    };
-                    let queued = eval_stream::queued_lines(&gold, &queue);
-                    if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({
-                                "second_as_queue": second_as_queue,
-                                "first_as_queue": first_as_queue,
-                                "queue": queue,
-                                "answered_once_by": {"both": both, "queue_only": queue_only, "second_writer_only": person_only, "neither": neither},
-                                "question_lines": {
-                                    "queue": {"taken": queued.0, "questions": queued.1, "of": queued.2},
-                                    "second_writer": marked.map(|m| serde_json::json!({"taken": m.0, "questions": m.1, "of": m.2})),
-                                },
-                            })
-                        );
-                    } else {
-                        println!(
-                            "{}",
-                            eval_stream::format_agreement(&second_as_queue, "second writer's keys as the queue")
-                        );
-                        println!(
-                            "{}",
-                            eval_stream::format_agreement(&first_as_queue, "first writer's keys as the queue")
-                        );
-                        println!(
-                            "{}: of {} questions, answered once by the queue and the second writer {both}, the queue only {queue_only}, the second writer only {person_only}, neither {neither}",
-                            queue.stream, queue.distinct_questions
-                        );
-                        let lines = |(taken, right, all): (usize, usize, usize)| {
-                            format!("{taken} lines, {right} of the {all} question lines and {} others", taken - right)
-                        };
-                        match marked {
-                            Some(m) => println!(
-                                "{}: question lines: the queue took {}; the second writer marked {}",
-                                queue.stream,
-                                lines(queued),
-                                lines(m)
-                            ),
-                            None => println!("{}: question lines: the queue took {}", queue.stream, lines(queued)),
-                        }
-                    }
+                    let report =
+                        eval_stream::second_writer_report(&engine, &config.rank, &file, second_dir.as_deref(), json)
+                            .map_err(anyhow::Error::msg)?;
+                    println!("{report}");
                 }
                 return Ok(());
             }

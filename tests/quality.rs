@@ -229,3 +229,27 @@ fn second_writers_of_the_outside_streams_read_back_whole() {
         assert_eq!(marks.len(), lines, "{name}: marks");
     }
 }
+
+/// `kotae eval-stream --second-writer` on one stream: the joint count adds up to the stream's
+/// questions, and the question lines counted are the stream's.
+#[test]
+fn the_second_writer_report_adds_up() {
+    use kotae::commands::eval_stream::second_writer_report;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = root.join("fixtures/streams/eval/kids.jsonl");
+    let rank = kotae::queue::RankConfig::default();
+    let json: serde_json::Value =
+        serde_json::from_str(&second_writer_report(&engine(), &rank, &file, None, true).unwrap()).unwrap();
+    let by = &json["answered_once_by"];
+    let sum: u64 =
+        ["both", "queue_only", "second_writer_only", "neither"].iter().map(|k| by[k].as_u64().unwrap()).sum();
+    assert_eq!(sum, json["queue"]["distinct_questions"].as_u64().unwrap());
+    let gold = GoldStream::load(&file).unwrap();
+    let questions = gold.lines.iter().filter(|l| l.q.is_some()).count() as u64;
+    for who in ["queue", "second_writer"] {
+        assert_eq!(json["question_lines"][who]["of"].as_u64(), Some(questions), "{who}");
+    }
+    let text = second_writer_report(&engine(), &rank, &file, None, false).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(text.contains("the second writer marked"), "{text}");
+}

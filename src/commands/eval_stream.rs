@@ -454,6 +454,57 @@ pub fn joint(queue: &StreamScore, person: &StreamScore) -> [usize; 4] {
     n
 }
 
+/// `kotae eval-stream --second-writer` on one stream: the second writer's keys scored both ways,
+/// which questions the queue and the person each answer once, and, when the person also marked
+/// the lines, the question lines each took. One JSON object, or lines for people.
+pub fn second_writer_report(
+    engine: &Arc<Engine>,
+    rank: &RankConfig,
+    file: &Path,
+    dir: Option<&Path>,
+    json: bool,
+) -> Result<String, String> {
+    let gold = GoldStream::load(file)?;
+    let (second_as_queue, first_as_queue) = agreement(&gold, &load_second_keys(file, dir)?)?;
+    let (queue, _) = score_stream(engine, rank, &gold);
+    let [both, queue_only, person_only, neither] = joint(&queue, &second_as_queue);
+    let marked = match load_second_questions(file, dir)? {
+        Some(marks) => Some(question_lines(&gold, &marks)?),
+        None => None,
+    };
+    let queued = queued_lines(&gold, &queue);
+    if json {
+        let counts = |(taken, questions, of): (usize, usize, usize)| serde_json::json!({"taken": taken, "questions": questions, "of": of});
+        return Ok(serde_json::json!({
+            "second_as_queue": second_as_queue,
+            "first_as_queue": first_as_queue,
+            "queue": queue,
+            "answered_once_by": {"both": both, "queue_only": queue_only, "second_writer_only": person_only, "neither": neither},
+            "question_lines": {"queue": counts(queued), "second_writer": marked.map(counts)},
+        })
+        .to_string());
+    }
+    let lines = |(taken, right, all): (usize, usize, usize)| {
+        format!("{taken} lines, {right} of the {all} question lines and {} others", taken - right)
+    };
+    let stream = &queue.stream;
+    let mut out = vec![
+        format_agreement(&second_as_queue, "second writer's keys as the queue"),
+        format_agreement(&first_as_queue, "first writer's keys as the queue"),
+        format!(
+            "{stream}: of {} questions, answered once by the queue and the second writer {both}, the queue only {queue_only}, the second writer only {person_only}, neither {neither}",
+            queue.distinct_questions
+        ),
+    ];
+    out.push(match marked {
+        Some(m) => {
+            format!("{stream}: question lines: the queue took {}; the second writer marked {}", lines(queued), lines(m))
+        }
+        None => format!("{stream}: question lines: the queue took {}", lines(queued)),
+    });
+    Ok(out.join("\n"))
+}
+
 /// One direction of [`agreement`] as a line for people.
 pub fn format_agreement(s: &StreamScore, direction: &str) -> String {
     format!(
