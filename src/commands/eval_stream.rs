@@ -266,7 +266,7 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
         item_keys[&item].iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0))).map_or("-", |(k, _)| k)
     };
     let keys: HashSet<&str> = gold.lines.iter().filter_map(|l| l.q.as_deref()).collect();
-    let (mut covered, mut clean, mut frag, mut once) = (0, 0, Vec::new(), BTreeSet::new());
+    let (mut covered, mut frag, mut once) = (0, Vec::new(), BTreeSet::new());
     for k in &keys {
         let items: HashSet<u32> = gold
             .lines
@@ -276,7 +276,6 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
             .collect();
         let own = items.iter().any(|&i| majority(i) == *k);
         covered += usize::from(own);
-        clean += usize::from(own && items.len() == 1);
         if own && items.len() == 1 {
             once.insert(k.to_string());
         }
@@ -301,7 +300,7 @@ fn score(gold: &GoldStream, item_of: &HashMap<&str, u32>, blocked: usize, top3: 
         distinct_questions: keys.len(),
         queue_items: item_keys.len(),
         covered: ratio(covered, keys.len()),
-        answered_once: ratio(clean, keys.len()),
+        answered_once: ratio(once.len(), keys.len()),
         items_per_question: if frag.is_empty() {
             0.0
         } else {
@@ -340,17 +339,27 @@ fn second_path(stream: &Path, dir: Option<&Path>, ext: &str) -> PathBuf {
 /// written from the label rules, the catalogue and the question lines alone, without the first
 /// writer's keys.
 pub fn load_second_keys(stream: &Path, dir: Option<&Path>) -> Result<HashMap<String, String>, String> {
-    let path = second_path(stream, dir, ".second.tsv");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut keys = HashMap::new();
+    read_second_file(&second_path(stream, dir, ".second.tsv"), "key", |key| Ok(key.to_string()))
+}
+
+/// Reads a second writer's `id<TAB>value` file (a header line first), each id once, each value
+/// through `parse`; errors name the file and line.
+fn read_second_file<T>(
+    path: &Path,
+    what: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<HashMap<String, T>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut values = HashMap::new();
     for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        let (id, key) =
-            line.split_once('\t').ok_or_else(|| format!("{}:{}: expected `id<TAB>key`", path.display(), n + 1))?;
-        if keys.insert(id.trim().to_string(), key.trim().to_string()).is_some() {
-            return Err(format!("{}:{}: {} keyed twice", path.display(), n + 1, id.trim()));
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let (id, value) = line.split_once('\t').ok_or_else(|| format!("{}: expected `id<TAB>{what}`", at()))?;
+        let value = parse(value.trim()).map_err(|e| format!("{}: {e}", at()))?;
+        if values.insert(id.trim().to_string(), value).is_some() {
+            return Err(format!("{}: {} given twice", at(), id.trim()));
         }
     }
-    Ok(keys)
+    Ok(values)
 }
 
 /// How far two writers agree on which question lines a host answers once, scored as the queue is:
@@ -400,20 +409,11 @@ pub fn load_second_questions(stream: &Path, dir: Option<&Path>) -> Result<Option
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut marks = HashMap::new();
-    for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let (id, mark) = line.split_once('\t').ok_or_else(|| format!("{}: expected `id<TAB>yes|no`", at()))?;
-        let question = match mark.trim() {
-            "yes" => true,
-            "no" => false,
-            other => return Err(format!("{}: `{other}` is neither yes nor no", at())),
-        };
-        if marks.insert(id.trim().to_string(), question).is_some() {
-            return Err(format!("{}: {} marked twice", at(), id.trim()));
-        }
-    }
+    let marks = read_second_file(&path, "yes|no", |mark| match mark {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        other => Err(format!("`{other}` is neither yes nor no")),
+    })?;
     Ok(Some(marks))
 }
 
