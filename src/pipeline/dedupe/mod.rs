@@ -12,7 +12,8 @@
 //! wordings packed into one allocation, the stream at most [`DedupeConfig::max_clusters`]
 //! clusters. What the counts cut short is reported by [`Dedupe::take_evictions`].
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 
@@ -340,6 +341,10 @@ pub struct Dedupe {
     ranked: Vec<(u32, u32)>,
     /// Per scope, its [`RECENT`] most recently asked clusters, the latest first.
     recent: FxHashMap<u64, SmallVec<[u32; RECENT]>>,
+    /// The clusters by when they were last asked, the least recent first, for evicting at
+    /// `max_clusters`: empty until the stream first reaches it, then every ask adds an entry
+    /// and entries a later ask or a removal outdated are skipped when they come up.
+    by_age: BinaryHeap<Reverse<(u64, u32)>>,
 }
 
 /// How much a stream's repeat/copypasta window holds.
@@ -378,6 +383,7 @@ impl Dedupe {
             candidates: Vec::new(),
             ranked: Vec::new(),
             recent: FxHashMap::default(),
+            by_age: BinaryHeap::new(),
         }
     }
 
@@ -516,6 +522,7 @@ impl Dedupe {
                     }
                 }
             }
+            self.aged(ts, id);
             return ClusterRef { id, opened: false, askers };
         }
         if self.clusters.len() >= self.config.max_clusters {
@@ -529,6 +536,7 @@ impl Dedupe {
         let mut members = Members::default();
         members.push(sig);
         self.clusters.insert(id, Cluster { scope, members, askers: Askers::one(asker), last_ts: ts });
+        self.aged(ts, id);
         touch(&mut self.recent, scope, id);
         ClusterRef { id, opened: true, askers: 1 }
     }
@@ -573,10 +581,31 @@ impl Dedupe {
         best
     }
 
+    /// Notes that cluster `id` was asked at `ts`, once the stream keeps the clusters' order.
+    /// Entries outdated by later asks are dropped when they outnumber the clusters.
+    fn aged(&mut self, ts: u64, id: u32) {
+        if self.by_age.is_empty() {
+            return;
+        }
+        self.by_age.push(Reverse((ts, id)));
+        if self.by_age.len() > 2 * self.clusters.len() + 64 {
+            self.by_age = self.clusters.iter().map(|(id, c)| Reverse((c.last_ts, *id))).collect();
+        }
+    }
+
+    /// Forgets the least recently asked cluster (of two asked at the same time, the older).
+    /// A scan of every cluster per new cluster would make a stream at its bound pay for all it
+    /// remembers on each new question, so the order is kept in [`Dedupe::by_age`].
     fn evict_oldest(&mut self) {
-        if let Some(oldest) = self.clusters.iter().min_by_key(|(id, c)| (c.last_ts, **id)).map(|(id, _)| *id) {
-            self.remove_cluster(oldest);
-            self.evictions.clusters += 1;
+        if self.by_age.is_empty() {
+            self.by_age = self.clusters.iter().map(|(id, c)| Reverse((c.last_ts, *id))).collect();
+        }
+        while let Some(Reverse((ts, id))) = self.by_age.pop() {
+            if self.clusters.get(&id).is_some_and(|c| c.last_ts == ts) {
+                self.remove_cluster(id);
+                self.evictions.clusters += 1;
+                return;
+            }
         }
     }
 

@@ -103,6 +103,7 @@ impl Dedupe {
                 super::touch(&mut self.recent, scope, id);
             }
         }
+        self.by_age.clear();
         self.next_id = s.next_id.max(1);
         self.last_purge = s.last_purge;
         self.last_count_purge = s.last_count_purge;

@@ -174,6 +174,47 @@ fn clusters_over_max_clusters_are_forgotten_and_counted() {
     assert_eq!(d.take_evictions().clusters, 1);
 }
 
+#[test]
+fn at_max_clusters_the_least_recently_asked_is_forgotten() {
+    // Twelve questions on different topics asked over and over in a scrambled order, times
+    // sometimes repeated and sometimes going back, against a stream that remembers five: the
+    // cluster forgotten is always the one asked least recently (of two asked at the same time,
+    // the older), as a scan of them all would pick.
+    let config = DedupeConfig { max_clusters: 5, ..Default::default() };
+    let mut d = dedupe(&config);
+    let topics: Vec<String> = (0..12).map(|i| format!("topic{i}")).collect();
+    let frames: Vec<Frame> = topics.iter().map(|t| sig(&[t.as_str()], &[], &[])).collect();
+    let mut expected: std::collections::BTreeMap<u32, (usize, u64)> = Default::default();
+    let (mut x, mut ts, mut evicted) = (7u64, 1_000u64, 0u64);
+    for _ in 0..2_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let topic = (x >> 33) as usize % frames.len();
+        ts = match (x >> 20) % 8 {
+            0 => ts,
+            1 => ts - 3,
+            _ => ts + 1 + (x >> 40) % 5,
+        };
+        let joined = expected.iter().find(|(_, (t, _))| *t == topic).map(|(id, _)| *id);
+        if joined.is_none() && expected.len() == config.max_clusters {
+            let (&oldest, _) = expected.iter().min_by_key(|(id, (_, at))| (*at, **id)).unwrap();
+            expected.remove(&oldest);
+            evicted += 1;
+        }
+        let got = d.process(&DedupeInput { ts, ..ask("a", 1, &frames[topic]) }).cluster.unwrap();
+        assert_eq!(got.opened, joined.is_none());
+        if let Some(id) = joined {
+            assert_eq!(got.id, id);
+        }
+        expected.insert(got.id, (topic, ts));
+        let mut ids: Vec<u32> = d.clusters.keys().copied().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, expected.keys().copied().collect::<Vec<_>>());
+    }
+    assert!(evicted > 100, "the bound was reached often ({evicted})");
+    assert_eq!(d.take_evictions().clusters, evicted);
+    assert!(d.by_age.len() <= 2 * config.max_clusters + 64, "outdated entries are dropped");
+}
+
 /// A frame naming `word` whose learned vector points along dimension `dim` (of 64).
 fn along(word: &str, dim: usize) -> Frame {
     let mut f = sig(&[], &[], &[word]);
