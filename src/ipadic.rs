@@ -22,9 +22,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
-use lindera::dictionary::{Dictionary, DictionaryBuilder, Metadata, load_dictionary};
+use lindera::dictionary::{Dictionary, DictionaryBuilder, Metadata};
 use lindera_dictionary::dictionary::connection_cost_matrix::ConnectionCostMatrix;
 use lindera_dictionary::dictionary::prefix_dictionary::PrefixDictionary;
+use lindera_dictionary::loader::character_definition::CharacterDefinitionLoader;
+use lindera_dictionary::loader::metadata::MetadataLoader;
+use lindera_dictionary::loader::unknown_dictionary::UnknownDictionaryLoader;
 
 /// The `metadata.json` of the `lindera-ipadic` 6.2.0 crate: the schema of IPADIC's 13 columns.
 const IPADIC_METADATA: &str = include_str!("pipeline/ipadic-metadata.json");
@@ -87,7 +90,10 @@ pub fn load(cache: &Path) -> Result<Dictionary, IpadicError> {
 
 fn load_built(built: &Path) -> Result<Dictionary, IpadicError> {
     let lindera = |e: lindera_dictionary::error::LinderaError| IpadicError::Lindera(e.to_string());
-    let mut dictionary = load_dictionary(&built.to_string_lossy()).map_err(|e| IpadicError::Lindera(e.to_string()))?;
+    // The format first: the other files are headerless arrays a stale dictionary would fill
+    // with garbage.
+    let metadata = MetadataLoader::load(built).map_err(lindera)?;
+    metadata.validate_format_version().map_err(lindera)?;
     let read = |name: &str| {
         let path = built.join(name);
         fs::read(&path).map_err(io(&path))
@@ -95,18 +101,21 @@ fn load_built(built: &Path) -> Result<Dictionary, IpadicError> {
     let (trie, values_index, values, matrix) =
         (read("dict.trie")?, read("dict.valsidx")?, read("dict.vals")?, read("matrix.mtx")?);
     let [trie, values_index, values, matrix] = on_huge_pages([&trie, &values_index, &values, &matrix])?;
-    dictionary.prefix_dictionary = Arc::new(
-        PrefixDictionary::load(
-            trie,
-            values_index,
-            values,
-            map_file(&built.join("dict.wordsidx"))?,
-            map_file(&built.join("dict.words"))?,
-        )
-        .map_err(lindera)?,
-    );
-    dictionary.connection_cost_matrix = Arc::new(ConnectionCostMatrix::load(matrix).map_err(lindera)?);
-    Ok(dictionary)
+    let prefix_dictionary = PrefixDictionary::load(
+        trie,
+        values_index,
+        values,
+        map_file(&built.join("dict.wordsidx"))?,
+        map_file(&built.join("dict.words"))?,
+    )
+    .map_err(lindera)?;
+    Ok(Dictionary {
+        prefix_dictionary: Arc::new(prefix_dictionary),
+        connection_cost_matrix: Arc::new(ConnectionCostMatrix::load(matrix).map_err(lindera)?),
+        character_definition: Arc::new(CharacterDefinitionLoader::load(built).map_err(lindera)?),
+        unknown_dictionary: Arc::new(UnknownDictionaryLoader::load(built).map_err(lindera)?),
+        metadata: Arc::new(metadata),
+    })
 }
 
 /// A read-only mapping of `path`, kept for the life of the process.
@@ -277,6 +286,7 @@ mod tests {
 
     #[test]
     fn the_copied_tables_segment_as_the_mapped_files_do() {
+        use lindera::dictionary::load_dictionary;
         use lindera::mode::Mode;
         use lindera::segmenter::Segmenter;
         let built = ensure_built(&cache()).unwrap();

@@ -237,9 +237,9 @@ fn the_second_writer_report_adds_up() {
     use kotae::commands::eval_stream::second_writer_report;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let file = root.join("fixtures/streams/eval/kids.jsonl");
-    let rank = kotae::queue::RankConfig::default();
+    let (engine, rank) = (engine(), kotae::queue::RankConfig::default());
     let json: serde_json::Value =
-        serde_json::from_str(&second_writer_report(&engine(), &rank, &file, None, true).unwrap()).unwrap();
+        serde_json::from_str(&second_writer_report(&engine, &rank, &file, None, true).unwrap()).unwrap();
     let by = &json["answered_once_by"];
     let sum: u64 =
         ["both", "queue_only", "second_writer_only", "neither"].iter().map(|k| by[k].as_u64().unwrap()).sum();
@@ -249,7 +249,7 @@ fn the_second_writer_report_adds_up() {
     for who in ["queue", "second_writer"] {
         assert_eq!(json["question_lines"][who]["of"].as_u64(), Some(questions), "{who}");
     }
-    let text = second_writer_report(&engine(), &rank, &file, None, false).unwrap();
+    let text = second_writer_report(&engine, &rank, &file, None, false).unwrap();
     assert_eq!(text.lines().count(), 4, "{text}");
     assert!(text.contains("the second writer marked"), "{text}");
 }

@@ -335,9 +335,9 @@ fn second_path(stream: &Path, dir: Option<&Path>, ext: &str) -> PathBuf {
 }
 
 /// A second writer's keys for a gold stream's question lines (`NAME.second.tsv` beside it or in a
-/// directory of its own: a header, then `id<TAB>key` per line, the key `SCOPE.name` with SCOPE a product id or `shop`),
-/// written from the label rules, the catalogue and the question lines alone, without the first
-/// writer's keys.
+/// directory of its own: a header, then `id<TAB>key` per line, the key `SCOPE.name` with SCOPE a
+/// product id or `shop`), written from the label rules, the catalogue and the question lines
+/// alone, without the first writer's keys.
 pub fn load_second_keys(stream: &Path, dir: Option<&Path>) -> Result<HashMap<String, String>, String> {
     read_second_file(&second_path(stream, dir, ".second.tsv"), "key", |key| Ok(key.to_string()))
 }

@@ -589,8 +589,13 @@ impl Dedupe {
         }
         self.by_age.push(Reverse((ts, id)));
         if self.by_age.len() > 2 * self.clusters.len() + 64 {
-            self.by_age = self.clusters.iter().map(|(id, c)| Reverse((c.last_ts, *id))).collect();
+            self.rebuild_ages();
         }
+    }
+
+    /// Puts every cluster in [`Dedupe::by_age`] once, as last asked, and nothing else.
+    fn rebuild_ages(&mut self) {
+        self.by_age = self.clusters.iter().map(|(id, c)| Reverse((c.last_ts, *id))).collect();
     }
 
     /// Forgets the least recently asked cluster (of two asked at the same time, the older).
@@ -598,7 +603,7 @@ impl Dedupe {
     /// remembers on each new question, so the order is kept in [`Dedupe::by_age`].
     fn evict_oldest(&mut self) {
         if self.by_age.is_empty() {
-            self.by_age = self.clusters.iter().map(|(id, c)| Reverse((c.last_ts, *id))).collect();
+            self.rebuild_ages();
         }
         while let Some(Reverse((ts, id))) = self.by_age.pop() {
             if self.clusters.get(&id).is_some_and(|c| c.last_ts == ts) {
