@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use daachorse::CharwiseDoubleArrayAhoCorasick;
 
 use crate::label::Label;
 use crate::pipeline::normalize::{Mapped, NormalizeConfig, Normalizer};
@@ -168,13 +168,19 @@ pub fn shrunk_lists(
         .collect()
 }
 
+/// The end of a [`Dictionaries::same_term`] chain.
+const NO_ENTRY: u32 = u32::MAX;
+
 /// Compiled keyword dictionaries. Immutable; swapped whole on reload.
 pub struct Dictionaries {
     rules: Vec<Rule>,
     entries: Vec<Entry>,
     /// Normalized terms, parallel to `entries` (for listing and dry runs).
     terms: Vec<String>,
-    automaton: AhoCorasick,
+    /// Each distinct term once, valued with its first entry; [`Dictionaries::same_term`] chains
+    /// the entries (of other rules) that share it, in file order.
+    automaton: CharwiseDoubleArrayAhoCorasick<u32>,
+    same_term: Vec<u32>,
     source: PathBuf,
 }
 
@@ -385,10 +391,22 @@ impl Dictionaries {
         if !problems.is_empty() {
             return Err(DictionaryError(problems));
         }
-        let automaton = AhoCorasickBuilder::new().match_kind(MatchKind::Standard).build(&terms).map_err(|e| {
+        let mut same_term = vec![NO_ENTRY; terms.len()];
+        let mut first: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
+        let mut last: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
+        for (i, t) in terms.iter().enumerate() {
+            let i = i as u32;
+            first.entry(t).or_insert(i);
+            if let Some(prev) = last.insert(t, i) {
+                same_term[prev as usize] = i;
+            }
+        }
+        let mut firsts: Vec<(&str, u32)> = first.into_iter().collect();
+        firsts.sort_unstable_by_key(|&(_, i)| i);
+        let automaton = CharwiseDoubleArrayAhoCorasick::with_values(firsts).map_err(|e| {
             DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("automaton: {e}") }])
         })?;
-        Ok(Self { rules, entries, terms, automaton, source: dir.into() })
+        Ok(Self { rules, entries, terms, automaton, same_term, source: dir.into() })
     }
 
     /// All rules, indexed by [`Hit::rule`].
@@ -430,15 +448,26 @@ impl Dictionaries {
         self.find_with(key.as_str(), |at| key.dropped_before(at), out);
     }
 
+    /// Calls `each` with every occurrence of every entry's term in `key`, flags not yet applied,
+    /// as (start, end, entry): by end, then longest first, and a term's entries in file order.
+    fn each_match(&self, key: &str, mut each: impl FnMut(usize, usize, u32)) {
+        for m in self.automaton.find_overlapping_iter(key) {
+            let mut at = m.value();
+            while at != NO_ENTRY {
+                each(m.start(), m.end(), at);
+                at = self.same_term[at as usize];
+            }
+        }
+    }
+
     fn find_with(&self, key: &str, dropped_before: impl Fn(usize) -> bool, out: &mut Vec<Hit>) {
         out.clear();
         let content = content_bounds(key);
         let mut allow: Option<(u32, u32)> = None;
-        for m in self.automaton.find_overlapping_iter(key) {
-            let entry = &self.entries[m.pattern().as_usize()];
-            let (s, e) = (m.start(), m.end());
+        self.each_match(key, |s, e, at| {
+            let entry = &self.entries[at as usize];
             if !flags_hold(entry.flags, key, s, e, content, &dropped_before) {
-                continue;
+                return;
             }
             let hit = Hit { rule: entry.rule, start: s as u32, end: e as u32, word_start: entry.word_start };
             if self.rules[entry.rule as usize].kind == ListKind::Allow {
@@ -448,7 +477,7 @@ impl Dictionaries {
                 });
             }
             out.push(hit);
-        }
+        });
         if allow.is_some() {
             let spans: Vec<(u32, u32)> = out
                 .iter()
@@ -642,6 +671,35 @@ mod tests {
         let mut hits = rules_hit(&d, "イエローS取り置きできますか");
         hits.sort();
         assert_eq!(hits, ["ja.allow.colour", "ja.synonyms.color_yellow"]);
+    }
+
+    #[test]
+    fn the_shipped_lists_match_as_a_plain_overlapping_search_would() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dictionaries/ja");
+        let d = Dictionaries::load(&dir, &NormalizeConfig::default()).unwrap();
+        assert!(d.same_term.iter().any(|&n| n != NO_ENTRY), "some term is in more than one section");
+        let reference = aho_corasick::AhoCorasick::new(&d.terms).unwrap();
+        let mut normalizer = Normalizer::new(&NormalizeConfig::default());
+        let lines =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/labelled/dev.jsonl")).unwrap();
+        let texts = lines
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string());
+        // The messages, and every term between words, so that each entry is found at least once.
+        let keys: Vec<String> =
+            texts.map(|t| normalizer.key_of(&t)).chain(d.terms.iter().map(|t| format!("あ{t}x"))).collect();
+        let mut found = 0;
+        for key in &keys {
+            let mut ours = Vec::new();
+            d.each_match(key, |s, e, at| ours.push((s, e, at)));
+            let plain: Vec<(usize, usize, u32)> = reference
+                .find_overlapping_iter(key.as_str())
+                .map(|m| (m.start(), m.end(), m.pattern().as_u32()))
+                .collect();
+            assert_eq!(ours, plain, "{key}");
+            found += ours.len();
+        }
+        assert!(found > d.terms.len(), "{found} matches");
     }
 
     #[test]
