@@ -94,23 +94,32 @@ fn only_text_missing(line: &str) -> Option<InMessage> {
     serde_json::from_value(serde_json::Value::Object(object)).ok()
 }
 
-fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usize>, limit: usize) -> Item {
+/// A line that is not a message: its id (the line number when it has none) and what is wrong.
+struct LineError {
+    id: String,
+    error: String,
+}
+
+/// A line read as a message with its id, or the error it is answered with.
+fn parse_line(line_no: usize, line: Result<&[u8], usize>, limit: usize) -> Result<(String, InMessage), LineError> {
     let fallback = || line_no.to_string();
     let bytes = match line {
         Ok(b) => b,
         Err(len) => {
-            return Item::Error {
+            return Err(LineError {
                 id: fallback(),
                 error: format!("line is {len} bytes, over the size limit of {limit}"),
-            };
+            });
         }
     };
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
-        Err(e) => return Item::Error { id: fallback(), error: format!("invalid utf-8 at byte {}", e.valid_up_to()) },
+        Err(e) => {
+            return Err(LineError { id: fallback(), error: format!("invalid utf-8 at byte {}", e.valid_up_to()) });
+        }
     };
     if text.trim().is_empty() {
-        return Item::Error { id: fallback(), error: "empty line".into() };
+        return Err(LineError { id: fallback(), error: "empty line".into() });
     }
     let msg: InMessage = match serde_json::from_str(text) {
         Ok(m) => m,
@@ -118,18 +127,39 @@ fn analyze_line(analyzer: &mut Analyzer, line_no: usize, line: Result<&[u8], usi
             if e.is_data()
                 && let Some(m) = only_text_missing(text) =>
         {
-            return Item::Error { id: m.id_or(fallback), error: "missing field `text`".into() };
+            return Err(LineError { id: m.id_or(fallback), error: "missing field `text`".into() });
         }
-        Err(e) => return Item::Error { id: fallback(), error: format!("invalid json: {e}") },
+        Err(e) => return Err(LineError { id: fallback(), error: format!("invalid json: {e}") }),
     };
     let id = msg.id_or(fallback);
     if let Err(error) = msg.paid_money() {
-        return Item::Error { id, error };
+        return Err(LineError { id, error });
     }
-    match analyzer.analyze(&msg.text) {
-        Ok(analysis) => Item::Done { id, msg, analysis: Box::new(analysis) },
-        Err(reject) => Item::Error { id, error: reject.to_string() },
-    }
+    Ok((id, msg))
+}
+
+/// A batch's lines answered in order: the messages analyzed together, stage by stage.
+fn analyze_lines<'a>(
+    analyzer: &mut Analyzer,
+    first_line: usize,
+    lines: impl Iterator<Item = Result<&'a [u8], usize>>,
+    limit: usize,
+) -> Vec<Item> {
+    let parsed: Vec<Result<(String, InMessage), LineError>> =
+        lines.enumerate().map(|(i, line)| parse_line(first_line + i, line, limit)).collect();
+    let texts: Vec<&str> = parsed.iter().filter_map(|p| p.as_ref().ok()).map(|(_, m)| m.text.as_str()).collect();
+    let mut analyses = analyzer.analyze_batch(&texts).into_iter();
+    drop(texts);
+    parsed
+        .into_iter()
+        .map(|p| match p {
+            Err(LineError { id, error }) => Item::Error { id, error },
+            Ok((id, msg)) => match analyses.next().expect("an analysis per parsed line") {
+                Ok(analysis) => Item::Done { id, msg, analysis: Box::new(analysis) },
+                Err(reject) => Item::Error { id, error: reject.to_string() },
+            },
+        })
+        .collect()
 }
 
 /// Classifies every line of `input` onto `output`. Fails only when reading or writing fails.
@@ -152,15 +182,8 @@ pub fn run(
         || engine.analyzer(),
         move |analyzer: &mut Analyzer, batch: Batch| {
             let n = batch.lines.len();
-            let items = batch
-                .lines
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    let line = l.map(|range| &batch.data[range]);
-                    analyze_line(analyzer, batch.first_line + i, line, limit)
-                })
-                .collect();
+            let lines = batch.lines.iter().map(|l| l.clone().map(|range| &batch.data[range]));
+            let items = analyze_lines(analyzer, batch.first_line, lines, limit);
             let _ = done.send((batch.seq, n, items));
         },
     )?;

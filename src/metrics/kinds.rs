@@ -83,7 +83,8 @@ impl RejectReason {
 pub enum Stage {
     /// Frame arrival until a worker takes it (admission wait plus queueing).
     Queue,
-    /// normalize → tokenize → classify for one message.
+    /// normalize → tokenize → classify → frame for one message: its share of its frame's
+    /// analysis (a frame's messages are analyzed together, stage by stage).
     Analyze,
     /// dedupe, cluster and rank for one frame.
     Stateful,

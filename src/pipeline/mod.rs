@@ -19,11 +19,15 @@ pub mod similarity;
 mod stream;
 pub mod tokenize;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::catalog::Catalog;
 use crate::dictionary::{Dictionaries, DictionaryError, Hit, ListKind};
@@ -357,6 +361,7 @@ impl Engine {
             frame: Frame::default(),
             ngrams: Vec::new(),
             chars: Vec::new(),
+            staged: Vec::new(),
         }
     }
 
@@ -424,6 +429,20 @@ pub struct Analyzer {
     ngrams: Vec<u64>,
     /// Scratch for them.
     chars: Vec<char>,
+    /// Per-message buffers of [`Analyzer::analyze_batch`].
+    staged: Vec<Staged>,
+}
+
+/// Most messages [`Analyzer::analyze_batch`] takes through one stage before the next: their
+/// buffers stay within a core's second-level cache.
+const STAGED: usize = 64;
+
+/// One message's buffers while its batch is analyzed stage by stage.
+#[derive(Default)]
+struct Staged {
+    norm: Normalized,
+    tokens: Tokens,
+    hits: Vec<Hit>,
 }
 
 /// The character n-grams of the matching key a question's frame is built from, for its
@@ -450,6 +469,74 @@ impl Analyzer {
 
     /// Like [`Analyzer::analyze`], reusing `out`.
     pub fn analyze_into(&mut self, text: &str, out: &mut Analysis) -> Result<(), Reject> {
+        self.admit(text)?;
+        let classifier = self.engine.classifier.load();
+        self.normalizer.process(text, &mut self.norm);
+        self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
+        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
+        self.finish(&classifier, text, out);
+        Ok(())
+    }
+
+    /// As [`Analyzer::analyze`] for every text of a batch, stage by stage: the normalizer, the
+    /// tokenizer, the dictionaries and the classifier each run over up to [`STAGED`] messages
+    /// before the next takes them, with its tables and code still in the caches; then the
+    /// questions' frames. The analyses are the same as one by one.
+    pub fn analyze_batch(&mut self, texts: &[&str]) -> Vec<Result<Analysis, Reject>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(STAGED) {
+            self.analyze_staged(chunk, &mut out);
+        }
+        out
+    }
+
+    fn analyze_staged(&mut self, texts: &[&str], out: &mut Vec<Result<Analysis, Reject>>) {
+        let classifier = self.engine.classifier.load();
+        let admitted: SmallVec<[Result<(), Reject>; STAGED]> = texts.iter().map(|t| self.admit(t)).collect();
+        let ok: SmallVec<[&str; STAGED]> =
+            texts.iter().zip(&admitted).filter(|(_, a)| a.is_ok()).map(|(t, _)| *t).collect();
+        if self.staged.len() < ok.len() {
+            self.staged.resize_with(ok.len(), Staged::default);
+        }
+        let mut staged = std::mem::take(&mut self.staged);
+        let staged_ok = &mut staged[..ok.len()];
+        for (text, s) in ok.iter().zip(staged_ok.iter_mut()) {
+            self.normalizer.process(text, &mut s.norm);
+        }
+        for s in staged_ok.iter_mut() {
+            self.tokenizer.process(s.norm.surface.as_str(), &mut s.tokens);
+        }
+        for s in staged_ok.iter_mut() {
+            classifier.dictionaries.find_mapped(&s.norm.key, &mut s.hits);
+        }
+        let mut analyses = Vec::with_capacity(ok.len());
+        for (text, s) in ok.iter().zip(staged_ok.iter()) {
+            let mut a = Analysis::default();
+            classifier.classify(text, &s.norm, &s.tokens, &s.hits, &mut self.scratch, &mut a.classification);
+            analyses.push(a);
+        }
+        // The rest reads the analyzer's own buffers: each message's are swapped in for it.
+        let mut done = ok.iter().zip(staged_ok.iter_mut()).zip(analyses);
+        for admitted in admitted {
+            out.push(admitted.map(|()| {
+                let ((text, s), mut a) = done.next().expect("a staged message per admitted text");
+                self.swap_buffers(s);
+                self.classified(&classifier, text, &mut a);
+                self.swap_buffers(s);
+                a
+            }));
+        }
+        self.staged = staged;
+    }
+
+    fn swap_buffers(&mut self, s: &mut Staged) {
+        std::mem::swap(&mut self.norm, &mut s.norm);
+        std::mem::swap(&mut self.tokens, &mut s.tokens);
+        std::mem::swap(&mut self.hits, &mut s.hits);
+    }
+
+    /// Rejects empty and oversize texts.
+    fn admit(&self, text: &str) -> Result<(), Reject> {
         let limit = self.engine.config.max_message_bytes;
         if text.len() > limit {
             return Err(Reject::TooLarge(text.len(), limit));
@@ -457,11 +544,19 @@ impl Analyzer {
         if crate::message::is_blank(text) {
             return Err(Reject::Empty);
         }
-        let classifier = self.engine.classifier.load();
-        self.normalizer.process(text, &mut self.norm);
-        self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
-        classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
+        Ok(())
+    }
+
+    /// The analysis of a message whose normalized text, tokens and dictionary hits are in the
+    /// analyzer's buffers.
+    fn finish(&mut self, classifier: &Classifier, text: &str, out: &mut Analysis) {
         classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out.classification);
+        self.classified(classifier, text, out);
+    }
+
+    /// The rest of the analysis of a message classified from the analyzer's buffers: its key,
+    /// its topics and, for a question, its frame.
+    fn classified(&mut self, classifier: &Classifier, text: &str, out: &mut Analysis) {
         let key = self.norm.key.as_str();
         out.key_hash = hash_str(key);
         out.key_chars = key.chars().count();
@@ -481,13 +576,12 @@ impl Analyzer {
         }
         if out.classification.labels.contains(Label::Question) {
             let mut f = std::mem::take(&mut self.frame);
-            self.build_frame(&classifier, text, &mut f, None);
+            self.build_frame(classifier, text, &mut f, None);
             out.frame.get_or_insert_with(Frame::default).copy_from(&f);
             self.frame = f;
         } else {
             out.frame = None;
         }
-        Ok(())
     }
 
     /// Builds a question's frame; a romaji line is framed as the kana it stands for (its
