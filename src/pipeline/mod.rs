@@ -433,9 +433,10 @@ pub struct Analyzer {
     staged: Vec<Staged>,
 }
 
-/// Most messages [`Analyzer::analyze_batch`] takes through one stage before the next: their
-/// buffers stay within a core's second-level cache.
-const STAGED: usize = 64;
+/// Most messages [`Analyzer::analyze_batch`] takes through one stage before the next: few
+/// enough that their buffers leave the runtime threads on the same cores their share of the
+/// caches (64 measured slower for those; docs/performance.md, section 20).
+const STAGED: usize = 16;
 
 /// One message's buffers while its batch is analyzed stage by stage.
 #[derive(Default)]
