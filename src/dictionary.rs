@@ -391,18 +391,17 @@ impl Dictionaries {
         if !problems.is_empty() {
             return Err(DictionaryError(problems));
         }
+        // Each distinct term with its first entry; each entry linked to the next with its term.
         let mut same_term = vec![NO_ENTRY; terms.len()];
-        let mut first: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
         let mut last: HashMap<&str, u32> = HashMap::with_capacity(terms.len());
+        let mut firsts: Vec<(&str, u32)> = Vec::with_capacity(terms.len());
         for (i, t) in terms.iter().enumerate() {
             let i = i as u32;
-            first.entry(t).or_insert(i);
-            if let Some(prev) = last.insert(t, i) {
-                same_term[prev as usize] = i;
+            match last.insert(t, i) {
+                Some(prev) => same_term[prev as usize] = i,
+                None => firsts.push((t, i)),
             }
         }
-        let mut firsts: Vec<(&str, u32)> = first.into_iter().collect();
-        firsts.sort_unstable_by_key(|&(_, i)| i);
         let automaton = CharwiseDoubleArrayAhoCorasick::with_values(firsts).map_err(|e| {
             DictionaryError(vec![Problem { file: dir.into(), line: 0, message: format!("automaton: {e}") }])
         })?;

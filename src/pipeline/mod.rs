@@ -475,7 +475,8 @@ impl Analyzer {
         self.normalizer.process(text, &mut self.norm);
         self.tokenizer.process(self.norm.surface.as_str(), &mut self.tokens);
         classifier.dictionaries.find_mapped(&self.norm.key, &mut self.hits);
-        self.finish(&classifier, text, out);
+        classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out.classification);
+        self.classified(&classifier, text, out);
         Ok(())
     }
 
@@ -546,13 +547,6 @@ impl Analyzer {
             return Err(Reject::Empty);
         }
         Ok(())
-    }
-
-    /// The analysis of a message whose normalized text, tokens and dictionary hits are in the
-    /// analyzer's buffers.
-    fn finish(&mut self, classifier: &Classifier, text: &str, out: &mut Analysis) {
-        classifier.classify(text, &self.norm, &self.tokens, &self.hits, &mut self.scratch, &mut out.classification);
-        self.classified(classifier, text, out);
     }
 
     /// The rest of the analysis of a message classified from the analyzer's buffers: its key,
