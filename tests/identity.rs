@@ -331,3 +331,55 @@ fn wordings_the_writers_used_for_one_another_read_alike() {
     let p = pair(&e, "洗濯機で洗える？", "おうちで洗えますか");
     assert!(p.contributions.iter().any(|c| c.feature == "similar" && c.value > 0.3 && c.weight > 0.0), "{p:?}");
 }
+
+/// The cluster join's comparison is exact wherever it matters: for every pair of the dev lines'
+/// frames and floors around the pair's own log-odds, a pair at or over the floor gets the
+/// probability the full comparison gives, and one under it never more.
+#[test]
+fn a_comparison_under_its_floor_is_exact_over_it() {
+    use kotae::pipeline::identity::{FEATURES, N, features, log_odds, slots_conflict};
+    let e = engine();
+    let model = e.identity();
+    let mut analyzer = e.analyzer();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lines = std::fs::read_to_string(root.join("fixtures/labelled/dev.jsonl")).expect("dev lines");
+    let frames: Vec<_> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["text"].as_str().and_then(|t| analyzer.frame_of(t)).and_then(|a| a.frame))
+        .step_by(3)
+        .collect();
+    assert!(frames.len() > 250, "{}", frames.len());
+    // The full comparison's log-odds, summed as the model sums them, the association last.
+    let associated = FEATURES.iter().position(|f| *f == "associated").expect("an association feature");
+    let w = model.weights[associated];
+    let logit = |f: &[f32; N]| -> f32 {
+        let mut f = *f;
+        let s = std::mem::take(&mut f[associated]);
+        model.bias + f.iter().zip(&model.weights).map(|(x, w)| x * w).sum::<f32>() + w * s
+    };
+    let (mut over, mut under) = (0, 0);
+    for a in &frames {
+        for b in &frames {
+            let (a, b) = (a.view(), b.view());
+            if slots_conflict(a, b) {
+                continue;
+            }
+            let Some(f) = features(a, b, &model.associations) else { continue };
+            let exact = logit(&f);
+            let p = 1.0 / (1.0 + (-exact).exp());
+            for floor in [exact - 1e-4, exact + 1e-2, exact + 0.5, exact + 3.0, log_odds(model.threshold), 2.0, 5.0] {
+                let got = model.probability_over(a, b, floor);
+                if exact >= floor {
+                    assert_eq!(got, p, "{a:?} {b:?} at floor {floor}");
+                    over += 1;
+                } else {
+                    assert!(got <= p, "{got} > {p}: {a:?} {b:?} at floor {floor}");
+                    under += 1;
+                }
+            }
+        }
+    }
+    // Both sides were met.
+    assert!(over > 10_000 && under > 10_000, "{over} {under}");
+}
